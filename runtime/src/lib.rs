@@ -10,3 +10,8 @@
 pub mod config;
 pub mod rootfs;
 pub mod sys;
+pub mod channel;
+pub mod container;
+pub mod init;
+pub mod state;
+pub mod features;

@@ -2,3 +2,4 @@
 //! `process.rs` (clone3, setdomainname, ...) belongs to the core; `mount.rs` to rootfs.
 
 pub mod mount;
+pub mod process;

@@ -1,1 +1,159 @@
-fn main() {}
+//! `isorun`: the OCI runtime's command line. All logic lives in the library; this file maps
+//! subcommands onto it, sets up logging and turns errors into one line on stderr.
+
+mod cli;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use cli::{Cli, Command, CreateArgs, ListFormat, LogFormat, LogLevel};
+use isolab_runtime::container::{self, CreateOptions};
+use isolab_runtime::state::StateStore;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    match dispatch(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let msg = one_line(&e);
+            tracing::error!("{msg}");
+            let _ = writeln!(std::io::stderr(), "isorun: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes on one line, skipping a cause already quoted by its parent
+/// (our error types embed their source in their message).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !msg.contains(&text) {
+            if !msg.is_empty() {
+                msg.push_str(": ");
+            }
+            msg.push_str(&text);
+        }
+    }
+    msg.replace('\n', " ")
+}
+
+fn init_logging(cli: &Cli) {
+    let level = if cli.debug {
+        tracing::Level::DEBUG
+    } else {
+        match cli.log_level {
+            LogLevel::Trace => tracing::Level::TRACE,
+            LogLevel::Debug => tracing::Level::DEBUG,
+            LogLevel::Info => tracing::Level::INFO,
+            LogLevel::Warn => tracing::Level::WARN,
+            LogLevel::Error => tracing::Level::ERROR,
+        }
+    };
+    // Without --log, errors already go to stderr as one line: log nothing else there
+    // unless asked for with --debug or --log-level.
+    let Some(path) = &cli.log else {
+        if cli.debug || !matches!(cli.log_level, LogLevel::Warn | LogLevel::Error) {
+            let b = tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr);
+            let _ = match cli.log_format {
+                LogFormat::Json => b.json().try_init(),
+                LogFormat::Text => b.try_init(),
+            };
+        }
+        return;
+    };
+    let Ok(file) = std::fs::OpenOptions::new().create(true).append(true).open(path) else {
+        eprintln!("isorun: cannot open log file {}", path.display());
+        return;
+    };
+    let b = tracing_subscriber::fmt().with_max_level(level).with_ansi(false).with_writer(std::sync::Mutex::new(file));
+    let _ = match cli.log_format {
+        LogFormat::Json => b.json().try_init(),
+        LogFormat::Text => b.try_init(),
+    };
+}
+
+fn create_options(a: &CreateArgs) -> CreateOptions {
+    CreateOptions {
+        bundle: a.bundle.clone(),
+        pid_file: a.pid_file.clone(),
+        console_socket: a.console_socket.clone(),
+        preserve_fds: a.preserve_fds,
+        no_pivot: a.no_pivot,
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<u8> {
+    if cli.systemd_cgroup {
+        tracing::warn!("--systemd-cgroup ignored: isorun manages cgroups through cgroupfs");
+    }
+    let store = StateStore::new(&cli.root);
+    match cli.command {
+        Command::Spec { rootless, bundle } => write_spec(&bundle, rootless)?,
+        Command::Create(a) => {
+            container::create(&store, &a.id, &create_options(&a))?;
+        }
+        Command::Start { id } => container::start(&store, &id)?,
+        Command::Run { args, detach } => {
+            let code = container::run(&store, &args.id, &create_options(&args), detach)?;
+            return Ok(u8::try_from(code).unwrap_or(255));
+        }
+        Command::State { id } => {
+            println!("{}", serde_json::to_string_pretty(&container::state(&store, &id)?)?);
+        }
+        Command::Kill { id, signal, all } => {
+            container::kill(&store, &id, container::parse_signal(&signal)?, all)?;
+        }
+        Command::Delete { id, force } => container::delete(&store, &id, force)?,
+        Command::List { format, quiet } => print_list(&container::list(&store)?, format, quiet)?,
+        Command::Features => println!("{}", serde_json::to_string_pretty(&isolab_runtime::features::features())?),
+    }
+    Ok(0)
+}
+
+fn write_spec(bundle: &Path, rootless: bool) -> Result<()> {
+    let path = bundle.join("config.json");
+    if path.exists() {
+        bail!("{} exists: remove it first", path.display());
+    }
+    let text = if rootless {
+        let (uid, gid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
+        let mut spec: serde_json::Value = serde_json::from_str(include_str!("../../spec/rootless.json"))?;
+        spec["linux"]["uidMappings"][0]["hostID"] = uid.into();
+        spec["linux"]["gidMappings"][0]["hostID"] = gid.into();
+        serde_json::to_string_pretty(&spec)?
+    } else {
+        include_str!("../../spec/default.json").to_owned()
+    };
+    std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))
+}
+
+fn print_list(states: &[container::OciState], format: ListFormat, quiet: bool) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if quiet {
+        for s in states {
+            writeln!(out, "{}", s.id)?;
+        }
+        return Ok(());
+    }
+    if format == ListFormat::Json {
+        writeln!(out, "{}", serde_json::to_string(states)?)?;
+        return Ok(());
+    }
+    let rows: Vec<[String; 6]> = states
+        .iter()
+        .map(|s| [s.id.clone(), s.pid.to_string(), s.status.to_string(), s.bundle.display().to_string(), s.created.clone(), s.owner.clone()])
+        .collect();
+    let header = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from);
+    let widths: Vec<usize> = (0..6).map(|i| rows.iter().chain([&header]).map(|r| r[i].len()).max().unwrap_or(0)).collect();
+    for r in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        writeln!(out, "{}", line.join("   ").trim_end())?;
+    }
+    Ok(())
+}

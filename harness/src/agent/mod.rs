@@ -1,0 +1,155 @@
+//! The guest side: `isolab-agent` runs as PID 1 (`/init`) in the VM.
+//!
+//! Boot sequence: copy the initramfs into a tmpfs and switch into it (so containers can
+//! `pivot_root`), mount the API filesystems, open the event channel (`/dev/ttyS1`, raw mode),
+//! mount cgroups as `isolab.cgroup=` asks, load the modules in `/isolab/modules.list`, send
+//! `Hello`, read one `Request` line, do it, send `Done`, power off.
+
+pub mod boot;
+pub mod exec;
+pub mod sys;
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::protocol::{decode_line, encode_line, Action, Event, Request, PROTOCOL_VERSION};
+
+/// The device the agent talks to the host on.
+pub const CHANNEL_DEVICE: &str = "/dev/ttyS1";
+/// The module list baked into the image: one `name path` per line, in load order.
+pub const MODULES_LIST: &str = "/isolab/modules.list";
+
+/// Where events go: the channel device, serialized by a mutex so lines never interleave.
+#[derive(Debug)]
+pub struct EventSink {
+    out: Mutex<(File, Instant)>,
+}
+
+impl EventSink {
+    /// Wraps an opened channel.
+    pub fn new(file: File) -> Self {
+        EventSink { out: Mutex::new((file, Instant::now())) }
+    }
+
+    /// Sends one event line; failures are reported on the console only (nowhere else to go).
+    pub fn send(&self, ev: &Event) {
+        let line = match encode_line(ev) {
+            Ok(l) => l,
+            Err(e) => {
+                console(&format!("cannot encode event: {e}"));
+                return;
+            }
+        };
+        let mut g = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = g.0.write_all(line.as_bytes()).and_then(|()| g.0.flush()) {
+            console(&format!("cannot write event to {CHANNEL_DEVICE}: {e}"));
+        }
+        g.1 = Instant::now();
+    }
+
+    /// Sends a heartbeat when nothing was sent for `every`.
+    pub fn heartbeat_if_due(&self, every: Duration) {
+        let due = self.out.lock().map(|g| g.1.elapsed() >= every).unwrap_or(true);
+        if due {
+            self.send(&Event::Heartbeat { uptime_ms: uptime_ms() });
+        }
+    }
+}
+
+/// Prints a line on the kernel console (the agent's stderr is /dev/console).
+pub fn console(msg: &str) {
+    eprintln!("isolab-agent: {msg}");
+}
+
+/// Guest uptime in milliseconds, from /proc/uptime.
+pub fn uptime_ms() -> u64 {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|f| f.parse::<f64>().ok()))
+        .map(|secs| (secs * 1000.0) as u64)
+        .unwrap_or(0)
+}
+
+fn fatal(msg: &str, sink: Option<&EventSink>) -> ! {
+    console(msg);
+    if let Some(s) = sink {
+        s.send(&Event::Error { message: msg.to_string() });
+    }
+    let err = sys::power_off();
+    console(&format!("power off failed: {err}"));
+    std::process::exit(1)
+}
+
+/// The agent's entry point as PID 1. Never returns: the VM is powered off.
+pub fn run_as_init() -> ! {
+    if let Err(e) = boot::switch_to_tmpfs_root() {
+        fatal(&e.to_string(), None);
+    }
+    if let Err(e) = boot::mount_api_filesystems() {
+        fatal(&e.to_string(), None);
+    }
+    let chan = OpenOptions::new().read(true).write(true).open(CHANNEL_DEVICE);
+    let chan = match chan {
+        Ok(c) => c,
+        Err(e) => fatal(&format!("open {CHANNEL_DEVICE}: {e}"), None),
+    };
+    if let Err(e) = sys::make_raw(&chan) {
+        fatal(&format!("raw mode on {CHANNEL_DEVICE}: {e}"), None);
+    }
+    let reader = match chan.try_clone() {
+        Ok(r) => r,
+        Err(e) => fatal(&format!("dup {CHANNEL_DEVICE}: {e}"), None),
+    };
+    let sink = EventSink::new(chan);
+
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let mode = boot::cgroup_mode_from_cmdline(&cmdline);
+    let (controllers, mut warnings) = match boot::mount_cgroups(mode) {
+        Ok(x) => x,
+        Err(e) => fatal(&e.to_string(), Some(&sink)),
+    };
+    let list = std::fs::read_to_string(MODULES_LIST).unwrap_or_default();
+    let (modules_loaded, mod_warnings) = boot::load_modules(&list);
+    warnings.extend(mod_warnings);
+    for w in &warnings {
+        console(w);
+    }
+    let kernel_release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    sink.send(&Event::Hello {
+        protocol_version: PROTOCOL_VERSION,
+        kernel_release: kernel_release.trim().to_string(),
+        cgroup_mode: mode,
+        cgroup_controllers: controllers,
+        modules_loaded,
+        boot_warnings: warnings,
+        uptime_ms: uptime_ms(),
+    });
+
+    let mut line = String::new();
+    if let Err(e) = BufReader::new(reader).read_line(&mut line) {
+        fatal(&format!("read request from {CHANNEL_DEVICE}: {e}"), Some(&sink));
+    }
+    match decode_line::<Request>(&line) {
+        Ok(req) if req.protocol_version != PROTOCOL_VERSION => sink.send(&Event::Error {
+            message: format!("protocol version {} requested, agent speaks {PROTOCOL_VERSION}", req.protocol_version),
+        }),
+        Ok(req) => handle(&sink, req.action),
+        Err(e) => sink.send(&Event::Error { message: e.to_string() }),
+    }
+    sink.send(&Event::Done);
+    let err = sys::power_off();
+    fatal(&format!("power off: {err}"), None)
+}
+
+fn handle(sink: &EventSink, action: Action) {
+    match action {
+        Action::Idle => {}
+        Action::Exec { argv, env, timeout_secs } => exec::run_command(sink, &argv, &env, timeout_secs),
+        Action::Shell => exec::run_shell(sink),
+        Action::Assert { .. } => sink.send(&Event::Error {
+            message: "assertions are not implemented by this agent yet".into(),
+        }),
+    }
+}

@@ -1,0 +1,90 @@
+//! Every raw syscall the guest agent makes, each behind a small safe wrapper.
+//!
+//! Wrappers return `io::Error` (errno); callers add the path or step to their own error type.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+fn cstr(s: &str) -> io::Result<CString> {
+    CString::new(s).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+fn path_cstr(p: &Path) -> io::Result<CString> {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// `mount(2)`. `source`/`fstype`/`data` may be empty (passed as NULL for fstype/data).
+pub fn mount(source: &str, target: &Path, fstype: &str, flags: libc::c_ulong, data: &str) -> io::Result<()> {
+    let src = cstr(source)?;
+    let tgt = path_cstr(target)?;
+    let fs = cstr(fstype)?;
+    let dat = cstr(data)?;
+    let fs_ptr = if fstype.is_empty() { std::ptr::null() } else { fs.as_ptr() };
+    let data_ptr = if data.is_empty() { std::ptr::null() } else { dat.as_ptr().cast() };
+    // SAFETY: all pointers are valid NUL-terminated strings (or NULL where the kernel accepts
+    // NULL) that outlive the call; mount does not retain them.
+    let rc = unsafe { libc::mount(src.as_ptr(), tgt.as_ptr(), fs_ptr, flags, data_ptr) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `finit_module(2)` on an open module file, no parameters.
+pub fn finit_module(file: &std::fs::File) -> io::Result<()> {
+    let params = c"";
+    // SAFETY: the fd is open for the duration of the call and `params` is a valid empty C
+    // string; flags 0 asks for a plain load of an uncompressed module.
+    let rc = unsafe { libc::syscall(libc::SYS_finit_module, file.as_raw_fd(), params.as_ptr(), 0) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `reboot(RB_POWER_OFF)`; returns only on failure.
+pub fn power_off() -> io::Error {
+    // SAFETY: sync(2) has no preconditions.
+    unsafe { libc::sync() };
+    // SAFETY: reboot with a valid command constant; we are PID 1 with CAP_SYS_BOOT.
+    unsafe { libc::reboot(libc::RB_POWER_OFF) };
+    io::Error::last_os_error()
+}
+
+/// Puts a terminal into raw mode (no echo, no CR/LF translation, byte-at-a-time reads).
+pub fn make_raw(file: &std::fs::File) -> io::Result<()> {
+    let fd = file.as_raw_fd();
+    let mut t = std::mem::MaybeUninit::<libc::termios>::uninit();
+    // SAFETY: `t` points to writable storage of the right size; fd is open.
+    if unsafe { libc::tcgetattr(fd, t.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: tcgetattr succeeded, so the struct is fully initialized.
+    let mut t = unsafe { t.assume_init() };
+    // SAFETY: `t` is a valid, initialized termios.
+    unsafe { libc::cfmakeraw(&mut t) };
+    // SAFETY: `t` is a valid termios and fd is open.
+    if unsafe { libc::tcsetattr(fd, libc::TCSANOW, &t) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Reaps any exited children without blocking (PID 1 inherits orphans). Returns how many.
+pub fn reap_zombies() -> usize {
+    let mut n = 0;
+    loop {
+        let mut status = 0;
+        // SAFETY: `status` is a valid out pointer; WNOHANG never blocks.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid <= 0 {
+            return n;
+        }
+        n += 1;
+    }
+}

@@ -1,0 +1,8 @@
+//! Guest images: the cpio writer, ELF dependency resolution, kernel modules, the initramfs.
+
+pub mod cpio;
+pub mod elf;
+pub mod initramfs;
+pub mod modules;
+
+pub use initramfs::{build, Compression, ImageError, ImageInputs};

@@ -1,0 +1,153 @@
+//! The command line, runc-compatible: the same subcommands, flags and defaults, so podman
+//! `--runtime`, containerd and OCI test suites can drive isorun.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// isorun: a small, fast OCI runtime.
+#[derive(Debug, Parser)]
+#[command(name = "isorun", version, about, long_about = None)]
+pub struct Cli {
+    /// Root directory for container state (tmpfs recommended).
+    #[arg(long, global = true, default_value = "/run/isorun", env = "ISORUN_ROOT")]
+    pub root: PathBuf,
+    /// Write logs to this file instead of stderr.
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log level.
+    #[arg(long, global = true, value_enum, default_value_t = LogLevel::Warn)]
+    pub log_level: LogLevel,
+    /// Debug logging (same as --log-level debug).
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Accepted for runc compatibility; isorun manages cgroups through cgroupfs.
+    #[arg(long, global = true, hide = true)]
+    pub systemd_cgroup: bool,
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Log levels.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+#[allow(missing_docs)]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// Output formats of `list`.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ListFormat {
+    /// Aligned columns.
+    Table,
+    /// A JSON array of states.
+    Json,
+}
+
+/// Options shared by `create` and `run`.
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    /// The container id.
+    pub id: String,
+    /// Path to the bundle (the directory holding config.json).
+    #[arg(short, long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// File to write the container init's pid to.
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket to receive the pty master on (process.terminal: true).
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// Do not use pivot_root (MS_MOVE + chroot; for an initramfs root).
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Accepted for runc compatibility: isorun creates no session keyring.
+    #[arg(long)]
+    pub no_new_keyring: bool,
+    /// Pass N additional fds (3..3+N) to the container.
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: i32,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a default config.json into the bundle.
+    Spec {
+        /// A config for running without root (user namespace mapping the current user).
+        #[arg(long)]
+        rootless: bool,
+        /// Where to write config.json.
+        #[arg(short, long, default_value = ".")]
+        bundle: PathBuf,
+    },
+    /// Create a container; its process waits until `start`.
+    Create(CreateArgs),
+    /// Start the process of a created container.
+    Start {
+        /// The container id.
+        id: String,
+    },
+    /// Create and start a container, wait for it and delete it (unless --detach).
+    Run {
+        /// Common options.
+        #[command(flatten)]
+        args: CreateArgs,
+        /// Do not wait: leave the container running.
+        #[arg(short, long)]
+        detach: bool,
+    },
+    /// Print the state of a container as JSON.
+    State {
+        /// The container id.
+        id: String,
+    },
+    /// Send a signal to the container's init (or all its processes).
+    Kill {
+        /// The container id.
+        id: String,
+        /// Signal name or number.
+        #[arg(default_value = "SIGTERM")]
+        signal: String,
+        /// Signal every process of the container.
+        #[arg(short, long)]
+        all: bool,
+    },
+    /// Delete a stopped container (--force: kill it first).
+    Delete {
+        /// The container id.
+        id: String,
+        /// Kill the container if it is still running.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// List containers.
+    #[command(alias = "ps-all")]
+    List {
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+        /// Print only the ids.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Print the OCI features JSON of this runtime.
+    Features,
+}

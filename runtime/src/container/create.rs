@@ -1,0 +1,232 @@
+//! `create`: validate, clone3 the init into its namespaces, write its id maps, wait for it
+//! to report ready (or a failed step), record the state. Any failure undoes what was done:
+//! the init is killed and reaped, the state directory removed.
+
+use std::fs;
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{open, OFlag};
+use nix::sched::{setns, CloneFlags};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::stat::Mode;
+use nix::sys::wait::waitpid;
+use nix::unistd::{mkfifo, Pid};
+
+use super::plan::{plan_namespaces, NamespacePlan};
+use super::{host, ContainerError};
+use crate::channel::{self, ChildMsg, ParentMsg};
+use crate::config::parse_config;
+use crate::init::{child_main, ChildContext};
+use crate::rootfs::RootfsOptions;
+use crate::state::{self, ContainerRecord, StateStore, EXEC_FIFO};
+use crate::sys::process::{clone_into, Forked};
+
+/// Options of `create` (and `run`).
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// The bundle directory (holds config.json).
+    pub bundle: PathBuf,
+    /// Write init's pid here.
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket to send the pty master to (terminal: true).
+    pub console_socket: Option<PathBuf>,
+    /// Pass fds 3..3+N to the container.
+    pub preserve_fds: i32,
+    /// Use MS_MOVE+chroot instead of pivot_root.
+    pub no_pivot: bool,
+}
+
+/// A created container: its init waits on the exec fifo.
+#[derive(Debug)]
+pub struct Created {
+    /// Init's pid (a child of this process until it exits).
+    pub pid: Pid,
+    /// process.terminal: the pty master went to the console socket.
+    pub terminal: bool,
+}
+
+/// Removes the state directory unless disarmed.
+struct DirGuard<'a> {
+    store: &'a StateStore,
+    id: &'a str,
+    armed: bool,
+}
+
+impl Drop for DirGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.store.remove(self.id);
+        }
+    }
+}
+
+/// Kills and reaps the init unless disarmed.
+struct ChildGuard {
+    pid: Pid,
+    armed: bool,
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = kill(self.pid, Signal::SIGKILL);
+            let _ = waitpid(self.pid, None);
+        }
+    }
+}
+
+fn bundle_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ContainerError + use<'a> {
+    move |source| ContainerError::Bundle { what, path: path.to_owned(), source }
+}
+
+/// Create container `id` from the bundle in `opts`.
+pub fn create(store: &StateStore, id: &str, opts: &CreateOptions) -> Result<Created, ContainerError> {
+    create_with_console(store, id, opts, None)
+}
+
+/// `create`, with an already connected console socket used when `opts` names none.
+pub(super) fn create_with_console(
+    store: &StateStore,
+    id: &str,
+    opts: &CreateOptions,
+    console: Option<OwnedFd>,
+) -> Result<Created, ContainerError> {
+    state::validate_id(id)?;
+    let bundle = fs::canonicalize(&opts.bundle).map_err(bundle_err("bundle", &opts.bundle))?;
+    let config_path = bundle.join("config.json");
+    let bytes = fs::read(&config_path).map_err(bundle_err("config", &config_path))?;
+    let config = parse_config(&bytes).map_err(|errors| ContainerError::Config { path: config_path.clone(), errors })?;
+    let spec = config.spec();
+    let root = spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_default();
+    let root = bundle.join(root);
+    let rootfs = fs::canonicalize(&root).map_err(bundle_err("root.path", &root))?;
+    if !rootfs.is_dir() {
+        return Err(ContainerError::Bundle {
+            what: "root.path",
+            path: rootfs,
+            source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
+        });
+    }
+    let plan = plan_namespaces(spec);
+    if !plan.new_mount_ns && !plan.join.iter().any(|(f, _)| *f == CloneFlags::CLONE_NEWNS) {
+        return Err(ContainerError::Init {
+            step: "plan".into(),
+            message: "linux.namespaces: a mount namespace is required to set up the rootfs".into(),
+        });
+    }
+    let console = match &opts.console_socket {
+        Some(p) => Some(OwnedFd::from(UnixStream::connect(p).map_err(bundle_err("console socket", p))?)),
+        None => console,
+    };
+    let terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
+
+    let dir = store.create_dir(id)?;
+    let mut dir_guard = DirGuard { store, id, armed: true };
+    let fifo_path = dir.join(EXEC_FIFO);
+    mkfifo(&fifo_path, Mode::from_bits_truncate(0o600)).map_err(host(format!("mkfifo {}", fifo_path.display())))?;
+    let fifo = open(&fifo_path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(host(format!("open {}", fifo_path.display())))?;
+    if let Some(p) = &plan.join_pid {
+        let f = fs::File::open(p).map_err(bundle_err("linux.namespaces pid path", p))?;
+        setns(f.as_fd(), CloneFlags::CLONE_NEWPID).map_err(host(format!("setns {}", p.display())))?;
+    }
+    let (parent_sock, child_sock) = channel::pair().map_err(host("socketpair"))?;
+    let rootfs_opts = RootfsOptions {
+        rootfs: rootfs.clone(),
+        bundle: bundle.clone(),
+        in_user_ns: plan.new_user_ns || plan.join.iter().any(|(f, _)| *f == CloneFlags::CLONE_NEWUSER),
+        in_cgroup_ns: plan.new_cgroup_ns,
+        no_pivot: opts.no_pivot,
+    };
+
+    let pid = match clone_into(plan.clone_flags, None).map_err(host("clone3"))? {
+        Forked::Child => {
+            drop(parent_sock);
+            child_main(ChildContext {
+                spec,
+                plan: &plan,
+                rootfs: rootfs_opts,
+                sock: child_sock,
+                exec_fifo: Some(fifo),
+                console_socket: console,
+                preserve_fds: opts.preserve_fds,
+            })
+        }
+        Forked::Parent(pid) => pid,
+    };
+    drop(child_sock);
+    drop(fifo);
+    drop(console);
+    let mut child_guard = ChildGuard { pid, armed: true };
+
+    let go = write_id_maps(pid, &plan);
+    channel::send_parent(&parent_sock, if go.is_ok() { ParentMsg::Go } else { ParentMsg::Abort })
+        .map_err(host("send to init"))?;
+    go?;
+    match channel::recv_child(&parent_sock).map_err(host("receive from init"))? {
+        Some(ChildMsg::Ready) => {}
+        Some(ChildMsg::Failed { step, message }) => return Err(ContainerError::Init { step, message }),
+        None => {
+            child_guard.armed = false;
+            let status = waitpid(pid, None).map(|s| format!("{s:?}")).unwrap_or_else(|e| e.to_string());
+            return Err(ContainerError::InitDied(status));
+        }
+    }
+    let (_, start_time) = state::proc_stat(pid.as_raw()).ok_or_else(|| ContainerError::InitDied("gone after ready".into()))?;
+    let record = ContainerRecord {
+        id: id.to_owned(),
+        pid: pid.as_raw(),
+        pid_start_time: start_time,
+        bundle,
+        rootfs,
+        created: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
+        owner: owner_name(),
+        annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
+        oci_version: spec.version().clone(),
+        own_pid_ns: plan.own_pid_ns,
+    };
+    store.save(&record)?;
+    if let Some(p) = &opts.pid_file {
+        write_pid_file(p, pid).map_err(bundle_err("pid file", p))?;
+    }
+    child_guard.armed = false;
+    dir_guard.armed = false;
+    Ok(Created { pid, terminal })
+}
+
+/// uid_map/gid_map for a new user namespace, from the parent (which holds the privilege).
+fn write_id_maps(pid: Pid, plan: &NamespacePlan) -> Result<(), ContainerError> {
+    let write = |file: &str, content: &str| {
+        let path = format!("/proc/{pid}/{file}");
+        fs::write(&path, content).map_err(|e| ContainerError::Host {
+            step: format!("write {path} ({content:?})"),
+            errno: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+        })
+    };
+    if let Some(uid_map) = &plan.uid_map {
+        write("uid_map", uid_map)?;
+    }
+    if let Some(gid_map) = &plan.gid_map {
+        if !nix::unistd::geteuid().is_root() {
+            write("setgroups", "deny")?;
+        }
+        write("gid_map", gid_map)?;
+    }
+    Ok(())
+}
+
+/// Write the pid file atomically, as runc does (temp file + rename).
+fn write_pid_file(path: &Path, pid: Pid) -> std::io::Result<()> {
+    let tmp = path.with_file_name(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("pid")));
+    let mut f = fs::File::create(&tmp)?;
+    f.write_all(pid.to_string().as_bytes())?;
+    fs::rename(&tmp, path)
+}
+
+fn owner_name() -> String {
+    let uid = nix::unistd::geteuid();
+    nix::unistd::User::from_uid(uid).ok().flatten().map(|u| u.name).unwrap_or_else(|| uid.to_string())
+}

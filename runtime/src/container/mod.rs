@@ -1,0 +1,82 @@
+//! The container lifecycle, runtime-spec runtime.md: create → created → start → running →
+//! stopped → delete. No daemon and no monitor process: the status is derived from the init
+//! process and the exec fifo each time it is asked for.
+
+mod create;
+mod ops;
+pub mod plan;
+mod run;
+mod signals;
+
+use std::path::PathBuf;
+
+pub use create::{create, CreateOptions, Created};
+pub use ops::{delete, kill, list, start, state, OciState};
+pub use run::run;
+pub use signals::parse_signal;
+
+use crate::config::ConfigErrors;
+use crate::state::{StateError, Status};
+
+/// Errors of lifecycle operations, each naming the container, path or step.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    /// The state store failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// config.json has problems; all of them are listed.
+    #[error("invalid {path}: {}", errors.0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Config {
+        /// The config file.
+        path: PathBuf,
+        /// Every problem, `json.path: reason` one per line.
+        errors: ConfigErrors,
+    },
+    /// A file of the bundle could not be read.
+    #[error("{what} {path}: {source}")]
+    Bundle {
+        /// What it is (`bundle`, `config`, `root.path`).
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A host-side step failed.
+    #[error("{step}: {errno}")]
+    Host {
+        /// The step with its argument, e.g. `write /proc/42/uid_map`.
+        step: String,
+        /// The errno.
+        errno: nix::errno::Errno,
+    },
+    /// The container's init reported a failed step.
+    #[error("container init failed at {step}: {message}")]
+    Init {
+        /// The step.
+        step: String,
+        /// The error with its context.
+        message: String,
+    },
+    /// The container's init died before reporting.
+    #[error("container init exited before it was ready ({0})")]
+    InitDied(String),
+    /// The operation is not allowed in the container's current status.
+    #[error("container {id:?} is {status}: cannot {op}")]
+    WrongStatus {
+        /// The container.
+        id: String,
+        /// Its status.
+        status: Status,
+        /// What was attempted.
+        op: &'static str,
+    },
+    /// A signal name or number that is not a signal.
+    #[error("invalid signal {0:?}")]
+    BadSignal(String),
+}
+
+fn host(step: impl Into<String>) -> impl FnOnce(nix::errno::Errno) -> ContainerError {
+    let step = step.into();
+    move |errno| ContainerError::Host { step, errno }
+}

@@ -1,0 +1,183 @@
+//! `start`, `kill`, `delete`, `state`, `list`: operations on an existing container.
+
+use std::collections::HashMap;
+use std::fs;
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::fcntl::{open, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::stat::Mode;
+use nix::unistd::{write, Pid};
+use serde::Serialize;
+
+use super::{host, ContainerError};
+use crate::state::{process_alive, ContainerRecord, StateError, StateStore, Status, EXEC_FIFO};
+use crate::sys::process::{pidfd_open, pidfd_send_signal};
+
+/// The state as `isorun state` prints it: runtime-spec's fields plus runc's extras.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct OciState {
+    /// runtime-spec version of the config.
+    pub oci_version: String,
+    /// Container id.
+    pub id: String,
+    /// creating, created, running, paused or stopped.
+    pub status: Status,
+    /// Init's pid on the host (0 once stopped, as runc reports it).
+    pub pid: i32,
+    /// Absolute bundle path.
+    pub bundle: PathBuf,
+    /// Absolute rootfs path.
+    pub rootfs: PathBuf,
+    /// Creation time.
+    pub created: String,
+    /// Owner.
+    pub owner: String,
+    /// Annotations from config.json.
+    #[serde(skip_serializing_if = "HashMap::is_empty")]
+    pub annotations: HashMap<String, String>,
+}
+
+fn to_state(store: &StateStore, rec: ContainerRecord) -> OciState {
+    let status = store.status(&rec);
+    OciState {
+        oci_version: rec.oci_version,
+        id: rec.id,
+        status,
+        pid: if status == Status::Stopped { 0 } else { rec.pid },
+        bundle: rec.bundle,
+        rootfs: rec.rootfs,
+        created: rec.created,
+        owner: rec.owner,
+        annotations: rec.annotations,
+    }
+}
+
+/// The state of container `id`.
+pub fn state(store: &StateStore, id: &str) -> Result<OciState, ContainerError> {
+    Ok(to_state(store, store.load(id)?))
+}
+
+/// Every container under the root, with its state.
+pub fn list(store: &StateStore) -> Result<Vec<OciState>, ContainerError> {
+    let mut out = Vec::new();
+    for id in store.ids()? {
+        match store.load(&id) {
+            Ok(rec) => out.push(to_state(store, rec)),
+            Err(StateError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(out)
+}
+
+/// `start`: release a created container's init from the exec fifo.
+pub fn start(store: &StateStore, id: &str) -> Result<(), ContainerError> {
+    let _lock = store.lock(id)?;
+    let rec = store.load(id)?;
+    let status = store.status(&rec);
+    if status != Status::Created {
+        return Err(ContainerError::WrongStatus { id: id.to_owned(), status, op: "start (not created)" });
+    }
+    let fifo = store.dir(id).join(EXEC_FIFO);
+    // The init holds the fifo open for reading: a non-blocking open for writing succeeds at
+    // once, and fails with ENXIO if the init is gone.
+    let fd = open(&fifo, OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(host(format!("open {}", fifo.display())))?;
+    write(&fd, b"0").map_err(host(format!("write {}", fifo.display())))?;
+    fs::remove_file(&fifo).map_err(|e| host(format!("remove {}", fifo.display()))(errno_of(&e)))?;
+    Ok(())
+}
+
+/// `kill`: send `signal` to the init (or, with `all`, to every process of the container).
+pub fn kill(store: &StateStore, id: &str, signal: i32, all: bool) -> Result<(), ContainerError> {
+    let rec = store.load(id)?;
+    let status = store.status(&rec);
+    if status == Status::Stopped {
+        return Err(ContainerError::WrongStatus { id: id.to_owned(), status, op: "kill (not running)" });
+    }
+    signal_container(&rec, signal, all)
+}
+
+fn signal_container(rec: &ContainerRecord, signal: i32, all: bool) -> Result<(), ContainerError> {
+    let pidfd = pidfd_open(Pid::from_raw(rec.pid)).map_err(host(format!("pidfd_open({})", rec.pid)))?;
+    // The pidfd pins the process; recheck it is still ours before signalling.
+    if !process_alive(rec.pid, rec.pid_start_time) {
+        return Err(ContainerError::WrongStatus { id: rec.id.clone(), status: Status::Stopped, op: "kill" });
+    }
+    if all && rec.own_pid_ns {
+        for pid in pids_in_ns_of(rec.pid) {
+            if pid != rec.pid {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::try_from(signal).ok());
+            }
+        }
+    }
+    pidfd_send_signal(pidfd.as_fd(), signal).map_err(host(format!("kill({}, {signal})", rec.pid)))
+}
+
+/// Every host pid whose pid namespace is the one of `pid`.
+fn pids_in_ns_of(pid: i32) -> Vec<i32> {
+    let ns_of = |p: &str| fs::metadata(format!("/proc/{p}/ns/pid")).ok().map(|m| (m.dev(), m.ino()));
+    let Some(target) = ns_of(&pid.to_string()) else { return Vec::new() };
+    let Ok(rd) = fs::read_dir("/proc") else { return Vec::new() };
+    rd.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|n| ns_of(n) == Some(target))
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+
+/// `delete`: remove a stopped container; with `force`, kill it first. Deleting a container
+/// that does not exist is an error, except with `force` (as runc).
+pub fn delete(store: &StateStore, id: &str, force: bool) -> Result<(), ContainerError> {
+    let lock = match store.lock(id) {
+        Ok(l) => l,
+        Err(StateError::NotFound(_)) if force => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let rec = match store.load(id) {
+        Ok(rec) => rec,
+        // A directory without state: a create that crashed half-way. Force removes it.
+        Err(StateError::NotFound(_)) if force => return Ok(store.remove(id)?),
+        Err(e) => return Err(e.into()),
+    };
+    let status = store.status(&rec);
+    if status != Status::Stopped {
+        if !force {
+            return Err(ContainerError::WrongStatus { id: id.to_owned(), status, op: "delete (not stopped; use --force)" });
+        }
+        kill_and_wait(&rec)?;
+    }
+    drop(lock);
+    Ok(store.remove(id)?)
+}
+
+/// SIGKILL every process of the container and wait until the init has exited.
+fn kill_and_wait(rec: &ContainerRecord) -> Result<(), ContainerError> {
+    let pidfd = match pidfd_open(Pid::from_raw(rec.pid)) {
+        Ok(fd) => fd,
+        Err(Errno::ESRCH) => return Ok(()),
+        Err(e) => return Err(host(format!("pidfd_open({})", rec.pid))(e)),
+    };
+    if !process_alive(rec.pid, rec.pid_start_time) {
+        return Ok(());
+    }
+    signal_container(rec, libc::SIGKILL, true)?;
+    let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+    let timeout = PollTimeout::try_from(Duration::from_secs(10)).unwrap_or(PollTimeout::MAX);
+    match poll(&mut fds, timeout) {
+        Ok(0) => Err(ContainerError::Host { step: format!("wait for {} to die after SIGKILL", rec.pid), errno: Errno::ETIMEDOUT }),
+        Ok(_) => Ok(()),
+        Err(e) => Err(host(format!("poll pidfd of {}", rec.pid))(e)),
+    }
+}
+
+fn errno_of(e: &std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}

@@ -1,0 +1,36 @@
+//! `isorun features`: what this runtime implements, in runtime-spec features.md's format.
+
+use serde_json::{json, Value};
+
+/// Namespaces isorun creates and joins.
+pub const NAMESPACES: [&str; 8] = ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"];
+
+/// The features document.
+pub fn features() -> Value {
+    let caps: Vec<String> = caps::all().into_iter().map(|c| c.to_string()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": "1.3.0",
+        "hooks": [],
+        "mountOptions": [
+            "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "lazytime",
+            "mand", "noatime", "nodev", "nodiratime", "noexec", "nolazytime", "nomand", "norelatime",
+            "nostrictatime", "nosuid", "private", "rbind", "relatime", "remount", "ro", "rprivate",
+            "rshared", "rslave", "runbindable", "rw", "shared", "slave", "strictatime", "suid",
+            "sync", "unbindable"
+        ],
+        "linux": {
+            "namespaces": NAMESPACES,
+            "capabilities": caps,
+            "cgroup": { "v1": false, "v2": false, "systemd": false, "systemdUser": false, "rdma": false },
+            "seccomp": { "enabled": false },
+            "apparmor": { "enabled": false },
+            "selinux": { "enabled": false },
+            "intelRdt": { "enabled": false },
+            "mountExtensions": { "idmap": { "enabled": false } }
+        },
+        "annotations": {
+            "org.opencontainers.runtime-spec.features.isorun.version": env!("CARGO_PKG_VERSION")
+        }
+    })
+}

@@ -1,0 +1,175 @@
+//! The container's init, on the child side of clone3: everything from namespace entry to
+//! `execve`. It never returns: it execs the user process or exits after reporting the
+//! failed step to the parent over the sync socket.
+
+mod console;
+mod creds;
+mod exec;
+
+use std::fs;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+
+use nix::errno::Errno;
+use nix::sched::{setns, unshare, CloneFlags};
+use nix::unistd::{sethostname, setresgid, setresuid, Gid, Uid};
+use oci_spec::runtime::Spec;
+
+use crate::channel::{self, ChildMsg, ParentMsg};
+use crate::container::plan::NamespacePlan;
+use crate::rootfs::{self, RootfsOptions};
+use crate::sys::process::{set_domainname, CLONE_NEWTIME};
+
+/// Failure of one init step, with the path or syscall that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// Joining a namespace by path failed.
+    #[error("join namespace {path}: {errno}")]
+    Setns {
+        /// The namespace file.
+        path: PathBuf,
+        /// The errno.
+        errno: Errno,
+    },
+    /// A syscall without a path failed.
+    #[error("{call}: {errno}")]
+    Syscall {
+        /// The syscall and its argument, e.g. `sethostname("box")`.
+        call: String,
+        /// The errno.
+        errno: Errno,
+    },
+    /// A file read or write failed.
+    #[error("{op} {path}: {source}")]
+    File {
+        /// read/write/open.
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Rootfs setup failed.
+    #[error(transparent)]
+    Rootfs(#[from] rootfs::RootfsError),
+    /// The process could not be prepared (user, capabilities, executable...).
+    #[error("{0}")]
+    Process(String),
+}
+
+fn sys(call: impl Into<String>) -> impl FnOnce(Errno) -> InitError {
+    let call = call.into();
+    move |errno| InitError::Syscall { call, errno }
+}
+
+/// Everything the child needs; built by the parent before clone.
+#[derive(Debug)]
+pub struct ChildContext<'a> {
+    /// The validated spec.
+    pub spec: &'a Spec,
+    /// Namespaces to create / join.
+    pub plan: &'a NamespacePlan,
+    /// Rootfs options.
+    pub rootfs: RootfsOptions,
+    /// Child end of the sync socket.
+    pub sock: OwnedFd,
+    /// The exec fifo, opened O_RDWR by the parent: read one byte to proceed (None: exec at once).
+    pub exec_fifo: Option<OwnedFd>,
+    /// A connected console socket to send the pty master over (terminal: true).
+    pub console_socket: Option<OwnedFd>,
+    /// fds 3..3+N stay open in the container (`--preserve-fds`).
+    pub preserve_fds: i32,
+}
+
+/// Run the container's init. Never returns.
+pub fn child_main(ctx: ChildContext<'_>) -> ! {
+    match channel::recv_parent(&ctx.sock) {
+        Ok(ParentMsg::Go) => {}
+        _ => exit(1),
+    }
+    let prepared = match setup(&ctx) {
+        Ok(p) => p,
+        Err((step, e)) => {
+            let msg = ChildMsg::Failed { step: step.to_owned(), message: e.to_string() };
+            let _ = channel::send_child(&ctx.sock, &msg);
+            exit(1);
+        }
+    };
+    if channel::send_child(&ctx.sock, &ChildMsg::Ready).is_err() {
+        exit(1);
+    }
+    drop(ctx.sock);
+    if let Some(fifo) = ctx.exec_fifo {
+        if !exec::wait_for_start(fifo.as_fd()) {
+            exit(1);
+        }
+    }
+    exec::exec(&prepared)
+}
+
+fn exit(code: i32) -> ! {
+    // SAFETY: _exit ends the process at once without running atexit handlers or Rust
+    // destructors that belong to the parent's copy of the address space.
+    unsafe { libc::_exit(code) }
+}
+
+type StepResult<T> = Result<T, (&'static str, InitError)>;
+
+fn step<T>(name: &'static str, r: Result<T, InitError>) -> StepResult<T> {
+    r.map_err(|e| (name, e))
+}
+
+fn setup(ctx: &ChildContext<'_>) -> StepResult<exec::Prepared> {
+    let spec = ctx.spec;
+    step("namespaces", join_namespaces(ctx.plan))?;
+    if ctx.plan.new_user_ns {
+        step("user namespace", become_ns_root())?;
+    }
+    if let Some(offsets) = &ctx.plan.time_offsets {
+        step("time namespace", enter_time_ns(offsets))?;
+    }
+    if let Some(h) = spec.hostname() {
+        step("hostname", sethostname(h).map_err(sys(format!("sethostname({h:?})"))))?;
+    }
+    if let Some(d) = spec.domainname() {
+        step("domainname", set_domainname(d).map_err(sys(format!("setdomainname({d:?})"))))?;
+    }
+    step("rootfs", rootfs::setup_rootfs(spec, &ctx.rootfs).map_err(InitError::from))?;
+    if let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
+        step("sysctl", rootfs::write_sysctls(sysctl).map_err(InitError::from))?;
+    }
+    let process = spec.process().as_ref().ok_or(("process", InitError::Process("no process in config".into())))?;
+    if process.terminal() == Some(true) {
+        let sock = ctx.console_socket.as_ref().map(|s| s.as_fd());
+        step("console", console::setup_console(sock, process.console_size()))?;
+    }
+    let prepared = step("process", exec::prepare(process))?;
+    step("credentials", creds::apply(process, ctx.plan.new_user_ns))?;
+    step("fds", crate::sys::process::cloexec_from(3 + ctx.preserve_fds).map_err(sys("close_range")))?;
+    Ok(prepared)
+}
+
+fn join_namespaces(plan: &NamespacePlan) -> Result<(), InitError> {
+    for (flag, path) in &plan.join {
+        let f = fs::File::open(path).map_err(|source| InitError::File { op: "open", path: path.clone(), source })?;
+        setns(f.as_fd(), *flag).map_err(|errno| InitError::Setns { path: path.clone(), errno })?;
+    }
+    Ok(())
+}
+
+fn become_ns_root() -> Result<(), InitError> {
+    setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)).map_err(sys("setresgid(0)"))?;
+    setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).map_err(sys("setresuid(0)"))
+}
+
+fn enter_time_ns(offsets: &str) -> Result<(), InitError> {
+    let time = CloneFlags::from_bits_retain(CLONE_NEWTIME as i32);
+    unshare(time).map_err(sys("unshare(CLONE_NEWTIME)"))?;
+    if !offsets.is_empty() {
+        let path = PathBuf::from("/proc/self/timens_offsets");
+        fs::write(&path, offsets).map_err(|source| InitError::File { op: "write", path, source })?;
+    }
+    let path = PathBuf::from("/proc/self/ns/time_for_children");
+    let f = fs::File::open(&path).map_err(|source| InitError::File { op: "open", path: path.clone(), source })?;
+    setns(f.as_fd(), time).map_err(|errno| InitError::Setns { path, errno })
+}

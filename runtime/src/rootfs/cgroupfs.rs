@@ -1,0 +1,259 @@
+//! `type: cgroup` mounts. The host layout is read from /proc/self/mountinfo and
+//! /proc/self/cgroup (before pivot_root). Pure cgroup v2 → one cgroup2 mount. v1 or hybrid →
+//! a tmpfs with one mount per hierarchy under it (fresh in a cgroup namespace, else a bind of
+//! the container's own cgroup directory), the comount symlinks (`cpu -> cpu,cpuacct`) and the
+//! hybrid `unified` cgroup2.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::mount::{self, MsFlags};
+
+use super::mounts::{self, Ctx};
+use super::options::MountOptions;
+use super::{io_errno, mountinfo, RootfsError};
+
+const V1_CONTROLLERS: &[&str] = &[
+    "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls", "net_prio", "blkio",
+    "perf_event", "hugetlb", "pids", "rdma", "misc", "debug",
+];
+
+/// One hierarchy to mount under the cgroup tmpfs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hierarchy {
+    /// Directory name under the destination (the host mount point's basename).
+    pub name: String,
+    /// `cgroup` or `cgroup2`.
+    pub fstype: &'static str,
+    /// Data for a fresh mount (`cpu,cpuacct`, `name=systemd`; empty for cgroup2).
+    pub data: String,
+    /// The host directory of this process's own cgroup in that hierarchy (bind source).
+    pub own_dir: PathBuf,
+}
+
+/// What to mount for a `type: cgroup` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// Pure cgroup v2: the one hierarchy, mounted at the destination itself.
+    Unified(Hierarchy),
+    /// v1 or hybrid: a tmpfs holding the hierarchies, and `(link, target)` symlinks.
+    Legacy {
+        /// v1 hierarchies, then the hybrid `unified` if present.
+        hierarchies: Vec<Hierarchy>,
+        /// Comount symlinks, like `("cpu", "cpu,cpuacct")`.
+        symlinks: Vec<(String, String)>,
+    },
+}
+
+/// Controllers set → own cgroup path, from /proc/self/cgroup. The v2 line has the empty set.
+fn own_cgroups(proc_self_cgroup: &str) -> HashMap<BTreeSet<String>, PathBuf> {
+    proc_self_cgroup
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_id, ctrl, path) = (f.next()?, f.next()?, f.next()?);
+            let set = ctrl.split(',').filter(|c| !c.is_empty()).map(str::to_owned).collect();
+            Some((set, PathBuf::from(path)))
+        })
+        .collect()
+}
+
+/// The directory of `own` inside a hierarchy mounted at `mount_point` showing `root`.
+fn own_dir(m: &mountinfo::MountInfo, own: Option<&PathBuf>) -> PathBuf {
+    match own.and_then(|o| o.strip_prefix(&m.root).ok()) {
+        Some(rel) => m.mount_point.join(rel),
+        None => m.mount_point.clone(),
+    }
+}
+
+/// Work out the cgroup mounts from the host's mountinfo and /proc/self/cgroup, ignoring
+/// mounts under `exclude` (the rootfs being built). Pure.
+pub fn plan(mountinfo_text: &str, proc_self_cgroup: &str, exclude: &Path) -> Result<Plan, String> {
+    let own = own_cgroups(proc_self_cgroup);
+    let mut seen = HashSet::new();
+    let mut v1 = Vec::new();
+    let mut v2 = None;
+    for m in mountinfo::parse(mountinfo_text) {
+        if m.mount_point.starts_with(exclude) || !seen.insert(m.dev.clone()) {
+            continue;
+        }
+        let name = m.mount_point.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        match m.fstype.as_str() {
+            "cgroup2" if v2.is_none() => {
+                let own_dir = own_dir(&m, own.get(&BTreeSet::new()));
+                v2 = Some(Hierarchy { name, fstype: "cgroup2", data: String::new(), own_dir });
+            }
+            "cgroup" => {
+                let ctrls: Vec<String> = m
+                    .super_options
+                    .split(',')
+                    .filter(|o| V1_CONTROLLERS.contains(o) || o.starts_with("name="))
+                    .map(str::to_owned)
+                    .collect();
+                if ctrls.is_empty() {
+                    continue;
+                }
+                let set: BTreeSet<String> = ctrls.iter().cloned().collect();
+                let own_dir = own_dir(&m, own.get(&set));
+                v1.push(Hierarchy { name, fstype: "cgroup", data: ctrls.join(","), own_dir });
+            }
+            _ => {}
+        }
+    }
+    if v1.is_empty() {
+        return v2.ok_or_else(|| "no cgroup filesystem is mounted on the host".to_owned()).map(Plan::Unified);
+    }
+    let mut symlinks = Vec::new();
+    for h in &v1 {
+        if h.name.contains(',') {
+            for part in h.name.split(',').filter(|p| *p != h.name) {
+                symlinks.push((part.to_owned(), h.name.clone()));
+            }
+        }
+    }
+    let mut hierarchies = v1;
+    if let Some(u) = v2 {
+        hierarchies.push(u);
+    }
+    Ok(Plan::Legacy { hierarchies, symlinks })
+}
+
+fn read(path: &str) -> Result<String, RootfsError> {
+    std::fs::read_to_string(path).map_err(|e| RootfsError::fs("read", path)(io_errno(&e)))
+}
+
+/// Mount a `type: cgroup` entry at `dest`.
+pub fn mount_cgroup(ctx: &Ctx, dest: &Path, opts: &MountOptions) -> Result<(), RootfsError> {
+    let plan = plan(&read("/proc/self/mountinfo")?, &read("/proc/self/cgroup")?, &ctx.rootfs)
+        .map_err(|reason| RootfsError::CgroupLayout { target: dest.into(), reason })?;
+    let hard = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    match plan {
+        Plan::Unified(h) => mount_hierarchy(ctx, &h, dest, opts, true),
+        Plan::Legacy { hierarchies, symlinks } => {
+            let target = ctx.dir_target(dest)?;
+            let host = target.path.clone();
+            mount::mount(Some("tmpfs"), &target.proc_path(), Some("tmpfs"), hard, Some("mode=755"))
+                .map_err(|errno| RootfsError::Mount { fstype: "tmpfs".into(), target: host.clone(), errno })?;
+            let sub = MountOptions { flags: opts.flags | hard, ..opts.clone() };
+            for h in &hierarchies {
+                mount_hierarchy(ctx, h, &dest.join(&h.name), &sub, ctx.in_cgroup_ns)?;
+            }
+            for (link, to) in &symlinks {
+                let at = host.join(link);
+                match std::os::unix::fs::symlink(to, &at) {
+                    Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                        return Err(RootfsError::Fs { step: "symlink", path: at, errno: io_errno(&e) })
+                    }
+                    _ => {}
+                }
+            }
+            if opts.flags.contains(MsFlags::MS_RDONLY) {
+                mounts::remount_bind(&ctx.open(&host)?, MsFlags::MS_RDONLY | hard)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// One hierarchy at `dest`: a `fresh` mount (in a cgroup namespace, or pure v2) falling back
+/// to a bind of the own cgroup directory when the kernel refuses (EPERM/EBUSY: a user
+/// namespace without its own cgroup namespace), else that bind directly.
+fn mount_hierarchy(
+    ctx: &Ctx,
+    h: &Hierarchy,
+    dest: &Path,
+    opts: &MountOptions,
+    fresh: bool,
+) -> Result<(), RootfsError> {
+    if fresh {
+        let target = ctx.dir_target(dest)?;
+        let mut data = h.data.clone();
+        if let Some(extra) = opts.data_string() {
+            data = if data.is_empty() { extra } else { format!("{data},{extra}") };
+        }
+        let data = (!data.is_empty()).then_some(data);
+        let r = mount::mount(Some(h.fstype), &target.proc_path(), Some(h.fstype), opts.flags, data.as_deref());
+        match r {
+            Ok(()) => return Ok(()),
+            Err(Errno::EPERM | Errno::EBUSY) => {
+                tracing::debug!("mount {} on {}: falling back to a bind mount", h.fstype, target.path.display());
+            }
+            Err(errno) => {
+                return Err(RootfsError::Mount { fstype: h.fstype.into(), target: target.path.clone(), errno })
+            }
+        }
+    }
+    let bind = MountOptions { bind: true, recursive: true, ..opts.clone() };
+    mounts::bind_entry(ctx, &h.own_dir, dest, &bind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+90 80 0:32 / /bundle/rootfs/sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+91 31 0:32 /x /elsewhere/memory rw - cgroup cgroup rw,memory
+";
+    const CGROUP: &str = "9:name=systemd:/user.slice\n4:memory:/c1\n2:cpu,cpuacct:/c1\n0::/c1\n";
+
+    #[test]
+    fn hybrid_plan() {
+        let Plan::Legacy { hierarchies, symlinks } = plan(HYBRID, CGROUP, Path::new("/bundle/rootfs")).unwrap()
+        else {
+            panic!("expected legacy")
+        };
+        let names: Vec<_> = hierarchies.iter().map(|h| (h.name.as_str(), h.fstype, h.data.as_str())).collect();
+        assert_eq!(
+            names,
+            [
+                ("cpu,cpuacct", "cgroup", "cpu,cpuacct"),
+                ("memory", "cgroup", "memory"),
+                ("systemd", "cgroup", "name=systemd"),
+                ("unified", "cgroup2", ""),
+            ]
+        );
+        assert_eq!(hierarchies[0].own_dir, PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/c1"));
+        assert_eq!(hierarchies[2].own_dir, PathBuf::from("/sys/fs/cgroup/systemd/user.slice"));
+        assert_eq!(hierarchies[3].own_dir, PathBuf::from("/sys/fs/cgroup/unified/c1"));
+        assert_eq!(
+            symlinks,
+            [("cpu".to_owned(), "cpu,cpuacct".to_owned()), ("cpuacct".to_owned(), "cpu,cpuacct".to_owned())]
+        );
+    }
+
+    #[test]
+    fn pure_v2_plan() {
+        let mi = "30 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n";
+        let p = plan(mi, "0::/system.slice/x.service\n", Path::new("/r")).unwrap();
+        assert_eq!(
+            p,
+            Plan::Unified(Hierarchy {
+                name: "cgroup".into(),
+                fstype: "cgroup2",
+                data: String::new(),
+                own_dir: "/sys/fs/cgroup/system.slice/x.service".into(),
+            })
+        );
+    }
+
+    #[test]
+    fn mount_root_not_slash_is_relative() {
+        let mi = "35 31 0:32 /c1 /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n";
+        let Plan::Legacy { hierarchies, .. } = plan(mi, "4:memory:/c1/inner\n", Path::new("/r")).unwrap() else {
+            panic!()
+        };
+        assert_eq!(hierarchies[0].own_dir, PathBuf::from("/sys/fs/cgroup/memory/inner"));
+    }
+
+    #[test]
+    fn no_cgroups_is_an_error() {
+        assert!(plan("22 27 0:21 / /proc rw - proc proc rw\n", "", Path::new("/r")).is_err());
+    }
+}

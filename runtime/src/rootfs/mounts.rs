@@ -1,0 +1,274 @@
+//! One `spec.mounts` entry onto the rootfs: resolve the destination inside it, create it,
+//! mount, then apply bind flags and propagation with separate calls.
+
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::mount::{self, MsFlags};
+use nix::sys::stat::{self, SFlag};
+use nix::sys::statvfs::{self, FsFlags};
+use oci_spec::runtime::Mount;
+
+use super::options::{self, MountOptions};
+use super::paths::{self, Target};
+use super::{cgroupfs, flag_names, pivot, RootfsError, RootfsOptions};
+
+/// What the mount steps share.
+#[derive(Debug)]
+pub struct Ctx {
+    /// Canonical host path of the rootfs.
+    pub rootfs: PathBuf,
+    /// Bundle directory, for relative bind sources.
+    pub bundle: PathBuf,
+    /// In a user namespace.
+    pub in_user_ns: bool,
+    /// In a cgroup namespace.
+    pub in_cgroup_ns: bool,
+    /// `/dev` was asked `ro`: mounted rw for the device nodes, remounted ro at the end.
+    pub dev_readonly: Option<PathBuf>,
+}
+
+impl Ctx {
+    /// From the options, with the rootfs already canonicalised.
+    pub fn new(rootfs: PathBuf, opts: &RootfsOptions) -> Self {
+        Self {
+            rootfs,
+            bundle: opts.bundle.clone(),
+            in_user_ns: opts.in_user_ns,
+            in_cgroup_ns: opts.in_cgroup_ns,
+            dev_readonly: None,
+        }
+    }
+
+    /// Resolve a container path to a host path inside the rootfs.
+    pub fn resolve(&self, dest: &Path) -> Result<PathBuf, RootfsError> {
+        paths::resolve_in_root(&self.rootfs, dest).map_err(|errno| RootfsError::Resolve {
+            root: self.rootfs.clone(),
+            path: dest.to_path_buf(),
+            errno,
+        })
+    }
+
+    /// Resolve, `mkdir -p`, open as a checked target.
+    pub fn dir_target(&self, dest: &Path) -> Result<Target, RootfsError> {
+        let host = self.resolve(dest)?;
+        paths::mkdir_all_in_root(&self.rootfs, &host).map_err(RootfsError::fs("mkdir", &host))?;
+        self.open(&host)
+    }
+
+    /// Open an already resolved and created host path as a checked target.
+    pub fn open(&self, host: &Path) -> Result<Target, RootfsError> {
+        Target::open(&self.rootfs, host).map_err(RootfsError::fs("open mount target", host))
+    }
+}
+
+/// A bind mount of `/dev` means the host's devices are used as they are: no device setup.
+pub fn dev_is_bind_mounted(mounts: &[Mount]) -> bool {
+    mounts.iter().any(|m| {
+        let bind = m.typ().as_deref() == Some("bind")
+            || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
+        bind && clean(m.destination()) == Path::new("/dev")
+    })
+}
+
+fn clean(p: &Path) -> PathBuf {
+    Path::new("/").join(p.components().filter(|c| !matches!(c, std::path::Component::RootDir)).collect::<PathBuf>())
+}
+
+/// Mount one entry of `spec.mounts`.
+pub fn mount_entry(ctx: &mut Ctx, m: &Mount) -> Result<(), RootfsError> {
+    let dest = clean(m.destination());
+    let opts = options::parse_mount_options(m.options().as_deref().unwrap_or_default())
+        .map_err(|e| RootfsError::InvalidMount { destination: dest.clone(), reason: e.to_string() })?;
+    let typ = m.typ().as_deref().unwrap_or("");
+    // Judge where the destination really lands, after symlinks.
+    let inside = ctx.resolve(&dest)?;
+    let inside = Path::new("/").join(inside.strip_prefix(&ctx.rootfs).unwrap_or(Path::new("")));
+    check_proc_destination(&inside, typ, opts.bind || typ == "bind")?;
+    if opts.bind || typ == "bind" {
+        let source = m.source().as_ref().ok_or_else(|| RootfsError::InvalidMount {
+            destination: dest.clone(),
+            reason: "bind mount without a source".into(),
+        })?;
+        return bind_entry(ctx, &ctx.bundle.join(source), &dest, &opts);
+    }
+    match typ {
+        "" => Err(RootfsError::InvalidMount { destination: dest, reason: "no type and not a bind mount".into() }),
+        "cgroup" => cgroupfs::mount_cgroup(ctx, &dest, &opts),
+        "sysfs" => match mount_fs(ctx, m, &dest, "sysfs", &opts) {
+            // In a user namespace that does not own the network namespace sysfs cannot be
+            // mounted: bind the host's /sys instead (runc does the same).
+            Err(RootfsError::Mount { errno: Errno::EPERM | Errno::EBUSY, .. }) => {
+                let rbind = MountOptions { bind: true, recursive: true, ..opts.clone() };
+                bind_entry(ctx, Path::new("/sys"), &dest, &rbind)
+            }
+            r => r,
+        },
+        _ => {
+            let mut opts = opts;
+            if dest == Path::new("/dev") && opts.flags.contains(MsFlags::MS_RDONLY) {
+                opts.flags.remove(MsFlags::MS_RDONLY);
+                ctx.dev_readonly = Some(dest.clone());
+            }
+            mount_fs(ctx, m, &dest, typ, &opts)
+        }
+    }
+}
+
+/// Only a procfs may sit on /proc, and below it only the files lxcfs-style tools replace.
+fn check_proc_destination(dest: &Path, typ: &str, bind: bool) -> Result<(), RootfsError> {
+    const ALLOWED: &[&str] = &[
+        "/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
+        "/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev",
+        "/proc/sys/kernel/ns_last_pid",
+    ];
+    let bad = if dest == Path::new("/proc") {
+        typ != "proc" && !bind
+    } else {
+        dest.starts_with("/proc") && !ALLOWED.iter().any(|a| dest == Path::new(a))
+    };
+    if bad {
+        return Err(RootfsError::InvalidMount {
+            destination: dest.to_path_buf(),
+            reason: "only procfs may be mounted on /proc, and only known files below it".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Mount a filesystem of type `typ` (not a bind) at `dest`.
+fn mount_fs(ctx: &Ctx, m: &Mount, dest: &Path, typ: &str, opts: &MountOptions) -> Result<(), RootfsError> {
+    let host = ctx.resolve(dest)?;
+    let mut data = opts.data.clone();
+    if typ == "tmpfs" {
+        // A tmpfs over an existing directory keeps its mode unless `mode=` says otherwise.
+        if let Ok(st) = stat::stat(&host) {
+            data.insert(0, format!("mode={:04o}", st.st_mode & 0o7777));
+        }
+    }
+    paths::mkdir_all_in_root(&ctx.rootfs, &host).map_err(RootfsError::fs("mkdir", &host))?;
+    let target = ctx.open(&host)?;
+    let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
+    let data = (!data.is_empty()).then(|| data.join(","));
+    mount::mount(Some(&source), &target.proc_path(), Some(typ), opts.flags, data.as_deref())
+        .map_err(|errno| RootfsError::Mount { fstype: typ.into(), target: host.clone(), errno })?;
+    propagate(ctx, &host, &opts.propagation)
+}
+
+/// Bind `source` (a host path) onto `dest`, then remount with the flags, then propagation.
+pub fn bind_entry(ctx: &Ctx, source: &Path, dest: &Path, opts: &MountOptions) -> Result<(), RootfsError> {
+    let st = stat::stat(source).map_err(RootfsError::fs("stat bind source", source))?;
+    let is_dir = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
+    let host = ctx.resolve(dest)?;
+    if is_dir {
+        paths::mkdir_all_in_root(&ctx.rootfs, &host).map_err(RootfsError::fs("mkdir", &host))?;
+    } else {
+        paths::create_file_in_root(&ctx.rootfs, &host).map_err(RootfsError::fs("create", &host))?;
+    }
+    bind_onto(ctx, source, &host, opts.recursive)?;
+    let extra = opts.flags - (MsFlags::MS_REC | MsFlags::MS_REMOUNT | MsFlags::MS_BIND);
+    if !extra.is_empty() {
+        remount_bind(&ctx.open(&host)?, extra)?;
+    }
+    propagate(ctx, &host, &opts.propagation)
+}
+
+/// Bind `source` onto the already created host path `host` inside the rootfs.
+pub fn bind_onto(ctx: &Ctx, source: &Path, host: &Path, recursive: bool) -> Result<(), RootfsError> {
+    let target = ctx.open(host)?;
+    let flags = if recursive { MsFlags::MS_BIND | MsFlags::MS_REC } else { MsFlags::MS_BIND };
+    mount::mount(Some(source), &target.proc_path(), None::<&str>, flags, None::<&str>)
+        .map_err(|errno| RootfsError::Bind { from: source.into(), target: host.into(), errno })
+}
+
+/// The flags a mount already has that an unprivileged remount may not drop (in a user
+/// namespace they are locked): nosuid, nodev, noexec and the atime mode.
+pub fn locked_flags(path: &Path) -> MsFlags {
+    let Ok(st) = statvfs::statvfs(path) else { return MsFlags::empty() };
+    let f = st.flags();
+    [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ]
+    .into_iter()
+    .filter(|(st, _)| f.contains(*st))
+    .fold(MsFlags::empty(), |acc, (_, ms)| acc | ms)
+}
+
+/// MS_REMOUNT|MS_BIND with `flags`; on EPERM, again with the mount's locked flags kept.
+pub fn remount_bind(target: &Target, flags: MsFlags) -> Result<(), RootfsError> {
+    let path = target.proc_path();
+    let base = MsFlags::MS_REMOUNT | MsFlags::MS_BIND;
+    let err = |errno, f: MsFlags| RootfsError::Remount { target: target.path.clone(), flags: flag_names(f), errno };
+    match mount::mount(None::<&str>, &path, None::<&str>, base | flags, None::<&str>) {
+        Err(Errno::EPERM) => {
+            let mut kept = flags | locked_flags(&path);
+            if kept.intersects(MsFlags::MS_NOATIME | MsFlags::MS_RELATIME) {
+                kept.remove(MsFlags::MS_STRICTATIME);
+            }
+            mount::mount(None::<&str>, &path, None::<&str>, base | kept, None::<&str>).map_err(|e| err(e, kept))
+        }
+        r => r.map_err(|e| err(e, flags)),
+    }
+}
+
+/// One mount(2) call per propagation flag, on the (re-opened) mount at `host`.
+fn propagate(ctx: &Ctx, host: &Path, propagation: &[MsFlags]) -> Result<(), RootfsError> {
+    if propagation.is_empty() {
+        return Ok(());
+    }
+    let target = ctx.open(host)?;
+    for p in propagation {
+        pivot::set_propagation(&target.proc_path(), *p).map_err(|e| match e {
+            RootfsError::Propagation { propagation, errno, .. } => {
+                RootfsError::Propagation { target: host.into(), propagation, errno }
+            }
+            other => other,
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::MountBuilder;
+    use test_case::test_case;
+
+    #[test_case("/proc", "proc", false, true ; "proc on proc")]
+    #[test_case("/proc", "tmpfs", false, false ; "tmpfs on proc")]
+    #[test_case("/proc", "", true, true ; "bind on proc")]
+    #[test_case("/proc/meminfo", "", true, true ; "lxcfs file")]
+    #[test_case("/proc/sys", "", true, false ; "proc sys")]
+    #[test_case("/procfoo", "tmpfs", false, true ; "prefix is not proc")]
+    fn proc_destinations(dest: &str, typ: &str, bind: bool, ok: bool) {
+        assert_eq!(check_proc_destination(Path::new(dest), typ, bind).is_ok(), ok);
+    }
+
+    #[test]
+    fn dev_bind_detected() {
+        let m = |d: &str, t: &str, o: &[&str]| {
+            MountBuilder::default()
+                .destination(d)
+                .typ(t)
+                .options(o.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .build()
+                .unwrap()
+        };
+        assert!(dev_is_bind_mounted(&[m("/dev/", "none", &["rbind"])]));
+        assert!(dev_is_bind_mounted(&[m("/dev", "bind", &[])]));
+        assert!(!dev_is_bind_mounted(&[m("/dev", "tmpfs", &["mode=755"])]));
+        assert!(!dev_is_bind_mounted(&[m("/dev/shm", "bind", &[])]));
+    }
+
+    #[test_case("dev", "/dev" ; "relative")]
+    #[test_case("/dev/", "/dev" ; "trailing slash")]
+    #[test_case("/a/./b", "/a/b" ; "dot")]
+    fn clean_paths(p: &str, want: &str) {
+        assert_eq!(clean(Path::new(p)), PathBuf::from(want));
+    }
+}

@@ -1,0 +1,158 @@
+//! Raw process syscalls that `nix` does not wrap: clone3 (with its clone fallback),
+//! setdomainname, close_range, TIOCSCTTY.
+
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::unistd::Pid;
+
+/// `struct clone_args` of linux/sched.h (version 2, with `cgroup`).
+#[repr(C)]
+#[derive(Debug, Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// Which side of a fork-like clone we are on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forked {
+    /// In the parent; the child's pid (in the parent's pid namespace).
+    Parent(Pid),
+    /// In the child.
+    Child,
+}
+
+/// CLONE_NEWTIME: only clone3 accepts it (it collides with CSIGNAL for clone).
+pub const CLONE_NEWTIME: u64 = 0x80;
+/// CLONE_INTO_CGROUP: clone3 only.
+pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Fork-like clone into new namespaces (`flags` are CLONE_NEW* bits), delivering SIGCHLD to
+/// the parent. With `cgroup_fd`, the child starts in that cgroup (v2, clone3 only).
+/// Falls back to `clone` when the kernel has no clone3 (ENOSYS) and no clone3-only flag is
+/// needed. The caller must be single-threaded: the child continues with a copy of its memory.
+pub fn clone_into(flags: u64, cgroup_fd: Option<BorrowedFd<'_>>) -> Result<Forked, Errno> {
+    let mut args = CloneArgs {
+        flags,
+        exit_signal: libc::SIGCHLD as u64,
+        ..CloneArgs::default()
+    };
+    if let Some(fd) = cgroup_fd {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd.as_raw_fd() as u64;
+    }
+    // SAFETY: clone3 without CLONE_VM behaves like fork: the child gets a copy of the address
+    // space and returns 0 here; `args` is a valid clone_args of the size we pass. The caller
+    // guarantees the process is single-threaded, so no lock is held by another thread.
+    let ret = unsafe {
+        libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>())
+    };
+    match Errno::result(ret) {
+        Ok(0) => Ok(Forked::Child),
+        Ok(pid) => Ok(Forked::Parent(Pid::from_raw(pid as i32))),
+        Err(Errno::ENOSYS) if args.flags & (CLONE_NEWTIME | CLONE_INTO_CGROUP) == 0 => {
+            clone_legacy(flags)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn clone_legacy(flags: u64) -> Result<Forked, Errno> {
+    // SAFETY: clone with a null stack and no CLONE_VM is fork(): the child runs on a copy of
+    // the parent's stack. The x86_64 argument order is (flags, stack, ptid, ctid, tls).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags | libc::SIGCHLD as u64,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    match Errno::result(ret)? {
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(Pid::from_raw(pid as i32))),
+    }
+}
+
+/// setdomainname(2).
+pub fn set_domainname(name: &str) -> Result<(), Errno> {
+    // SAFETY: the pointer and length describe `name`'s bytes, valid for the call.
+    let ret = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    Errno::result(ret).map(drop)
+}
+
+/// Mark every fd >= `first` close-on-exec (close_range with CLOSE_RANGE_CLOEXEC), so the
+/// container process inherits only what it should.
+pub fn cloexec_from(first: RawFd) -> Result<(), Errno> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range only changes fd flags of this process; no memory is passed.
+    let ret = unsafe {
+        libc::syscall(libc::SYS_close_range, first as libc::c_uint, libc::c_uint::MAX, CLOSE_RANGE_CLOEXEC)
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// Make `fd` (a terminal) the controlling terminal of this session (ioctl TIOCSCTTY).
+pub fn set_controlling_terminal(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    // SAFETY: TIOCSCTTY takes an int argument, no pointer; the fd is borrowed and open.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) };
+    Errno::result(ret).map(drop)
+}
+
+/// Rust's runtime ignores SIGPIPE, and ignored signals survive execve: give the container
+/// process default dispositions and an empty signal mask.
+pub fn reset_signals() {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for sig in [Signal::SIGPIPE, Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT] {
+        // SAFETY: installing SIG_DFL runs no handler code, so there is no async-signal-safety
+        // concern and no previous handler state to preserve.
+        let _ = unsafe { sigaction(sig, &dfl) };
+    }
+    let _ = SigSet::empty().thread_set_mask();
+}
+
+/// pidfd_open(2): a handle on `pid` that stays valid (and turns readable on exit) even if the
+/// pid is reused.
+pub fn pidfd_open(pid: Pid) -> Result<std::os::fd::OwnedFd, Errno> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags, no memory.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    let fd = Errno::result(ret)? as RawFd;
+    // SAFETY: the kernel just returned this fd to us; nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// pidfd_send_signal(2): signal the process behind a pidfd (no pid-reuse race).
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: i32) -> Result<(), Errno> {
+    // SAFETY: no siginfo pointer is passed (NULL), flags 0; the fd is borrowed and open.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig, 0usize, 0u32) };
+    Errno::result(ret).map(drop)
+}
+
+/// The window size of a terminal (TIOCGWINSZ), if it is one.
+pub fn get_winsize(fd: BorrowedFd<'_>) -> Option<libc::winsize> {
+    let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCGWINSZ writes one winsize into the struct we own and point to.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws as *mut libc::winsize) };
+    (ret == 0).then_some(ws)
+}
+
+/// Set a terminal's window size (TIOCSWINSZ).
+pub fn set_winsize(fd: BorrowedFd<'_>, ws: &libc::winsize) -> Result<(), Errno> {
+    // SAFETY: TIOCSWINSZ reads one winsize from the struct we point to.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, ws as *const libc::winsize) };
+    Errno::result(ret).map(drop)
+}
