@@ -17,4 +17,6 @@ pub mod image;
 #[cfg(feature = "host")]
 pub mod kernels;
 #[cfg(feature = "host")]
+pub mod lab;
+#[cfg(feature = "host")]
 pub mod vm;

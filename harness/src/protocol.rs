@@ -142,6 +142,9 @@ pub enum Event {
         boot_warnings: Vec<String>,
         /// Guest uptime when the hello was sent, milliseconds.
         uptime_ms: u64,
+        /// Uptime (ms) at the end of each agent boot phase, for boot-time analysis.
+        #[serde(default)]
+        phases_ms: Vec<(String, u64)>,
     },
     /// A free-form progress message from the agent.
     Log {
@@ -240,6 +243,7 @@ mod tests {
             modules_loaded: vec!["veth".into()],
             boot_warnings: vec![],
             uptime_ms: 1234,
+            phases_ms: vec![("start".into(), 1000)],
         };
         let line = encode_line(&ev).unwrap().replace('\n', "\r\n");
         assert_eq!(decode_line::<Event>(&line).unwrap(), ev);

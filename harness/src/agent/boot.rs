@@ -40,9 +40,41 @@ pub enum BootError {
 
 const NEW_ROOT: &str = "/newroot";
 
-/// Moves off the initramfs (rootfs cannot be `pivot_root`ed): copies its contents into a tmpfs
-/// and makes that tmpfs `/`, like `switch_root`. The old rootfs is left as is (its memory is
-/// small and never touched again).
+/// Reads the kernel command line before anything is mounted (mounts /proc briefly).
+pub fn early_cmdline() -> String {
+    let proc = Path::new("/proc");
+    let _ = fs::create_dir_all(proc);
+    if sys::mount("proc", proc, "proc", 0, "").is_err() {
+        return String::new();
+    }
+    let s = fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let _ = sys::umount(proc);
+    s
+}
+
+/// Moves off the initramfs root so containers can `pivot_root`: the initial rootfs is the
+/// root of the mount tree and has no parent, which `pivot_root(2)` refuses. Bind-mounting `/`
+/// onto `/newroot` and moving that mount over `/` (then `chroot`) gives a root that is a real,
+/// attached mount of the same files — without copying them (copying the ~20 MB image into a
+/// fresh tmpfs cost 70–200 ms under TCG). The bind mount is made private first.
+pub fn switch_to_bind_root() -> Result<(), BootError> {
+    let new_root = Path::new(NEW_ROOT);
+    mkdir(new_root)?;
+    mount("/", new_root, "", libc::MS_BIND | libc::MS_REC, "")?;
+    mount("", new_root, "", libc::MS_PRIVATE | libc::MS_REC, "")?;
+    enter(new_root)
+}
+
+fn enter(new_root: &Path) -> Result<(), BootError> {
+    let switch = |source| BootError::SwitchRoot { path: new_root.to_path_buf(), source };
+    std::env::set_current_dir(new_root).map_err(switch)?;
+    sys::mount(".", Path::new("/"), "", libc::MS_MOVE, "").map_err(switch)?;
+    std::os::unix::fs::chroot(".").map_err(switch)?;
+    std::env::set_current_dir("/").map_err(switch)
+}
+
+/// The classic `switch_root`: copies the initramfs into a tmpfs and makes that `/`.
+/// Slower than [`switch_to_bind_root`]; kept for `isolab.root=copy` on the kernel command line.
 pub fn switch_to_tmpfs_root() -> Result<(), BootError> {
     let new_root = Path::new(NEW_ROOT);
     mkdir(new_root)?;
@@ -57,11 +89,7 @@ pub fn switch_to_tmpfs_root() -> Result<(), BootError> {
     for d in ["proc", "sys", "dev"] {
         mkdir(&new_root.join(d))?;
     }
-    let switch = |source| BootError::SwitchRoot { path: new_root.to_path_buf(), source };
-    std::env::set_current_dir(new_root).map_err(switch)?;
-    sys::mount(".", Path::new("/"), "", libc::MS_MOVE, "").map_err(switch)?;
-    std::os::unix::fs::chroot(".").map_err(switch)?;
-    std::env::set_current_dir("/").map_err(switch)
+    enter(new_root)
 }
 
 fn read_dir(dir: &Path) -> Result<Vec<fs::DirEntry>, BootError> {

@@ -84,9 +84,14 @@ fn fatal(msg: &str, sink: Option<&EventSink>) -> ! {
 
 /// The agent's entry point as PID 1. Never returns: the VM is powered off.
 pub fn run_as_init() -> ! {
-    if let Err(e) = boot::switch_to_tmpfs_root() {
+    let mut phases = vec![("agent_start".to_string(), sys::boottime_ms())];
+    let mut phase = |name: &str| phases.push((name.to_string(), sys::boottime_ms()));
+    let copy_root = boot::early_cmdline().split_whitespace().any(|w| w == "isolab.root=copy");
+    let switched = if copy_root { boot::switch_to_tmpfs_root() } else { boot::switch_to_bind_root() };
+    if let Err(e) = switched {
         fatal(&e.to_string(), None);
     }
+    phase("switch_root");
     if let Err(e) = boot::mount_api_filesystems() {
         fatal(&e.to_string(), None);
     }
@@ -110,8 +115,10 @@ pub fn run_as_init() -> ! {
         Ok(x) => x,
         Err(e) => fatal(&e.to_string(), Some(&sink)),
     };
+    phase("mounts");
     let list = std::fs::read_to_string(MODULES_LIST).unwrap_or_default();
     let (modules_loaded, mod_warnings) = boot::load_modules(&list);
+    phase("modules");
     warnings.extend(mod_warnings);
     for w in &warnings {
         console(w);
@@ -125,6 +132,7 @@ pub fn run_as_init() -> ! {
         modules_loaded,
         boot_warnings: warnings,
         uptime_ms: uptime_ms(),
+        phases_ms: phases,
     });
 
     let mut line = String::new();

@@ -34,6 +34,17 @@ pub fn mount(source: &str, target: &Path, fstype: &str, flags: libc::c_ulong, da
     }
 }
 
+/// `umount2(2)` with no flags.
+pub fn umount(target: &Path) -> io::Result<()> {
+    let tgt = path_cstr(target)?;
+    // SAFETY: `tgt` is a valid NUL-terminated path that outlives the call.
+    if unsafe { libc::umount2(tgt.as_ptr(), 0) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// `finit_module(2)` on an open module file, no parameters.
 pub fn finit_module(file: &std::fs::File) -> io::Result<()> {
     let params = c"";
@@ -87,4 +98,15 @@ pub fn reap_zombies() -> usize {
         }
         n += 1;
     }
+}
+
+/// CLOCK_BOOTTIME in milliseconds (guest uptime, usable before /proc is mounted).
+pub fn boottime_ms() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out pointer for the duration of the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    (ts.tv_sec as u64) * 1000 + (ts.tv_nsec as u64) / 1_000_000
 }

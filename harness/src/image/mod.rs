@@ -4,5 +4,6 @@ pub mod cpio;
 pub mod elf;
 pub mod initramfs;
 pub mod modules;
+pub mod vmlinux;
 
 pub use initramfs::{build, Compression, ImageError, ImageInputs};

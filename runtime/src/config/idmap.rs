@@ -98,11 +98,7 @@ fn overlaps(
             if lo < far_end {
                 problems.push(IdMapProblem {
                     index: Some((*i).max(far_index)),
-                    reason: format!(
-                        "{side} range [{lo}, {}) overlaps entry [{}]",
-                        hi,
-                        (*i).min(far_index)
-                    ),
+                    reason: format!("{side} range [{lo}, {}) overlaps entry [{}]", hi, (*i).min(far_index)),
                 });
             }
         }
@@ -171,7 +167,10 @@ mod tests {
     #[test]
     fn too_many_entries() {
         let entries: Vec<IdMapEntry> = (0..341).map(|i| e(i, 1000 + i, 1)).collect();
-        assert_eq!(reasons(&entries), vec![(None, "341 entries, the kernel accepts at most 340".to_string())]);
+        assert_eq!(
+            reasons(&entries),
+            vec![(None, "341 entries, the kernel accepts at most 340".to_string())]
+        );
         assert!(reasons(&entries[..340]).is_empty());
     }
 

@@ -76,7 +76,12 @@ pub(crate) fn namespaces(linux: Option<&Map<String, Value>>, r: &mut Report) -> 
 }
 
 /// Validates everything in `linux` except `namespaces` (already read into `ns`).
-pub(crate) fn validate(linux: &Map<String, Value>, doc: &Map<String, Value>, ns: &Namespaces, r: &mut Report) {
+pub(crate) fn validate(
+    linux: &Map<String, Value>,
+    doc: &Map<String, Value>,
+    ns: &Namespaces,
+    r: &mut Report,
+) {
     user_ns_mappings(linux, ns, r);
     time_offsets(linux, ns, r);
     sysctl(linux, doc, ns, r);
@@ -128,7 +133,10 @@ fn user_ns_mappings(linux: &Map<String, Value>, ns: &Namespaces, r: &mut Report)
 fn time_offsets(linux: &Map<String, Value>, ns: &Namespaces, r: &mut Report) {
     let Some(offsets) = r.object_at(linux, "linux", "timeOffsets") else { return };
     if !offsets.is_empty() && !ns.is_new("time") {
-        r.error("linux.timeOffsets", "requires a new time namespace (a time entry without path in linux.namespaces)");
+        r.error(
+            "linux.timeOffsets",
+            "requires a new time namespace (a time entry without path in linux.namespaces)",
+        );
     }
     for (clock, value) in offsets {
         let path = map_key("linux.timeOffsets", clock);

@@ -160,25 +160,54 @@ pub fn parse_config(bytes: &[u8]) -> Result<ValidConfig, ConfigErrors> {
     })?;
     let mut report = report::Report::default();
     validate::validate(&value, &mut report);
-    let spec = match serde_path_to_error::deserialize::<_, Spec>(&value) {
-        Ok(spec) => Some(spec),
-        Err(e) => {
-            let path = match report::serde_path(e.path()) {
-                p if p.is_empty() => validate::DOCUMENT.to_owned(),
-                p => p,
-            };
-            // Validation usually found the same problem first, with a better reason.
-            let known = report.errors.iter().any(|x| {
-                x.path == validate::DOCUMENT || report::covers(&x.path, &path) || report::covers(&path, &x.path)
-            });
-            if !known {
-                report.error(path, e.into_inner().to_string());
-            }
-            None
-        }
-    };
+    let spec = deserialize(value, &mut report);
     match spec {
         Some(spec) if report.errors.is_empty() => Ok(ValidConfig { spec, warnings: report.warnings }),
         _ => Err(ConfigErrors(report.errors)),
     }
+}
+
+/// Most type errors the typed deserialisation reports beyond those validation found.
+const MAX_LEFTOVER_ERRORS: usize = 16;
+
+/// Deserialises the tree into a [`Spec`]. serde stops at the first error, so each failing
+/// value is reported, nulled out and the attempt repeated (a bounded number of times), to
+/// report every leftover type error at once. Errors inside a path validation already
+/// reported are not repeated.
+fn deserialize(mut value: Value, report: &mut report::Report) -> Option<Spec> {
+    for _ in 0..MAX_LEFTOVER_ERRORS {
+        let e = match serde_path_to_error::deserialize::<_, Spec>(&value) {
+            Ok(spec) => return Some(spec),
+            Err(e) => e,
+        };
+        let path = match report::serde_path(e.path()) {
+            p if p.is_empty() => validate::DOCUMENT.to_owned(),
+            p => p,
+        };
+        // Validation usually found the same problem first, with a better reason.
+        let known = report.errors.iter().any(|x| {
+            x.path == validate::DOCUMENT || report::covers(&x.path, &path) || report::covers(&path, &x.path)
+        });
+        if !known {
+            report.error(path, e.inner().to_string());
+        }
+        match value_at(&mut value, e.path()) {
+            Some(v) if !v.is_null() => *v = Value::Null,
+            _ => return None, // no progress possible
+        }
+    }
+    None
+}
+
+/// The value at a path reported by `serde_path_to_error`.
+fn value_at<'a>(mut value: &'a mut Value, path: &serde_path_to_error::Path) -> Option<&'a mut Value> {
+    use serde_path_to_error::Segment;
+    for segment in path {
+        value = match (segment, value) {
+            (Segment::Seq { index }, Value::Array(items)) => items.get_mut(*index)?,
+            (Segment::Map { key }, Value::Object(map)) => map.get_mut(key)?,
+            _ => return None,
+        };
+    }
+    Some(value)
 }

@@ -114,7 +114,9 @@ enum Opt {
     Propagation(MsFlags),
     /// Set (`false`) or clear (`true`) a recursive `MOUNT_ATTR_*`.
     RecAttr(bool, u64),
-    Bind { rec: bool },
+    Bind {
+        rec: bool,
+    },
     TmpCopyUp,
     Idmap(Idmap),
     /// No effect (`defaults`, empty string).

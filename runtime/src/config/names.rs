@@ -159,10 +159,15 @@ pub fn sysctl_path(key: &str) -> Result<PathBuf, String> {
 
 /// The closest known name to `bad` among `known` when it differs only in case or a missing
 /// prefix, for a "did you mean" hint.
-pub(crate) fn suggest<'a>(bad: &str, known: impl IntoIterator<Item = &'a str>, prefix: &str) -> Option<&'a str> {
+pub(crate) fn suggest<'a>(
+    bad: &str,
+    known: impl IntoIterator<Item = &'a str>,
+    prefix: &str,
+) -> Option<&'a str> {
     let upper = bad.to_ascii_uppercase();
     known.into_iter().find(|k| {
-        k.eq_ignore_ascii_case(bad) || (k.len() == upper.len() + prefix.len() && k.starts_with(prefix) && k.ends_with(&upper))
+        k.eq_ignore_ascii_case(bad)
+            || (k.len() == upper.len() + prefix.len() && k.starts_with(prefix) && k.ends_with(&upper))
     })
 }
 

@@ -64,7 +64,10 @@ pub(crate) fn one_of(
     let value = r.str_at(obj, parent, key)?;
     let ok = allowed.contains(&value);
     if !ok {
-        r.error(field(parent, key), format!("unknown value {}, expected one of {}", quote(value), allowed.join(", ")));
+        r.error(
+            field(parent, key),
+            format!("unknown value {}, expected one of {}", quote(value), allowed.join(", ")),
+        );
     }
     Some(ok)
 }
@@ -101,7 +104,7 @@ fn cwd(p: &Map<String, Value>, r: &mut Report) {
 
 fn env(p: &Map<String, Value>, r: &mut Report) {
     for (path, var) in r.strings_at(p, "process", "env").unwrap_or_default() {
-        if !var.find('=').is_some_and(|at| at > 0) {
+        if var.find('=').is_none_or(|at| at == 0) {
             r.error(path, format!("{} is not of the form KEY=value", quote(var)));
         } else if var.contains('\0') {
             r.error(path, "contains a NUL byte");
@@ -142,9 +145,15 @@ fn rlimits(p: &Map<String, Value>, r: &mut Report) {
             if let Some(ty) = r.str_at(rl, &path, "type") {
                 if !RLIMIT_TYPES.contains(&ty) {
                     let hint = suggest(ty, RLIMIT_TYPES, "RLIMIT_").map(|s| format!(" (did you mean {s}?)"));
-                    r.error(field(&path, "type"), format!("unknown rlimit {}{}", quote(ty), hint.unwrap_or_default()));
+                    r.error(
+                        field(&path, "type"),
+                        format!("unknown rlimit {}{}", quote(ty), hint.unwrap_or_default()),
+                    );
                 } else if let Some(first) = seen.get(ty) {
-                    r.error(field(&path, "type"), format!("duplicate rlimit {ty} (first at process.rlimits[{first}])"));
+                    r.error(
+                        field(&path, "type"),
+                        format!("duplicate rlimit {ty} (first at process.rlimits[{first}])"),
+                    );
                 } else {
                     seen.insert(ty, i);
                 }
@@ -183,7 +192,12 @@ fn terminal(p: &Map<String, Value>, r: &mut Report) {
     for key in ["height", "width"] {
         r.require(size, "process.consoleSize", key);
         if let Some(v) = get(size, key) {
-            r.unsigned(v, &field("process.consoleSize", key), u64::from(u16::MAX), "a terminal dimension (uint16)");
+            r.unsigned(
+                v,
+                &field("process.consoleSize", key),
+                u64::from(u16::MAX),
+                "a terminal dimension (uint16)",
+            );
         }
     }
 }

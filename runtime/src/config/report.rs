@@ -66,7 +66,12 @@ impl Report {
     }
 
     /// Member `key` of `obj` as a string.
-    pub(crate) fn str_at<'a>(&mut self, obj: &'a Map<String, Value>, parent: &str, key: &str) -> Option<&'a str> {
+    pub(crate) fn str_at<'a>(
+        &mut self,
+        obj: &'a Map<String, Value>,
+        parent: &str,
+        key: &str,
+    ) -> Option<&'a str> {
         get(obj, key).and_then(|v| self.string(v, &field(parent, key)))
     }
 
@@ -98,7 +103,11 @@ impl Report {
         let path = field(parent, key);
         match value {
             Value::Number(n) if n.is_i64() => n.as_i64(),
-            Value::Number(n) if n.is_u64() => {
+            Value::Number(n) if n.is_f64() => {
+                self.error(path, format!("expected an integer, found {n}"));
+                None
+            }
+            Value::Number(n) => {
                 self.error(path, format!("{n} is out of range for int64"));
                 None
             }

@@ -29,7 +29,10 @@ pub(crate) fn validate(res: &Map<String, Value>, r: &mut Report) {
 fn at_least_minus_one(obj: &Map<String, Value>, parent: &str, key: &str, r: &mut Report) {
     if let Some(v) = r.i64_at(obj, parent, key) {
         if v < -1 {
-            r.error(field(parent, key), format!("{v} is invalid: use -1 for unlimited or a non-negative value"));
+            r.error(
+                field(parent, key),
+                format!("{v} is invalid: use -1 for unlimited or a non-negative value"),
+            );
         }
     }
 }
@@ -50,7 +53,10 @@ fn memory(res: &Map<String, Value>, r: &mut Report) {
         get(mem, "swap").and_then(Value::as_i64).filter(|s| *s > 0),
     ) {
         if swap < limit {
-            r.error(field(&path, "swap"), format!("memory+swap limit {swap} is below the memory limit {limit}"));
+            r.error(
+                field(&path, "swap"),
+                format!("memory+swap limit {swap} is below the memory limit {limit}"),
+            );
         }
     }
     for key in ["disableOOMKiller", "useHierarchy", "checkBeforeUpdate"] {
@@ -115,8 +121,12 @@ fn block_io(res: &Map<String, Value>, r: &mut Report) {
             }
         }
     }
-    for key in ["throttleReadBpsDevice", "throttleWriteBpsDevice", "throttleReadIOPSDevice", "throttleWriteIOPSDevice"]
-    {
+    for key in [
+        "throttleReadBpsDevice",
+        "throttleWriteBpsDevice",
+        "throttleReadIOPSDevice",
+        "throttleWriteIOPSDevice",
+    ] {
         let Some(list) = r.array_at(bio, &path, key) else { continue };
         for (i, item) in list.iter().enumerate() {
             let at = index(&field(&path, key), i);
@@ -161,7 +171,10 @@ fn hugepages(res: &Map<String, Value>, r: &mut Report) {
         if r.require(limit, &at, "pageSize") {
             if let Some(size) = r.str_at(limit, &at, "pageSize") {
                 if size.is_empty() || size.contains('/') {
-                    r.error(field(&at, "pageSize"), format!("{} is not a page size like \"2MB\"", quote(size)));
+                    r.error(
+                        field(&at, "pageSize"),
+                        format!("{} is not a page size like \"2MB\"", quote(size)),
+                    );
                 }
             }
         }

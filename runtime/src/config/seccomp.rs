@@ -60,7 +60,10 @@ fn syscall_rule(rule: &Map<String, Value>, path: &str, r: &mut Report) {
         }
     }
     let known = one_of(rule, path, "action", &SECCOMP_ACTIONS, true, r) == Some(true);
-    if known && get(rule, "action").and_then(Value::as_str) == Some("SCMP_ACT_NOTIFY") && names.contains(&"write") {
+    if known
+        && get(rule, "action").and_then(Value::as_str) == Some("SCMP_ACT_NOTIFY")
+        && names.contains(&"write")
+    {
         // The runtime itself writes to the notify socket: the container would hang.
         r.error(field(path, "action"), "SCMP_ACT_NOTIFY cannot be used for the write syscall");
     }

@@ -193,10 +193,14 @@ fn rule(edits: &[(&str, Value)], path: &str, reason: &str) {
 
 #[test]
 fn too_many_id_mappings() {
-    let many: Vec<Value> = (0..341).map(|i| json!({"containerID": i, "hostID": 100000 + i, "size": 1})).collect();
+    let many: Vec<Value> =
+        (0..341).map(|i| json!({"containerID": i, "hostID": 100000 + i, "size": 1})).collect();
     let bytes = edit(
         RUNC_ROOTLESS,
-        &[("/linux/uidMappings", Value::Array(many.clone())), ("/linux/gidMappings", Value::Array(many[..340].to_vec()))],
+        &[
+            ("/linux/uidMappings", Value::Array(many.clone())),
+            ("/linux/gidMappings", Value::Array(many[..340].to_vec())),
+        ],
     );
     let found = errors(&bytes);
     assert_has(&found, "linux.uidMappings", "at most 340");
@@ -276,7 +280,9 @@ fn helpers_for_the_core() {
     let joined = parse_config(&joined).expect("valid");
     assert!(!joined.has_new_namespace(LinuxNamespaceType::Network));
     assert!(joined.has_namespace(LinuxNamespaceType::Network));
-    assert!(joined.namespaces().contains(&(LinuxNamespaceType::Network, Some(Path::new("/var/run/netns/x")))));
+    assert!(joined
+        .namespaces()
+        .contains(&(LinuxNamespaceType::Network, Some(Path::new("/var/run/netns/x")))));
 
     let rootless = parse_config(RUNC_ROOTLESS.as_bytes()).expect("valid");
     assert!(rootless.uid_map_content().is_some_and(|m| m.ends_with(" 1\n")));
@@ -331,4 +337,21 @@ fn every_prefix_and_byte_flip_of_a_sample_is_handled() {
             assert!(!e.0.is_empty());
         }
     }
+}
+
+#[test]
+fn reports_every_leftover_type_error() {
+    let bytes = edit(
+        RUNC_SPEC,
+        &[
+            ("/linux/resources/cpu", json!({"shares": -1})),
+            ("/linux/intelRdt", json!({"closID": 5})),
+            ("/process/user/additionalGids", json!([1.5])),
+        ],
+    );
+    let found = errors(&bytes);
+    assert_has(&found, "linux.resources.cpu.shares", "expected u64");
+    assert_has(&found, "linux.intelRdt.closID", "expected a string");
+    assert_has(&found, "process.user.additionalGids[0]", "expected an integer, found 1.5");
+    assert_eq!(found.len(), 3, "{}", ConfigErrors(found.clone()));
 }

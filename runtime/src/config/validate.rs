@@ -21,7 +21,9 @@ const MAX_UTS_NAME: usize = 64;
 pub(crate) fn validate(root: &Value, r: &mut Report) {
     let Some(doc) = r.object(root, DOCUMENT) else { return };
     let linux = r.object_at(doc, "", "linux");
-    let ns = linux::namespaces(linux, r);
+    // Read first (other rules depend on it), reported in document order with `linux`.
+    let mut ns_report = Report::default();
+    let ns = linux::namespaces(linux, &mut ns_report);
     version(doc, r);
     root_fs(doc, r);
     process::validate(doc, r);
@@ -29,6 +31,7 @@ pub(crate) fn validate(root: &Value, r: &mut Report) {
     mounts(doc, &ns, r);
     hooks(doc, r);
     annotations(doc, r);
+    r.errors.append(&mut ns_report.errors);
     if let Some(linux) = linux {
         linux::validate(linux, doc, &ns, r);
     }
@@ -50,8 +53,14 @@ pub(crate) fn check_version(v: &str) -> Result<(), String> {
     let not_semver = || format!("{} is not a SemVer version (MAJOR.MINOR.PATCH)", quote(v));
     let (rest, build) = v.split_once('+').map_or((v, None), |(a, b)| (a, Some(b)));
     let (core, pre) = rest.split_once('-').map_or((rest, None), |(a, b)| (a, Some(b)));
-    let ident = |s: &str| !s.is_empty() && s.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
-    let number = |p: &&str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && (p.len() == 1 || !p.starts_with('0'));
+    let ident = |s: &str| {
+        !s.is_empty()
+            && s.split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+    };
+    let number = |p: &&str| {
+        !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && (p.len() == 1 || !p.starts_with('0'))
+    };
     let parts: Vec<&str> = core.split('.').collect();
     if parts.len() != 3 || !parts.iter().all(number) || !pre.is_none_or(ident) || !build.is_none_or(ident) {
         return Err(not_semver());
@@ -112,7 +121,13 @@ fn mounts(doc: &Map<String, Value>, ns: &Namespaces, r: &mut Report) {
                     r.error(at, "contains a NUL byte");
                 } else if !dest.starts_with('/') {
                     // runtime-spec 1.1+ and runc: deprecated but accepted, relative to "/".
-                    r.warn(at, format!("relative destination {} is deprecated; it is taken relative to /", quote(dest)));
+                    r.warn(
+                        at,
+                        format!(
+                            "relative destination {} is deprecated; it is taken relative to /",
+                            quote(dest)
+                        ),
+                    );
                 }
             }
         }
@@ -122,7 +137,10 @@ fn mounts(doc: &Map<String, Value>, ns: &Namespaces, r: &mut Report) {
             r.strings_at(m, &path, "options").unwrap_or_default().into_iter().map(|(_, s)| s).collect();
         let parsed = parse_mount_options(&options);
         if !parsed.bind && fstype.is_none_or(str::is_empty) {
-            r.error(field(&path, "type"), "required for a mount that is not a bind mount (no bind or rbind option)");
+            r.error(
+                field(&path, "type"),
+                "required for a mount that is not a bind mount (no bind or rbind option)",
+            );
         }
         let uid = id_mappings(m, &path, "uidMappings", r);
         let gid = id_mappings(m, &path, "gidMappings", r);
@@ -153,7 +171,8 @@ pub(crate) fn id_mappings(
         let path = index(&base, i);
         let Some(m) = r.object(item, &path) else { continue };
         let present = ["containerID", "hostID", "size"].map(|k| r.require(m, &path, k));
-        let (c, h, s) = (r.u32_at(m, &path, "containerID"), r.u32_at(m, &path, "hostID"), r.u32_at(m, &path, "size"));
+        let (c, h, s) =
+            (r.u32_at(m, &path, "containerID"), r.u32_at(m, &path, "hostID"), r.u32_at(m, &path, "size"));
         if let (true, Some(container_id), Some(host_id), Some(size)) = (present.iter().all(|p| *p), c, h, s) {
             entries.push(IdMapEntry { container_id, host_id, size });
         }

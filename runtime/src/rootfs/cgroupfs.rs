@@ -11,12 +11,25 @@ use nix::errno::Errno;
 use nix::mount::{self, MsFlags};
 
 use super::mounts::{self, Ctx};
-use super::options::MountOptions;
 use super::{io_errno, mountinfo, RootfsError};
+use crate::config::mount_options::MountOptions;
 
 const V1_CONTROLLERS: &[&str] = &[
-    "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls", "net_prio", "blkio",
-    "perf_event", "hugetlb", "pids", "rdma", "misc", "debug",
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "memory",
+    "devices",
+    "freezer",
+    "net_cls",
+    "net_prio",
+    "blkio",
+    "perf_event",
+    "hugetlb",
+    "pids",
+    "rdma",
+    "misc",
+    "debug",
 ];
 
 /// One hierarchy to mount under the cgroup tmpfs.
@@ -133,8 +146,9 @@ pub fn mount_cgroup(ctx: &Ctx, dest: &Path, opts: &MountOptions) -> Result<(), R
         Plan::Legacy { hierarchies, symlinks } => {
             let target = ctx.dir_target(dest)?;
             let host = target.path.clone();
-            mount::mount(Some("tmpfs"), &target.proc_path(), Some("tmpfs"), hard, Some("mode=755"))
-                .map_err(|errno| RootfsError::Mount { fstype: "tmpfs".into(), target: host.clone(), errno })?;
+            mount::mount(Some("tmpfs"), &target.proc_path(), Some("tmpfs"), hard, Some("mode=755")).map_err(
+                |errno| RootfsError::Mount { fstype: "tmpfs".into(), target: host.clone(), errno },
+            )?;
             let sub = MountOptions { flags: opts.flags | hard, ..opts.clone() };
             for h in &hierarchies {
                 mount_hierarchy(ctx, h, &dest.join(&h.name), &sub, ctx.in_cgroup_ns)?;
@@ -149,7 +163,7 @@ pub fn mount_cgroup(ctx: &Ctx, dest: &Path, opts: &MountOptions) -> Result<(), R
                 }
             }
             if opts.flags.contains(MsFlags::MS_RDONLY) {
-                mounts::remount_bind(&ctx.open(&host)?, MsFlags::MS_RDONLY | hard)?;
+                mounts::remount_bind(&ctx.open(&host)?, MsFlags::MS_RDONLY | hard, MsFlags::empty())?;
             }
             Ok(())
         }
@@ -169,23 +183,31 @@ fn mount_hierarchy(
     if fresh {
         let target = ctx.dir_target(dest)?;
         let mut data = h.data.clone();
-        if let Some(extra) = opts.data_string() {
-            data = if data.is_empty() { extra } else { format!("{data},{extra}") };
+        if !opts.data.is_empty() {
+            data = if data.is_empty() { opts.data.clone() } else { format!("{data},{}", opts.data) };
         }
         let data = (!data.is_empty()).then_some(data);
-        let r = mount::mount(Some(h.fstype), &target.proc_path(), Some(h.fstype), opts.flags, data.as_deref());
+        let flags = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC);
+        let r = mount::mount(Some(h.fstype), &target.proc_path(), Some(h.fstype), flags, data.as_deref());
         match r {
             Ok(()) => return Ok(()),
             Err(Errno::EPERM | Errno::EBUSY) => {
-                tracing::debug!("mount {} on {}: falling back to a bind mount", h.fstype, target.path.display());
+                tracing::debug!(
+                    "mount {} on {}: falling back to a bind mount",
+                    h.fstype,
+                    target.path.display()
+                );
             }
             Err(errno) => {
-                return Err(RootfsError::Mount { fstype: h.fstype.into(), target: target.path.clone(), errno })
+                return Err(RootfsError::Mount {
+                    fstype: h.fstype.into(),
+                    target: target.path.clone(),
+                    errno,
+                })
             }
         }
     }
-    let bind = MountOptions { bind: true, recursive: true, ..opts.clone() };
-    mounts::bind_entry(ctx, &h.own_dir, dest, &bind)
+    mounts::bind_entry(ctx, &h.own_dir, dest, &mounts::as_rbind(opts))
 }
 
 #[cfg(test)]
@@ -205,11 +227,13 @@ mod tests {
 
     #[test]
     fn hybrid_plan() {
-        let Plan::Legacy { hierarchies, symlinks } = plan(HYBRID, CGROUP, Path::new("/bundle/rootfs")).unwrap()
+        let Plan::Legacy { hierarchies, symlinks } =
+            plan(HYBRID, CGROUP, Path::new("/bundle/rootfs")).unwrap()
         else {
             panic!("expected legacy")
         };
-        let names: Vec<_> = hierarchies.iter().map(|h| (h.name.as_str(), h.fstype, h.data.as_str())).collect();
+        let names: Vec<_> =
+            hierarchies.iter().map(|h| (h.name.as_str(), h.fstype, h.data.as_str())).collect();
         assert_eq!(
             names,
             [
@@ -246,7 +270,8 @@ mod tests {
     #[test]
     fn mount_root_not_slash_is_relative() {
         let mi = "35 31 0:32 /c1 /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n";
-        let Plan::Legacy { hierarchies, .. } = plan(mi, "4:memory:/c1/inner\n", Path::new("/r")).unwrap() else {
+        let Plan::Legacy { hierarchies, .. } = plan(mi, "4:memory:/c1/inner\n", Path::new("/r")).unwrap()
+        else {
             panic!()
         };
         assert_eq!(hierarchies[0].own_dir, PathBuf::from("/sys/fs/cgroup/memory/inner"));

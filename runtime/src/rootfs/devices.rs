@@ -75,7 +75,8 @@ pub fn from_spec(d: &LinuxDevice) -> Result<Dev, RootfsError> {
 /// The defaults, each replaced by a `linux.devices` entry of the same path, then the rest.
 pub fn merge(spec: &[LinuxDevice]) -> Result<Vec<Dev>, RootfsError> {
     let spec: Vec<Dev> = spec.iter().map(from_spec).collect::<Result<_, _>>()?;
-    let mut all: Vec<Dev> = default_devices().into_iter().filter(|d| !spec.iter().any(|s| s.path == d.path)).collect();
+    let mut all: Vec<Dev> =
+        default_devices().into_iter().filter(|d| !spec.iter().any(|s| s.path == d.path)).collect();
     all.extend(spec);
     Ok(all)
 }
@@ -117,8 +118,14 @@ fn create_device(ctx: &Ctx, d: &Dev) -> Result<(), RootfsError> {
         match stat::mknod(&host, d.kind, Mode::from_bits_truncate(d.mode), dev) {
             Ok(()) => {
                 let (uid, gid) = (Some(Uid::from_raw(d.uid)), Some(Gid::from_raw(d.gid)));
-                return unistd::fchownat(fcntl::AT_FDCWD, &host, uid, gid, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
-                    .map_err(RootfsError::fs("chown", &host));
+                return unistd::fchownat(
+                    fcntl::AT_FDCWD,
+                    &host,
+                    uid,
+                    gid,
+                    nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+                )
+                .map_err(RootfsError::fs("chown", &host));
             }
             Err(Errno::EEXIST) => return Ok(()),
             Err(Errno::EPERM) => {} // not allowed after all: bind, as runc does
@@ -200,9 +207,21 @@ mod tests {
     #[test]
     fn spec_device_overrides_default_and_adds() {
         let null = LinuxDeviceBuilder::default()
-            .path("/dev/null").typ(LinuxDeviceType::C).major(1).minor(3).file_mode(0o600u32).build().unwrap();
+            .path("/dev/null")
+            .typ(LinuxDeviceType::C)
+            .major(1)
+            .minor(3)
+            .file_mode(0o600u32)
+            .build()
+            .unwrap();
         let fuse = LinuxDeviceBuilder::default()
-            .path("/dev/fuse").typ(LinuxDeviceType::C).major(10).minor(229).uid(7u32).build().unwrap();
+            .path("/dev/fuse")
+            .typ(LinuxDeviceType::C)
+            .major(10)
+            .minor(229)
+            .uid(7u32)
+            .build()
+            .unwrap();
         let all = merge(&[null, fuse]).unwrap();
         assert_eq!(all.len(), 7);
         assert_eq!(all.iter().filter(|d| d.path == Path::new("/dev/null")).count(), 1);

@@ -41,6 +41,9 @@ pub fn readonly_path(path: &Path) -> Result<(), RootfsError> {
 pub fn remount_readonly(path: &Path) -> Result<(), RootfsError> {
     let flags = MsFlags::MS_RDONLY | locked_flags(path);
     let all = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags;
-    mount::mount(None::<&str>, path, None::<&str>, all, None::<&str>)
-        .map_err(|errno| RootfsError::Remount { target: path.into(), flags: flag_names(flags), errno })
+    mount::mount(None::<&str>, path, None::<&str>, all, None::<&str>).map_err(|errno| RootfsError::Remount {
+        target: path.into(),
+        flags: flag_names(flags),
+        errno,
+    })
 }

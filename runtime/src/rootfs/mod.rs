@@ -8,11 +8,11 @@
 //! Every destination is resolved inside the rootfs ([`paths`]): no symlink leads out.
 
 mod cgroupfs;
+mod copyup;
 mod devices;
 mod masked;
 mod mountinfo;
 mod mounts;
-pub mod options;
 pub mod paths;
 mod pivot;
 
@@ -190,9 +190,12 @@ pub(crate) fn flag_names(flags: MsFlags) -> String {
         (MsFlags::MS_SHARED, "shared"),
         (MsFlags::MS_UNBINDABLE, "unbindable"),
     ];
-    let names: Vec<&str> =
-        NAMES.iter().filter(|(f, _)| flags.contains(*f)).map(|(_, n)| *n).collect();
-    if names.is_empty() { "defaults".into() } else { names.join(",") }
+    let names: Vec<&str> = NAMES.iter().filter(|(f, _)| flags.contains(*f)).map(|(_, n)| *n).collect();
+    if names.is_empty() {
+        "defaults".into()
+    } else {
+        names.join(",")
+    }
 }
 
 /// Set up the whole filesystem view: make `/` private (or `rootfsPropagation`), bind the
@@ -214,9 +217,10 @@ pub fn setup_rootfs(spec: &Spec, opts: &RootfsOptions) -> Result<(), RootfsError
     let linux = spec.linux().as_ref();
     let propagation = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
         None | Some("") => None,
-        Some(p) => Some(
-            options::propagation_flags(p).ok_or_else(|| RootfsError::InvalidPropagation(p.into()))?,
-        ),
+        Some(p) => match crate::config::parse_mount_options(&[p]).propagation.as_slice() {
+            [one] => Some(*one),
+            _ => return Err(RootfsError::InvalidPropagation(p.into())),
+        },
     };
     pivot::prepare_root(&rootfs, propagation)?;
 

@@ -94,7 +94,8 @@ mod tests {
 
     #[test]
     fn parses_optional_fields_and_escapes() {
-        let l = "36 35 98:0 /mnt1 /mnt\\040two rw,noatime master:1 shared:3 - ext3 /dev/root rw,errors=continue";
+        let l =
+            "36 35 98:0 /mnt1 /mnt\\040two rw,noatime master:1 shared:3 - ext3 /dev/root rw,errors=continue";
         let m = parse_line(l).unwrap();
         assert_eq!(m.dev, "98:0");
         assert_eq!(m.root, PathBuf::from("/mnt1"));

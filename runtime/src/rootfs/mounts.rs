@@ -9,9 +9,11 @@ use nix::sys::stat::{self, SFlag};
 use nix::sys::statvfs::{self, FsFlags};
 use oci_spec::runtime::Mount;
 
-use super::options::{self, MountOptions};
+use crate::config::mount_options::{parse_mount_options, MountOptions};
+use crate::sys::mount::mount_setattr_recursive;
+
 use super::paths::{self, Target};
-use super::{cgroupfs, flag_names, pivot, RootfsError, RootfsOptions};
+use super::{cgroupfs, copyup, flag_names, pivot, RootfsError, RootfsOptions};
 
 /// What the mount steps share.
 #[derive(Debug)]
@@ -72,14 +74,18 @@ pub fn dev_is_bind_mounted(mounts: &[Mount]) -> bool {
 }
 
 fn clean(p: &Path) -> PathBuf {
-    Path::new("/").join(p.components().filter(|c| !matches!(c, std::path::Component::RootDir)).collect::<PathBuf>())
+    Path::new("/")
+        .join(p.components().filter(|c| !matches!(c, std::path::Component::RootDir)).collect::<PathBuf>())
 }
 
 /// Mount one entry of `spec.mounts`.
 pub fn mount_entry(ctx: &mut Ctx, m: &Mount) -> Result<(), RootfsError> {
     let dest = clean(m.destination());
-    let opts = options::parse_mount_options(m.options().as_deref().unwrap_or_default())
-        .map_err(|e| RootfsError::InvalidMount { destination: dest.clone(), reason: e.to_string() })?;
+    let opts = parse_mount_options(m.options().as_deref().unwrap_or_default());
+    if opts.idmap.is_some() || m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+        let reason = "id-mapped mounts (idmap, ridmap, uidMappings) are not supported".into();
+        return Err(RootfsError::InvalidMount { destination: dest, reason });
+    }
     let typ = m.typ().as_deref().unwrap_or("");
     // Judge where the destination really lands, after symlinks.
     let inside = ctx.resolve(&dest)?;
@@ -93,14 +99,16 @@ pub fn mount_entry(ctx: &mut Ctx, m: &Mount) -> Result<(), RootfsError> {
         return bind_entry(ctx, &ctx.bundle.join(source), &dest, &opts);
     }
     match typ {
-        "" => Err(RootfsError::InvalidMount { destination: dest, reason: "no type and not a bind mount".into() }),
+        "" => Err(RootfsError::InvalidMount {
+            destination: dest,
+            reason: "no type and not a bind mount".into(),
+        }),
         "cgroup" => cgroupfs::mount_cgroup(ctx, &dest, &opts),
         "sysfs" => match mount_fs(ctx, m, &dest, "sysfs", &opts) {
             // In a user namespace that does not own the network namespace sysfs cannot be
             // mounted: bind the host's /sys instead (runc does the same).
             Err(RootfsError::Mount { errno: Errno::EPERM | Errno::EBUSY, .. }) => {
-                let rbind = MountOptions { bind: true, recursive: true, ..opts.clone() };
-                bind_entry(ctx, Path::new("/sys"), &dest, &rbind)
+                bind_entry(ctx, Path::new("/sys"), &dest, &as_rbind(&opts))
             }
             r => r,
         },
@@ -115,11 +123,24 @@ pub fn mount_entry(ctx: &mut Ctx, m: &Mount) -> Result<(), RootfsError> {
     }
 }
 
+/// The same options as a recursive bind mount.
+pub fn as_rbind(opts: &MountOptions) -> MountOptions {
+    let flags = opts.flags | MsFlags::MS_BIND | MsFlags::MS_REC;
+    MountOptions { bind: true, rec: true, flags, ..opts.clone() }
+}
+
 /// Only a procfs may sit on /proc, and below it only the files lxcfs-style tools replace.
 fn check_proc_destination(dest: &Path, typ: &str, bind: bool) -> Result<(), RootfsError> {
     const ALLOWED: &[&str] = &[
-        "/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
-        "/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev",
+        "/proc/cpuinfo",
+        "/proc/diskstats",
+        "/proc/meminfo",
+        "/proc/stat",
+        "/proc/swaps",
+        "/proc/uptime",
+        "/proc/loadavg",
+        "/proc/slabinfo",
+        "/proc/net/dev",
         "/proc/sys/kernel/ns_last_pid",
     ];
     let bad = if dest == Path::new("/proc") {
@@ -139,20 +160,29 @@ fn check_proc_destination(dest: &Path, typ: &str, bind: bool) -> Result<(), Root
 /// Mount a filesystem of type `typ` (not a bind) at `dest`.
 fn mount_fs(ctx: &Ctx, m: &Mount, dest: &Path, typ: &str, opts: &MountOptions) -> Result<(), RootfsError> {
     let host = ctx.resolve(dest)?;
-    let mut data = opts.data.clone();
+    let mut data: Vec<&str> = vec![];
+    let mode;
     if typ == "tmpfs" {
         // A tmpfs over an existing directory keeps its mode unless `mode=` says otherwise.
         if let Ok(st) = stat::stat(&host) {
-            data.insert(0, format!("mode={:04o}", st.st_mode & 0o7777));
+            mode = format!("mode={:04o}", st.st_mode & 0o7777);
+            data.push(&mode);
         }
     }
+    data.extend(Some(opts.data.as_str()).filter(|d| !d.is_empty()));
     paths::mkdir_all_in_root(&ctx.rootfs, &host).map_err(RootfsError::fs("mkdir", &host))?;
     let target = ctx.open(&host)?;
+    // tmpcopyup: keep a handle on the directory about to be covered, to copy from.
+    let lower = (opts.tmpcopyup && typ == "tmpfs").then(|| copyup::open_lower(&host)).transpose()?;
     let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
     let data = (!data.is_empty()).then(|| data.join(","));
-    mount::mount(Some(&source), &target.proc_path(), Some(typ), opts.flags, data.as_deref())
+    let flags = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC);
+    mount::mount(Some(&source), &target.proc_path(), Some(typ), flags, data.as_deref())
         .map_err(|errno| RootfsError::Mount { fstype: typ.into(), target: host.clone(), errno })?;
-    propagate(ctx, &host, &opts.propagation)
+    if let Some(lower) = lower {
+        copyup::copy_up(&lower, &ctx.open(&host)?)?;
+    }
+    finish(ctx, &host, opts)
 }
 
 /// Bind `source` (a host path) onto `dest`, then remount with the flags, then propagation.
@@ -165,12 +195,12 @@ pub fn bind_entry(ctx: &Ctx, source: &Path, dest: &Path, opts: &MountOptions) ->
     } else {
         paths::create_file_in_root(&ctx.rootfs, &host).map_err(RootfsError::fs("create", &host))?;
     }
-    bind_onto(ctx, source, &host, opts.recursive)?;
+    bind_onto(ctx, source, &host, opts.rec)?;
     let extra = opts.flags - (MsFlags::MS_REC | MsFlags::MS_REMOUNT | MsFlags::MS_BIND);
     if !extra.is_empty() {
-        remount_bind(&ctx.open(&host)?, extra)?;
+        remount_bind(&ctx.open(&host)?, extra, opts.clear_flags)?;
     }
-    propagate(ctx, &host, &opts.propagation)
+    finish(ctx, &host, opts)
 }
 
 /// Bind `source` onto the already created host path `host` inside the rootfs.
@@ -199,30 +229,39 @@ pub fn locked_flags(path: &Path) -> MsFlags {
     .fold(MsFlags::empty(), |acc, (_, ms)| acc | ms)
 }
 
-/// MS_REMOUNT|MS_BIND with `flags`; on EPERM, again with the mount's locked flags kept.
-pub fn remount_bind(target: &Target, flags: MsFlags) -> Result<(), RootfsError> {
+/// MS_REMOUNT|MS_BIND with `flags`; on EPERM, again with the mount's locked flags kept
+/// (except those the options explicitly `cleared`, which then stays an error).
+pub fn remount_bind(target: &Target, flags: MsFlags, cleared: MsFlags) -> Result<(), RootfsError> {
     let path = target.proc_path();
     let base = MsFlags::MS_REMOUNT | MsFlags::MS_BIND;
-    let err = |errno, f: MsFlags| RootfsError::Remount { target: target.path.clone(), flags: flag_names(f), errno };
+    let err =
+        |errno, f: MsFlags| RootfsError::Remount { target: target.path.clone(), flags: flag_names(f), errno };
     match mount::mount(None::<&str>, &path, None::<&str>, base | flags, None::<&str>) {
         Err(Errno::EPERM) => {
-            let mut kept = flags | locked_flags(&path);
+            let mut kept = flags | (locked_flags(&path) - cleared);
             if kept.intersects(MsFlags::MS_NOATIME | MsFlags::MS_RELATIME) {
                 kept.remove(MsFlags::MS_STRICTATIME);
             }
-            mount::mount(None::<&str>, &path, None::<&str>, base | kept, None::<&str>).map_err(|e| err(e, kept))
+            mount::mount(None::<&str>, &path, None::<&str>, base | kept, None::<&str>)
+                .map_err(|e| err(e, kept))
         }
         r => r.map_err(|e| err(e, flags)),
     }
 }
 
-/// One mount(2) call per propagation flag, on the (re-opened) mount at `host`.
-fn propagate(ctx: &Ctx, host: &Path, propagation: &[MsFlags]) -> Result<(), RootfsError> {
-    if propagation.is_empty() {
+/// After the mount at `host`: recursive attributes (`rro`, `rnosuid`, ...) with
+/// mount_setattr(2), then one mount(2) call per propagation flag.
+fn finish(ctx: &Ctx, host: &Path, opts: &MountOptions) -> Result<(), RootfsError> {
+    if opts.propagation.is_empty() && opts.rec_attr_set == 0 && opts.rec_attr_clr == 0 {
         return Ok(());
     }
     let target = ctx.open(host)?;
-    for p in propagation {
+    if opts.rec_attr_set != 0 || opts.rec_attr_clr != 0 {
+        mount_setattr_recursive(&target.proc_path(), opts.rec_attr_set, opts.rec_attr_clr).map_err(
+            |errno| RootfsError::Fs { step: "mount_setattr (recursive options)", path: host.into(), errno },
+        )?;
+    }
+    for p in &opts.propagation {
         pivot::set_propagation(&target.proc_path(), *p).map_err(|e| match e {
             RootfsError::Propagation { propagation, errno, .. } => {
                 RootfsError::Propagation { target: host.into(), propagation, errno }

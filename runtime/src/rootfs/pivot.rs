@@ -26,8 +26,10 @@ pub fn prepare_root(rootfs: &Path, propagation: Option<MsFlags>) -> Result<(), R
     set_propagation(Path::new("/"), flags)?;
     parent_mount_private(rootfs)?;
     let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
-    mount::mount(Some(rootfs), rootfs, None::<&str>, bind, None::<&str>).map_err(|errno| {
-        RootfsError::Bind { from: rootfs.to_path_buf(), target: rootfs.to_path_buf(), errno }
+    mount::mount(Some(rootfs), rootfs, None::<&str>, bind, None::<&str>).map_err(|errno| RootfsError::Bind {
+        from: rootfs.to_path_buf(),
+        target: rootfs.to_path_buf(),
+        errno,
     })
 }
 
@@ -109,15 +111,20 @@ fn move_root(rootfs: &Path) -> Result<(), RootfsError> {
             Ok(()) => {}
             Err(Errno::ENOENT | Errno::EINVAL) => continue, // already gone with a parent
             Err(errno) => {
-                return Err(RootfsError::Propagation { target: p.into(), propagation: "rslave".into(), errno })
+                return Err(RootfsError::Propagation {
+                    target: p.into(),
+                    propagation: "rslave".into(),
+                    errno,
+                })
             }
         }
         match mount::umount2(p, MntFlags::MNT_DETACH) {
             Ok(()) | Err(Errno::ENOENT) => {}
             // Locked in a user namespace: cover a full proc/sysfs instead, as runc does.
             Err(Errno::EINVAL | Errno::EPERM) if matches!(m.fstype.as_str(), "proc" | "sysfs") => {
-                mount::mount(Some("tmpfs"), p, Some("tmpfs"), MsFlags::MS_RDONLY, None::<&str>)
-                    .map_err(|errno| RootfsError::Mount { fstype: "tmpfs".into(), target: p.into(), errno })?;
+                mount::mount(Some("tmpfs"), p, Some("tmpfs"), MsFlags::MS_RDONLY, None::<&str>).map_err(
+                    |errno| RootfsError::Mount { fstype: "tmpfs".into(), target: p.into(), errno },
+                )?;
             }
             Err(errno) => tracing::debug!("umount {}: {errno} (left in place, unreachable)", p.display()),
         }

@@ -70,15 +70,22 @@ impl Fixture {
         std::fs::write(self.bundle().join("config.json"), serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
     }
 
-    /// Run isorun with `--root` set.
+    /// Run isorun with `--root` set. stdout and stderr go through files, not pipes: a
+    /// container started by `create` or `run -d` inherits them and outlives the command.
     pub fn isorun(&self, args: &[&str]) -> Output {
-        Command::new(ISORUN)
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let (out_path, err_path) = (self.tmp.path().join(format!("out.{n}")), self.tmp.path().join(format!("err.{n}")));
+        let status = Command::new(ISORUN)
             .arg("--root")
             .arg(self.root())
             .args(args)
             .stdin(Stdio::null())
-            .output()
-            .unwrap()
+            .stdout(std::fs::File::create(&out_path).unwrap())
+            .stderr(std::fs::File::create(&err_path).unwrap())
+            .status()
+            .unwrap();
+        Output { status, stdout: std::fs::read(&out_path).unwrap(), stderr: std::fs::read(&err_path).unwrap() }
     }
 
     /// A fresh id, remembered for cleanup.

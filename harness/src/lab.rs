@@ -1,0 +1,190 @@
+//! The pieces put together: kernel (cached) → checked → image → VM run.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::image::{self, Compression, ImageError, ImageInputs};
+use crate::kernels::{self, apt, CheckError, CheckedKernel, FetchError, KernelSpec, Matrix, SpecError};
+use crate::protocol::{CgroupMode, Event, Request};
+use crate::vm::{self, AccelChoice, CmdlineOptions, Console, QemuConfig, Timeouts, VmReport};
+
+/// Errors preparing a kernel or image, each naming what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    /// kernels.toml.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// Fetching.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// The kernel does not meet the suite's needs.
+    #[error(transparent)]
+    Check(#[from] CheckError),
+    /// Building the image.
+    #[error("kernel {kernel}: image: {source}")]
+    Image {
+        /// Kernel name.
+        kernel: String,
+        /// The failure.
+        source: ImageError,
+    },
+    /// A binary could not be found.
+    #[error("{what} not found (looked at: {looked}); {hint}")]
+    NotFound {
+        /// What was looked for.
+        what: String,
+        /// Where.
+        looked: String,
+        /// How to get it.
+        hint: String,
+    },
+    /// The archive mirror could not be determined.
+    #[error(transparent)]
+    Apt(#[from] apt::AptError),
+}
+
+/// Options shared by every VM of a run.
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    /// Cache root.
+    pub cache: PathBuf,
+    /// The static agent binary.
+    pub agent: PathBuf,
+    /// The runtime under test.
+    pub runtime: PathBuf,
+    /// Static busybox.
+    pub busybox: PathBuf,
+    /// QEMU binary.
+    pub qemu: String,
+    /// Accelerator choice.
+    pub accel: AccelChoice,
+    /// Guest RAM, MiB.
+    pub memory_mb: u32,
+    /// vCPUs.
+    pub cpus: u32,
+    /// `-cpu` model override.
+    pub cpu_model: Option<String>,
+    /// initramfs compression.
+    pub compression: Compression,
+    /// Boot the unpacked ELF vmlinux through PVH when possible (see `image::vmlinux`).
+    pub pvh: bool,
+    /// `quiet` kernel.
+    pub quiet: bool,
+    /// Extra kernel command-line words.
+    pub extra_cmdline: Vec<String>,
+    /// Spawn → hello.
+    pub boot_timeout: Duration,
+    /// Silence limit after hello.
+    pub step_timeout: Duration,
+}
+
+/// The workspace root, when running from a checkout (for locating built binaries).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn first_existing(what: &str, candidates: &[PathBuf], hint: &str) -> Result<PathBuf, LabError> {
+    candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| LabError::NotFound {
+        what: what.into(),
+        looked: candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+        hint: hint.into(),
+    })
+}
+
+fn exe_dir() -> Option<PathBuf> {
+    std::env::current_exe().ok()?.parent().map(Path::to_path_buf)
+}
+
+/// The static agent: explicit path, `$ISOLAB_AGENT`, next to this executable (in the static
+/// target dir layout), or the workspace's `target*/x86_64-unknown-linux-gnu/{release,debug}`.
+pub fn locate_agent(explicit: Option<&Path>) -> Result<PathBuf, LabError> {
+    let mut c: Vec<PathBuf> = explicit.map(Path::to_path_buf).into_iter().collect();
+    if let Ok(p) = std::env::var("ISOLAB_AGENT") {
+        c.push(p.into());
+    }
+    if let Some(d) = exe_dir() {
+        c.push(d.join("isolab-agent.static"));
+    }
+    let root = workspace_root();
+    let mut targets = vec![root.join("target")];
+    if let Ok(t) = std::env::var("CARGO_TARGET_DIR") {
+        targets.insert(0, PathBuf::from(t));
+    }
+    for t in targets {
+        for prof in ["release", "debug"] {
+            c.push(t.join("x86_64-unknown-linux-gnu").join(prof).join("isolab-agent"));
+        }
+    }
+    first_existing("static isolab-agent", &c, "build it with `ci/vm-build` (or pass --agent)")
+}
+
+/// The runtime: explicit path, `isorun` next to this executable, or the workspace's
+/// `target/{release,debug}/isorun`.
+pub fn locate_runtime(explicit: Option<&Path>) -> Result<PathBuf, LabError> {
+    if let Some(p) = explicit {
+        return first_existing("runtime", &[p.to_path_buf()], "check --runtime");
+    }
+    let mut c: Vec<PathBuf> = exe_dir().map(|d| d.join("isorun")).into_iter().collect();
+    for prof in ["release", "debug"] {
+        c.push(workspace_root().join("target").join(prof).join("isorun"));
+    }
+    first_existing("runtime isorun", &c, "build it with `cargo build --release -p isolab-runtime` or pass --runtime")
+}
+
+/// The private apt setup in the cache, for the matrix's suites.
+pub fn private_apt(cache: &Path, matrix: &Matrix) -> Result<apt::PrivateApt, LabError> {
+    let a = apt::PrivateApt { dir: cache.join("apt"), mirror: apt::host_mirror()? };
+    a.prepare(&matrix.suites())?;
+    Ok(a)
+}
+
+/// A cached (or local) kernel, checked against the suite; errors tell how to fetch it.
+pub fn checked_kernel(spec: &KernelSpec, matrix: &Matrix, cache: &Path) -> Result<CheckedKernel, LabError> {
+    let files = kernels::fetch::cached(spec, cache)?;
+    Ok(kernels::check(&files, &matrix.suite)?)
+}
+
+/// Builds (or reuses) the initramfs for a kernel; `init_override` replaces the agent.
+pub fn image_for(k: &CheckedKernel, o: &LabOptions, init_override: Option<&Path>, progress: &dyn Fn(usize, usize)) -> Result<PathBuf, LabError> {
+    let inputs = ImageInputs {
+        agent: o.agent.clone(),
+        runtime: o.runtime.clone(),
+        busybox: o.busybox.clone(),
+        release: k.files.release.clone(),
+        modules: k.modules.clone(),
+        init_override: init_override.map(Path::to_path_buf),
+        compression: o.compression,
+    };
+    image::build(&inputs, &o.cache.join("images"), progress).map_err(|source| LabError::Image { kernel: k.files.name.clone(), source })
+}
+
+/// The file QEMU gets as `-kernel`: the PVH vmlinux when enabled and extractable, else the
+/// bzImage.
+pub fn boot_kernel(k: &CheckedKernel, o: &LabOptions) -> PathBuf {
+    if o.pvh {
+        if let Ok(p) = image::vmlinux::pvh_vmlinux(&k.files.vmlinuz, &o.cache.join("pvh")) {
+            return p;
+        }
+    }
+    k.files.vmlinuz.clone()
+}
+
+/// Boots one VM and runs `request`.
+pub fn boot(k: &CheckedKernel, image: &Path, cgroup: CgroupMode, request: &Request, o: &LabOptions, interactive: bool, on_event: &mut dyn FnMut(&Event)) -> VmReport {
+    let kernel = boot_kernel(k, o);
+    let accel = vm::resolve_accel(o.accel, &o.qemu, &kernel, image);
+    let cfg = QemuConfig {
+        qemu: o.qemu.clone(),
+        kernel,
+        initrd: image.to_path_buf(),
+        memory_mb: o.memory_mb,
+        cpus: o.cpus,
+        accel,
+        cpu: o.cpu_model.clone(),
+        cmdline: vm::args::kernel_cmdline(&CmdlineOptions { cgroup, quiet: o.quiet, extra: o.extra_cmdline.clone() }),
+        console: if interactive { Console::Stdio } else { Console::Socket(PathBuf::new()) },
+        channel: PathBuf::new(),
+    };
+    let step = (!interactive).then_some(o.step_timeout);
+    vm::run_vm(cfg, request, Timeouts { boot: o.boot_timeout, step }, on_event)
+}

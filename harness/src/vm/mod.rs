@@ -1,0 +1,146 @@
+//! Throwaway QEMU VMs: argument building, running under a watchdog, acceleration choice,
+//! parallel runs.
+
+pub mod args;
+pub mod guard;
+pub mod run;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+pub use args::{Accel, CmdlineOptions, Console, QemuConfig};
+pub use run::{run_vm, Timeouts, VmError, VmReport};
+
+use crate::protocol::{Action, Request, PROTOCOL_VERSION};
+
+/// The accelerator the user asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccelChoice {
+    /// KVM if a quick probe boot works, else TCG.
+    Auto,
+    /// Always TCG.
+    Tcg,
+    /// Always KVM (errors if unusable).
+    Kvm,
+}
+
+impl std::str::FromStr for AccelChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(AccelChoice::Auto),
+            "tcg" => Ok(AccelChoice::Tcg),
+            "kvm" => Ok(AccelChoice::Kvm),
+            _ => Err(format!("unknown accelerator {s:?} (auto|tcg|kvm)")),
+        }
+    }
+}
+
+/// How long the KVM probe may take. A working KVM boots to the hello in well under this;
+/// a broken nested KVM hangs or dies, and then TCG is used.
+pub const KVM_PROBE_TIMEOUT: Duration = Duration::from_secs(6);
+
+static PROBE: OnceLock<Accel> = OnceLock::new();
+
+/// Resolves `choice`: for `Auto`, boots `kernel` + `initrd` once under KVM with an `Idle`
+/// request and a short timeout (result remembered for the process).
+pub fn resolve_accel(choice: AccelChoice, qemu: &str, kernel: &Path, initrd: &Path) -> Accel {
+    match choice {
+        AccelChoice::Tcg => Accel::Tcg,
+        AccelChoice::Kvm => Accel::Kvm,
+        AccelChoice::Auto => *PROBE.get_or_init(|| probe_kvm(qemu, kernel, initrd)),
+    }
+}
+
+fn probe_kvm(qemu: &str, kernel: &Path, initrd: &Path) -> Accel {
+    if std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_err() {
+        return Accel::Tcg;
+    }
+    let cfg = QemuConfig {
+        qemu: qemu.to_string(),
+        kernel: kernel.to_path_buf(),
+        initrd: initrd.to_path_buf(),
+        memory_mb: 256,
+        cpus: 1,
+        accel: Accel::Kvm,
+        cpu: None,
+        cmdline: args::kernel_cmdline(&CmdlineOptions { cgroup: Default::default(), quiet: true, extra: vec![] }),
+        console: Console::Socket(Default::default()),
+        channel: Default::default(),
+    };
+    let req = Request { protocol_version: PROTOCOL_VERSION, action: Action::Idle };
+    let t = Timeouts { boot: KVM_PROBE_TIMEOUT, step: Some(Duration::from_secs(3)) };
+    let report = run_vm(cfg, &req, t, &mut |_| {});
+    if report.error.is_none() && report.hello.is_some() {
+        Accel::Kvm
+    } else {
+        Accel::Tcg
+    }
+}
+
+/// A default for `--jobs`: bounded by cores and by available memory for `vm_mb`-sized VMs.
+pub fn default_jobs(vm_mb: u32) -> usize {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let avail_mb = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("MemAvailable:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb / 1024)
+        .unwrap_or(1024);
+    jobs_for(cores, avail_mb, vm_mb)
+}
+
+/// Pure part of [`default_jobs`]: QEMU needs ~200 MiB beyond guest RAM; keep 1 GiB spare.
+pub fn jobs_for(cores: usize, avail_mb: u64, vm_mb: u32) -> usize {
+    let by_mem = (avail_mb.saturating_sub(1024) / (u64::from(vm_mb) + 200)) as usize;
+    cores.min(by_mem).max(1)
+}
+
+/// Runs `f` over `items` on up to `jobs` threads; results in input order.
+pub fn run_parallel<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..jobs.max(1).min(items.len().max(1)) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(item) = items.get(i) else { break };
+                let r = f(item);
+                results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
+            });
+        }
+    });
+    results.into_inner().unwrap_or_else(|p| p.into_inner()).into_iter().flatten().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use test_case::test_case;
+
+    #[test_case(2, 24_000, 512, 2 ; "cores bound")]
+    #[test_case(16, 3_000, 512, 2 ; "memory bound")]
+    #[test_case(4, 500, 512, 1 ; "at least one")]
+    fn jobs(cores: usize, avail: u64, vm: u32, want: usize) {
+        assert_eq!(jobs_for(cores, avail, vm), want);
+    }
+
+    #[test]
+    fn parallel_keeps_order() {
+        let items: Vec<u32> = (0..20).collect();
+        assert_eq!(run_parallel(&items, 3, |x| x * 2), items.iter().map(|x| x * 2).collect::<Vec<_>>());
+    }
+
+    #[test_case("auto", Some(AccelChoice::Auto) ; "auto")]
+    #[test_case("tcg", Some(AccelChoice::Tcg) ; "tcg")]
+    #[test_case("hvf", None ; "bad")]
+    fn accel_parse(s: &str, want: Option<AccelChoice>) {
+        assert_eq!(s.parse::<AccelChoice>().ok(), want);
+    }
+}

@@ -1,0 +1,323 @@
+//! Running one VM under a watchdog: spawn QEMU, accept its console and channel sockets, wait
+//! for the agent's hello, send the request, collect events until `Done`.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::args::{qemu_args, Console, QemuConfig};
+use super::guard::VmGuard;
+use crate::protocol::{decode_line, encode_line, Event, Request, PROTOCOL_VERSION};
+
+/// Lines of console kept for error reports.
+pub const CONSOLE_TAIL: usize = 50;
+
+/// Why a VM run is an ERROR.
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    /// QEMU could not be started.
+    #[error("cannot start `{command}`: {source}")]
+    Spawn {
+        /// The command.
+        command: String,
+        /// errno.
+        source: std::io::Error,
+    },
+    /// Temp dir / socket setup failed.
+    #[error("{what}: {source}")]
+    Setup {
+        /// What was being set up (with its path).
+        what: String,
+        /// errno.
+        source: std::io::Error,
+    },
+    /// No hello from the agent within the boot timeout.
+    #[error("no agent hello within {secs}s of boot")]
+    BootTimeout {
+        /// The timeout.
+        secs: u64,
+    },
+    /// No event from the agent within the step timeout.
+    #[error("no progress from the agent for {secs}s")]
+    StepTimeout {
+        /// The timeout.
+        secs: u64,
+    },
+    /// The console showed a kernel panic.
+    #[error("kernel panic: {line}")]
+    KernelPanic {
+        /// The panic line.
+        line: String,
+    },
+    /// QEMU exited before the agent said `Done`.
+    #[error("QEMU exited before the agent finished ({status}){stderr}")]
+    QemuDied {
+        /// Exit status.
+        status: String,
+        /// QEMU's stderr, if any.
+        stderr: String,
+    },
+    /// The agent speaks another protocol version.
+    #[error("agent speaks protocol v{guest}, host v{PROTOCOL_VERSION}")]
+    Version {
+        /// The guest's version.
+        guest: u32,
+    },
+}
+
+/// Timeouts of one run.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Spawn → hello.
+    pub boot: Duration,
+    /// Max silence between events after the hello (None: unlimited, e.g. interactive shell).
+    pub step: Option<Duration>,
+}
+
+/// What happened in one VM.
+#[derive(Debug)]
+pub struct VmReport {
+    /// The hello, if one came.
+    pub hello: Option<Event>,
+    /// All events after the hello.
+    pub events: Vec<Event>,
+    /// Lines the channel carried that were not valid events.
+    pub bad_lines: Vec<String>,
+    /// The last console lines.
+    pub console_tail: Vec<String>,
+    /// Set when the run is an ERROR.
+    pub error: Option<VmError>,
+    /// Wall time from spawning QEMU to the hello.
+    pub boot_time: Option<Duration>,
+    /// Wall time of the whole run.
+    pub total_time: Duration,
+}
+
+impl VmReport {
+    /// The command's exit code, if an `Exec` ran to completion.
+    pub fn exit_code(&self) -> Option<i32> {
+        self.events.iter().find_map(|e| match e {
+            Event::CommandExit { code, .. } => Some(*code),
+            _ => None,
+        })
+    }
+}
+
+enum Msg {
+    Console(String),
+    Event(Event),
+    Bad(String),
+    ChannelClosed,
+}
+
+fn accept(l: &UnixListener, deadline: Instant, guard: &mut VmGuard) -> Result<UnixStream, VmError> {
+    let setup = |source| VmError::Setup { what: "accept QEMU socket".into(), source };
+    l.set_nonblocking(true).map_err(setup)?;
+    loop {
+        match l.accept() {
+            Ok((s, _)) => {
+                s.set_nonblocking(false).map_err(setup)?;
+                return Ok(s);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(setup(e)),
+        }
+        if let Ok(Some(st)) = guard.child().try_wait() {
+            return Err(died(st, guard));
+        }
+        if Instant::now() > deadline {
+            return Err(VmError::BootTimeout { secs: 0 });
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn died(status: std::process::ExitStatus, guard: &mut VmGuard) -> VmError {
+    let mut stderr = String::new();
+    if let Some(mut e) = guard.child().stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+    }
+    let stderr = if stderr.trim().is_empty() { String::new() } else { format!(": {}", stderr.trim()) };
+    VmError::QemuDied { status: status.to_string(), stderr }
+}
+
+fn read_lines(s: UnixStream, tx: mpsc::Sender<Msg>, console: bool) {
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(s);
+        let mut buf = Vec::new();
+        while let Ok(n) = r.read_until(b'\n', &mut buf) {
+            if n == 0 {
+                break;
+            }
+            let line = String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']).to_string();
+            buf.clear();
+            let msg = if console {
+                Msg::Console(line)
+            } else if line.trim().is_empty() {
+                continue;
+            } else {
+                match decode_line::<Event>(&line) {
+                    Ok(ev) => Msg::Event(ev),
+                    Err(_) => Msg::Bad(line),
+                }
+            };
+            if tx.send(msg).is_err() {
+                return;
+            }
+        }
+        if !console {
+            let _ = tx.send(Msg::ChannelClosed);
+        }
+    });
+}
+
+/// Boots a VM, sends `request` after the hello, collects events until `Done` or an error.
+/// `on_event` sees every event as it arrives. QEMU and the temp dir are gone on return.
+pub fn run_vm(mut cfg: QemuConfig, request: &Request, t: Timeouts, on_event: &mut dyn FnMut(&Event)) -> VmReport {
+    let start = Instant::now();
+    let mut report = VmReport {
+        hello: None,
+        events: vec![],
+        bad_lines: vec![],
+        console_tail: vec![],
+        error: None,
+        boot_time: None,
+        total_time: Duration::ZERO,
+    };
+    let mut tail = VecDeque::new();
+    let res = run_inner(&mut cfg, request, t, on_event, &mut report, &mut tail, start);
+    report.error = res.err();
+    report.console_tail = tail.into_iter().collect();
+    report.total_time = start.elapsed();
+    report
+}
+
+fn run_inner(
+    cfg: &mut QemuConfig,
+    request: &Request,
+    t: Timeouts,
+    on_event: &mut dyn FnMut(&Event),
+    report: &mut VmReport,
+    tail: &mut VecDeque<String>,
+    start: Instant,
+) -> Result<(), VmError> {
+    let dir = tempfile::Builder::new()
+        .prefix("isolab-vm-")
+        .tempdir()
+        .map_err(|source| VmError::Setup { what: "create temp dir".into(), source })?;
+    let listen = |name: &str| {
+        let p = dir.path().join(name);
+        UnixListener::bind(&p).map(|l| (l, p.clone())).map_err(|source| VmError::Setup { what: format!("bind {}", p.display()), source })
+    };
+    let (chan_l, chan_p) = listen("chan.sock")?;
+    cfg.channel = chan_p;
+    let con_l = match cfg.console {
+        Console::Socket(_) => {
+            let (l, p) = listen("con.sock")?;
+            cfg.console = Console::Socket(p);
+            Some(l)
+        }
+        Console::Stdio => None,
+    };
+    let args = qemu_args(cfg);
+    let mut cmd = Command::new(&cfg.qemu);
+    cmd.args(&args).stderr(Stdio::piped());
+    if con_l.is_some() {
+        cmd.stdin(Stdio::null()).stdout(Stdio::null());
+    }
+    let child = cmd.spawn().map_err(|source| VmError::Spawn { command: format!("{} {}", cfg.qemu, args.join(" ")), source })?;
+    let mut guard = VmGuard::new(child, dir);
+    let boot_deadline = start + t.boot;
+    let (tx, rx) = mpsc::channel();
+    // QEMU connects its chardevs in order: console first, then the channel.
+    if let Some(l) = &con_l {
+        read_lines(accept(l, boot_deadline, &mut guard).map_err(|e| fix_secs(e, t))?, tx.clone(), true);
+    }
+    let chan = accept(&chan_l, boot_deadline, &mut guard).map_err(|e| fix_secs(e, t))?;
+    let mut chan_w = chan.try_clone().map_err(|source| VmError::Setup { what: "dup channel socket".into(), source })?;
+    read_lines(chan, tx, false);
+
+    let mut last_progress = Instant::now();
+    let mut panic_line: Option<(String, Instant)> = None;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(Msg::Console(line)) => {
+                if panic_line.is_none() && line.contains("Kernel panic") {
+                    panic_line = Some((line.trim().to_string(), Instant::now()));
+                }
+                tail.push_back(line);
+                if tail.len() > CONSOLE_TAIL {
+                    tail.pop_front();
+                }
+            }
+            Ok(Msg::Event(ev)) => {
+                last_progress = Instant::now();
+                on_event(&ev);
+                if let Event::Hello { protocol_version, .. } = &ev {
+                    report.boot_time = Some(start.elapsed());
+                    if *protocol_version != PROTOCOL_VERSION {
+                        return Err(VmError::Version { guest: *protocol_version });
+                    }
+                    report.hello = Some(ev);
+                    let line = encode_line(request).unwrap_or_default();
+                    chan_w
+                        .write_all(line.as_bytes())
+                        .map_err(|source| VmError::Setup { what: "send request to the agent".into(), source })?;
+                    continue;
+                }
+                let done = ev == Event::Done;
+                report.events.push(ev);
+                if done {
+                    guard.kill();
+                    return Ok(());
+                }
+            }
+            Ok(Msg::Bad(line)) => report.bad_lines.push(line),
+            Ok(Msg::ChannelClosed) | Err(mpsc::RecvTimeoutError::Timeout) | Err(mpsc::RecvTimeoutError::Disconnected) => {}
+        }
+        // Give the console a moment after a panic so the tail has the backtrace.
+        if let Some((line, at)) = &panic_line {
+            if at.elapsed() > Duration::from_millis(300) {
+                return Err(VmError::KernelPanic { line: line.clone() });
+            }
+            continue;
+        }
+        if let Ok(Some(st)) = guard.child().try_wait() {
+            drain(&rx, tail);
+            if let Some((line, _)) = panic_line.or_else(|| tail.iter().find(|l| l.contains("Kernel panic")).map(|l| (l.clone(), Instant::now()))) {
+                return Err(VmError::KernelPanic { line: line.trim().to_string() });
+            }
+            return Err(died(st, &mut guard));
+        }
+        if report.hello.is_none() && Instant::now() > boot_deadline {
+            return Err(VmError::BootTimeout { secs: t.boot.as_secs() });
+        }
+        if let Some(step) = t.step {
+            if report.hello.is_some() && last_progress.elapsed() > step {
+                return Err(VmError::StepTimeout { secs: step.as_secs() });
+            }
+        }
+    }
+}
+
+fn drain(rx: &mpsc::Receiver<Msg>, tail: &mut VecDeque<String>) {
+    std::thread::sleep(Duration::from_millis(50));
+    while let Ok(m) = rx.try_recv() {
+        if let Msg::Console(line) = m {
+            tail.push_back(line);
+            if tail.len() > CONSOLE_TAIL {
+                tail.pop_front();
+            }
+        }
+    }
+}
+
+fn fix_secs(e: VmError, t: Timeouts) -> VmError {
+    match e {
+        VmError::BootTimeout { .. } => VmError::BootTimeout { secs: t.boot.as_secs() },
+        other => other,
+    }
+}
