@@ -155,6 +155,12 @@ fn child(
     go_rd: OwnedFd,
 ) -> i32 {
     let mut report = File::from(wr);
+    if flags.contains(CloneFlags::CLONE_NEWUSER) {
+        if let Err(e) = locked_mount(b) {
+            let _ = writeln!(report, "locked_mount_error={e}");
+            return 2;
+        }
+    }
     if let Err(e) = unshare(flags) {
         let _ = writeln!(report, "unshare_error={e}");
         return 2;
@@ -189,6 +195,20 @@ fn child(
             6
         }
     }
+}
+
+/// In a private mount namespace of its own, mount a nosuid,nodev,noexec tmpfs at
+/// `<bundle>/locked`: the user namespace unshared next copies it with those flags locked, so
+/// a plain `ro` bind remount of it is EPERM unless they are kept.
+fn locked_mount(b: &Bundle) -> nix::Result<()> {
+    use nix::mount::{mount, MsFlags};
+    unshare(CloneFlags::CLONE_NEWNS)?;
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_SLAVE, None::<&str>)?;
+    let dir = b.dir.join("locked");
+    fs::create_dir_all(&dir).map_err(|_| Errno::EIO)?;
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount(Some("tmpfs"), &dir, Some("tmpfs"), flags, Some("size=64k"))?;
+    fs::write(dir.join("f"), "locked").map_err(|_| Errno::EIO)
 }
 
 fn errno_of(r: std::io::Result<impl Sized>) -> String {
@@ -445,10 +465,21 @@ fn user_namespace_binds_devices_sysfs_and_cgroups() {
     let opts = RootfsOptions { in_user_ns: true, ..b.opts() };
     // A new IPC namespace too, as runc's rootless spec has: mqueue needs one it owns.
     let ns = CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWIPC;
-    let r = run(&b, &runc_spec(), &opts, ns, standard_checks);
+    let mut spec = runc_spec();
+    add_mounts(&mut spec, vec![bind("/locked", "locked", &["bind", "ro"])]);
+    let r = run(&b, &spec, &opts, ns, userns_checks);
     assert_standard(&r, &b);
     assert_eq!(r["root_mount_root"], b.rootfs.display().to_string());
     assert_eq!(r["cgroup_dirs"], host_cgroup_dirs());
+    assert_eq!(r["locked_read"], "locked");
+    assert_eq!(r["locked_create"], "EROFS");
+}
+
+fn userns_checks(_tag: &str) -> Vec<String> {
+    let mut out = standard_checks("");
+    out.push(format!("locked_read={}", fs::read_to_string("/locked/f").unwrap_or_default()));
+    out.push(format!("locked_create={}", errno_of(File::create("/locked/probe"))));
+    out
 }
 
 fn cgroupns_checks(_tag: &str) -> Vec<String> {
@@ -482,6 +513,10 @@ fn writable_checks(_tag: &str) -> Vec<String> {
     out.push(format!("data_tmpfs={tmpfs}"));
     out.push(format!("ro_bind_create={}", errno_of(File::create("/ro/probe"))));
     out.push(format!("ro_bind_read={}", fs::read_to_string("/ro/marker").unwrap_or_default()));
+    out.push(format!("rro_create={}", errno_of(File::create("/rro/probe"))));
+    out.push(format!("copyup={}", fs::read_to_string("/opt/sub/keep").unwrap_or_default()));
+    let opt_tmpfs = mountinfo().iter().any(|(mp, _, fs)| mp == "/opt" && fs == "tmpfs");
+    out.push(format!("opt_tmpfs={opt_tmpfs}"));
     out.push(format!("fifo={}", dev_of("/dev/myfifo")));
     out.push(format!("zero2={}", dev_of("/dev/zero2")));
     out.push(format!("zero2_uid={}", fs::metadata("/dev/zero2").map(|m| m.uid()).unwrap_or(9999)));
@@ -514,7 +549,24 @@ fn writable_root_options_devices_sysctl_masks() {
         .options(vec!["nosuid".to_owned(), "mode=1777".to_owned(), "size=1m".to_owned()])
         .build()
         .unwrap();
-    add_mounts(&mut spec, vec![tmpfs, bind("/ro", "payload", &["rbind", "ro", "nosuid", "rprivate"])]);
+    let copyup = MountBuilder::default()
+        .destination("/opt")
+        .typ("tmpfs")
+        .source("tmpfs")
+        .options(vec!["tmpcopyup".to_owned(), "nodev".to_owned()])
+        .build()
+        .unwrap();
+    fs::create_dir_all(b.rootfs.join("opt/sub")).unwrap();
+    fs::write(b.rootfs.join("opt/sub/keep"), "kept").unwrap();
+    add_mounts(
+        &mut spec,
+        vec![
+            tmpfs,
+            bind("/ro", "payload", &["rbind", "ro", "nosuid", "rprivate"]),
+            bind("/rro", "payload", &["rbind", "rro"]),
+            copyup,
+        ],
+    );
     let linux = spec.linux_mut().as_mut().unwrap();
     linux.set_rootfs_propagation(Some("private".into()));
     let fifo = LinuxDeviceBuilder::default()
@@ -549,6 +601,9 @@ fn writable_root_options_devices_sysctl_masks() {
     assert_eq!(r["data_tmpfs"], "true");
     assert_eq!(r["ro_bind_create"], "EROFS");
     assert_eq!(r["ro_bind_read"], "payload");
+    assert_eq!(r["rro_create"], "EROFS");
+    assert_eq!(r["copyup"], "kept");
+    assert_eq!(r["opt_tmpfs"], "true");
     assert_eq!(r["fifo"], "p 640");
     assert_eq!(r["zero2"], "c 1:5 600");
     assert_eq!(r["zero2_uid"], "1000");

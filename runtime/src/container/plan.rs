@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 
 use nix::sched::CloneFlags;
-use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
+use crate::config::idmap::render_mappings as id_map_content;
 use crate::sys::process::CLONE_NEWTIME;
 
 /// The namespace part of a launch.
@@ -45,13 +46,6 @@ fn flag_of(t: LinuxNamespaceType) -> Option<CloneFlags> {
         LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
         LinuxNamespaceType::Time => return None,
     })
-}
-
-/// The kernel's id-map file content: one `containerID hostID size` line per mapping.
-pub fn id_map_content(maps: &[LinuxIdMapping]) -> String {
-    maps.iter()
-        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-        .collect()
 }
 
 /// Plan the namespaces of `spec` (already validated).
@@ -106,6 +100,7 @@ pub fn plan_namespaces(spec: &Spec) -> NamespacePlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use oci_spec::runtime::LinuxIdMapping;
     use test_case::test_case;
 
     fn spec(json: &str) -> Spec {

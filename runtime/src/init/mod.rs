@@ -135,9 +135,6 @@ fn setup(ctx: &ChildContext<'_>) -> StepResult<exec::Prepared> {
         step("domainname", set_domainname(d).map_err(sys(format!("setdomainname({d:?})"))))?;
     }
     step("rootfs", rootfs::setup_rootfs(spec, &ctx.rootfs).map_err(InitError::from))?;
-    if let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
-        step("sysctl", rootfs::write_sysctls(sysctl).map_err(InitError::from))?;
-    }
     let process = spec.process().as_ref().ok_or(("process", InitError::Process("no process in config".into())))?;
     if process.terminal() == Some(true) {
         let sock = ctx.console_socket.as_ref().map(|s| s.as_fd());

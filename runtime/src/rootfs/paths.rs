@@ -126,6 +126,10 @@ impl Target {
     pub fn open(root: &Path, resolved: &Path) -> Result<Self, Errno> {
         let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         let fd = fcntl::open(resolved, flags, Mode::empty())?;
+        // A symlink swapped in after resolution: O_NOFOLLOW gave us the link itself.
+        if SFlag::from_bits_truncate(stat::fstat(&fd)?.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK {
+            return Err(Errno::ELOOP);
+        }
         let proc = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
         let via_proc = match fcntl::readlink(&proc) {
             Ok(real) if Path::new(&real).starts_with(root) => true,
@@ -228,6 +232,7 @@ mod tests {
         let tmp = hostile_root();
         let t = Target::open(tmp.path(), &tmp.path().join("etc")).unwrap();
         assert!(t.proc_path().starts_with("/proc/self/fd"));
+        assert_eq!(Target::open(tmp.path(), &tmp.path().join("abs_etc")).unwrap_err(), Errno::ELOOP);
         let other = tempfile::tempdir().unwrap();
         assert_eq!(Target::open(tmp.path(), other.path()).unwrap_err(), Errno::EXDEV);
     }
