@@ -75,7 +75,8 @@ fn dropped_cap_sys_admin_makes_mount_fail() {
     let mut f = Fixture::new();
     let (code, out, _) = f.run(&["sh", "-c", "mount -t tmpfs none /tmp 2>&1; echo rc=$?"], |_| {});
     assert_eq!(code, 0);
-    assert!(out.contains("Operation not permitted") || out.contains("Permission denied"), "{out}");
+    let lower = out.to_lowercase();
+    assert!(lower.contains("operation not permitted") || lower.contains("permission denied"), "{out}");
     assert!(out.contains("rc=1") || out.contains("rc=255"), "{out}");
 }
 
