@@ -66,6 +66,8 @@ pub struct LabOptions {
     pub cpu_model: Option<String>,
     /// initramfs compression.
     pub compression: Compression,
+    /// Strip module signatures in the image.
+    pub strip_module_signatures: bool,
     /// Boot the unpacked ELF vmlinux through PVH when possible (see `image::vmlinux`).
     pub pvh: bool,
     /// `quiet` kernel.
@@ -154,6 +156,7 @@ pub fn image_for(k: &CheckedKernel, o: &LabOptions, init_override: Option<&Path>
         modules: k.modules.clone(),
         init_override: init_override.map(Path::to_path_buf),
         compression: o.compression,
+        strip_module_signatures: o.strip_module_signatures,
     };
     image::build(&inputs, &o.cache.join("images"), progress).map_err(|source| LabError::Image { kernel: k.files.name.clone(), source })
 }

@@ -62,6 +62,12 @@ struct Global {
     /// Boot the bzImage itself instead of its unpacked vmlinux (PVH entry).
     #[arg(long, global = true)]
     no_pvh: bool,
+    /// Keep module signatures (slower module loading under TCG, no `E` taint).
+    #[arg(long, global = true)]
+    keep_module_signatures: bool,
+    /// Extra kernel command-line words (repeatable).
+    #[arg(long = "append", global = true)]
+    append: Vec<String>,
     /// Show all kernel messages on the console (slower).
     #[arg(long, global = true)]
     verbose_console: bool,
@@ -153,8 +159,9 @@ fn options(g: &Global) -> Result<LabOptions> {
         cpu_model: g.cpu_model.clone(),
         compression,
         pvh: !g.no_pvh,
+        strip_module_signatures: !g.keep_module_signatures,
         quiet: !g.verbose_console,
-        extra_cmdline: vec![],
+        extra_cmdline: g.append.clone(),
         boot_timeout: Duration::from_secs(g.boot_timeout),
         step_timeout: Duration::from_secs(g.step_timeout),
     })

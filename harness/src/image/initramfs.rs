@@ -78,6 +78,8 @@ pub struct ImageInputs {
     pub init_override: Option<PathBuf>,
     /// Compression.
     pub compression: Compression,
+    /// Strip module signatures (faster loading, `E` taint; see `modules::strip_signature`).
+    pub strip_module_signatures: bool,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ImageError + '_ {
@@ -134,7 +136,7 @@ fn file_list(inp: &ImageInputs) -> Result<Vec<(String, PathBuf)>, ImageError> {
 pub fn image_key(inp: &ImageInputs, files: &[(String, PathBuf)]) -> Result<String, ImageError> {
     let mut h = Sha256::new();
     h.update(LAYOUT_VERSION);
-    h.update(format!("{:?}{}", inp.compression, inp.release));
+    h.update(format!("{:?}{}{}", inp.compression, inp.release, inp.strip_module_signatures));
     for (guest, host) in files {
         h.update(guest.as_bytes());
         h.update([0]);
@@ -171,7 +173,16 @@ pub fn build(inp: &ImageInputs, dir: &Path, progress: &dyn Fn(usize, usize)) -> 
     let total = files.len();
     for (i, (guest, host)) in files.iter().enumerate() {
         progress(i, total);
-        let data = if guest.starts_with("lib/modules/") { modules::read_module(host)? } else { read(host)? };
+        let data = if guest.starts_with("lib/modules/") {
+            let ko = modules::read_module(host)?;
+            if inp.strip_module_signatures {
+                modules::strip_signature(&ko).to_vec()
+            } else {
+                ko
+            }
+        } else {
+            read(host)?
+        };
         cpio.file(guest, 0o755, &data).map_err(io_err(&partial))?;
     }
     let applets = applets(&inp.busybox)?;

@@ -155,6 +155,25 @@ pub fn read_module(path: &Path) -> Result<Vec<u8>, ModuleError> {
     }
 }
 
+/// The marker that ends an appended module signature.
+const SIG_MARKER: &[u8] = b"~Module signature appended~\n";
+
+/// Removes an appended module signature (pure). The kernel then skips the signature check —
+/// RSA/SHA in an emulated CPU cost ~30 ms per module under TCG — and, as
+/// `CONFIG_MODULE_SIG_FORCE` is off in Debian's kernels, loads the module with the `E` taint.
+/// Returns the input unchanged when there is no (well-formed) signature.
+pub fn strip_signature(ko: &[u8]) -> &[u8] {
+    let Some(body) = ko.strip_suffix(SIG_MARKER) else { return ko };
+    // struct module_signature: 12 bytes, sig_len (big-endian u32) last.
+    let Some(info_at) = body.len().checked_sub(12) else { return ko };
+    let len = &body[info_at + 8..info_at + 12];
+    let sig_len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+    match info_at.checked_sub(sig_len) {
+        Some(end) => &ko[..end],
+        None => ko,
+    }
+}
+
 /// All module files under a modules directory, by name.
 #[derive(Debug, Clone)]
 pub struct ModuleIndex {
@@ -256,6 +275,13 @@ mod tests {
         assert!(dep["veth"].1.is_empty());
         let b = parse_builtin("kernel/drivers/virtio/virtio_pci.ko\nkernel/fs/ext4/ext4.ko\n");
         assert!(b.contains("virtio_pci") && b.contains("ext4"));
+    }
+
+    #[test_case(b"ELF" as &[u8], b"ELF" ; "unsigned")]
+    #[test_case(b"ELFsig\0\0\0\0\0\0\0\0\0\0\0\x03~Module signature appended~\n", b"ELF" ; "signed")]
+    #[test_case(b"\0\0\0\0\0\0\0\0\0\0\0\x09~Module signature appended~\n", b"\0\0\0\0\0\0\0\0\0\0\0\x09~Module signature appended~\n" ; "bad length kept")]
+    fn signatures(ko: &[u8], want: &[u8]) {
+        assert_eq!(strip_signature(ko), want);
     }
 
     #[test_case("veth.ko", Some("veth") ; "plain")]
