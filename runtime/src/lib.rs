@@ -15,3 +15,5 @@ pub mod container;
 pub mod init;
 pub mod state;
 pub mod features;
+pub mod cgroups;
+pub mod seccomp;

@@ -108,6 +108,17 @@ pub struct ContainerRecord {
     pub oci_version: String,
     /// The container has its own pid namespace (killing init kills everything).
     pub own_pid_ns: bool,
+    /// The container's cgroup path (rebuilds its `CgroupManager`).
+    #[serde(default)]
+    pub cgroup_path: Option<String>,
+}
+
+impl ContainerRecord {
+    /// The container's cgroup, if it has one.
+    pub fn cgroup(&self) -> Option<crate::cgroups::CgroupManager> {
+        let path = self.cgroup_path.as_deref()?;
+        crate::cgroups::CgroupManager::new(&self.id, Some(path)).ok()
+    }
 }
 
 /// Validate a container id like runc: `^[\w+\-\.]+$`, not `.`/`..`, at most 1024 bytes.
@@ -236,6 +247,8 @@ impl StateStore {
         }
         if self.dir(&rec.id).join(EXEC_FIFO).exists() {
             Status::Created
+        } else if rec.cgroup().is_some_and(|cg| cg.is_frozen()) {
+            Status::Paused
         } else {
             Status::Running
         }
@@ -311,6 +324,7 @@ mod tests {
             annotations: Default::default(),
             oci_version: "1.2.0".into(),
             own_pid_ns: true,
+            cgroup_path: Some("/isorun/c1".into()),
         };
         store.save(&rec).unwrap();
         assert_eq!(store.load("c1").unwrap(), rec);

@@ -17,6 +17,7 @@ use nix::unistd::{mkfifo, Pid};
 
 use super::plan::{plan_namespaces, NamespacePlan};
 use super::{host, ContainerError};
+use crate::cgroups::CgroupManager;
 use crate::channel::{self, ChildMsg, ParentMsg};
 use crate::config::parse_config;
 use crate::init::{child_main, ChildContext};
@@ -59,6 +60,20 @@ impl Drop for DirGuard<'_> {
     fn drop(&mut self) {
         if self.armed {
             let _ = self.store.remove(self.id);
+        }
+    }
+}
+
+/// Removes the cgroup unless disarmed (after the init guard has killed the init).
+struct CgroupGuard<'a> {
+    cgroup: &'a CgroupManager,
+    armed: bool,
+}
+
+impl Drop for CgroupGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.cgroup.remove();
         }
     }
 }
@@ -133,6 +148,11 @@ pub(super) fn create_with_console(
         let f = fs::File::open(p).map_err(bundle_err("linux.namespaces pid path", p))?;
         setns(f.as_fd(), CloneFlags::CLONE_NEWPID).map_err(host(format!("setns {}", p.display())))?;
     }
+    let cgroups_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().as_ref()).map(|p| p.to_string_lossy().into_owned());
+    let cgroup = CgroupManager::new(id, cgroups_path.as_deref())?;
+    cgroup.create(spec.linux().as_ref().and_then(|l| l.resources().as_ref()))?;
+    let mut cgroup_guard = CgroupGuard { cgroup: &cgroup, armed: true };
+    let cgroup_fd = cgroup.clone_into_fd();
     let (parent_sock, child_sock) = channel::pair().map_err(host("socketpair"))?;
     let rootfs_opts = RootfsOptions {
         rootfs: rootfs.clone(),
@@ -142,7 +162,7 @@ pub(super) fn create_with_console(
         no_pivot: opts.no_pivot,
     };
 
-    let pid = match clone_into(plan.clone_flags, None).map_err(host("clone3"))? {
+    let pid = match clone_into(plan.clone_flags, cgroup_fd.as_ref().map(|f| f.as_fd())).map_err(host("clone3"))? {
         Forked::Child => {
             drop(parent_sock);
             child_main(ChildContext {
@@ -162,7 +182,12 @@ pub(super) fn create_with_console(
     drop(console);
     let mut child_guard = ChildGuard { pid, armed: true };
 
-    let go = write_id_maps(pid, &plan);
+    // The init is placed in its cgroup before it runs anything of the container's.
+    let go = match cgroup_fd {
+        Some(_) => Ok(()),
+        None => cgroup.add_task(pid).map_err(ContainerError::from),
+    }
+    .and_then(|()| write_id_maps(pid, &plan));
     channel::send_parent(&parent_sock, if go.is_ok() { ParentMsg::Go } else { ParentMsg::Abort })
         .map_err(host("send to init"))?;
     go?;
@@ -187,12 +212,14 @@ pub(super) fn create_with_console(
         annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
         oci_version: spec.version().clone(),
         own_pid_ns: plan.own_pid_ns,
+        cgroup_path: Some(cgroup.path().to_owned()),
     };
     store.save(&record)?;
     if let Some(p) = &opts.pid_file {
         write_pid_file(p, pid).map_err(bundle_err("pid file", p))?;
     }
     child_guard.armed = false;
+    cgroup_guard.armed = false;
     dir_guard.armed = false;
     Ok(Created { pid, terminal })
 }

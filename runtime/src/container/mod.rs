@@ -71,6 +71,9 @@ pub enum ContainerError {
         /// What was attempted.
         op: &'static str,
     },
+    /// The container's cgroup could not be set up or removed.
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroups::CgroupError),
     /// A signal name or number that is not a signal.
     #[error("invalid signal {0:?}")]
     BadSignal(String),

@@ -154,6 +154,9 @@ pub fn delete(store: &StateStore, id: &str, force: bool) -> Result<(), Container
         }
         kill_and_wait(&rec)?;
     }
+    if let Some(cgroup) = rec.cgroup() {
+        cgroup.remove()?;
+    }
     drop(lock);
     Ok(store.remove(id)?)
 }

@@ -52,6 +52,9 @@ pub enum InitError {
     /// Rootfs setup failed.
     #[error(transparent)]
     Rootfs(#[from] rootfs::RootfsError),
+    /// The seccomp profile could not be compiled or loaded.
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
     /// The process could not be prepared (user, capabilities, executable...).
     #[error("{0}")]
     Process(String),
@@ -141,7 +144,20 @@ fn setup(ctx: &ChildContext<'_>) -> StepResult<exec::Prepared> {
         step("console", console::setup_console(sock, process.console_size()))?;
     }
     let prepared = step("process", exec::prepare(process))?;
+    let filter = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(profile) => Some(step("seccomp", crate::seccomp::compile(profile).map_err(InitError::from))?),
+        None => None,
+    };
+    // With no_new_privs the filter goes on last (no privilege needed); without it, loading a
+    // filter needs CAP_SYS_ADMIN, so it goes on before the capabilities are dropped (runc).
+    let nnp = process.no_new_privileges() == Some(true);
+    if let (Some(f), false) = (&filter, nnp) {
+        step("seccomp", crate::seccomp::install(f).map_err(InitError::from))?;
+    }
     step("credentials", creds::apply(process, ctx.plan.new_user_ns))?;
+    if let (Some(f), true) = (&filter, nnp) {
+        step("seccomp", crate::seccomp::install(f).map_err(InitError::from))?;
+    }
     step("fds", crate::sys::process::cloexec_from(3 + ctx.preserve_fds).map_err(sys("close_range")))?;
     Ok(prepared)
 }
