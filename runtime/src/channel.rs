@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 pub enum ChildMsg {
     /// Setup done; waiting on the exec fifo (or about to exec).
     Ready,
+    /// Mounts are done, pivot_root is next: run prestart and createRuntime hooks now, then
+    /// answer `Go` (or `Abort`).
+    RunHooks,
     /// A step failed; the message carries the step, path and errno.
     Failed {
         /// The step (`rootfs`, `capabilities`, ...).
@@ -26,10 +29,11 @@ pub enum ChildMsg {
 }
 
 /// What the parent tells the child.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParentMsg {
-    /// uid_map/gid_map are written (or none were needed): go on.
-    Go,
+    /// uid_map/gid_map are written (or none were needed), hooks ran: go on. Carries the
+    /// container's OCI state JSON (for the hooks the child runs) on the first `Go`.
+    Go(Vec<u8>),
     /// Setup in the parent failed: exit now.
     Abort,
 }
@@ -55,20 +59,21 @@ pub fn recv_child(fd: impl AsFd) -> Result<Option<ChildMsg>, Errno> {
     serde_json::from_slice(&buf[..n]).map(Some).map_err(|_| Errno::EBADMSG)
 }
 
-/// Send a parent message (parent side).
-pub fn send_parent(fd: impl AsFd, msg: ParentMsg) -> Result<(), Errno> {
-    let byte = match msg {
-        ParentMsg::Go => b'g',
-        ParentMsg::Abort => b'a',
+/// Send a parent message (parent side): `g` + payload, or `a`.
+pub fn send_parent(fd: impl AsFd, msg: &ParentMsg) -> Result<(), Errno> {
+    let bytes = match msg {
+        ParentMsg::Go(state) => [b"g".as_slice(), state].concat(),
+        ParentMsg::Abort => b"a".to_vec(),
     };
-    send(fd.as_fd().as_raw_fd(), &[byte], MsgFlags::MSG_NOSIGNAL).map(drop)
+    send(fd.as_fd().as_raw_fd(), &bytes, MsgFlags::MSG_NOSIGNAL).map(drop)
 }
 
 /// Receive the parent's message (child side); EOF counts as `Abort`.
 pub fn recv_parent(fd: impl AsFd) -> Result<ParentMsg, Errno> {
-    let mut buf = [0u8; 1];
-    match recv_retry(&fd, &mut buf)? {
-        1 if buf[0] == b'g' => Ok(ParentMsg::Go),
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = recv_retry(&fd, &mut buf)?;
+    match buf.first() {
+        Some(b'g') if n > 0 => Ok(ParentMsg::Go(buf[1..n].to_vec())),
         _ => Ok(ParentMsg::Abort),
     }
 }
@@ -89,8 +94,10 @@ mod tests {
     #[test]
     fn roundtrip_over_a_real_socketpair() {
         let (p, c) = pair().unwrap();
-        send_parent(&p, ParentMsg::Go).unwrap();
-        assert_eq!(recv_parent(&c).unwrap(), ParentMsg::Go);
+        send_parent(&p, &ParentMsg::Go(b"{}".to_vec())).unwrap();
+        assert_eq!(recv_parent(&c).unwrap(), ParentMsg::Go(b"{}".to_vec()));
+        send_parent(&p, &ParentMsg::Abort).unwrap();
+        assert_eq!(recv_parent(&c).unwrap(), ParentMsg::Abort);
         let msg = ChildMsg::Failed { step: "rootfs".into(), message: "mount proc on /x: EPERM".into() };
         send_child(&c, &msg).unwrap();
         assert_eq!(recv_child(&p).unwrap(), Some(msg));

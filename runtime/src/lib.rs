@@ -17,3 +17,4 @@ pub mod state;
 pub mod features;
 pub mod cgroups;
 pub mod seccomp;
+pub mod hooks;

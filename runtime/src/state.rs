@@ -111,6 +111,9 @@ pub struct ContainerRecord {
     /// The container's cgroup path (rebuilds its `CgroupManager`).
     #[serde(default)]
     pub cgroup_path: Option<String>,
+    /// The config's hooks (poststart runs at `start`, poststop at `delete`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<oci_spec::runtime::Hooks>,
 }
 
 impl ContainerRecord {
@@ -325,6 +328,7 @@ mod tests {
             oci_version: "1.2.0".into(),
             own_pid_ns: true,
             cgroup_path: Some("/isorun/c1".into()),
+            hooks: None,
         };
         store.save(&rec).unwrap();
         assert_eq!(store.load("c1").unwrap(), rec);

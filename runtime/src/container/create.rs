@@ -20,6 +20,7 @@ use super::{host, ContainerError};
 use crate::cgroups::CgroupManager;
 use crate::channel::{self, ChildMsg, ParentMsg};
 use crate::config::parse_config;
+use crate::hooks;
 use crate::init::{child_main, ChildContext};
 use crate::rootfs::RootfsOptions;
 use crate::state::{self, ContainerRecord, StateStore, EXEC_FIFO};
@@ -188,16 +189,30 @@ pub(super) fn create_with_console(
         None => cgroup.add_task(pid).map_err(ContainerError::from),
     }
     .and_then(|()| write_id_maps(pid, &plan));
-    channel::send_parent(&parent_sock, if go.is_ok() { ParentMsg::Go } else { ParentMsg::Abort })
-        .map_err(host("send to init"))?;
+    let hook_state = hook_state_json(id, pid, &bundle, spec);
+    let msg = if go.is_ok() { ParentMsg::Go(hook_state.clone()) } else { ParentMsg::Abort };
+    channel::send_parent(&parent_sock, &msg).map_err(host("send to init"))?;
     go?;
-    match channel::recv_child(&parent_sock).map_err(host("receive from init"))? {
-        Some(ChildMsg::Ready) => {}
-        Some(ChildMsg::Failed { step, message }) => return Err(ContainerError::Init { step, message }),
-        None => {
-            child_guard.armed = false;
-            let status = waitpid(pid, None).map(|s| format!("{s:?}")).unwrap_or_else(|e| e.to_string());
-            return Err(ContainerError::InitDied(status));
+    loop {
+        match channel::recv_child(&parent_sock).map_err(host("receive from init"))? {
+            Some(ChildMsg::Ready) => break,
+            Some(ChildMsg::RunHooks) => {
+                let hooks = spec.hooks().as_ref();
+                let ran = hooks::run_hooks("prestart", hooks.and_then(|h| h.prestart().as_deref()).unwrap_or_default(), &hook_state)
+                    .and_then(|()| {
+                        let list = hooks.and_then(|h| h.create_runtime().as_deref()).unwrap_or_default();
+                        hooks::run_hooks("createRuntime", list, &hook_state)
+                    });
+                let answer = if ran.is_ok() { ParentMsg::Go(Vec::new()) } else { ParentMsg::Abort };
+                channel::send_parent(&parent_sock, &answer).map_err(host("send to init"))?;
+                ran?;
+            }
+            Some(ChildMsg::Failed { step, message }) => return Err(ContainerError::Init { step, message }),
+            None => {
+                child_guard.armed = false;
+                let status = waitpid(pid, None).map(|s| format!("{s:?}")).unwrap_or_else(|e| e.to_string());
+                return Err(ContainerError::InitDied(status));
+            }
         }
     }
     let (_, start_time) = state::proc_stat(pid.as_raw()).ok_or_else(|| ContainerError::InitDied("gone after ready".into()))?;
@@ -213,6 +228,7 @@ pub(super) fn create_with_console(
         oci_version: spec.version().clone(),
         own_pid_ns: plan.own_pid_ns,
         cgroup_path: Some(cgroup.path().to_owned()),
+        hooks: spec.hooks().clone(),
     };
     store.save(&record)?;
     if let Some(p) = &opts.pid_file {
@@ -222,6 +238,19 @@ pub(super) fn create_with_console(
     cgroup_guard.armed = false;
     dir_guard.armed = false;
     Ok(Created { pid, terminal })
+}
+
+/// The OCI state the hooks get on stdin while the container is being created.
+fn hook_state_json(id: &str, pid: Pid, bundle: &Path, spec: &oci_spec::runtime::Spec) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "ociVersion": spec.version(),
+        "id": id,
+        "status": "creating",
+        "pid": pid.as_raw(),
+        "bundle": bundle,
+        "annotations": spec.annotations().clone().unwrap_or_default(),
+    }))
+    .unwrap_or_default()
 }
 
 /// uid_map/gid_map for a new user namespace, from the parent (which holds the privilege).

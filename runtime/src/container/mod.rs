@@ -74,6 +74,9 @@ pub enum ContainerError {
     /// The container's cgroup could not be set up or removed.
     #[error(transparent)]
     Cgroup(#[from] crate::cgroups::CgroupError),
+    /// A hook failed (prestart, createRuntime, createContainer, startContainer).
+    #[error(transparent)]
+    Hook(#[from] crate::hooks::HookError),
     /// A signal name or number that is not a signal.
     #[error("invalid signal {0:?}")]
     BadSignal(String),

@@ -91,6 +91,14 @@ pub fn start(store: &StateStore, id: &str) -> Result<(), ContainerError> {
         .map_err(host(format!("open {}", fifo.display())))?;
     write(&fd, b"0").map_err(host(format!("write {}", fifo.display())))?;
     fs::remove_file(&fifo).map_err(|e| host(format!("remove {}", fifo.display()))(errno_of(&e)))?;
+    // poststart: after the user process was released; a failure is only a warning.
+    if let Some(list) = rec.hooks.as_ref().and_then(|h| h.poststart().as_deref()) {
+        let state = serde_json::to_vec(&to_state(store, rec.clone())).unwrap_or_default();
+        if let Err(e) = crate::hooks::run_hooks("poststart", list, &state) {
+            tracing::warn!("{e}");
+            eprintln!("isorun: warning: {e}");
+        }
+    }
     Ok(())
 }
 
@@ -156,6 +164,14 @@ pub fn delete(store: &StateStore, id: &str, force: bool) -> Result<(), Container
     }
     if let Some(cgroup) = rec.cgroup() {
         cgroup.remove()?;
+    }
+    // poststop: after the container is gone, before delete returns; failures only warn.
+    if let Some(list) = rec.hooks.as_ref().and_then(|h| h.poststop().as_deref()) {
+        let state = serde_json::to_vec(&to_state(store, rec.clone())).unwrap_or_default();
+        if let Err(e) = crate::hooks::run_hooks("poststop", list, &state) {
+            tracing::warn!("{e}");
+            eprintln!("isorun: warning: {e}");
+        }
     }
     drop(lock);
     Ok(store.remove(id)?)

@@ -17,6 +17,7 @@ use oci_spec::runtime::Spec;
 
 use crate::channel::{self, ChildMsg, ParentMsg};
 use crate::container::plan::NamespacePlan;
+use crate::hooks;
 use crate::rootfs::{self, RootfsOptions};
 use crate::sys::process::{set_domainname, CLONE_NEWTIME};
 
@@ -86,11 +87,11 @@ pub struct ChildContext<'a> {
 
 /// Run the container's init. Never returns.
 pub fn child_main(ctx: ChildContext<'_>) -> ! {
-    match channel::recv_parent(&ctx.sock) {
-        Ok(ParentMsg::Go) => {}
+    let state = match channel::recv_parent(&ctx.sock) {
+        Ok(ParentMsg::Go(state)) => state,
         _ => exit(1),
-    }
-    let prepared = match setup(&ctx) {
+    };
+    let prepared = match setup(&ctx, &state) {
         Ok(p) => p,
         Err((step, e)) => {
             let msg = ChildMsg::Failed { step: step.to_owned(), message: e.to_string() };
@@ -107,6 +108,11 @@ pub fn child_main(ctx: ChildContext<'_>) -> ! {
             exit(1);
         }
     }
+    let start_hooks = ctx.spec.hooks().as_ref().and_then(|h| h.start_container().as_deref()).unwrap_or_default();
+    if let Err(e) = hooks::run_hooks("startContainer", start_hooks, &state) {
+        eprintln!("isorun: {e}");
+        exit(1);
+    }
     exec::exec(&prepared)
 }
 
@@ -122,7 +128,23 @@ fn step<T>(name: &'static str, r: Result<T, InitError>) -> StepResult<T> {
     r.map_err(|e| (name, e))
 }
 
-fn setup(ctx: &ChildContext<'_>) -> StepResult<exec::Prepared> {
+/// Before pivot_root: have the parent run prestart + createRuntime (in the runtime's
+/// namespaces), then run createContainer here (in the container's namespaces).
+fn before_pivot(ctx: &ChildContext<'_>, state: &[u8]) -> Result<(), String> {
+    let hooks = ctx.spec.hooks().as_ref();
+    let has = |h: Option<&Vec<oci_spec::runtime::Hook>>| h.is_some_and(|v| !v.is_empty());
+    if has(hooks.and_then(|h| h.prestart().as_ref())) || has(hooks.and_then(|h| h.create_runtime().as_ref())) {
+        channel::send_child(&ctx.sock, &ChildMsg::RunHooks).map_err(|e| format!("ask for hooks: {e}"))?;
+        match channel::recv_parent(&ctx.sock) {
+            Ok(ParentMsg::Go(_)) => {}
+            _ => exit(1),
+        }
+    }
+    let create_hooks = hooks.and_then(|h| h.create_container().as_deref()).unwrap_or_default();
+    hooks::run_hooks("createContainer", create_hooks, state).map_err(|e| e.to_string())
+}
+
+fn setup(ctx: &ChildContext<'_>, state: &[u8]) -> StepResult<exec::Prepared> {
     let spec = ctx.spec;
     step("namespaces", join_namespaces(ctx.plan))?;
     if ctx.plan.new_user_ns {
@@ -137,7 +159,8 @@ fn setup(ctx: &ChildContext<'_>) -> StepResult<exec::Prepared> {
     if let Some(d) = spec.domainname() {
         step("domainname", set_domainname(d).map_err(sys(format!("setdomainname({d:?})"))))?;
     }
-    step("rootfs", rootfs::setup_rootfs(spec, &ctx.rootfs).map_err(InitError::from))?;
+    let mut hooks_now = || before_pivot(ctx, state);
+    step("rootfs", rootfs::setup_rootfs_with(spec, &ctx.rootfs, &mut hooks_now).map_err(InitError::from))?;
     let process = spec.process().as_ref().ok_or(("process", InitError::Process("no process in config".into())))?;
     if process.terminal() == Some(true) {
         let sock = ctx.console_socket.as_ref().map(|s| s.as_fd());

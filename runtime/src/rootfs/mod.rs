@@ -41,6 +41,9 @@ pub struct RootfsOptions {
 /// Failure of one step of the rootfs setup, with the path and the errno.
 #[derive(Debug, thiserror::Error)]
 pub enum RootfsError {
+    /// A hook run just before pivot_root failed (prestart, createRuntime, createContainer).
+    #[error("{0}")]
+    BeforePivot(String),
     /// mount(2) of a filesystem failed.
     #[error("mount {fstype} on {target}: {errno}")]
     Mount {
@@ -209,6 +212,16 @@ pub(crate) fn flag_names(flags: MsFlags) -> String {
 /// usually include `/proc/sys`), as runc does; a later [`write_sysctls`] of the same map is a
 /// no-op.
 pub fn setup_rootfs(spec: &Spec, opts: &RootfsOptions) -> Result<(), RootfsError> {
+    setup_rootfs_with(spec, opts, &mut || Ok(()))
+}
+
+/// [`setup_rootfs`], calling `before_pivot` once every mount and device is in place and
+/// before pivot_root: the moment of the prestart, createRuntime and createContainer hooks.
+pub fn setup_rootfs_with(
+    spec: &Spec,
+    opts: &RootfsOptions,
+    before_pivot: &mut dyn FnMut() -> Result<(), String>,
+) -> Result<(), RootfsError> {
     let rootfs = std::fs::canonicalize(&opts.rootfs).map_err(|e| RootfsError::Fs {
         step: "canonicalize rootfs",
         path: opts.rootfs.clone(),
@@ -235,6 +248,7 @@ pub fn setup_rootfs(spec: &Spec, opts: &RootfsOptions) -> Result<(), RootfsError
         devices::create_dev_symlinks(&ctx)?;
     }
 
+    before_pivot().map_err(RootfsError::BeforePivot)?;
     pivot::enter_rootfs(&rootfs, opts.no_pivot)?;
     if let Some(p) = propagation.filter(|p| !p.contains(MsFlags::MS_PRIVATE)) {
         pivot::set_propagation(Path::new("/"), p)?;

@@ -1,0 +1,58 @@
+//! Real boots under TCG: every default kernel, both cgroup modes, one nextest test each.
+
+mod common;
+
+use isolab_harness::protocol::{Action, CgroupMode, Event, Request, Stream, PROTOCOL_VERSION};
+use isolab_harness::lab;
+use test_case::test_case;
+
+fn exec(argv: &[&str]) -> Request {
+    Request {
+        protocol_version: PROTOCOL_VERSION,
+        action: Action::Exec { argv: argv.iter().map(|s| s.to_string()).collect(), env: vec![], timeout_secs: 60 },
+    }
+}
+
+#[test_case("debian-5.10", CgroupMode::V1 ; "debian_5_10_cgroup_v1")]
+#[test_case("debian-5.10", CgroupMode::V2 ; "debian_5_10_cgroup_v2")]
+#[test_case("debian-6.1", CgroupMode::V1 ; "debian_6_1_cgroup_v1")]
+#[test_case("debian-6.1", CgroupMode::V2 ; "debian_6_1_cgroup_v2")]
+#[test_case("debian-6.12", CgroupMode::V1 ; "debian_6_12_cgroup_v1")]
+#[test_case("debian-6.12", CgroupMode::V2 ; "debian_6_12_cgroup_v2")]
+#[test_case("debian-7.2", CgroupMode::V1 ; "debian_7_2_cgroup_v1")]
+#[test_case("debian-7.2", CgroupMode::V2 ; "debian_7_2_cgroup_v2")]
+fn boots_and_says_hello(name: &str, cgroup: CgroupMode) {
+    let o = common::options();
+    let k = common::kernel(name, &o);
+    let img = lab::image_for(&k, &o, None, &|_, _| {}).expect("image");
+    let req = exec(&["sh", "-c", "uname -r; stat -f -c %T /sys/fs/cgroup; echo oops >&2; exit 3"]);
+    let r = lab::boot(&k, &img, cgroup, &req, &o, false, &mut |_| {});
+    assert!(r.error.is_none(), "{name}: {:?}\n{}", r.error, r.console_tail.join("\n"));
+    let Some(Event::Hello { kernel_release, cgroup_mode, modules_loaded, cgroup_controllers, .. }) = &r.hello else {
+        panic!("no hello: {r:?}");
+    };
+    assert_eq!(kernel_release, &k.files.release);
+    assert_eq!(*cgroup_mode, cgroup);
+    let wanted: Vec<&String> = k.modules.iter().map(|(n, _)| n).collect();
+    assert_eq!(modules_loaded.iter().collect::<Vec<_>>(), wanted, "all modules loaded, in order");
+    for m in ["veth", "bridge", "overlay"] {
+        assert!(modules_loaded.iter().any(|l| l == m), "{m} not loaded: {modules_loaded:?}");
+    }
+    assert!(cgroup_controllers.iter().any(|c| c == "pids"), "{cgroup_controllers:?}");
+    let out: Vec<(Stream, &str)> = r
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::CommandOutput { stream, line } => Some((*stream, line.as_str())),
+            _ => None,
+        })
+        .collect();
+    let fs = if cgroup == CgroupMode::V2 { "cgroup2fs" } else { "tmpfs" };
+    assert!(out.contains(&(Stream::Stdout, k.files.release.as_str())), "{out:?}");
+    assert!(out.contains(&(Stream::Stdout, fs)), "{out:?}");
+    assert!(out.contains(&(Stream::Stderr, "oops")), "{out:?}");
+    assert_eq!(r.exit_code(), Some(3));
+    assert_eq!(r.events.last(), Some(&Event::Done));
+    let boot = r.boot_time.expect("boot time");
+    eprintln!("{name} {}: hello after {:.2}s", cgroup.as_str(), boot.as_secs_f64());
+}
