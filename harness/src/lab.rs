@@ -50,8 +50,8 @@ pub struct LabOptions {
     pub cache: PathBuf,
     /// The static agent binary.
     pub agent: PathBuf,
-    /// The runtime under test.
-    pub runtime: PathBuf,
+    /// The runtime under test (None: images without one).
+    pub runtime: Option<PathBuf>,
     /// Static busybox.
     pub busybox: PathBuf,
     /// QEMU binary.
@@ -130,7 +130,11 @@ pub fn locate_runtime(explicit: Option<&Path>) -> Result<PathBuf, LabError> {
     for prof in ["release", "debug"] {
         c.push(workspace_root().join("target").join(prof).join("isorun"));
     }
-    first_existing("runtime isorun", &c, "build it with `cargo build --release -p isolab-runtime` or pass --runtime")
+    first_existing(
+        "runtime isorun",
+        &c,
+        "build it with `cargo build --release -p isolab-runtime` or pass --runtime",
+    )
 }
 
 /// The private apt setup in the cache, for the matrix's suites.
@@ -147,7 +151,12 @@ pub fn checked_kernel(spec: &KernelSpec, matrix: &Matrix, cache: &Path) -> Resul
 }
 
 /// Builds (or reuses) the initramfs for a kernel; `init_override` replaces the agent.
-pub fn image_for(k: &CheckedKernel, o: &LabOptions, init_override: Option<&Path>, progress: &dyn Fn(usize, usize)) -> Result<PathBuf, LabError> {
+pub fn image_for(
+    k: &CheckedKernel,
+    o: &LabOptions,
+    init_override: Option<&Path>,
+    progress: &dyn Fn(usize, usize),
+) -> Result<PathBuf, LabError> {
     let inputs = ImageInputs {
         agent: o.agent.clone(),
         runtime: o.runtime.clone(),
@@ -158,7 +167,8 @@ pub fn image_for(k: &CheckedKernel, o: &LabOptions, init_override: Option<&Path>
         compression: o.compression,
         strip_module_signatures: o.strip_module_signatures,
     };
-    image::build(&inputs, &o.cache.join("images"), progress).map_err(|source| LabError::Image { kernel: k.files.name.clone(), source })
+    image::build(&inputs, &o.cache.join("images"), progress)
+        .map_err(|source| LabError::Image { kernel: k.files.name.clone(), source })
 }
 
 /// The file QEMU gets as `-kernel`: the PVH vmlinux when enabled and extractable, else the
@@ -173,7 +183,15 @@ pub fn boot_kernel(k: &CheckedKernel, o: &LabOptions) -> PathBuf {
 }
 
 /// Boots one VM and runs `request`.
-pub fn boot(k: &CheckedKernel, image: &Path, cgroup: CgroupMode, request: &Request, o: &LabOptions, interactive: bool, on_event: &mut dyn FnMut(&Event)) -> VmReport {
+pub fn boot(
+    k: &CheckedKernel,
+    image: &Path,
+    cgroup: CgroupMode,
+    request: &Request,
+    o: &LabOptions,
+    interactive: bool,
+    on_event: &mut dyn FnMut(&Event),
+) -> VmReport {
     let kernel = boot_kernel(k, o);
     let accel = vm::resolve_accel(o.accel, &o.qemu, &kernel, image);
     let cfg = QemuConfig {
@@ -184,7 +202,11 @@ pub fn boot(k: &CheckedKernel, image: &Path, cgroup: CgroupMode, request: &Reque
         cpus: o.cpus,
         accel,
         cpu: o.cpu_model.clone(),
-        cmdline: vm::args::kernel_cmdline(&CmdlineOptions { cgroup, quiet: o.quiet, extra: o.extra_cmdline.clone() }),
+        cmdline: vm::args::kernel_cmdline(&CmdlineOptions {
+            cgroup,
+            quiet: o.quiet,
+            extra: o.extra_cmdline.clone(),
+        }),
         console: if interactive { Console::Stdio } else { Console::Socket(PathBuf::new()) },
         channel: PathBuf::new(),
     };

@@ -202,10 +202,7 @@ pub fn encode_line<T: Serialize>(msg: &T) -> Result<String, ProtocolError> {
 /// Decodes one line (surrounding whitespace and a `\r` are ignored).
 pub fn decode_line<T: for<'de> Deserialize<'de>>(line: &str) -> Result<T, ProtocolError> {
     let line = line.trim();
-    serde_json::from_str(line).map_err(|source| ProtocolError::Malformed {
-        line: line.to_string(),
-        source,
-    })
+    serde_json::from_str(line).map_err(|source| ProtocolError::Malformed { line: line.to_string(), source })
 }
 
 #[cfg(test)]

@@ -2,14 +2,18 @@
 
 mod common;
 
-use isolab_harness::protocol::{Action, CgroupMode, Event, Request, Stream, PROTOCOL_VERSION};
 use isolab_harness::lab;
+use isolab_harness::protocol::{Action, CgroupMode, Event, Request, Stream, PROTOCOL_VERSION};
 use test_case::test_case;
 
 fn exec(argv: &[&str]) -> Request {
     Request {
         protocol_version: PROTOCOL_VERSION,
-        action: Action::Exec { argv: argv.iter().map(|s| s.to_string()).collect(), env: vec![], timeout_secs: 60 },
+        action: Action::Exec {
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            env: vec![],
+            timeout_secs: 60,
+        },
     }
 }
 
@@ -25,10 +29,15 @@ fn boots_and_says_hello(name: &str, cgroup: CgroupMode) {
     let o = common::options();
     let k = common::kernel(name, &o);
     let img = lab::image_for(&k, &o, None, &|_, _| {}).expect("image");
-    let req = exec(&["sh", "-c", "uname -r; stat -f -c %T /sys/fs/cgroup; echo oops >&2; exit 3"]);
+    let req = exec(&[
+        "sh",
+        "-c",
+        "uname -r; grep \" /sys/fs/cgroup \" /proc/mounts | cut -d\" \" -f3; echo oops >&2; exit 3",
+    ]);
     let r = lab::boot(&k, &img, cgroup, &req, &o, false, &mut |_| {});
     assert!(r.error.is_none(), "{name}: {:?}\n{}", r.error, r.console_tail.join("\n"));
-    let Some(Event::Hello { kernel_release, cgroup_mode, modules_loaded, cgroup_controllers, .. }) = &r.hello else {
+    let Some(Event::Hello { kernel_release, cgroup_mode, modules_loaded, cgroup_controllers, .. }) = &r.hello
+    else {
         panic!("no hello: {r:?}");
     };
     assert_eq!(kernel_release, &k.files.release);
@@ -47,7 +56,7 @@ fn boots_and_says_hello(name: &str, cgroup: CgroupMode) {
             _ => None,
         })
         .collect();
-    let fs = if cgroup == CgroupMode::V2 { "cgroup2fs" } else { "tmpfs" };
+    let fs = if cgroup == CgroupMode::V2 { "cgroup2" } else { "tmpfs" };
     assert!(out.contains(&(Stream::Stdout, k.files.release.as_str())), "{out:?}");
     assert!(out.contains(&(Stream::Stdout, fs)), "{out:?}");
     assert!(out.contains(&(Stream::Stderr, "oops")), "{out:?}");

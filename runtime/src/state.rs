@@ -114,6 +114,12 @@ pub struct ContainerRecord {
     /// The config's hooks (poststart runs at `start`, poststop at `delete`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// The config's process: the defaults of `exec`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<oci_spec::runtime::Process>,
+    /// The config's seccomp profile: `exec`'d processes get it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
 }
 
 impl ContainerRecord {
@@ -329,6 +335,8 @@ mod tests {
             own_pid_ns: true,
             cgroup_path: Some("/isorun/c1".into()),
             hooks: None,
+            process: None,
+            seccomp: None,
         };
         store.save(&rec).unwrap();
         assert_eq!(store.load("c1").unwrap(), rec);

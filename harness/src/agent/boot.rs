@@ -62,7 +62,11 @@ pub fn switch_to_bind_root() -> Result<(), BootError> {
     mkdir(new_root)?;
     mount("/", new_root, "", libc::MS_BIND | libc::MS_REC, "")?;
     mount("", new_root, "", libc::MS_PRIVATE | libc::MS_REC, "")?;
-    enter(new_root)
+    enter(new_root)?;
+    // The initramfs root directory is world-writable (1777); make it a normal root.
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions("/", fs::Permissions::from_mode(0o755))
+        .map_err(|source| BootError::SwitchRoot { path: "/".into(), source })
 }
 
 fn enter(new_root: &Path) -> Result<(), BootError> {
@@ -209,7 +213,13 @@ pub fn mount_cgroups(mode: CgroupMode) -> Result<(Vec<String>, Vec<String>), Boo
             for h in v1_hierarchies(&enabled) {
                 let dir = root.join(&h);
                 mkdir(&dir)?;
-                match sys::mount("cgroup", &dir, "cgroup", libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, &h) {
+                match sys::mount(
+                    "cgroup",
+                    &dir,
+                    "cgroup",
+                    libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                    &h,
+                ) {
                     Ok(()) => {
                         for part in h.split(',').filter(|p| *p != h) {
                             let _ = std::os::unix::fs::symlink(&h, root.join(part));

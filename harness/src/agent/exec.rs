@@ -82,7 +82,9 @@ pub fn run_command(sink: &EventSink, argv: &[String], env: &[(String, String)], 
             break;
         }
         if timeout_secs > 0 && status.is_none() && started.elapsed() > Duration::from_secs(timeout_secs) {
-            sink.send(&Event::Error { message: format!("{prog}: timed out after {timeout_secs}s, killing it") });
+            sink.send(&Event::Error {
+                message: format!("{prog}: timed out after {timeout_secs}s, killing it"),
+            });
             let _ = child.kill();
         }
         let wait = if status.is_some() { Duration::from_millis(50) } else { Duration::from_millis(100) };

@@ -141,7 +141,10 @@ pub fn run_as_init() -> ! {
     }
     match decode_line::<Request>(&line) {
         Ok(req) if req.protocol_version != PROTOCOL_VERSION => sink.send(&Event::Error {
-            message: format!("protocol version {} requested, agent speaks {PROTOCOL_VERSION}", req.protocol_version),
+            message: format!(
+                "protocol version {} requested, agent speaks {PROTOCOL_VERSION}",
+                req.protocol_version
+            ),
         }),
         Ok(req) => handle(&sink, req.action),
         Err(e) => sink.send(&Event::Error { message: e.to_string() }),
@@ -156,8 +159,8 @@ fn handle(sink: &EventSink, action: Action) {
         Action::Idle => {}
         Action::Exec { argv, env, timeout_secs } => exec::run_command(sink, &argv, &env, timeout_secs),
         Action::Shell => exec::run_shell(sink),
-        Action::Assert { .. } => sink.send(&Event::Error {
-            message: "assertions are not implemented by this agent yet".into(),
-        }),
+        Action::Assert { .. } => {
+            sink.send(&Event::Error { message: "assertions are not implemented by this agent yet".into() })
+        }
     }
 }

@@ -85,7 +85,8 @@ impl<W: Write> CpioWriter<W> {
     /// Adds a regular file.
     pub fn file(&mut self, path: &str, perm: u32, data: &[u8]) -> io::Result<()> {
         self.parents(path)?;
-        let size = u32::try_from(data.len()).map_err(|_| io::Error::other(format!("{path}: too large for cpio")))?;
+        let size =
+            u32::try_from(data.len()).map_err(|_| io::Error::other(format!("{path}: too large for cpio")))?;
         self.header(path, S_IFREG | (perm & 0o7777), size, (0, 0))?;
         self.write(data)?;
         self.pad()

@@ -57,7 +57,9 @@ pub fn dyn_info(path: &Path) -> Result<DynInfo, ElfError> {
     let bytes = std::fs::read(path).map_err(|source| ElfError::Io { path: path.to_path_buf(), source })?;
     let elf = goblin::elf::Elf::parse(&bytes)
         .map_err(|e| ElfError::Parse { path: path.to_path_buf(), detail: e.to_string() })?;
-    let split = |v: &[&str]| v.iter().flat_map(|s| s.split(':')).filter(|s| !s.is_empty()).map(str::to_string).collect();
+    let split = |v: &[&str]| {
+        v.iter().flat_map(|s| s.split(':')).filter(|s| !s.is_empty()).map(str::to_string).collect()
+    };
     Ok(DynInfo {
         interpreter: elf.interpreter.map(str::to_string),
         needed: elf.libraries.iter().map(|s| s.to_string()).collect(),
@@ -68,7 +70,8 @@ pub fn dyn_info(path: &Path) -> Result<DynInfo, ElfError> {
 }
 
 /// The default library directories of an x86_64 Debian system.
-pub const DEFAULT_DIRS: &[&str] = &["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"];
+pub const DEFAULT_DIRS: &[&str] =
+    &["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"];
 
 /// Directories from `ld.so.conf` (with its `include` globs of the form `dir/*.conf`).
 pub fn ld_so_conf_dirs(conf: &Path) -> Vec<String> {
@@ -97,7 +100,9 @@ pub fn ld_so_conf_dirs(conf: &Path) -> Vec<String> {
 
 /// The search directories for one object, in ld.so order (pure).
 pub fn search_dirs(info: &DynInfo, origin: &Path, conf_dirs: &[String]) -> Vec<String> {
-    let expand = |d: &String| d.replace("$ORIGIN", &origin.to_string_lossy()).replace("${ORIGIN}", &origin.to_string_lossy());
+    let expand = |d: &String| {
+        d.replace("$ORIGIN", &origin.to_string_lossy()).replace("${ORIGIN}", &origin.to_string_lossy())
+    };
     let mut dirs: Vec<String> = Vec::new();
     if info.runpath.is_empty() {
         dirs.extend(info.rpath.iter().map(expand));
@@ -129,7 +134,9 @@ pub fn closure(exe: &Path) -> Result<BTreeSet<PathBuf>, ElfError> {
             let found = if lib.contains('/') {
                 Some(PathBuf::from(lib)).filter(|p| p.is_file())
             } else {
-                dirs.iter().map(|d| Path::new(d).join(lib)).find(|p| p.is_file() && dyn_info(p).is_ok_and(|i| i.is_64 == info.is_64))
+                dirs.iter()
+                    .map(|d| Path::new(d).join(lib))
+                    .find(|p| p.is_file() && dyn_info(p).is_ok_and(|i| i.is_64 == info.is_64))
             };
             let path = found.ok_or_else(|| ElfError::NotFound {
                 library: lib.clone(),

@@ -66,8 +66,8 @@ pub enum Compression {
 pub struct ImageInputs {
     /// The static agent, installed as `/init` (unless `init_override`).
     pub agent: PathBuf,
-    /// The runtime under test.
-    pub runtime: PathBuf,
+    /// The runtime under test (none: an image without one, for kernel-only work).
+    pub runtime: Option<PathBuf>,
     /// A static busybox.
     pub busybox: PathBuf,
     /// Kernel release (module directory name).
@@ -114,22 +114,27 @@ fn applets(busybox: &Path) -> Result<Vec<String>, ImageError> {
 /// Files the image consists of, hashed for the cache key: (guest path, host path).
 fn file_list(inp: &ImageInputs) -> Result<Vec<(String, PathBuf)>, ImageError> {
     let init = inp.init_override.clone().unwrap_or_else(|| inp.agent.clone());
-    let rt_name = inp.runtime.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "runtime".into());
     let mut files = vec![
         ("init".to_string(), init),
         ("bin/busybox".to_string(), inp.busybox.clone()),
         ("isolab/rootfs/bin/busybox".to_string(), inp.busybox.clone()),
-        (format!("usr/bin/{rt_name}"), inp.runtime.clone()),
     ];
-    if elf::dyn_info(&inp.runtime)?.interpreter.is_some() {
-        for lib in elf::closure(&inp.runtime)? {
-            files.push((lib.to_string_lossy().trim_start_matches('/').to_string(), lib));
+    if let Some(rt) = &inp.runtime {
+        files.push((format!("usr/bin/{}", runtime_name(rt)), rt.clone()));
+        if elf::dyn_info(rt)?.interpreter.is_some() {
+            for lib in elf::closure(rt)? {
+                files.push((lib.to_string_lossy().trim_start_matches('/').to_string(), lib));
+            }
         }
     }
     for (name, path) in &inp.modules {
         files.push((format!("lib/modules/{}/{name}.ko", inp.release), path.clone()));
     }
     Ok(files)
+}
+
+fn runtime_name(rt: &Path) -> String {
+    rt.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "runtime".into())
 }
 
 /// The cache key of an image (hash of layout version, options and every input's bytes).
@@ -191,9 +196,12 @@ pub fn build(inp: &ImageInputs, dir: &Path, progress: &dyn Fn(usize, usize)) -> 
         cpio.symlink(a, "/bin/busybox").map_err(io_err(&partial))?;
         cpio.symlink(&format!("isolab/rootfs/{a}"), "/bin/busybox").map_err(io_err(&partial))?;
     }
-    let rt_name = inp.runtime.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    cpio.symlink("isolab/runtime", &format!("/usr/bin/{rt_name}")).map_err(io_err(&partial))?;
-    let list: String = inp.modules.iter().map(|(n, _)| format!("{n} /lib/modules/{}/{n}.ko\n", inp.release)).collect();
+    if let Some(rt) = &inp.runtime {
+        cpio.symlink("isolab/runtime", &format!("/usr/bin/{}", runtime_name(rt)))
+            .map_err(io_err(&partial))?;
+    }
+    let list: String =
+        inp.modules.iter().map(|(n, _)| format!("{n} /lib/modules/{}/{n}.ko\n", inp.release)).collect();
     cpio.file("isolab/modules.list", 0o644, list.as_bytes()).map_err(io_err(&partial))?;
     let w = cpio.finish().map_err(io_err(&partial))?;
     drop(w);
@@ -203,17 +211,27 @@ pub fn build(inp: &ImageInputs, dir: &Path, progress: &dyn Fn(usize, usize)) -> 
 }
 
 fn write_skeleton<W: Write>(c: &mut CpioWriter<W>, _inp: &ImageInputs) -> std::io::Result<()> {
-    for d in ["dev", "proc", "sys", "run", "tmp", "root", "etc", "usr/bin", "usr/sbin", "sbin", "bin", "isolab"] {
+    for d in
+        ["dev", "proc", "sys", "run", "tmp", "root", "etc", "usr/bin", "usr/sbin", "sbin", "bin", "isolab"]
+    {
         c.dir(d, if d == "tmp" { 0o1777 } else { 0o755 })?;
     }
     c.char_dev("dev/console", 0o600, 5, 1)?;
     c.char_dev("dev/null", 0o666, 1, 3)?;
-    c.file("etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")?;
+    c.file(
+        "etc/passwd",
+        0o644,
+        b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+    )?;
     c.file("etc/group", 0o644, b"root:x:0:\nnogroup:x:65534:\n")?;
     c.file("etc/hostname", 0o644, b"isolab\n")?;
     for d in ["dev", "proc", "sys", "tmp", "etc", "root", "run"] {
         c.dir(&format!("isolab/rootfs/{d}"), 0o755)?;
     }
-    c.file("isolab/rootfs/etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")?;
+    c.file(
+        "isolab/rootfs/etc/passwd",
+        0o644,
+        b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+    )?;
     c.file("isolab/rootfs/etc/group", 0o644, b"root:x:0:\nnogroup:x:65534:\n")
 }

@@ -84,7 +84,11 @@ pub fn resolve_order(
             return Ok(());
         }
         if !available(&m) {
-            return Err(ModuleError::NotFound { module: m, needed_by: parent.into(), dir: dir.to_path_buf() });
+            return Err(ModuleError::NotFound {
+                module: m,
+                needed_by: parent.into(),
+                dir: dir.to_path_buf(),
+            });
         }
         if !ctx.2.insert(m.clone()) {
             return Err(ModuleError::Cycle { module: m });
@@ -131,7 +135,8 @@ pub fn modinfo_depends(elf: &[u8], path: &Path) -> Result<Vec<String>, ModuleErr
         .find(|s| obj.shdr_strtab.get_at(s.sh_name) == Some(".modinfo"))
         .ok_or_else(|| bad("no .modinfo section".into()))?;
     let start = sec.sh_offset as usize;
-    let data = elf.get(start..start + sec.sh_size as usize).ok_or_else(|| bad(".modinfo out of bounds".into()))?;
+    let data =
+        elf.get(start..start + sec.sh_size as usize).ok_or_else(|| bad(".modinfo out of bounds".into()))?;
     Ok(data
         .split(|b| *b == 0)
         .filter_map(|e| std::str::from_utf8(e).ok()?.strip_prefix("depends="))

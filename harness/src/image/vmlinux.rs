@@ -90,11 +90,7 @@ fn decompress(p: &[u8]) -> Result<Vec<u8>, String> {
 /// Whether an ELF has the Xen PVH entry note (`XEN_ELFNOTE_PHYS32_ENTRY`, type 18).
 pub fn has_pvh_note(elf: &[u8]) -> bool {
     let Ok(obj) = goblin::elf::Elf::parse(elf) else { return false };
-    obj.iter_note_headers(elf)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .any(|n| n.name == "Xen" && n.n_type == 18)
+    obj.iter_note_headers(elf).into_iter().flatten().flatten().any(|n| n.name == "Xen" && n.n_type == 18)
 }
 
 /// The PVH-bootable vmlinux for `bzimage`, cached in `dir` (keyed by path, size and mtime).
@@ -104,8 +100,17 @@ pub fn pvh_vmlinux(bzimage: &Path, dir: &Path) -> Result<PathBuf, VmlinuxError> 
         move |source| VmlinuxError::Io { path, source }
     };
     let meta = std::fs::metadata(bzimage).map_err(io(bzimage))?;
-    let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_secs()).unwrap_or(0);
-    let key = crate::cache::hex(&<sha2::Sha256 as sha2::Digest>::digest(format!("{}|{}|{mtime}", bzimage.display(), meta.len())));
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let key = crate::cache::hex(&<sha2::Sha256 as sha2::Digest>::digest(format!(
+        "{}|{}|{mtime}",
+        bzimage.display(),
+        meta.len()
+    )));
     let out = dir.join(format!("{}.vmlinux", &key[..24]));
     if out.is_file() {
         return Ok(out);

@@ -54,7 +54,10 @@ pub fn find_mirror(text: &str) -> Option<Mirror> {
             continue;
         }
         if let Some(uri) = uris.split_whitespace().next() {
-            return Some(Mirror { uri: uri.trim_end_matches('/').to_string(), signed_by: field("Signed-By") });
+            return Some(Mirror {
+                uri: uri.trim_end_matches('/').to_string(),
+                signed_by: field("Signed-By"),
+            });
         }
     }
     for line in text.lines().map(str::trim) {
@@ -64,7 +67,8 @@ pub fn find_mirror(text: &str) -> Option<Mirror> {
             Some((o, r)) => (o, r),
             None => ("", rest),
         };
-        let signed_by = opts.split_whitespace().find_map(|o| o.strip_prefix("signed-by=")).map(str::to_string);
+        let signed_by =
+            opts.split_whitespace().find_map(|o| o.strip_prefix("signed-by=")).map(str::to_string);
         let mut words = rest.split_whitespace();
         if let (Some(uri), Some(suite)) = (words.next(), words.next()) {
             if !suite.contains("-security") {
@@ -124,7 +128,6 @@ impl PrivateApt {
             format!("Dir::Cache={d}/cache"),
             "Dir::State::status=/dev/null".to_string(),
             "APT::Sandbox::User=root".to_string(),
-            "Debug::NoLocking=1".to_string(),
         ]
         .into_iter()
         .flat_map(|o| ["-o".to_string(), o])
@@ -174,11 +177,14 @@ impl PrivateApt {
             cmd.current_dir(d);
         }
         let command = format!("{tool} {}", args.join(" "));
-        let out = cmd.output().map_err(|e| AptError::Command { command: command.clone(), detail: e.to_string() })?;
+        let out = cmd
+            .output()
+            .map_err(|e| AptError::Command { command: command.clone(), detail: e.to_string() })?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
             let tail: Vec<&str> = err.lines().rev().take(5).collect();
-            let detail = format!("{}: {}", out.status, tail.into_iter().rev().collect::<Vec<_>>().join(" | "));
+            let detail =
+                format!("{}: {}", out.status, tail.into_iter().rev().collect::<Vec<_>>().join(" | "));
             return Err(AptError::Command { command, detail });
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())

@@ -90,7 +90,8 @@ impl Features {
     /// (detected from the config itself: either option mentioned as set or "is not set").
     pub fn from_config(cfg: &KernelConfig, config_text: &str) -> Self {
         let split_v1 = V1_SPLIT_OPTIONS.iter().any(|o| config_text.contains(o));
-        let namespaces = NAMESPACES.iter().filter(|(_, o)| cfg.is_builtin(o)).map(|(n, _)| n.to_string()).collect();
+        let namespaces =
+            NAMESPACES.iter().filter(|(_, o)| cfg.is_builtin(o)).map(|(n, _)| n.to_string()).collect();
         let cgroup_v2 = CONTROLLERS
             .iter()
             .filter(|(_, v2, _)| !v2.is_empty() && cfg.is_builtin(v2))
@@ -104,7 +105,8 @@ impl Features {
             })
             .map(|(n, _, _)| n.to_string())
             .collect();
-        let lsms = cfg.get("CONFIG_LSM").map(|s| s.split(',').map(str::to_string).collect()).unwrap_or_default();
+        let lsms =
+            cfg.get("CONFIG_LSM").map(|s| s.split(',').map(str::to_string).collect()).unwrap_or_default();
         Features {
             namespaces,
             cgroup_v2,

@@ -117,12 +117,18 @@ pub fn cached(spec: &KernelSpec, cache: &Path) -> Result<KernelFiles, FetchError
 fn resolve_local(spec: &KernelSpec) -> Result<KernelFiles, FetchError> {
     let img = spec.bzimage.clone().unwrap_or_default();
     if !img.is_file() {
-        return Err(FetchError::Missing { kernel: spec.name.clone(), what: "bzImage".into(), looked: img.display().to_string() });
+        return Err(FetchError::Missing {
+            kernel: spec.name.clone(),
+            what: "bzImage".into(),
+            looked: img.display().to_string(),
+        });
     }
     let release = spec
         .release
         .clone()
-        .or_else(|| spec.modules_dir.as_ref().and_then(|d| d.file_name()).map(|n| n.to_string_lossy().into_owned()))
+        .or_else(|| {
+            spec.modules_dir.as_ref().and_then(|d| d.file_name()).map(|n| n.to_string_lossy().into_owned())
+        })
         .unwrap_or_else(|| "unknown".into());
     Ok(KernelFiles {
         name: spec.name.clone(),
@@ -136,11 +142,26 @@ fn resolve_local(spec: &KernelSpec) -> Result<KernelFiles, FetchError> {
 
 /// Downloads (unless already present with the right hash), verifies and extracts a kernel.
 /// `step` is called with a short message before each step (for a progress bar).
-pub fn fetch(spec: &KernelSpec, apt: &PrivateApt, cache: &Path, step: &dyn Fn(&str)) -> Result<KernelFiles, FetchError> {
+pub fn fetch(
+    spec: &KernelSpec,
+    apt: &PrivateApt,
+    cache: &Path,
+    step: &dyn Fn(&str),
+) -> Result<KernelFiles, FetchError> {
     if let Ok(f) = cached(spec, cache) {
         return Ok(f);
     }
     let kernel = spec.name.clone();
+    let lock_path = cache.join("fetch.lock");
+    let _lock = crate::cache::CacheLock::acquire(&lock_path).map_err(|source| FetchError::Io {
+        kernel: kernel.clone(),
+        path: lock_path,
+        source,
+    })?;
+    // Someone else may have fetched it while we waited.
+    if let Ok(f) = cached(spec, cache) {
+        return Ok(f);
+    }
     let io = |path: &Path| {
         let (kernel, path) = (kernel.clone(), path.to_path_buf());
         move |source| FetchError::Io { kernel, path, source }
@@ -186,9 +207,18 @@ fn find_deb(dir: &Path, pin: &PackagePin) -> Option<PathBuf> {
     })
 }
 
-fn download_verified(kernel: &str, pin: &PackagePin, apt: &PrivateApt, dir: &Path) -> Result<PathBuf, FetchError> {
+fn download_verified(
+    kernel: &str,
+    pin: &PackagePin,
+    apt: &PrivateApt,
+    dir: &Path,
+) -> Result<PathBuf, FetchError> {
     let hash_of = |p: &Path| {
-        sha256_file(p).map_err(|source| FetchError::Io { kernel: kernel.into(), path: p.to_path_buf(), source })
+        sha256_file(p).map_err(|source| FetchError::Io {
+            kernel: kernel.into(),
+            path: p.to_path_buf(),
+            source,
+        })
     };
     if let Some(p) = find_deb(dir, pin) {
         if hash_of(&p)? == pin.sha256 {
@@ -216,7 +246,12 @@ fn download_verified(kernel: &str, pin: &PackagePin, apt: &PrivateApt, dir: &Pat
     let actual = hash_of(&p)?;
     if actual != pin.sha256 {
         let _ = std::fs::remove_file(&p);
-        return Err(FetchError::HashMismatch { kernel: kernel.into(), path: p, expected: pin.sha256.clone(), actual });
+        return Err(FetchError::HashMismatch {
+            kernel: kernel.into(),
+            path: p,
+            expected: pin.sha256.clone(),
+            actual,
+        });
     }
     Ok(p)
 }
@@ -234,11 +269,18 @@ pub fn locate(kernel: &str, tree: &Path, release: Option<&str>) -> Result<Kernel
     mod_dirs.sort();
     let release = match release {
         Some(r) => r.to_string(),
-        None => mod_dirs.first().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).ok_or_else(|| {
-            FetchError::Missing { kernel: kernel.into(), what: "lib/modules/<release>".into(), looked: tree.display().to_string() }
-        })?,
+        None => mod_dirs
+            .first()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| FetchError::Missing {
+                kernel: kernel.into(),
+                what: "lib/modules/<release>".into(),
+                looked: tree.display().to_string(),
+            })?,
     };
-    let modules_dir = ["lib/modules", "usr/lib/modules"].iter().map(|d| tree.join(d).join(&release)).find(|p| p.is_dir());
+    let modules_dir =
+        ["lib/modules", "usr/lib/modules"].iter().map(|d| tree.join(d).join(&release)).find(|p| p.is_dir());
     let mut candidates = vec![tree.join(format!("boot/vmlinuz-{release}"))];
     let mut configs = vec![tree.join(format!("boot/config-{release}"))];
     if let Some(m) = &modules_dir {

@@ -62,8 +62,11 @@ pub fn check(files: &KernelFiles, needs: &SuiteNeeds) -> Result<CheckedKernel, C
     let kernel = files.name.clone();
     let (cfg, features) = match &files.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|source| CheckError::Config { kernel: kernel.clone(), config: path.clone(), source })?;
+            let text = std::fs::read_to_string(path).map_err(|source| CheckError::Config {
+                kernel: kernel.clone(),
+                config: path.clone(),
+                source,
+            })?;
             let cfg = KernelConfig::parse(&text);
             let f = Features::from_config(&cfg, &text);
             if let Some(opt) = needs.required_config.iter().find(|o| !cfg.is_builtin(o)) {
@@ -75,7 +78,8 @@ pub fn check(files: &KernelFiles, needs: &SuiteNeeds) -> Result<CheckedKernel, C
     };
     let modules = match &files.modules_dir {
         Some(dir) => {
-            let mut idx = ModuleIndex::scan(dir).map_err(|source| CheckError::Module { kernel: kernel.clone(), source })?;
+            let mut idx = ModuleIndex::scan(dir)
+                .map_err(|source| CheckError::Module { kernel: kernel.clone(), source })?;
             // Without modules.builtin, trust the config: `=y` options are built in.
             if let Some(cfg) = &cfg {
                 for m in &needs.modules {
@@ -84,7 +88,8 @@ pub fn check(files: &KernelFiles, needs: &SuiteNeeds) -> Result<CheckedKernel, C
                     }
                 }
             }
-            idx.resolve(&needs.modules).map_err(|source| CheckError::Module { kernel: kernel.clone(), source })?
+            idx.resolve(&needs.modules)
+                .map_err(|source| CheckError::Module { kernel: kernel.clone(), source })?
         }
         None => vec![],
     };
@@ -102,4 +107,62 @@ fn module_builtin_by_config(cfg: &KernelConfig, module: &str) -> bool {
         _ => return false,
     };
     cfg.is_builtin(opt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use test_case::test_case;
+
+    fn kernel_with(config: &str, modules: &[(&str, &str)]) -> (tempfile::TempDir, KernelFiles) {
+        let t = tempfile::tempdir().unwrap();
+        let cfg = t.path().join("config");
+        std::fs::write(&cfg, config).unwrap();
+        let mdir = t.path().join("lib/modules/1.0");
+        std::fs::create_dir_all(&mdir).unwrap();
+        for (name, builtin) in modules {
+            if *builtin == "builtin" {
+                std::fs::write(mdir.join("modules.builtin"), format!("kernel/x/{name}.ko\n")).unwrap();
+            }
+        }
+        let files = KernelFiles {
+            name: "test-kernel".into(),
+            release: "1.0".into(),
+            vmlinuz: t.path().join("vmlinuz"),
+            config: Some(cfg),
+            modules_dir: Some(mdir),
+            packages: vec![],
+        };
+        (t, files)
+    }
+
+    fn needs(modules: &[&str], opts: &[&str]) -> SuiteNeeds {
+        SuiteNeeds {
+            modules: modules.iter().map(|s| s.to_string()).collect(),
+            required_config: opts.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test_case("CONFIG_PID_NS=y\n", &["CONFIG_PID_NS"], &[], None ; "all there")]
+    #[test_case("CONFIG_PID_NS=m\n", &["CONFIG_PID_NS"], &[], Some("CONFIG_PID_NS is not enabled") ; "option only a module")]
+    #[test_case("", &["CONFIG_TMPFS"], &[], Some("CONFIG_TMPFS is not enabled") ; "option missing")]
+    #[test_case("", &[], &["veth"], Some("module veth (needed by suite) is neither built in") ; "module missing")]
+    #[test_case("CONFIG_VETH=y\n", &[], &["veth"], None ; "module built in by config")]
+    fn checks(config: &str, opts: &[&str], modules: &[&str], err: Option<&str>) {
+        let (_t, files) = kernel_with(config, &[]);
+        match (check(&files, &needs(modules, opts)), err) {
+            (Ok(k), None) => assert!(k.modules.is_empty()),
+            (Err(e), Some(want)) => {
+                let msg = e.to_string();
+                assert!(msg.contains("test-kernel") && msg.contains(want), "{msg}");
+            }
+            (res, want) => panic!("got {:?}, want error {want:?}", res.map(|k| k.modules)),
+        }
+    }
+
+    #[test]
+    fn builtin_list_skips_modules() {
+        let (_t, files) = kernel_with("", &[("overlay", "builtin")]);
+        assert!(check(&files, &needs(&["overlay"], &[])).unwrap().modules.is_empty());
+    }
 }

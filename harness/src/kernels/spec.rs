@@ -121,14 +121,16 @@ impl KernelSpec {
 impl Matrix {
     /// Parses and validates TOML text.
     pub fn parse(text: &str, path: &Path) -> Result<Self, SpecError> {
-        let m: Matrix = toml::from_str(text).map_err(|source| SpecError::Parse { path: path.to_path_buf(), source })?;
+        let m: Matrix =
+            toml::from_str(text).map_err(|source| SpecError::Parse { path: path.to_path_buf(), source })?;
         m.validate()?;
         Ok(m)
     }
 
     /// Reads, parses and validates a file.
     pub fn load(path: &Path) -> Result<Self, SpecError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| SpecError::Read { path: path.to_path_buf(), source })?;
         Self::parse(&text, path)
     }
 
@@ -136,7 +138,8 @@ impl Matrix {
     pub fn validate(&self) -> Result<(), SpecError> {
         let mut seen = HashSet::new();
         for k in &self.kernels {
-            let bad = |problem: &str| SpecError::Invalid { kernel: k.name.clone(), problem: problem.to_string() };
+            let bad =
+                |problem: &str| SpecError::Invalid { kernel: k.name.clone(), problem: problem.to_string() };
             let name_ok = !k.name.is_empty()
                 && k.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
             if !name_ok {
@@ -157,7 +160,9 @@ impl Matrix {
                 if p.name.is_empty() || p.name.contains(char::is_whitespace) || p.version.is_empty() {
                     return Err(bad(&format!("package {:?} needs a name and a version", p.name)));
                 }
-                if p.sha256.len() != 64 || !p.sha256.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()) {
+                if p.sha256.len() != 64
+                    || !p.sha256.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+                {
                     return Err(bad(&format!("package {}: sha256 must be 64 lower-case hex digits", p.name)));
                 }
             }

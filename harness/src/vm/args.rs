@@ -82,11 +82,8 @@ pub const DEFAULT_TCG_CPU: &str = "qemu64";
 /// device scans; the 8250 UARTs, APIC and SMP come from legacy tables and the harness kills
 /// QEMU after `Done`, so ACPI power-off is not needed). Unknown initcall names are ignored by
 /// older kernels.
-pub const FAST_BOOT: &[&str] = &[
-    "cryptomgr.notests",
-    "initcall_blacklist=jent_mod_init,crypto_kdf108_init,trace_eval_init",
-    "acpi=off",
-];
+pub const FAST_BOOT: &[&str] =
+    &["cryptomgr.notests", "initcall_blacklist=jent_mod_init,crypto_kdf108_init,trace_eval_init", "acpi=off"];
 
 /// The kernel command line (pure).
 pub fn kernel_cmdline(o: &CmdlineOptions) -> String {
@@ -117,7 +114,10 @@ pub fn kernel_cmdline(o: &CmdlineOptions) -> String {
     match o.cgroup {
         // Nothing may bind controllers to v1: all of them stay available on the unified tree.
         CgroupMode::V2 => w.extend(["cgroup_no_v1=all".into(), "systemd.unified_cgroup_hierarchy=1".into()]),
-        CgroupMode::V1 => w.extend(["systemd.unified_cgroup_hierarchy=0".into(), "SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1".into()]),
+        CgroupMode::V1 => w.extend([
+            "systemd.unified_cgroup_hierarchy=0".into(),
+            "SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1".into(),
+        ]),
     }
     w.extend(o.extra.iter().cloned());
     w.join(" ")
@@ -128,10 +128,8 @@ pub fn qemu_args(c: &QemuConfig) -> Vec<String> {
     let mut a: Vec<String> = Vec::new();
     let mut push = |xs: &[&str]| a.extend(xs.iter().map(|s| s.to_string()));
     // q35 without the devices we never use (microvm hangs with Debian's kernels).
-    let machine = format!(
-        "q35,accel={},sata=off,smbus=off,usb=off,vmport=off,smm=off,graphics=off",
-        c.accel.as_str()
-    );
+    let machine =
+        format!("q35,accel={},sata=off,smbus=off,usb=off,vmport=off,smm=off,graphics=off", c.accel.as_str());
     push(&["-machine", &machine]);
     let default_cpu = if c.accel == Accel::Kvm { "host" } else { DEFAULT_TCG_CPU };
     push(&["-cpu", c.cpu.as_deref().unwrap_or(default_cpu)]);

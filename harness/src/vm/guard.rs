@@ -62,6 +62,10 @@ pub fn kill_all() {
             // SAFETY: kill(2) with a pid we spawned and have not reaped (the guard removes it
             // from the list before reaping), so it cannot name a recycled process.
             unsafe { libc::kill(pid, libc::SIGKILL) };
+            let mut status = 0;
+            // SAFETY: waitpid on our own child with a valid out pointer; reaps it so nothing,
+            // not even a zombie, outlives the harness.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
         }
         let _ = std::fs::remove_dir_all(dir);
     }

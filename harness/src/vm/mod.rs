@@ -66,7 +66,11 @@ fn probe_kvm(qemu: &str, kernel: &Path, initrd: &Path) -> Accel {
         cpus: 1,
         accel: Accel::Kvm,
         cpu: None,
-        cmdline: args::kernel_cmdline(&CmdlineOptions { cgroup: Default::default(), quiet: true, extra: vec![] }),
+        cmdline: args::kernel_cmdline(&CmdlineOptions {
+            cgroup: Default::default(),
+            quiet: true,
+            extra: vec![],
+        }),
         console: Console::Socket(Default::default()),
         channel: Default::default(),
     };

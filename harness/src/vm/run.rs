@@ -176,7 +176,12 @@ fn read_lines(s: UnixStream, tx: mpsc::Sender<Msg>, console: bool) {
 
 /// Boots a VM, sends `request` after the hello, collects events until `Done` or an error.
 /// `on_event` sees every event as it arrives. QEMU and the temp dir are gone on return.
-pub fn run_vm(mut cfg: QemuConfig, request: &Request, t: Timeouts, on_event: &mut dyn FnMut(&Event)) -> VmReport {
+pub fn run_vm(
+    mut cfg: QemuConfig,
+    request: &Request,
+    t: Timeouts,
+    on_event: &mut dyn FnMut(&Event),
+) -> VmReport {
     let start = Instant::now();
     let mut report = VmReport {
         hello: None,
@@ -210,7 +215,9 @@ fn run_inner(
         .map_err(|source| VmError::Setup { what: "create temp dir".into(), source })?;
     let listen = |name: &str| {
         let p = dir.path().join(name);
-        UnixListener::bind(&p).map(|l| (l, p.clone())).map_err(|source| VmError::Setup { what: format!("bind {}", p.display()), source })
+        UnixListener::bind(&p)
+            .map(|l| (l, p.clone()))
+            .map_err(|source| VmError::Setup { what: format!("bind {}", p.display()), source })
     };
     let (chan_l, chan_p) = listen("chan.sock")?;
     cfg.channel = chan_p;
@@ -228,7 +235,9 @@ fn run_inner(
     if con_l.is_some() {
         cmd.stdin(Stdio::null()).stdout(Stdio::null());
     }
-    let child = cmd.spawn().map_err(|source| VmError::Spawn { command: format!("{} {}", cfg.qemu, args.join(" ")), source })?;
+    let child = cmd
+        .spawn()
+        .map_err(|source| VmError::Spawn { command: format!("{} {}", cfg.qemu, args.join(" ")), source })?;
     let mut guard = VmGuard::new(child, dir);
     let boot_deadline = start + t.boot;
     let (tx, rx) = mpsc::channel();
@@ -237,7 +246,8 @@ fn run_inner(
         read_lines(accept(l, boot_deadline, &mut guard).map_err(|e| fix_secs(e, t))?, tx.clone(), true);
     }
     let chan = accept(&chan_l, boot_deadline, &mut guard).map_err(|e| fix_secs(e, t))?;
-    let mut chan_w = chan.try_clone().map_err(|source| VmError::Setup { what: "dup channel socket".into(), source })?;
+    let mut chan_w =
+        chan.try_clone().map_err(|source| VmError::Setup { what: "dup channel socket".into(), source })?;
     read_lines(chan, tx, false);
 
     let mut last_progress = Instant::now();
@@ -263,9 +273,10 @@ fn run_inner(
                     }
                     report.hello = Some(ev);
                     let line = encode_line(request).unwrap_or_default();
-                    chan_w
-                        .write_all(line.as_bytes())
-                        .map_err(|source| VmError::Setup { what: "send request to the agent".into(), source })?;
+                    chan_w.write_all(line.as_bytes()).map_err(|source| VmError::Setup {
+                        what: "send request to the agent".into(),
+                        source,
+                    })?;
                     continue;
                 }
                 let done = ev == Event::Done;
@@ -276,7 +287,9 @@ fn run_inner(
                 }
             }
             Ok(Msg::Bad(line)) => report.bad_lines.push(line),
-            Ok(Msg::ChannelClosed) | Err(mpsc::RecvTimeoutError::Timeout) | Err(mpsc::RecvTimeoutError::Disconnected) => {}
+            Ok(Msg::ChannelClosed)
+            | Err(mpsc::RecvTimeoutError::Timeout)
+            | Err(mpsc::RecvTimeoutError::Disconnected) => {}
         }
         // Give the console a moment after a panic so the tail has the backtrace.
         if let Some((line, at)) = &panic_line {
@@ -287,7 +300,9 @@ fn run_inner(
         }
         if let Ok(Some(st)) = guard.child().try_wait() {
             drain(&rx, tail);
-            if let Some((line, _)) = panic_line.or_else(|| tail.iter().find(|l| l.contains("Kernel panic")).map(|l| (l.clone(), Instant::now()))) {
+            if let Some((line, _)) = panic_line.or_else(|| {
+                tail.iter().find(|l| l.contains("Kernel panic")).map(|l| (l.clone(), Instant::now()))
+            }) {
                 return Err(VmError::KernelPanic { line: line.trim().to_string() });
             }
             return Err(died(st, &mut guard));

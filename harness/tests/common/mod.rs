@@ -23,7 +23,17 @@ pub fn agent() -> PathBuf {
     let status = std::process::Command::new(cargo)
         .current_dir(lab::workspace_root())
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .args(["build", "--release", "--target", "x86_64-unknown-linux-gnu", "-p", "isolab-harness", "--bin", "isolab-agent", "--no-default-features"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "x86_64-unknown-linux-gnu",
+            "-p",
+            "isolab-harness",
+            "--bin",
+            "isolab-agent",
+            "--no-default-features",
+        ])
         .status()
         .expect("run cargo to build the static agent");
     assert!(status.success(), "building the static isolab-agent failed");
@@ -35,16 +45,19 @@ pub fn runtime() -> PathBuf {
     if let Ok(p) = std::env::var("ISOLAB_TEST_RUNTIME") {
         return PathBuf::from(p);
     }
-    lab::locate_runtime(None)
-        .or_else(|_| lab::locate_runtime(Some(Path::new("/usr/sbin/runc"))))
-        .expect("no runtime to pack: build isorun or install runc (apt-get install runc)")
+    if let Ok(p) = lab::locate_runtime(None) {
+        return p;
+    }
+    let runc = Path::new("/usr/sbin/runc");
+    assert!(runc.is_file(), "no runtime to pack: build isorun or install runc (apt-get install runc)");
+    runc.to_path_buf()
 }
 
 pub fn options() -> LabOptions {
     LabOptions {
         cache: isolab_harness::cache::cache_root(),
         agent: agent(),
-        runtime: runtime(),
+        runtime: Some(runtime()),
         busybox: PathBuf::from("/bin/busybox"),
         qemu: "qemu-system-x86_64".into(),
         accel: isolab_harness::vm::AccelChoice::Tcg,
@@ -66,7 +79,8 @@ pub fn kernel(name: &str, o: &LabOptions) -> CheckedKernel {
     let m = matrix();
     let spec = m.select(&[name.to_string()]).expect("kernel in matrix")[0].clone();
     if fetch::cached(&spec, &o.cache).is_err() {
-        let apt = lab::private_apt(&o.cache, &m).unwrap_or_else(|e| panic!("cannot set up apt to fetch {name}: {e}"));
+        let apt = lab::private_apt(&o.cache, &m)
+            .unwrap_or_else(|e| panic!("cannot set up apt to fetch {name}: {e}"));
         fetch::fetch(&spec, &apt, &o.cache, &|_| {}).unwrap_or_else(|e| panic!("cannot fetch {name}: {e}"));
     }
     lab::checked_kernel(&spec, &m, &o.cache).unwrap_or_else(|e| panic!("{name}: {e}"))

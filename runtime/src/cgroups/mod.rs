@@ -1,62 +1,379 @@
-//! The container's cgroup on v1, v2 and hybrid hosts.
-//! OWNER: cgroups helper. The interface below is what the core calls; fill it in.
+//! The container's cgroup on v1, v2 and hybrid hosts (cgroupfs driver).
+//!
+//! [`layout`] reads the host's hierarchies once per process; [`path`] resolves
+//! `linux.cgroupsPath`; [`resources`] turns `linux.resources` into file writes (runc's
+//! conversions); [`CgroupManager`] creates, fills, freezes and removes the directories;
+//! [`stats`] reads runc-style `events --stats` numbers. Hybrid hosts use the v1 controllers
+//! and get a matching directory in the cgroup2 mount when it is writable.
 
 use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use nix::errno::Errno;
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
 
-/// Failures of cgroup operations, each naming the path or controller.
-#[derive(Debug, thiserror::Error)]
+mod fsio;
+pub mod layout;
+pub mod path;
+pub mod resources;
+pub mod stats;
+
+pub use layout::{Hierarchies, Layout};
+pub use resources::Setting;
+pub use stats::{Event, Stats};
+
+/// Failures of cgroup operations, each naming the file, directory or config field.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum CgroupError {
-    /// Placeholder.
-    #[error("cgroup {0}")]
-    Other(String),
+    /// A syscall on a cgroup file or directory failed.
+    #[error("{op} {}: {errno}", path.display())]
+    Io {
+        /// What was done (`mkdir`, `read`, `rmdir`, ...).
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The errno.
+        errno: Errno,
+    },
+    /// Writing a value to a cgroup file failed.
+    #[error("write {value} to {}: {errno}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The value written.
+        value: String,
+        /// The errno.
+        errno: Errno,
+    },
+    /// A resource needs a controller the host does not offer to this cgroup.
+    #[error("{field}: the {controller} controller is not available: {detail} {}", path.display())]
+    MissingController {
+        /// The config field (`linux.resources.hugepageLimits`).
+        field: String,
+        /// The controller.
+        controller: String,
+        /// Why (`no v1 hierarchy has it in`, `not listed in`).
+        detail: &'static str,
+        /// /proc/self/mountinfo (v1) or the cgroup's `cgroup.controllers` (v2).
+        path: PathBuf,
+    },
+    /// A resource's file does not exist (e.g. memsw without swap accounting).
+    #[error("{field}: {} does not exist (ENOENT): the host's {controller} controller cannot enforce it", path.display())]
+    MissingFile {
+        /// The config field.
+        field: String,
+        /// The controller.
+        controller: String,
+        /// The missing file.
+        path: PathBuf,
+    },
+    /// `linux.cgroupsPath` (or the id it defaults from) is not usable.
+    #[error("linux.cgroupsPath {}: {reason}", path.display())]
+    InvalidPath {
+        /// The path as given.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A config field this cgroup version (or isorun) cannot enforce.
+    #[error("{field}: {reason}")]
+    Unsupported {
+        /// The config field.
+        field: String,
+        /// Why.
+        reason: String,
+    },
+    /// A cgroup file had unexpected content.
+    #[error("parse {}: {reason}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The host's cgroup layout could not be determined.
+    #[error("cgroup layout from {}: {reason}", path.display())]
+    Layout {
+        /// The file it was read from.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Freezing did not complete.
+    #[error("freeze {}: {reason}", path.display())]
+    Freeze {
+        /// The freezer file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl CgroupError {
+    pub(crate) fn io(op: &'static str, path: impl AsRef<Path>, e: &std::io::Error) -> Self {
+        Self::Io { op, path: path.as_ref().to_owned(), errno: fsio::errno(e) }
+    }
 }
 
 /// The cgroup of one container.
 #[derive(Debug, Clone)]
 pub struct CgroupManager {
     path: String,
+    hier: Arc<Hierarchies>,
 }
 
 impl CgroupManager {
     /// The cgroup for container `id` at `cgroups_path` (linux.cgroupsPath; absolute, or
-    /// relative to the runtime's own cgroup; default `/isorun/<id>`), on this host's layout.
+    /// relative to the runtime's own cgroup; default `/isorun/<id>`), on this host's layout
+    /// (read from /proc once per process). Creates nothing.
     pub fn new(id: &str, cgroups_path: Option<&str>) -> Result<Self, CgroupError> {
-        Ok(Self { path: cgroups_path.map(str::to_owned).unwrap_or_else(|| format!("/isorun/{id}")) })
+        Self::with_hierarchies(Hierarchies::host()?, id, cgroups_path)
     }
 
-    /// The path to store in the state record, from which `new` rebuilds this manager.
+    /// As [`CgroupManager::new`], on the given hierarchies (tests use a fake root).
+    pub fn with_hierarchies(hier: Arc<Hierarchies>, id: &str, cgroups_path: Option<&str>) -> Result<Self, CgroupError> {
+        let path = path::resolve(id, cgroups_path, hier.own_cgroup())?;
+        Ok(Self { path, hier })
+    }
+
+    /// The resolved absolute cgroup path, to store in the state record; `new` given it
+    /// rebuilds this manager.
     pub fn path(&self) -> &str {
         &self.path
     }
 
-    /// Create the cgroup (in every hierarchy needed) and apply `resources`.
+    /// The host layout this manager works on.
+    pub fn layout(&self) -> Layout {
+        self.hier.layout
+    }
+
+    fn rel(&self) -> &str {
+        self.path.trim_start_matches('/')
+    }
+
+    /// This cgroup's directory in every hierarchy it uses (v1 ones, then the cgroup2 one).
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = self.hier.v1.iter().map(|h| h.mount.join(self.rel())).collect();
+        v.extend(self.unified_dir());
+        v
+    }
+
+    fn unified_dir(&self) -> Option<PathBuf> {
+        self.hier.unified.as_ref().map(|u| u.join(self.rel()))
+    }
+
+    /// The directory holding `controller`'s files (`memory`, `pids`, ...): its v1 hierarchy's
+    /// on v1/hybrid, the cgroup2 one on v2. None if that controller is not mounted (v1).
+    pub fn dir(&self, controller: &str) -> Option<PathBuf> {
+        match self.hier.layout {
+            Layout::Unified => self.unified_dir(),
+            _ => self.hier.v1_mount(controller).map(|h| h.mount.join(self.rel())),
+        }
+    }
+
+    fn controller_dir(&self, field: &str, controller: &str) -> Result<PathBuf, CgroupError> {
+        self.dir(controller).ok_or_else(|| CgroupError::MissingController {
+            field: field.to_owned(),
+            controller: controller.to_owned(),
+            detail: "no v1 hierarchy has it in",
+            path: PathBuf::from("/proc/self/mountinfo"),
+        })
+    }
+
+    /// Create the cgroup (in every hierarchy) and apply `resources`. On error nothing is left.
     pub fn create(&self, resources: Option<&LinuxResources>) -> Result<(), CgroupError> {
-        let _ = resources;
+        let v2 = self.hier.layout == Layout::Unified;
+        let settings = resources.map(|r| resources::plan(r, v2)).transpose()?.unwrap_or_default();
+        if !v2 {
+            for s in &settings {
+                self.controller_dir(s.field, s.controller)?; // fail before mkdir
+            }
+        }
+        let r = self.make_dirs().and_then(|()| self.apply(&settings));
+        if r.is_err() {
+            let _ = self.remove();
+        }
+        r
+    }
+
+    fn make_dirs(&self) -> Result<(), CgroupError> {
+        for h in &self.hier.v1 {
+            let created = fsio::mkdir_p(&h.mount, self.rel())?;
+            if h.controllers.iter().any(|c| c == "cpuset") {
+                for dir in &created {
+                    fsio::inherit_cpuset(dir)?;
+                }
+            }
+        }
+        let Some(unified) = &self.hier.unified else { return Ok(()) };
+        match fsio::mkdir_p(unified, self.rel()) {
+            Ok(_) if self.hier.layout == Layout::Unified => fsio::enable_controllers(unified, self.rel()),
+            Ok(_) => Ok(()),
+            // Hybrid: the cgroup2 directory is a courtesy (like runc), only where writable.
+            Err(CgroupError::Io { errno: Errno::EACCES | Errno::EPERM | Errno::EROFS, .. }) if self.hier.layout == Layout::Hybrid => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Apply `resources` to the existing cgroup (`isorun update`); only set fields are written.
+    pub fn update(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
+        let settings = resources::plan(resources, self.hier.layout == Layout::Unified)?;
+        self.apply(&settings)
+    }
+
+    /// Write `settings` (see [`resources::plan`]), checking each controller first.
+    pub fn apply(&self, settings: &[Setting]) -> Result<(), CgroupError> {
+        if settings.is_empty() {
+            return Ok(());
+        }
+        let available = match (self.hier.layout, self.unified_dir()) {
+            (Layout::Unified, Some(d)) => Some((fsio::read(&d.join("cgroup.controllers"))?, d)),
+            _ => None,
+        };
+        let mut done = vec![false; settings.len()];
+        for (i, s) in settings.iter().enumerate() {
+            if done[i] {
+                continue;
+            }
+            let dir = match &available {
+                Some((ctrls, d)) => {
+                    if !s.controller.is_empty() && !ctrls.split_whitespace().any(|c| c == s.controller) {
+                        return Err(CgroupError::MissingController {
+                            field: s.field.to_owned(),
+                            controller: s.controller.to_owned(),
+                            detail: "not listed in",
+                            path: d.join("cgroup.controllers"),
+                        });
+                    }
+                    d.clone()
+                }
+                None => self.controller_dir(s.field, s.controller)?,
+            };
+            match write_setting(&dir, s) {
+                // v1: a new limit above the current memsw limit needs memsw raised first.
+                Err(CgroupError::Write { errno: Errno::EINVAL, .. }) if s.file == "memory.limit_in_bytes" => {
+                    if let Some(j) = settings.iter().position(|x| x.file == "memory.memsw.limit_in_bytes") {
+                        write_setting(&dir, &settings[j])?;
+                        done[j] = true;
+                    }
+                    write_setting(&dir, s)?;
+                }
+                r => r?,
+            }
+        }
         Ok(())
     }
 
-    /// An fd of the v2 cgroup directory for clone3's CLONE_INTO_CGROUP, when the layout
-    /// allows it (pure v2); None means the core calls `add_task` instead.
+    /// An fd of the v2 cgroup directory for clone3's CLONE_INTO_CGROUP, on pure v2 hosts
+    /// only; None means the core calls `add_task` instead.
     pub fn clone_into_fd(&self) -> Option<OwnedFd> {
-        None
+        if self.hier.layout != Layout::Unified {
+            return None;
+        }
+        std::fs::File::open(self.unified_dir()?).ok().map(OwnedFd::from)
     }
 
-    /// Move `pid` into the cgroup (every hierarchy).
+    /// Move `pid` into the cgroup (every hierarchy; on hybrid hosts also the cgroup2
+    /// directory when it was created).
     pub fn add_task(&self, pid: Pid) -> Result<(), CgroupError> {
-        let _ = pid;
+        let v = pid.to_string();
+        for h in &self.hier.v1 {
+            fsio::write(&h.mount.join(self.rel()).join("cgroup.procs"), &v)?;
+        }
+        if let Some(d) = self.unified_dir() {
+            if self.hier.layout == Layout::Unified || d.is_dir() {
+                fsio::write(&d.join("cgroup.procs"), &v)?;
+            }
+        }
         Ok(())
     }
 
-    /// Remove the cgroup (every hierarchy). The caller has killed its processes.
+    /// Remove the cgroup (and child cgroups) in every hierarchy; the caller has killed its
+    /// processes. Already gone is fine; EBUSY is retried briefly. Parents are left.
     pub fn remove(&self) -> Result<(), CgroupError> {
-        Ok(())
+        let mut first = Ok(());
+        for d in self.dirs() {
+            if let Err(e) = fsio::remove_tree(&d) {
+                if first.is_ok() {
+                    first = Err(e);
+                }
+            }
+        }
+        first
     }
 
-    /// Whether the cgroup is frozen (state `paused`).
+    /// Every process in the cgroup and its child cgroups (sorted, for `isorun ps`).
+    pub fn pids(&self) -> Result<Vec<i32>, CgroupError> {
+        let dir = match self.hier.layout {
+            Layout::Unified => self.unified_dir(),
+            _ => self.dir("pids").or_else(|| self.hier.v1.first().map(|h| h.mount.join(self.rel()))),
+        };
+        let mut out = Vec::new();
+        if let Some(d) = dir {
+            fsio::procs_recursive(&d, &mut out)?;
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Freeze every process (`isorun pause`); returns once the kernel reports the cgroup
+    /// frozen (v1 `freezer.state` FROZEN, v2 `cgroup.events` frozen 1).
+    pub fn freeze(&self) -> Result<(), CgroupError> {
+        if self.hier.layout == Layout::Unified {
+            let d = self.unified_dir().unwrap_or_default();
+            fsio::write(&d.join("cgroup.freeze"), "1")?;
+            let events = d.join("cgroup.events");
+            return fsio::wait_for(&events, |e| fsio::flat_key(e, "frozen") == Some(1), || Ok(()));
+        }
+        let state = self.controller_dir("freezer", "freezer")?.join("freezer.state");
+        fsio::write(&state, "FROZEN")?;
+        let r = fsio::wait_for(&state, |s| s.trim() == "FROZEN", || fsio::write(&state, "FROZEN"));
+        if r.is_err() {
+            let _ = fsio::write(&state, "THAWED");
+        }
+        r
+    }
+
+    /// Thaw the cgroup (`isorun resume`).
+    pub fn thaw(&self) -> Result<(), CgroupError> {
+        if self.hier.layout == Layout::Unified {
+            return fsio::write(&self.unified_dir().unwrap_or_default().join("cgroup.freeze"), "0");
+        }
+        fsio::write(&self.controller_dir("freezer", "freezer")?.join("freezer.state"), "THAWED")
+    }
+
+    /// Whether the cgroup is frozen (state `paused`); false when it cannot be read.
     pub fn is_frozen(&self) -> bool {
-        false
+        match self.hier.layout {
+            Layout::Unified => self.unified_dir().and_then(|d| fsio::read(&d.join("cgroup.freeze")).ok()).is_some_and(|s| s.trim() == "1"),
+            _ => self.dir("freezer").and_then(|d| fsio::read(&d.join("freezer.state")).ok()).is_some_and(|s| s.trim() == "FROZEN"),
+        }
+    }
+
+    /// runc-style statistics of the controllers the host has (see [`Stats`]).
+    pub fn stats(&self) -> Result<Stats, CgroupError> {
+        match self.hier.layout {
+            Layout::Unified => stats::read_v2(&self.unified_dir().unwrap_or_default()),
+            _ => stats::read_v1(&|c| self.dir(c)),
+        }
     }
 }
+
+/// Write one setting into `dir`, trying its fallback file when the first is absent.
+fn write_setting(dir: &Path, s: &Setting) -> Result<(), CgroupError> {
+    let path = dir.join(&s.file);
+    match fsio::write_raw(&path, &s.value) {
+        Ok(()) => Ok(()),
+        Err(Errno::ENOENT) => match s.fallback.map(|f| dir.join(f)).filter(|p| p.exists()) {
+            Some(alt) => fsio::write(&alt, &s.value),
+            None => Err(CgroupError::MissingFile { field: s.field.to_owned(), controller: s.controller.to_owned(), path }),
+        },
+        Err(errno) => Err(CgroupError::Write { path, value: s.value.clone(), errno }),
+    }
+}
+
+#[cfg(test)]
+mod tests;

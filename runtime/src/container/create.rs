@@ -229,6 +229,8 @@ pub(super) fn create_with_console(
         own_pid_ns: plan.own_pid_ns,
         cgroup_path: Some(cgroup.path().to_owned()),
         hooks: spec.hooks().clone(),
+        process: spec.process().clone(),
+        seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
     };
     store.save(&record)?;
     if let Some(p) = &opts.pid_file {

@@ -3,6 +3,7 @@
 //! process and the exec fifo each time it is asked for.
 
 mod create;
+mod exec;
 mod ops;
 pub mod plan;
 mod run;
@@ -11,6 +12,7 @@ mod signals;
 use std::path::PathBuf;
 
 pub use create::{create, CreateOptions, Created};
+pub use exec::{exec, exec_process, ExecOptions};
 pub use ops::{delete, kill, list, start, state, OciState};
 pub use run::run;
 pub use signals::parse_signal;
@@ -77,6 +79,9 @@ pub enum ContainerError {
     /// A hook failed (prestart, createRuntime, createContainer, startContainer).
     #[error(transparent)]
     Hook(#[from] crate::hooks::HookError),
+    /// A capability name that is not one.
+    #[error("unknown capability {0:?}")]
+    BadCapability(String),
     /// A signal name or number that is not a signal.
     #[error("invalid signal {0:?}")]
     BadSignal(String),

@@ -35,10 +35,7 @@ pub fn run(store: &StateStore, id: &str, opts: &CreateOptions, detach: bool) -> 
         None => (None, None),
     };
     let created = create_with_console(store, id, opts, theirs)?;
-    let mut mask = SigSet::empty();
-    for s in FORWARDED {
-        mask.add(s);
-    }
+    let mask = forwarded_mask();
     mask.thread_block().map_err(host("sigprocmask"))?;
     if let Err(e) = start(store, id) {
         let _ = delete(store, id, true);
@@ -58,8 +55,27 @@ pub fn run(store: &StateStore, id: &str, opts: &CreateOptions, detach: bool) -> 
     code
 }
 
+fn forwarded_mask() -> SigSet {
+    let mut mask = SigSet::empty();
+    for s in FORWARDED {
+        mask.add(s);
+    }
+    mask
+}
+
+/// Wait for `pid` (our child) in the foreground: forward signals, proxy the pty if any;
+/// its exit status.
+pub(super) fn foreground_with_signals(pid: Pid, master: Option<&OwnedFd>) -> Result<i32, ContainerError> {
+    let mask = forwarded_mask();
+    mask.thread_block().map_err(host("sigprocmask"))?;
+    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).map_err(host("signalfd"))?;
+    let code = foreground(pid, &sfd, master);
+    let _ = mask.thread_unblock();
+    code
+}
+
 /// Receive the pty master the init sent over the console socket.
-fn receive_master(sock: BorrowedFd<'_>) -> Result<OwnedFd, ContainerError> {
+pub(super) fn receive_master(sock: BorrowedFd<'_>) -> Result<OwnedFd, ContainerError> {
     let mut buf = [0u8; 4096];
     let mut iov = [IoSliceMut::new(&mut buf)];
     let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
@@ -101,7 +117,17 @@ fn foreground(pid: Pid, sfd: &SignalFd, master: Option<&OwnedFd>) -> Result<i32,
         copy_winsize(m.as_fd());
     }
     let mut stdin_open = master.is_some();
+    // The child may have exited before SIGCHLD was blocked: its signal is gone, so look once
+    // before waiting for the next one.
+    let mut check_exit = true;
     loop {
+        if std::mem::take(&mut check_exit) {
+            match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(_, code)) => return Ok(drain(master, code)),
+                Ok(WaitStatus::Signaled(_, s, _)) => return Ok(drain(master, 128 + s as i32)),
+                _ => {}
+            }
+        }
         let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
         if let Some(m) = master {
             fds.push(PollFd::new(m.as_fd(), PollFlags::POLLIN));
@@ -140,11 +166,7 @@ fn foreground(pid: Pid, sfd: &SignalFd, master: Option<&OwnedFd>) -> Result<i32,
                     None => {}
                 }
             }
-            match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(_, code)) => return Ok(drain(master, code)),
-                Ok(WaitStatus::Signaled(_, s, _)) => return Ok(drain(master, 128 + s as i32)),
-                _ => {}
-            }
+            check_exit = true;
         }
     }
 }

@@ -5,6 +5,7 @@
 mod console;
 mod creds;
 mod exec;
+pub mod join;
 
 use std::fs;
 use std::os::fd::{AsFd, OwnedFd};
@@ -87,6 +88,9 @@ pub struct ChildContext<'a> {
 
 /// Run the container's init. Never returns.
 pub fn child_main(ctx: ChildContext<'_>) -> ! {
+    // Until execve, this process is the isorun binary inside the container: keep other
+    // processes from opening /proc/<pid>/exe or its fds (CVE-2019-5736). execve resets it.
+    let _ = nix::sys::prctl::set_dumpable(false);
     let state = match channel::recv_parent(&ctx.sock) {
         Ok(ParentMsg::Go(state)) => state,
         _ => exit(1),
@@ -116,13 +120,13 @@ pub fn child_main(ctx: ChildContext<'_>) -> ! {
     exec::exec(&prepared)
 }
 
-fn exit(code: i32) -> ! {
+pub(crate) fn exit(code: i32) -> ! {
     // SAFETY: _exit ends the process at once without running atexit handlers or Rust
     // destructors that belong to the parent's copy of the address space.
     unsafe { libc::_exit(code) }
 }
 
-type StepResult<T> = Result<T, (&'static str, InitError)>;
+pub(crate) type StepResult<T> = Result<T, (&'static str, InitError)>;
 
 fn step<T>(name: &'static str, r: Result<T, InitError>) -> StepResult<T> {
     r.map_err(|e| (name, e))
@@ -162,12 +166,25 @@ fn setup(ctx: &ChildContext<'_>, state: &[u8]) -> StepResult<exec::Prepared> {
     let mut hooks_now = || before_pivot(ctx, state);
     step("rootfs", rootfs::setup_rootfs_with(spec, &ctx.rootfs, &mut hooks_now).map_err(InitError::from))?;
     let process = spec.process().as_ref().ok_or(("process", InitError::Process("no process in config".into())))?;
+    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let console = ctx.console_socket.as_ref().map(|s| s.as_fd());
+    finish_process(process, seccomp, ctx.plan.new_user_ns, console, ctx.preserve_fds)
+}
+
+/// The process part shared by a container's init and `exec`: terminal, executable and cwd,
+/// seccomp and credentials (in the order their privileges allow), fds.
+pub(crate) fn finish_process(
+    process: &oci_spec::runtime::Process,
+    seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
+    in_user_ns: bool,
+    console_socket: Option<std::os::fd::BorrowedFd<'_>>,
+    preserve_fds: i32,
+) -> StepResult<exec::Prepared> {
     if process.terminal() == Some(true) {
-        let sock = ctx.console_socket.as_ref().map(|s| s.as_fd());
-        step("console", console::setup_console(sock, process.console_size()))?;
+        step("console", console::setup_console(console_socket, process.console_size()))?;
     }
     let prepared = step("process", exec::prepare(process))?;
-    let filter = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+    let filter = match seccomp {
         Some(profile) => Some(step("seccomp", crate::seccomp::compile(profile).map_err(InitError::from))?),
         None => None,
     };
@@ -177,11 +194,11 @@ fn setup(ctx: &ChildContext<'_>, state: &[u8]) -> StepResult<exec::Prepared> {
     if let (Some(f), false) = (&filter, nnp) {
         step("seccomp", crate::seccomp::install(f).map_err(InitError::from))?;
     }
-    step("credentials", creds::apply(process, ctx.plan.new_user_ns))?;
+    step("credentials", creds::apply(process, in_user_ns))?;
     if let (Some(f), true) = (&filter, nnp) {
         step("seccomp", crate::seccomp::install(f).map_err(InitError::from))?;
     }
-    step("fds", crate::sys::process::cloexec_from(3 + ctx.preserve_fds).map_err(sys("close_range")))?;
+    step("fds", crate::sys::process::cloexec_from(3 + preserve_fds).map_err(sys("close_range")))?;
     Ok(prepared)
 }
 

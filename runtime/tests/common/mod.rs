@@ -15,7 +15,10 @@ pub const ISORUN: &str = env!("CARGO_BIN_EXE_isorun");
 /// Fail loudly (never pass silently) when the privileged tests cannot run.
 pub fn require_root() {
     assert!(nix::unistd::geteuid().is_root(), "these integration tests run real containers and need root");
-    assert!(Path::new("/bin/busybox").exists(), "busybox-static is not installed (apt-get install busybox-static)");
+    assert!(
+        Path::new("/bin/busybox").exists(),
+        "busybox-static is not installed (apt-get install busybox-static)"
+    );
 }
 
 /// A unique container id for this test process.
@@ -36,7 +39,11 @@ pub fn busybox_rootfs(dir: &Path) {
     for d in ["proc", "sys", "dev", "tmp", "etc", "root"] {
         std::fs::create_dir_all(dir.join(d)).unwrap();
     }
-    std::fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n").unwrap();
+    std::fs::write(
+        dir.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    )
+    .unwrap();
 }
 
 /// An isorun with its own state root, a bundle, and cleanup on drop.
@@ -75,7 +82,8 @@ impl Fixture {
     pub fn isorun(&self, args: &[&str]) -> Output {
         static N: AtomicU32 = AtomicU32::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
-        let (out_path, err_path) = (self.tmp.path().join(format!("out.{n}")), self.tmp.path().join(format!("err.{n}")));
+        let (out_path, err_path) =
+            (self.tmp.path().join(format!("out.{n}")), self.tmp.path().join(format!("err.{n}")));
         let status = Command::new(ISORUN)
             .arg("--root")
             .arg(self.root())
@@ -85,7 +93,11 @@ impl Fixture {
             .stderr(std::fs::File::create(&err_path).unwrap())
             .status()
             .unwrap();
-        Output { status, stdout: std::fs::read(&out_path).unwrap(), stderr: std::fs::read(&err_path).unwrap() }
+        Output {
+            status,
+            stdout: std::fs::read(&out_path).unwrap(),
+            stderr: std::fs::read(&err_path).unwrap(),
+        }
     }
 
     /// A fresh id, remembered for cleanup.

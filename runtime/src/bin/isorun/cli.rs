@@ -150,4 +150,52 @@ pub enum Command {
     },
     /// Print the OCI features JSON of this runtime.
     Features,
+    /// Run a new process in a running container (joins its namespaces, cgroup and root).
+    Exec(ExecArgs),
+}
+
+/// Options of `exec`, as runc's.
+#[derive(Debug, clap::Args)]
+pub struct ExecArgs {
+    /// The container id.
+    pub id: String,
+    /// The command and its arguments (unless --process is given).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+    /// A process.json (runtime-spec `process` object) to run instead of the command line.
+    #[arg(short, long)]
+    pub process: Option<PathBuf>,
+    /// Allocate a pty.
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Working directory in the container.
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// Extra environment variables (KEY=VALUE).
+    #[arg(short, long)]
+    pub env: Vec<String>,
+    /// uid[:gid] to run as.
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Additional group ids.
+    #[arg(short = 'g', long)]
+    pub additional_gids: Vec<u32>,
+    /// Add a capability (bounding, effective, permitted).
+    #[arg(short, long)]
+    pub cap: Vec<String>,
+    /// Set no_new_privs for the process.
+    #[arg(long)]
+    pub no_new_privs: bool,
+    /// Do not wait for the process.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// File to write the process's pid to.
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket to receive the pty master on.
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// Pass N additional fds (3..3+N).
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: i32,
 }

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use cli::{Cli, Command, CreateArgs, ListFormat, LogFormat, LogLevel};
+use cli::{Cli, Command, CreateArgs, ExecArgs, ListFormat, LogFormat, LogLevel};
 use isolab_runtime::container::{self, CreateOptions};
 use isolab_runtime::state::StateStore;
 
@@ -112,6 +112,10 @@ fn dispatch(cli: Cli) -> Result<u8> {
         Command::Delete { id, force } => container::delete(&store, &id, force)?,
         Command::List { format, quiet } => print_list(&container::list(&store)?, format, quiet)?,
         Command::Features => println!("{}", serde_json::to_string_pretty(&isolab_runtime::features::features())?),
+        Command::Exec(a) => {
+            let code = container::exec(&store, &a.id, &exec_options(&store, &a)?)?;
+            return Ok(u8::try_from(code).unwrap_or(255));
+        }
     }
     Ok(0)
 }
@@ -156,4 +160,46 @@ fn print_list(states: &[container::OciState], format: ListFormat, quiet: bool) -
         writeln!(out, "{}", line.join("   ").trim_end())?;
     }
     Ok(())
+}
+
+fn exec_options(store: &StateStore, a: &ExecArgs) -> Result<container::ExecOptions> {
+    let process = match &a.process {
+        Some(path) => {
+            let bytes = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
+            let de = &mut serde_json::Deserializer::from_slice(&bytes);
+            serde_path_to_error::deserialize(de).map_err(|e| anyhow::anyhow!("{}: process.{}: {}", path.display(), e.path(), e.inner()))?
+        }
+        None => {
+            if a.command.is_empty() {
+                bail!("exec: a command or --process is required");
+            }
+            let user = a.user.as_deref().map(parse_user).transpose()?;
+            let base = store.load(&a.id)?.process;
+            let mut p = container::exec_process(base.as_ref(), a.command.clone(), a.tty, a.cwd.clone(), &a.env, user, &a.cap, a.no_new_privs)?;
+            if !a.additional_gids.is_empty() {
+                let mut u = p.user().clone();
+                u.set_additional_gids(Some(a.additional_gids.clone()));
+                p.set_user(u);
+            }
+            p
+        }
+    };
+    Ok(container::ExecOptions {
+        process,
+        detach: a.detach,
+        pid_file: a.pid_file.clone(),
+        console_socket: a.console_socket.clone(),
+        preserve_fds: a.preserve_fds,
+    })
+}
+
+/// `uid` or `uid:gid`, numeric (as runc without a passwd lookup).
+fn parse_user(s: &str) -> Result<(u32, Option<u32>)> {
+    let (u, g) = match s.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (s, None),
+    };
+    let uid = u.parse().with_context(|| format!("--user {s:?}: uid must be a number"))?;
+    let gid = g.map(|g| g.parse().with_context(|| format!("--user {s:?}: gid must be a number"))).transpose()?;
+    Ok((uid, gid))
 }

@@ -1,0 +1,91 @@
+//! `isolab kernels …`: list, fetch, available.
+
+use anyhow::{bail, Result};
+use isolab_harness::kernels::{apt, fetch, Matrix};
+use isolab_harness::lab;
+
+use super::{bar, cache, say, Global};
+
+pub fn list(g: &Global, m: &Matrix) -> Result<()> {
+    let cache = cache(g);
+    println!("{:<14} {:<28} {:<8} features", "NAME", "VERSION", "CACHED");
+    for spec in &m.kernels {
+        let version = spec.packages.first().map(|p| p.version.clone()).unwrap_or_else(|| "local".into());
+        let release = spec.release.clone().unwrap_or_default();
+        let (cached, feats) = match lab::checked_kernel(spec, m, &cache) {
+            Ok(k) => {
+                let f = &k.features;
+                let feats = format!(
+                    "ns={} cgroup-v2={} cgroup-v1={} seccomp={} lsm={}",
+                    f.namespaces.join(","),
+                    f.cgroup_v2.join(","),
+                    f.cgroup_v1.join(","),
+                    if f.seccomp { "yes" } else { "no" },
+                    f.lsms.join(",")
+                );
+                ("yes", feats)
+            }
+            Err(e) => ("no", e.to_string()),
+        };
+        println!("{:<14} {:<28} {:<8} {}", spec.name, format!("{release} ({version})"), cached, feats);
+    }
+    Ok(())
+}
+
+pub fn fetch_kernels(g: &Global, m: &Matrix, names: &[String]) -> Result<()> {
+    let cache = cache(g);
+    let specs = m.select(names)?;
+    let apt = lab::private_apt(&cache, m)?;
+    let steps: usize = specs.iter().map(|s| s.packages.len() + 1).sum();
+    let pb = bar(steps as u64, "fetching kernels");
+    let mut failed = Vec::new();
+    for spec in specs {
+        let res = fetch::fetch(spec, &apt, &cache, &|msg| {
+            pb.set_message(msg.to_string());
+            pb.inc(1);
+        })
+        .map_err(anyhow::Error::from)
+        .and_then(|f| isolab_harness::kernels::check(&f, &m.suite).map_err(anyhow::Error::from));
+        match res {
+            Ok(k) => {
+                say(&pb, format!("{}: {} ({} modules to load)", spec.name, k.files.release, k.modules.len()))
+            }
+            Err(e) => {
+                say(&pb, format!("error: {e}"));
+                failed.push(spec.name.clone());
+            }
+        }
+    }
+    pb.finish_and_clear();
+    if !failed.is_empty() {
+        bail!("could not fetch: {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+pub fn available(g: &Global, m: &Matrix, suite: &str) -> Result<()> {
+    let apt = apt::PrivateApt { dir: cache(g).join("apt"), mirror: apt::host_mirror()? };
+    let mut suites = m.suites();
+    if !suites.iter().any(|s| s == suite) {
+        suites.push(suite.to_string());
+    }
+    apt.prepare(&suites)?;
+    apt.update(false)?;
+    let names = apt.cache_query(&[
+        "search".into(),
+        "--names-only".into(),
+        "^linux-(image|binary|modules|base)-.*cloud-amd64".into(),
+    ])?;
+    let suite_tag = format!(" {suite}/");
+    for name in names.lines().filter_map(|l| l.split(" - ").next()).filter(|n| !n.contains("dbg")) {
+        // madison: "pkg | version | <mirror> <suite>/main amd64 Packages"
+        let madison = apt.cache_query(&["madison".into(), name.into()])?;
+        for line in madison.lines().filter(|l| l.contains(&suite_tag)) {
+            let Some(version) = line.split('|').nth(1).map(str::trim) else { continue };
+            let show = apt.cache_query(&["show".into(), format!("{name}={version}")])?;
+            let sha = show.lines().find_map(|l| l.strip_prefix("SHA256:")).map(str::trim).unwrap_or("");
+            println!("{name}\t{version}\t{sha}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,245 @@
+//! `isolab`: boot throwaway VMs on a matrix of real kernels.
+
+mod kernels;
+mod run;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use isolab_harness::image::Compression;
+use isolab_harness::kernels::Matrix;
+use isolab_harness::lab::{self, LabOptions};
+use isolab_harness::vm::{self, AccelChoice};
+
+#[derive(Parser)]
+#[command(name = "isolab", version, about = "Throwaway QEMU VMs on a matrix of real kernels")]
+struct Cli {
+    #[command(flatten)]
+    g: Global,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Args)]
+struct Global {
+    /// The kernel matrix.
+    #[arg(long, env = "ISOLAB_KERNELS", global = true)]
+    kernels_toml: Option<PathBuf>,
+    /// Cache directory (default $XDG_CACHE_HOME/isolab or ~/.cache/isolab).
+    #[arg(long, env = "ISOLAB_CACHE_DIR", global = true)]
+    cache: Option<PathBuf>,
+    /// OCI runtime under test (default: isorun next to isolab, else target/{release,debug}/isorun).
+    #[arg(long, global = true)]
+    runtime: Option<PathBuf>,
+    /// Static isolab-agent binary.
+    #[arg(long, global = true)]
+    agent: Option<PathBuf>,
+    /// Static busybox for the guest.
+    #[arg(long, default_value = "/bin/busybox", global = true)]
+    busybox: PathBuf,
+    /// QEMU binary.
+    #[arg(long, default_value = "qemu-system-x86_64", global = true)]
+    qemu: String,
+    /// auto: KVM only when a quick probe boots, else TCG.
+    #[arg(long, default_value = "tcg", global = true)]
+    accel: AccelChoice,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = 512, global = true)]
+    memory: u32,
+    /// Guest vCPUs.
+    #[arg(long, default_value_t = 1, global = true)]
+    cpus: u32,
+    /// QEMU -cpu model (default: host under KVM, qemu64 under TCG).
+    #[arg(long, global = true)]
+    cpu_model: Option<String>,
+    /// VMs in parallel (default: what cores and memory allow).
+    #[arg(long, global = true)]
+    jobs: Option<usize>,
+    /// initramfs compression: none | zstd.
+    #[arg(long, default_value = "none", global = true)]
+    compression: String,
+    /// Boot the bzImage itself instead of its unpacked vmlinux (PVH entry).
+    #[arg(long, global = true)]
+    no_pvh: bool,
+    /// Keep module signatures (slower module loading under TCG, no `E` taint).
+    #[arg(long, global = true)]
+    keep_module_signatures: bool,
+    /// Extra kernel command-line words (repeatable).
+    #[arg(long = "append", global = true)]
+    append: Vec<String>,
+    /// Show all kernel messages on the console (slower).
+    #[arg(long, global = true)]
+    verbose_console: bool,
+    /// Seconds from QEMU start to the agent's hello.
+    #[arg(long, default_value_t = 60, global = true)]
+    boot_timeout: u64,
+    /// Seconds of silence allowed after the hello.
+    #[arg(long, default_value_t = 120, global = true)]
+    step_timeout: u64,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// The kernel matrix.
+    #[command(subcommand)]
+    Kernels(KernelsCmd),
+    /// Build (or find cached) the initramfs of kernels; print paths.
+    Image {
+        /// Kernel names (default: the default set).
+        names: Vec<String>,
+    },
+    /// Boot one VM and run a command in it (or a shell on the console without one).
+    Boot {
+        /// Kernel name.
+        kernel: String,
+        /// cgroup hierarchy.
+        #[arg(long, default_value = "v2")]
+        cgroup: String,
+        /// Command and arguments.
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// Boot every selected kernel (× cgroup mode) in parallel and check the agent's hello.
+    Check {
+        /// Kernel names (default: the default set).
+        names: Vec<String>,
+        /// cgroup modes to boot each kernel with.
+        #[arg(long, value_delimiter = ',', default_value = "v1,v2")]
+        cgroup: Vec<String>,
+    },
+    /// Measure boot-to-hello time per kernel (sequential runs).
+    BenchBoot {
+        /// Kernel names (default: the default set).
+        names: Vec<String>,
+        /// Boots per kernel.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum KernelsCmd {
+    /// Name, version, cached or not, features.
+    List,
+    /// Download, verify and extract kernels (default: the default set).
+    Fetch {
+        /// Kernel names.
+        names: Vec<String>,
+    },
+    /// List the cloud kernel packages of a suite in the archive (to refresh pins).
+    Available {
+        /// Suite, e.g. bookworm.
+        suite: String,
+    },
+}
+
+fn matrix_path(g: &Global) -> PathBuf {
+    g.kernels_toml.clone().unwrap_or_else(|| {
+        let local = PathBuf::from("vm-images/kernels.toml");
+        if local.is_file() {
+            local
+        } else {
+            lab::workspace_root().join("vm-images/kernels.toml")
+        }
+    })
+}
+
+fn cache(g: &Global) -> PathBuf {
+    g.cache.clone().unwrap_or_else(isolab_harness::cache::cache_root)
+}
+
+fn options(g: &Global) -> Result<LabOptions> {
+    let compression = match g.compression.as_str() {
+        "none" => Compression::None,
+        "zstd" => Compression::Zstd,
+        other => bail!("unknown compression {other:?} (none|zstd)"),
+    };
+    Ok(LabOptions {
+        cache: cache(g),
+        agent: lab::locate_agent(g.agent.as_deref())?,
+        runtime: match &g.runtime {
+            Some(p) => Some(lab::locate_runtime(Some(p))?),
+            None => match lab::locate_runtime(None) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    eprintln!("isolab: warning: {e}; the guest image will have no runtime");
+                    None
+                }
+            },
+        },
+        busybox: g.busybox.clone(),
+        qemu: g.qemu.clone(),
+        accel: g.accel,
+        memory_mb: g.memory,
+        cpus: g.cpus,
+        cpu_model: g.cpu_model.clone(),
+        compression,
+        pvh: !g.no_pvh,
+        strip_module_signatures: !g.keep_module_signatures,
+        quiet: !g.verbose_console,
+        extra_cmdline: g.append.clone(),
+        boot_timeout: Duration::from_secs(g.boot_timeout),
+        step_timeout: Duration::from_secs(g.step_timeout),
+    })
+}
+
+fn bar(len: u64, msg: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} {msg:40} [{bar:30}] {pos}/{len} {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_message(msg.to_string());
+    pb.enable_steady_tick(Duration::from_millis(200));
+    pb
+}
+
+/// Builds (or finds) a kernel's image; a progress bar appears only when it is really built.
+fn build_image(k: &isolab_harness::kernels::CheckedKernel, o: &LabOptions) -> Result<PathBuf> {
+    let pb: std::sync::OnceLock<ProgressBar> = std::sync::OnceLock::new();
+    let img = lab::image_for(k, o, None, &|done, total| {
+        let pb = pb.get_or_init(|| bar(total as u64, &format!("image {}", k.files.name)));
+        pb.set_position(done as u64);
+    })?;
+    if let Some(pb) = pb.get() {
+        pb.finish_and_clear();
+    }
+    Ok(img)
+}
+
+/// Prints a line above the bar (or plainly when the bar is hidden, e.g. not a terminal).
+fn say(pb: &ProgressBar, msg: String) {
+    if pb.is_hidden() {
+        eprintln!("{msg}");
+    } else {
+        pb.println(msg);
+    }
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    vm::guard::install_signal_handler().context("install signal handler")?;
+    let matrix = Matrix::load(&matrix_path(&cli.g))?;
+    match &cli.cmd {
+        Cmd::Kernels(KernelsCmd::List) => kernels::list(&cli.g, &matrix),
+        Cmd::Kernels(KernelsCmd::Fetch { names }) => kernels::fetch_kernels(&cli.g, &matrix, names),
+        Cmd::Kernels(KernelsCmd::Available { suite }) => kernels::available(&cli.g, &matrix, suite),
+        Cmd::Image { names } => {
+            let o = options(&cli.g)?;
+            for spec in matrix.select(names)? {
+                let k = lab::checked_kernel(spec, &matrix, &o.cache)?;
+                let p = build_image(&k, &o)?;
+                let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+                println!("{}\t{}\t{} KiB\t{} modules", spec.name, p.display(), size / 1024, k.modules.len());
+            }
+            Ok(())
+        }
+        Cmd::Boot { kernel, cgroup, command } => run::boot(&cli.g, &matrix, kernel, cgroup, command),
+        Cmd::BenchBoot { names, runs } => run::bench(&cli.g, &matrix, names, *runs),
+        Cmd::Check { names, cgroup } => run::check(&cli.g, &matrix, names, cgroup),
+    }
+}

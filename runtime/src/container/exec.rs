@@ -1,0 +1,212 @@
+//! `exec`: run another process in a running container, like `lxc-attach`: it joins every
+//! namespace of the container's init, its cgroup and root, and gets the capability,
+//! no_new_privs and seccomp setup of its process config.
+
+use std::fs;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use nix::sched::{setns, CloneFlags};
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use oci_spec::runtime::Process;
+
+use super::run::{foreground_with_signals, receive_master};
+use super::{host, ContainerError};
+use crate::channel::{self, ChildMsg, ParentMsg};
+use crate::init::join::{exec_child_main, JoinContext};
+use crate::state::{StateStore, Status};
+use crate::sys::process::{clone_into, Forked};
+
+/// Options of `exec`.
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    /// The process to run (from `-p process.json`, or the container's process with overrides).
+    pub process: Process,
+    /// Return at once instead of waiting for the process.
+    pub detach: bool,
+    /// Write the process's pid here.
+    pub pid_file: Option<PathBuf>,
+    /// Send the pty master here (terminal: true).
+    pub console_socket: Option<PathBuf>,
+    /// Pass fds 3..3+N.
+    pub preserve_fds: i32,
+}
+
+/// The namespaces `exec` joins, in order: user first (the others are checked against it).
+fn join_order() -> [(&'static str, CloneFlags); 7] {
+    [
+    ("user", CloneFlags::CLONE_NEWUSER),
+    ("ipc", CloneFlags::CLONE_NEWIPC),
+    ("uts", CloneFlags::CLONE_NEWUTS),
+    ("net", CloneFlags::CLONE_NEWNET),
+    ("cgroup", CloneFlags::CLONE_NEWCGROUP),
+    ("time", CloneFlags::from_bits_retain(crate::sys::process::CLONE_NEWTIME as i32)),
+    ("mnt", CloneFlags::CLONE_NEWNS),
+    ]
+}
+
+fn same_ns(pid: i32, name: &str) -> bool {
+    let theirs = fs::read_link(format!("/proc/{pid}/ns/{name}")).ok();
+    theirs.is_none() || theirs == fs::read_link(format!("/proc/self/ns/{name}")).ok()
+}
+
+/// The container's process config, with `exec`'s command line applied (runc's rules).
+pub fn exec_process(
+    base: Option<&Process>,
+    args: Vec<String>,
+    tty: bool,
+    cwd: Option<PathBuf>,
+    env: &[String],
+    user: Option<(u32, Option<u32>)>,
+    caps: &[String],
+    no_new_privs: bool,
+) -> Result<Process, ContainerError> {
+    let mut p = base.cloned().unwrap_or_default();
+    p.set_args(Some(args));
+    p.set_terminal(Some(tty));
+    if let Some(cwd) = cwd {
+        p.set_cwd(cwd);
+    }
+    let mut all_env = p.env().clone().unwrap_or_default();
+    all_env.extend(env.iter().cloned());
+    p.set_env(Some(all_env));
+    if let Some((uid, gid)) = user {
+        let mut u = p.user().clone();
+        u.set_uid(uid);
+        u.set_gid(gid.unwrap_or(0));
+        p.set_user(u);
+    }
+    if no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    if !caps.is_empty() {
+        let mut c = p.capabilities().clone().unwrap_or_default();
+        for name in caps {
+            let cap: oci_spec::runtime::Capability = serde_json::from_value(serde_json::Value::String(name.clone()))
+                .map_err(|_| ContainerError::BadCapability(name.clone()))?;
+            let add = |set: &Option<oci_spec::runtime::Capabilities>| {
+                let mut set = set.clone().unwrap_or_default();
+                set.insert(cap);
+                set
+            };
+            let (b, e, p) = (add(c.bounding()), add(c.effective()), add(c.permitted()));
+            c.set_bounding(Some(b));
+            c.set_effective(Some(e));
+            c.set_permitted(Some(p));
+        }
+        p.set_capabilities(Some(c));
+    }
+    Ok(p)
+}
+
+/// Run `opts.process` in container `id`; its exit status (0 when detached).
+pub fn exec(store: &StateStore, id: &str, opts: &ExecOptions) -> Result<i32, ContainerError> {
+    let rec = store.load(id)?;
+    let status = store.status(&rec);
+    if !matches!(status, Status::Created | Status::Running) {
+        return Err(ContainerError::WrongStatus { id: id.to_owned(), status, op: "exec (not running)" });
+    }
+    let pid = rec.pid;
+    let mut namespaces = Vec::new();
+    for (name, flag) in join_order() {
+        if !same_ns(pid, name) {
+            let path = PathBuf::from(format!("/proc/{pid}/ns/{name}"));
+            let f = fs::File::open(&path).map_err(|e| ContainerError::Bundle { what: "namespace", path: path.clone(), source: e })?;
+            namespaces.push((flag, OwnedFd::from(f), path));
+        }
+    }
+    let in_user_ns = namespaces.iter().any(|(f, _, _)| *f == CloneFlags::CLONE_NEWUSER);
+    let root_path = PathBuf::from(format!("/proc/{pid}/root"));
+    let root = OwnedFd::from(fs::File::open(&root_path).map_err(|e| ContainerError::Bundle { what: "container root", path: root_path, source: e })?);
+    if !same_ns(pid, "pid") {
+        let path = format!("/proc/{pid}/ns/pid");
+        let f = fs::File::open(&path).map_err(|e| ContainerError::Bundle { what: "namespace", path: path.clone().into(), source: e })?;
+        setns(f.as_fd(), CloneFlags::CLONE_NEWPID).map_err(host(format!("setns {path}")))?;
+    }
+    let terminal = opts.process.terminal() == Some(true);
+    let (console, ours) = console_for(opts, terminal)?;
+    let (parent_sock, child_sock) = channel::pair().map_err(host("socketpair"))?;
+    let cgroup = rec.cgroup();
+    let child = match clone_into(0, None).map_err(host("clone3"))? {
+        Forked::Child => {
+            drop(parent_sock);
+            exec_child_main(JoinContext {
+                process: &opts.process,
+                seccomp: rec.seccomp.as_ref(),
+                namespaces,
+                root,
+                in_user_ns,
+                sock: child_sock,
+                console_socket: console,
+                preserve_fds: opts.preserve_fds,
+            })
+        }
+        Forked::Parent(child) => child,
+    };
+    drop(child_sock);
+    drop(console);
+    let guard = KillOnDrop(Some(child));
+    let placed = match &cgroup {
+        Some(cg) => cg.add_task(child).map_err(ContainerError::from),
+        None => Ok(()),
+    };
+    let msg = if placed.is_ok() { ParentMsg::Go(Vec::new()) } else { ParentMsg::Abort };
+    channel::send_parent(&parent_sock, &msg).map_err(host("send to exec child"))?;
+    placed?;
+    match channel::recv_child(&parent_sock).map_err(host("receive from exec child"))? {
+        Some(ChildMsg::Ready) => {}
+        Some(ChildMsg::Failed { step, message }) => return Err(ContainerError::Init { step, message }),
+        Some(ChildMsg::RunHooks) | None => return Err(ContainerError::InitDied("exec child exited before it was ready".into())),
+    }
+    if let Some(p) = &opts.pid_file {
+        write_pid(p, child.as_raw())?;
+    }
+    let child = guard.disarm();
+    if opts.detach {
+        return Ok(0);
+    }
+    let master = match (terminal, ours) {
+        (true, Some(sock)) => Some(receive_master(sock.as_fd())?),
+        _ => None,
+    };
+    foreground_with_signals(child, master.as_ref())
+}
+
+/// Our own console socket pair for a foreground `exec -t` without `--console-socket`.
+fn console_for(opts: &ExecOptions, terminal: bool) -> Result<(Option<OwnedFd>, Option<OwnedFd>), ContainerError> {
+    if let Some(p) = &opts.console_socket {
+        let s = UnixStream::connect(p).map_err(|e| ContainerError::Bundle { what: "console socket", path: p.clone(), source: e })?;
+        return Ok((Some(OwnedFd::from(s)), None));
+    }
+    if terminal && !opts.detach {
+        let (a, b) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC).map_err(host("socketpair"))?;
+        return Ok((Some(b), Some(a)));
+    }
+    Ok((None, None))
+}
+
+fn write_pid(path: &Path, pid: i32) -> Result<(), ContainerError> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, pid.to_string())
+        .and_then(|()| fs::rename(&tmp, path))
+        .map_err(|e| ContainerError::Bundle { what: "pid file", path: path.to_owned(), source: e })
+}
+
+/// Kills and reaps the exec'd child on an early return.
+struct KillOnDrop(Option<nix::unistd::Pid>);
+
+impl KillOnDrop {
+    fn disarm(mut self) -> nix::unistd::Pid {
+        self.0.take().unwrap_or(nix::unistd::Pid::from_raw(0))
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+        }
+    }
+}
