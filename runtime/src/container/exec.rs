@@ -51,38 +51,53 @@ fn same_ns(pid: i32, name: &str) -> bool {
     theirs.is_none() || theirs == fs::read_link(format!("/proc/self/ns/{name}")).ok()
 }
 
-/// The container's process config, with `exec`'s command line applied (runc's rules).
-pub fn exec_process(
-    base: Option<&Process>,
-    args: Vec<String>,
-    tty: bool,
-    cwd: Option<PathBuf>,
-    env: &[String],
-    user: Option<(u32, Option<u32>)>,
-    caps: &[String],
-    no_new_privs: bool,
-) -> Result<Process, ContainerError> {
+/// `exec`'s command-line overrides of the container's process (runc's flags).
+#[derive(Debug, Clone, Default)]
+pub struct ExecOverrides {
+    /// The command and its arguments.
+    pub args: Vec<String>,
+    /// `-t`: allocate a pty.
+    pub tty: bool,
+    /// `--cwd`.
+    pub cwd: Option<PathBuf>,
+    /// `--env`, appended to the container's environment.
+    pub env: Vec<String>,
+    /// `--user uid[:gid]`.
+    pub user: Option<(u32, Option<u32>)>,
+    /// `--additional-gids`.
+    pub additional_gids: Vec<u32>,
+    /// `--cap`: added to the bounding, effective and permitted sets.
+    pub caps: Vec<String>,
+    /// `--no-new-privs`.
+    pub no_new_privs: bool,
+}
+
+/// The container's process config with `exec`'s command line applied.
+pub fn exec_process(base: Option<&Process>, o: &ExecOverrides) -> Result<Process, ContainerError> {
     let mut p = base.cloned().unwrap_or_default();
-    p.set_args(Some(args));
-    p.set_terminal(Some(tty));
-    if let Some(cwd) = cwd {
-        p.set_cwd(cwd);
+    p.set_args(Some(o.args.clone()));
+    p.set_terminal(Some(o.tty));
+    if let Some(cwd) = &o.cwd {
+        p.set_cwd(cwd.clone());
     }
     let mut all_env = p.env().clone().unwrap_or_default();
-    all_env.extend(env.iter().cloned());
+    all_env.extend(o.env.iter().cloned());
     p.set_env(Some(all_env));
-    if let Some((uid, gid)) = user {
-        let mut u = p.user().clone();
+    let mut u = p.user().clone();
+    if let Some((uid, gid)) = o.user {
         u.set_uid(uid);
         u.set_gid(gid.unwrap_or(0));
-        p.set_user(u);
     }
-    if no_new_privs {
+    if !o.additional_gids.is_empty() {
+        u.set_additional_gids(Some(o.additional_gids.clone()));
+    }
+    p.set_user(u);
+    if o.no_new_privs {
         p.set_no_new_privileges(Some(true));
     }
-    if !caps.is_empty() {
+    if !o.caps.is_empty() {
         let mut c = p.capabilities().clone().unwrap_or_default();
-        for name in caps {
+        for name in &o.caps {
             let cap: oci_spec::runtime::Capability = serde_json::from_value(serde_json::Value::String(name.clone()))
                 .map_err(|_| ContainerError::BadCapability(name.clone()))?;
             let add = |set: &Option<oci_spec::runtime::Capabilities>| {
@@ -90,10 +105,10 @@ pub fn exec_process(
                 set.insert(cap);
                 set
             };
-            let (b, e, p) = (add(c.bounding()), add(c.effective()), add(c.permitted()));
+            let (b, e, p2) = (add(c.bounding()), add(c.effective()), add(c.permitted()));
             c.set_bounding(Some(b));
             c.set_effective(Some(e));
-            c.set_permitted(Some(p));
+            c.set_permitted(Some(p2));
         }
         p.set_capabilities(Some(c));
     }

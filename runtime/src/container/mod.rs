@@ -12,7 +12,7 @@ mod signals;
 use std::path::PathBuf;
 
 pub use create::{create, CreateOptions, Created};
-pub use exec::{exec, exec_process, ExecOptions};
+pub use exec::{exec, exec_process, ExecOptions, ExecOverrides};
 pub use ops::{delete, kill, list, start, state, OciState};
 pub use run::run;
 pub use signals::parse_signal;

@@ -175,13 +175,17 @@ fn exec_options(store: &StateStore, a: &ExecArgs) -> Result<container::ExecOptio
             }
             let user = a.user.as_deref().map(parse_user).transpose()?;
             let base = store.load(&a.id)?.process;
-            let mut p = container::exec_process(base.as_ref(), a.command.clone(), a.tty, a.cwd.clone(), &a.env, user, &a.cap, a.no_new_privs)?;
-            if !a.additional_gids.is_empty() {
-                let mut u = p.user().clone();
-                u.set_additional_gids(Some(a.additional_gids.clone()));
-                p.set_user(u);
-            }
-            p
+            let overrides = container::ExecOverrides {
+                args: a.command.clone(),
+                tty: a.tty,
+                cwd: a.cwd.clone(),
+                env: a.env.clone(),
+                user,
+                additional_gids: a.additional_gids.clone(),
+                caps: a.cap.clone(),
+                no_new_privs: a.no_new_privs,
+            };
+            container::exec_process(base.as_ref(), &overrides)?
         }
     };
     Ok(container::ExecOptions {
