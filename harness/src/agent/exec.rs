@@ -66,19 +66,17 @@ pub fn run_command(sink: &EventSink, argv: &[String], env: &[(String, String)], 
     let started = Instant::now();
     let mut open_streams = 2;
     let mut status = None;
-    let mut exited_at: Option<Instant> = None;
+    let mut last_output = Instant::now();
     loop {
         if status.is_none() {
             status = child.try_wait().ok().flatten();
-            if status.is_some() {
-                exited_at = Some(Instant::now());
-            }
         }
         if status.is_some() && open_streams == 0 {
             break;
         }
-        // A background grandchild may hold the pipes open: give up on them shortly after exit.
-        if exited_at.is_some_and(|t| t.elapsed() > Duration::from_millis(500)) {
+        // A background grandchild may hold the pipes open: once the command has exited and
+        // its output has been quiet for a while, stop waiting for EOF.
+        if status.is_some() && last_output.elapsed() > Duration::from_millis(500) {
             break;
         }
         if timeout_secs > 0 && status.is_none() && started.elapsed() > Duration::from_secs(timeout_secs) {
@@ -89,7 +87,10 @@ pub fn run_command(sink: &EventSink, argv: &[String], env: &[(String, String)], 
         }
         let wait = if status.is_some() { Duration::from_millis(50) } else { Duration::from_millis(100) };
         match rx.recv_timeout(wait) {
-            Ok(Msg::Line(stream, line)) => sink.send(&Event::CommandOutput { stream, line }),
+            Ok(Msg::Line(stream, line)) => {
+                last_output = Instant::now();
+                sink.send(&Event::CommandOutput { stream, line });
+            }
             Ok(Msg::Eof) => open_streams -= 1,
             Err(mpsc::RecvTimeoutError::Timeout) => sink.heartbeat_if_due(HEARTBEAT),
             Err(mpsc::RecvTimeoutError::Disconnected) => open_streams = 0,
