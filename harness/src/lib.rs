@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod catalogue;
 pub mod protocol;
 
 #[cfg(feature = "host")]

@@ -49,6 +49,15 @@ impl EventSink {
         g.1 = Instant::now();
     }
 
+    /// Waits until every event written so far has left the UART (a write returns once the
+    /// bytes are in the tty buffer; powering off before they are sent would lose them).
+    pub fn drain(&self) {
+        let g = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = sys::drain(&g.0) {
+            console(&format!("tcdrain {CHANNEL_DEVICE}: {e}"));
+        }
+    }
+
     /// Sends a heartbeat when nothing was sent for `every`.
     pub fn heartbeat_if_due(&self, every: Duration) {
         let due = self.out.lock().map(|g| g.1.elapsed() >= every).unwrap_or(true);
@@ -76,6 +85,7 @@ fn fatal(msg: &str, sink: Option<&EventSink>) -> ! {
     console(msg);
     if let Some(s) = sink {
         s.send(&Event::Error { message: msg.to_string() });
+        s.drain();
     }
     let err = sys::power_off();
     console(&format!("power off failed: {err}"));
@@ -150,6 +160,7 @@ pub fn run_as_init() -> ! {
         Err(e) => sink.send(&Event::Error { message: e.to_string() }),
     }
     sink.send(&Event::Done);
+    sink.drain();
     let err = sys::power_off();
     fatal(&format!("power off: {err}"), None)
 }

@@ -86,6 +86,16 @@ pub fn make_raw(file: &std::fs::File) -> io::Result<()> {
     Ok(())
 }
 
+/// `tcdrain(3)`: waits until everything written to the terminal has been transmitted.
+pub fn drain(file: &std::fs::File) -> io::Result<()> {
+    // SAFETY: tcdrain on a file descriptor that is open for the duration of the call.
+    if unsafe { libc::tcdrain(file.as_raw_fd()) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Reaps any exited children without blocking (PID 1 inherits orphans). Returns how many.
 pub fn reap_zombies() -> usize {
     let mut n = 0;

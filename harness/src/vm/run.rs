@@ -12,6 +12,9 @@ use super::args::{qemu_args, Console, QemuConfig};
 use super::guard::VmGuard;
 use crate::protocol::{decode_line, encode_line, Event, Request, PROTOCOL_VERSION};
 
+/// Console lines meaning the guest kernel has stopped for good.
+const STOP_MARKERS: &[&str] = &["reboot: System halted", "reboot: Power down", "reboot: Restarting system"];
+
 /// Lines of console kept for error reports.
 pub const CONSOLE_TAIL: usize = 50;
 
@@ -59,6 +62,12 @@ pub enum VmError {
         status: String,
         /// QEMU's stderr, if any.
         stderr: String,
+    },
+    /// The guest halted or powered off without the agent saying `Done`.
+    #[error("the guest stopped before the agent finished: {line}")]
+    GuestStopped {
+        /// The kernel's last words.
+        line: String,
     },
     /// The agent speaks another protocol version.
     #[error("agent speaks protocol v{guest}, host v{PROTOCOL_VERSION}")]
@@ -252,11 +261,15 @@ fn run_inner(
 
     let mut last_progress = Instant::now();
     let mut panic_line: Option<(String, Instant)> = None;
+    let mut stop_line: Option<(String, Instant)> = None;
     loop {
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(Msg::Console(line)) => {
                 if panic_line.is_none() && line.contains("Kernel panic") {
                     panic_line = Some((line.trim().to_string(), Instant::now()));
+                }
+                if stop_line.is_none() && STOP_MARKERS.iter().any(|m| line.contains(m)) {
+                    stop_line = Some((line.trim().to_string(), Instant::now()));
                 }
                 tail.push_back(line);
                 if tail.len() > CONSOLE_TAIL {
@@ -297,6 +310,13 @@ fn run_inner(
                 return Err(VmError::KernelPanic { line: line.clone() });
             }
             continue;
+        }
+        // A halted guest (no ACPI power-off) keeps QEMU alive: the channel gets one second to
+        // deliver `Done`, then it is an error rather than a wait for the step timeout.
+        if let Some((line, at)) = &stop_line {
+            if at.elapsed() > Duration::from_secs(1) {
+                return Err(VmError::GuestStopped { line: line.clone() });
+            }
         }
         if let Ok(Some(st)) = guard.child().try_wait() {
             drain(&rx, tail);

@@ -5,8 +5,8 @@
 //!
 //! * `libseccomp` (C, via the `libseccomp` crate) is what runc uses, but it makes `isorun`
 //!   depend on `libseccomp.so` (the VM images would need it beside a static binary, or a
-//!   static `libseccomp.a` from `libseccomp-dev`), adds a C build dependency to CI, and its
-//!   rule database costs milliseconds for a docker-sized profile, against a ~6 ms start goal.
+//!   static `libseccomp.a` from `libseccomp-dev`), adds a C build dependency to CI, and
+//!   builds its rule database in C at every start (cost not measured here).
 //! * `seccompiler` (rust-vmm) is pure Rust, but builds one filter for ONE architecture, kills
 //!   on any other architecture instead of handling x86 and x32, has no `SCMP_ACT_NOTIFY`/flags,
 //!   and keeps its syscall tables private.

@@ -1,0 +1,276 @@
+//! The context of one assertion run: the runtime under test driven through its OCI command
+//! line, bundles written on a shared busybox rootfs, and cleanup of every container started.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::{Facts, Verdict};
+
+/// Setting up the context failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CtxError {
+    /// A file or directory of the work dir.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was attempted.
+        op: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> CtxError + use<'a> {
+    move |source| CtxError::Io { op, path: path.to_owned(), source }
+}
+
+/// What a runtime command printed and how it exited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOutput {
+    /// Exit code (128 + signal if killed; -1 when it timed out).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl RunOutput {
+    /// The stdout lines, trimmed.
+    pub fn lines(&self) -> Vec<&str> {
+        self.stdout.lines().map(str::trim).collect()
+    }
+}
+
+/// A container started detached; deleted (forcibly) by [`Ctx::cleanup`].
+#[derive(Debug, Clone)]
+pub struct Container {
+    /// Its id.
+    pub id: String,
+    /// Its init's pid on this side.
+    pub pid: i32,
+}
+
+/// One run of the catalogue against one runtime.
+#[derive(Debug)]
+pub struct Ctx {
+    /// The runtime binary under test.
+    pub runtime: PathBuf,
+    /// What this kernel and host offer.
+    pub facts: Facts,
+    /// The negative control in force: applied to every config written.
+    pub weaken: Option<fn(&mut Value)>,
+    /// Per-command timeout.
+    pub timeout: Duration,
+    dir: PathBuf,
+    rootfs: PathBuf,
+    state_root: PathBuf,
+    n: u32,
+    live: Vec<String>,
+}
+
+impl Ctx {
+    /// A context working in `dir` (created; a busybox rootfs is built there from `busybox`).
+    pub fn new(runtime: &Path, dir: &Path, busybox: &Path) -> Result<Self, CtxError> {
+        let rootfs = dir.join("rootfs");
+        let bin = rootfs.join("bin");
+        std::fs::create_dir_all(&bin).map_err(io("mkdir", &bin))?;
+        let bb = bin.join("busybox");
+        if !bb.exists() {
+            std::fs::copy(busybox, &bb).map_err(io("copy busybox to", &bb))?;
+        }
+        let list = Command::new(&bb).arg("--list").output().map_err(io("run", &bb))?;
+        for applet in String::from_utf8_lossy(&list.stdout).lines().filter(|a| *a != "busybox") {
+            let _ = std::os::unix::fs::symlink("busybox", bin.join(applet));
+        }
+        for d in ["proc", "sys", "dev", "tmp", "etc", "root", "mnt"] {
+            let p = rootfs.join(d);
+            std::fs::create_dir_all(&p).map_err(io("mkdir", &p))?;
+        }
+        std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").map_err(io("write", &rootfs))?;
+        std::fs::write(rootfs.join("isolab-rootfs-marker"), "isolab\n").map_err(io("write", &rootfs))?;
+        let state_root = dir.join("state");
+        std::fs::create_dir_all(&state_root).map_err(io("mkdir", &state_root))?;
+        Ok(Ctx {
+            runtime: runtime.to_owned(),
+            facts: Facts::detect(),
+            weaken: None,
+            timeout: Duration::from_secs(60),
+            dir: dir.to_owned(),
+            rootfs,
+            state_root,
+            n: 0,
+            live: Vec::new(),
+        })
+    }
+
+    /// The shared rootfs (absolute).
+    pub fn rootfs(&self) -> &Path {
+        &self.rootfs
+    }
+
+    /// The work directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The base config running `args` (pid, net, ipc, uts, mount and cgroup namespaces,
+    /// readonly root, runc's default capabilities, masked and readonly paths).
+    pub fn config(&self, args: &[&str]) -> Value {
+        let mut cfg: Value = serde_json::from_str(include_str!("base_config.json")).expect("base_config.json is valid JSON");
+        cfg["process"]["args"] = json!(args);
+        cfg["root"]["path"] = json!(self.rootfs);
+        cfg
+    }
+
+    fn next_id(&mut self) -> String {
+        self.n += 1;
+        format!("isolab-{}-{}", std::process::id(), self.n)
+    }
+
+    /// Write a bundle for `cfg` (with the negative control applied, if any); its id and dir.
+    pub fn bundle(&mut self, mut cfg: Value) -> Result<(String, PathBuf), Verdict> {
+        if let Some(weaken) = self.weaken {
+            weaken(&mut cfg);
+        }
+        let id = self.next_id();
+        let dir = self.dir.join("bundles").join(&id);
+        std::fs::create_dir_all(&dir).map_err(|e| Verdict::error(format!("mkdir {}: {e}", dir.display())))?;
+        let text = serde_json::to_vec_pretty(&cfg).unwrap_or_default();
+        std::fs::write(dir.join("config.json"), text).map_err(|e| Verdict::error(format!("write config: {e}")))?;
+        Ok((id, dir))
+    }
+
+    /// Run the runtime with `args` (after `--root`), stdout/stderr through files (a
+    /// detached container inherits them), killed after the timeout.
+    pub fn runtime_cmd(&self, args: &[&str]) -> RunOutput {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (out, err) = (self.dir.join(format!(".out.{n}")), self.dir.join(format!(".err.{n}")));
+        let (Ok(fo), Ok(fe)) = (std::fs::File::create(&out), std::fs::File::create(&err)) else {
+            return RunOutput { code: -1, stdout: String::new(), stderr: "cannot create output files".into() };
+        };
+        let child = Command::new(&self.runtime)
+            .arg("--root")
+            .arg(&self.state_root)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(fo)
+            .stderr(fe)
+            .spawn();
+        let code = match child {
+            Err(e) => return RunOutput { code: -1, stdout: String::new(), stderr: format!("spawn {}: {e}", self.runtime.display()) },
+            Ok(mut c) => wait_with_timeout(&mut c, self.timeout),
+        };
+        let read = |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
+        let output = RunOutput { code, stdout: read(&out), stderr: read(&err) };
+        let _ = std::fs::remove_file(&out);
+        let _ = std::fs::remove_file(&err);
+        output
+    }
+
+    /// `run` the config in the foreground and delete the container; the process's output.
+    pub fn run(&mut self, cfg: Value) -> Result<RunOutput, Verdict> {
+        let (id, dir) = self.bundle(cfg)?;
+        self.live.push(id.clone());
+        let out = self.runtime_cmd(&["run", "--bundle", &dir.to_string_lossy(), &id]);
+        self.delete(&id);
+        if out.code == -1 {
+            return Err(Verdict::error(format!("runtime run timed out after {:?}: {}", self.timeout, out.stderr.trim())));
+        }
+        Ok(out)
+    }
+
+    /// Like [`Ctx::run`], but a non-zero exit is a FAIL carrying the runtime's stderr.
+    pub fn run_ok(&mut self, cfg: Value) -> Result<RunOutput, Verdict> {
+        let out = self.run(cfg)?;
+        if out.code != 0 {
+            return Err(Verdict::fail(format!("exit {}: {}", out.code, out.stderr.trim())));
+        }
+        Ok(out)
+    }
+
+    /// `run -d`: a detached container, deleted at cleanup.
+    pub fn start(&mut self, cfg: Value) -> Result<Container, Verdict> {
+        let (id, dir) = self.bundle(cfg)?;
+        self.live.push(id.clone());
+        let out = self.runtime_cmd(&["run", "-d", "--bundle", &dir.to_string_lossy(), &id]);
+        if out.code != 0 {
+            return Err(Verdict::fail(format!("runtime run -d failed ({}): {}", out.code, out.stderr.trim())));
+        }
+        let pid = self.state(&id).and_then(|s| s["pid"].as_i64()).unwrap_or(0) as i32;
+        if pid <= 0 {
+            return Err(Verdict::fail("runtime state shows no pid for a running container"));
+        }
+        Ok(Container { id, pid })
+    }
+
+    /// `exec` a command in a running container.
+    pub fn exec(&self, c: &Container, args: &[&str]) -> RunOutput {
+        let mut all = vec!["exec", c.id.as_str()];
+        all.extend_from_slice(args);
+        self.runtime_cmd(&all)
+    }
+
+    /// The runtime's `state` JSON of a container.
+    pub fn state(&self, id: &str) -> Option<Value> {
+        let out = self.runtime_cmd(&["state", id]);
+        (out.code == 0).then(|| serde_json::from_str(&out.stdout).ok()).flatten()
+    }
+
+    /// Force-delete a container.
+    pub fn delete(&mut self, id: &str) {
+        let _ = self.runtime_cmd(&["delete", "--force", id]);
+        self.live.retain(|x| x != id);
+    }
+
+    /// Delete every container still alive (called after each assertion).
+    pub fn cleanup(&mut self) {
+        for id in std::mem::take(&mut self.live) {
+            let _ = self.runtime_cmd(&["delete", "--force", &id]);
+        }
+        let _ = std::fs::remove_dir_all(self.dir.join("bundles"));
+    }
+
+    /// Wait until `cond` holds (polling every 10 ms), at most `limit`.
+    pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+        let end = Instant::now() + limit;
+        loop {
+            if cond() {
+                return true;
+            }
+            if Instant::now() > end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        self.cleanup();
+    }
+}
+
+fn wait_with_timeout(child: &mut std::process::Child, timeout: Duration) -> i32 {
+    let end = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) => {
+                use std::os::unix::process::ExitStatusExt;
+                return st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0));
+            }
+            Ok(None) if Instant::now() < end => std::thread::sleep(Duration::from_millis(2)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return -1;
+            }
+        }
+    }
+}

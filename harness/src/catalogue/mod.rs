@@ -1,0 +1,138 @@
+//! The isolation catalogue: assertions that drive any OCI runtime through its command line
+//! (`run`, `create`, `start`, `exec`, `kill`, `state`, `delete`) with bundles they write, and
+//! check each property from inside the container and, where they can, from the host.
+//!
+//! Every assertion has a *negative control*: `weaken` edits the config to remove the
+//! protection it checks (no pid namespace, no memory limit, CAP_SYS_ADMIN kept, ...). Run
+//! against a weakened config, an assertion must FAIL: that is what makes a PASS mean something.
+//! The same code runs on the host (`isolab check --host`) and in the guest (the agent).
+
+mod ctx;
+mod facts;
+
+pub use ctx::{Container, Ctx, CtxError, RunOutput};
+pub use facts::{Facts, Need};
+
+use crate::protocol::Outcome;
+
+/// What an assertion found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// PASS, FAIL, SKIP or ERROR.
+    pub outcome: Outcome,
+    /// Why: the failure, the skip reason, the error; empty for a plain pass.
+    pub detail: String,
+}
+
+impl Verdict {
+    /// The property holds.
+    pub fn pass() -> Self {
+        Self { outcome: Outcome::Pass, detail: String::new() }
+    }
+    /// The property does not hold (or the runtime could not set the container up).
+    pub fn fail(detail: impl Into<String>) -> Self {
+        Self { outcome: Outcome::Fail, detail: detail.into() }
+    }
+    /// The kernel or host cannot support the check.
+    pub fn skip(reason: impl Into<String>) -> Self {
+        Self { outcome: Outcome::Skip, detail: reason.into() }
+    }
+    /// The check itself broke.
+    pub fn error(detail: impl Into<String>) -> Self {
+        Self { outcome: Outcome::Error, detail: detail.into() }
+    }
+    /// PASS when `ok`, else FAIL with `detail`.
+    pub fn check(ok: bool, detail: impl FnOnce() -> String) -> Self {
+        if ok {
+            Self::pass()
+        } else {
+            Self::fail(detail())
+        }
+    }
+}
+
+/// One assertion of the catalogue.
+#[derive(Debug, Clone, Copy)]
+pub struct Assertion {
+    /// Stable dotted id, e.g. `pid.init_is_pid1`.
+    pub id: &'static str,
+    /// One line: the property.
+    pub description: &'static str,
+    /// What the kernel/host must offer; missing → SKIP with the reason.
+    pub needs: &'static [Need],
+    /// The check. Containers it starts are cleaned up by `Ctx` even when it panics.
+    pub check: fn(&mut Ctx) -> Verdict,
+    /// The negative control: remove the protection from a config.
+    pub weaken: fn(&mut serde_json::Value),
+}
+
+/// The whole catalogue, in report order.
+pub fn catalogue() -> Vec<Assertion> {
+    Vec::new()
+}
+
+/// Whether `id` matches a glob with `*` wildcards (`pid.*`, `*oom*`, `cgroup.*.v1`).
+pub fn glob_match(pattern: &str, id: &str) -> bool {
+    fn rec(p: &[u8], s: &[u8]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => rec(&p[1..], s) || (!s.is_empty() && rec(p, &s[1..])),
+            (Some(a), Some(b)) if a == b => rec(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+    rec(pattern.as_bytes(), id.as_bytes())
+}
+
+/// The assertions selected by `only` (comma-separated globs; empty = all).
+pub fn select(only: &str) -> Vec<Assertion> {
+    let pats: Vec<&str> = only.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
+    catalogue().into_iter().filter(|a| pats.is_empty() || pats.iter().any(|p| glob_match(p, a.id))).collect()
+}
+
+/// Run one assertion: SKIP when a need is missing, otherwise the check (a panic in a check
+/// is an ERROR, never a PASS).
+pub fn run_one(a: &Assertion, ctx: &mut Ctx) -> Verdict {
+    if let Some(missing) = a.needs.iter().find_map(|n| ctx.facts.missing(*n)) {
+        return Verdict::skip(missing);
+    }
+    let check = a.check;
+    let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(ctx)))
+        .unwrap_or_else(|p| {
+            let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
+            Verdict::error(format!("check panicked: {}", msg.unwrap_or_default()))
+        });
+    ctx.cleanup();
+    verdict
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use test_case::test_case;
+
+    #[test_case("pid.*", "pid.init_is_pid1", true)]
+    #[test_case("*oom*", "cgroup.memory.oom_kill", true)]
+    #[test_case("pid.*", "mount.root", false)]
+    #[test_case("*", "anything", true)]
+    #[test_case("a*b*c", "aXbYc", true)]
+    #[test_case("a*b*c", "aXbY", false)]
+    #[test_case("exact", "exact", true)]
+    fn globs(p: &str, id: &str, want: bool) {
+        assert_eq!(glob_match(p, id), want);
+    }
+
+    #[test]
+    fn ids_are_unique_dotted_and_described() {
+        let all = catalogue();
+        let mut ids: Vec<&str> = all.iter().map(|a| a.id).collect();
+        ids.sort_unstable();
+        let n = ids.len();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "duplicate assertion ids");
+        for a in &all {
+            assert!(a.id.contains('.') && !a.id.contains(' '), "{}", a.id);
+            assert!(!a.description.is_empty(), "{}", a.id);
+        }
+    }
+}
