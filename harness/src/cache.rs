@@ -68,6 +68,29 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
     Ok(hex(&h.finalize()))
 }
 
+/// [`sha256_file`] memoized under `memo_dir` by (path, size, mtime, inode): an unchanged file
+/// is not read again. A changed file gets a new stat key, so the content hash stays exact.
+pub fn sha256_file_memo(path: &Path, memo_dir: &Path) -> std::io::Result<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path)?;
+    let stat_key =
+        format!("{}|{}|{}.{}|{}|{}", path.display(), m.len(), m.mtime(), m.mtime_nsec(), m.ino(), m.dev());
+    let memo = memo_dir.join(&hex(&Sha256::digest(stat_key.as_bytes()))[..32]);
+    if let Ok(h) = std::fs::read_to_string(&memo) {
+        if h.len() == 64 {
+            return Ok(h);
+        }
+    }
+    let h = sha256_file(path)?;
+    if std::fs::create_dir_all(memo_dir).is_ok() {
+        let tmp = memo.with_extension(format!("tmp{}", std::process::id()));
+        if std::fs::write(&tmp, &h).is_ok() {
+            let _ = std::fs::rename(&tmp, &memo);
+        }
+    }
+    Ok(h)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +102,18 @@ mod tests {
     #[test_case(None, None, None, "/var/cache/isolab" ; "nothing")]
     fn root(i: Option<&str>, x: Option<&str>, h: Option<&str>, want: &str) {
         assert_eq!(cache_root_from(i, x, h), PathBuf::from(want));
+    }
+
+    #[test]
+    fn memoized_hash_follows_content() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("f");
+        std::fs::write(&f, b"one").unwrap();
+        let memo = t.path().join("memo");
+        let a = sha256_file_memo(&f, &memo).unwrap();
+        assert_eq!(a, sha256_file(&f).unwrap());
+        assert_eq!(sha256_file_memo(&f, &memo).unwrap(), a);
+        std::fs::write(&f, b"two, longer").unwrap();
+        assert_eq!(sha256_file_memo(&f, &memo).unwrap(), sha256_file(&f).unwrap());
     }
 }

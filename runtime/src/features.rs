@@ -11,7 +11,7 @@ pub fn features() -> Value {
     json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.3.0",
-        "hooks": [],
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": [
             "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "lazytime",
             "mand", "noatime", "nodev", "nodiratime", "noexec", "nolazytime", "nomand", "norelatime",
@@ -23,7 +23,14 @@ pub fn features() -> Value {
             "namespaces": NAMESPACES,
             "capabilities": caps,
             "cgroup": { "v1": false, "v2": false, "systemd": false, "systemdUser": false, "rdma": false },
-            "seccomp": { "enabled": false },
+            "seccomp": {
+                "enabled": true,
+                "actions": crate::seccomp::SUPPORTED_ACTIONS,
+                "operators": crate::seccomp::SUPPORTED_OPERATORS,
+                "archs": crate::seccomp::SUPPORTED_ARCHES,
+                "knownFlags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+                "supportedFlags": crate::seccomp::SUPPORTED_FLAGS
+            },
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
             "intelRdt": { "enabled": false },

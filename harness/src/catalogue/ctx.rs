@@ -91,7 +91,8 @@ impl Ctx {
             let p = rootfs.join(d);
             std::fs::create_dir_all(&p).map_err(io("mkdir", &p))?;
         }
-        std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").map_err(io("write", &rootfs))?;
+        std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")
+            .map_err(io("write", &rootfs))?;
         std::fs::write(rootfs.join("isolab-rootfs-marker"), "isolab\n").map_err(io("write", &rootfs))?;
         let state_root = dir.join("state");
         std::fs::create_dir_all(&state_root).map_err(io("mkdir", &state_root))?;
@@ -121,7 +122,8 @@ impl Ctx {
     /// The base config running `args` (pid, net, ipc, uts, mount and cgroup namespaces,
     /// readonly root, runc's default capabilities, masked and readonly paths).
     pub fn config(&self, args: &[&str]) -> Value {
-        let mut cfg: Value = serde_json::from_str(include_str!("base_config.json")).expect("base_config.json is valid JSON");
+        let mut cfg: Value =
+            serde_json::from_str(include_str!("base_config.json")).expect("base_config.json is valid JSON");
         cfg["process"]["args"] = json!(args);
         cfg["root"]["path"] = json!(self.rootfs);
         cfg
@@ -141,7 +143,8 @@ impl Ctx {
         let dir = self.dir.join("bundles").join(&id);
         std::fs::create_dir_all(&dir).map_err(|e| Verdict::error(format!("mkdir {}: {e}", dir.display())))?;
         let text = serde_json::to_vec_pretty(&cfg).unwrap_or_default();
-        std::fs::write(dir.join("config.json"), text).map_err(|e| Verdict::error(format!("write config: {e}")))?;
+        std::fs::write(dir.join("config.json"), text)
+            .map_err(|e| Verdict::error(format!("write config: {e}")))?;
         Ok((id, dir))
     }
 
@@ -152,7 +155,11 @@ impl Ctx {
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (out, err) = (self.dir.join(format!(".out.{n}")), self.dir.join(format!(".err.{n}")));
         let (Ok(fo), Ok(fe)) = (std::fs::File::create(&out), std::fs::File::create(&err)) else {
-            return RunOutput { code: -1, stdout: String::new(), stderr: "cannot create output files".into() };
+            return RunOutput {
+                code: -1,
+                stdout: String::new(),
+                stderr: "cannot create output files".into(),
+            };
         };
         let child = Command::new(&self.runtime)
             .arg("--root")
@@ -163,7 +170,13 @@ impl Ctx {
             .stderr(fe)
             .spawn();
         let code = match child {
-            Err(e) => return RunOutput { code: -1, stdout: String::new(), stderr: format!("spawn {}: {e}", self.runtime.display()) },
+            Err(e) => {
+                return RunOutput {
+                    code: -1,
+                    stdout: String::new(),
+                    stderr: format!("spawn {}: {e}", self.runtime.display()),
+                }
+            }
             Ok(mut c) => wait_with_timeout(&mut c, self.timeout),
         };
         let read = |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
@@ -180,7 +193,11 @@ impl Ctx {
         let out = self.runtime_cmd(&["run", "--bundle", &dir.to_string_lossy(), &id]);
         self.delete(&id);
         if out.code == -1 {
-            return Err(Verdict::error(format!("runtime run timed out after {:?}: {}", self.timeout, out.stderr.trim())));
+            return Err(Verdict::error(format!(
+                "runtime run timed out after {:?}: {}",
+                self.timeout,
+                out.stderr.trim()
+            )));
         }
         Ok(out)
     }
@@ -200,7 +217,11 @@ impl Ctx {
         self.live.push(id.clone());
         let out = self.runtime_cmd(&["run", "-d", "--bundle", &dir.to_string_lossy(), &id]);
         if out.code != 0 {
-            return Err(Verdict::fail(format!("runtime run -d failed ({}): {}", out.code, out.stderr.trim())));
+            return Err(Verdict::fail(format!(
+                "runtime run -d failed ({}): {}",
+                out.code,
+                out.stderr.trim()
+            )));
         }
         let pid = self.state(&id).and_then(|s| s["pid"].as_i64()).unwrap_or(0) as i32;
         if pid <= 0 {

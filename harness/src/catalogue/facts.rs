@@ -54,11 +54,23 @@ impl Facts {
         let v2_controllers = std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers").unwrap_or_default();
         let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
         let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-        Self::from_parts(namespaces, &mountinfo, &v2_controllers, status.contains("\nSeccomp:"), release.trim())
+        Self::from_parts(
+            namespaces,
+            &mountinfo,
+            &v2_controllers,
+            status.contains("\nSeccomp:"),
+            release.trim(),
+        )
     }
 
     /// Pure part of [`Facts::detect`], for tests.
-    pub fn from_parts(namespaces: Vec<String>, mountinfo: &str, v2_controllers: &str, seccomp: bool, release: &str) -> Self {
+    pub fn from_parts(
+        namespaces: Vec<String>,
+        mountinfo: &str,
+        v2_controllers: &str,
+        seccomp: bool,
+        release: &str,
+    ) -> Self {
         let mut v1 = Vec::new();
         let mut v2_root = false;
         for line in mountinfo.lines() {
@@ -70,7 +82,9 @@ impl Facts {
                 "cgroup2" if point == "/sys/fs/cgroup" => v2_root = true,
                 "cgroup" => {
                     for o in opts.split(',') {
-                        if !matches!(o, "rw" | "ro" | "relatime" | "nosuid" | "nodev" | "noexec") && !o.starts_with("name=") {
+                        if !matches!(o, "rw" | "ro" | "relatime" | "nosuid" | "nodev" | "noexec")
+                            && !o.starts_with("name=")
+                        {
                             v1.push(o.to_owned());
                         }
                     }
@@ -105,7 +119,9 @@ impl Facts {
                 }
             )),
             Need::CgroupV1 if self.layout == Layout::V2 => Some("host uses cgroup v2 only".into()),
-            Need::CgroupV2 if self.layout != Layout::V2 => Some(format!("host cgroup layout is {:?}, not v2", self.layout)),
+            Need::CgroupV2 if self.layout != Layout::V2 => {
+                Some(format!("host cgroup layout is {:?}, not v2", self.layout))
+            }
             Need::Seccomp if !self.seccomp => Some(format!("kernel {} has no seccomp", self.kernel_release)),
             _ => None,
         }

@@ -7,8 +7,18 @@
 //! against a weakened config, an assertion must FAIL: that is what makes a PASS mean something.
 //! The same code runs on the host (`isolab check --host`) and in the guest (the agent).
 
+mod cgroup;
 mod ctx;
 mod facts;
+mod lifecycle;
+mod mount;
+mod net;
+mod nsmisc;
+mod pid;
+mod security;
+mod user;
+pub mod util;
+mod uts_ipc;
 
 pub use ctx::{Container, Ctx, CtxError, RunOutput};
 pub use facts::{Facts, Need};
@@ -68,7 +78,17 @@ pub struct Assertion {
 
 /// The whole catalogue, in report order.
 pub fn catalogue() -> Vec<Assertion> {
-    Vec::new()
+    let mut all = Vec::new();
+    all.extend(pid::assertions());
+    all.extend(mount::assertions());
+    all.extend(uts_ipc::assertions());
+    all.extend(net::assertions());
+    all.extend(user::assertions());
+    all.extend(nsmisc::assertions());
+    all.extend(cgroup::assertions());
+    all.extend(security::assertions());
+    all.extend(lifecycle::assertions());
+    all
 }
 
 /// Whether `id` matches a glob with `*` wildcards (`pid.*`, `*oom*`, `cgroup.*.v1`).
@@ -97,11 +117,11 @@ pub fn run_one(a: &Assertion, ctx: &mut Ctx) -> Verdict {
         return Verdict::skip(missing);
     }
     let check = a.check;
-    let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(ctx)))
-        .unwrap_or_else(|p| {
-            let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
-            Verdict::error(format!("check panicked: {}", msg.unwrap_or_default()))
-        });
+    let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(ctx))).unwrap_or_else(|p| {
+        let msg =
+            p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
+        Verdict::error(format!("check panicked: {}", msg.unwrap_or_default()))
+    });
     ctx.cleanup();
     verdict
 }
@@ -120,6 +140,21 @@ mod tests {
     #[test_case("exact", "exact", true)]
     fn globs(p: &str, id: &str, want: bool) {
         assert_eq!(glob_match(p, id), want);
+    }
+
+    /// Every assertion has a PASS + negative-control test in harness/tests/catalogue_*.rs.
+    #[test]
+    fn every_assertion_has_a_negative_control_test() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+        let mut tests = String::new();
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            if e.file_name().to_string_lossy().starts_with("catalogue_") {
+                tests.push_str(&std::fs::read_to_string(e.path()).unwrap());
+            }
+        }
+        for a in catalogue() {
+            assert!(tests.contains(&format!("\"{}\"", a.id)), "{} has no test in harness/tests/catalogue_*.rs", a.id);
+        }
     }
 
     #[test]

@@ -138,14 +138,14 @@ fn runtime_name(rt: &Path) -> String {
 }
 
 /// The cache key of an image (hash of layout version, options and every input's bytes).
-pub fn image_key(inp: &ImageInputs, files: &[(String, PathBuf)]) -> Result<String, ImageError> {
+pub fn image_key(inp: &ImageInputs, files: &[(String, PathBuf)], memo: &Path) -> Result<String, ImageError> {
     let mut h = Sha256::new();
     h.update(LAYOUT_VERSION);
     h.update(format!("{:?}{}{}", inp.compression, inp.release, inp.strip_module_signatures));
     for (guest, host) in files {
         h.update(guest.as_bytes());
         h.update([0]);
-        h.update(crate::cache::sha256_file(host).map_err(io_err(host))?);
+        h.update(crate::cache::sha256_file_memo(host, memo).map_err(io_err(host))?);
     }
     Ok(hex(&h.finalize()))
 }
@@ -157,7 +157,7 @@ pub fn build(inp: &ImageInputs, dir: &Path, progress: &dyn Fn(usize, usize)) -> 
         check_static(&inp.agent)?;
     }
     let files = file_list(inp)?;
-    let key = image_key(inp, &files)?;
+    let key = image_key(inp, &files, &dir.join("hashes"))?;
     let ext = match inp.compression {
         Compression::None => "cpio",
         Compression::Zstd => "cpio.zst",
@@ -234,4 +234,54 @@ fn write_skeleton<W: Write>(c: &mut CpioWriter<W>, _inp: &ImageInputs) -> std::i
         b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
     )?;
     c.file("isolab/rootfs/etc/group", 0o644, b"root:x:0:\nnogroup:x:65534:\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(dir: &Path, init: Option<PathBuf>) -> ImageInputs {
+        ImageInputs {
+            agent: PathBuf::from("/bin/busybox"),    // any static binary will do
+            runtime: Some(PathBuf::from("/bin/ls")), // dynamic: libraries get packed
+            busybox: PathBuf::from("/bin/busybox"),
+            release: "1.0".into(),
+            modules: vec![],
+            init_override: init.or_else(|| Some(dir.join("init"))),
+            compression: Compression::None,
+            strip_module_signatures: true,
+        }
+    }
+
+    #[test]
+    fn cached_by_content_and_rebuilt_on_change() {
+        assert!(
+            Path::new("/bin/busybox").is_file(),
+            "busybox-static is required (apt-get install busybox-static)"
+        );
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("init"), b"#!/bin/sh\n").unwrap();
+        let out = t.path().join("images");
+        let a = build(&inputs(t.path(), None), &out, &|_, _| {}).unwrap();
+        let mtime = std::fs::metadata(&a).unwrap().modified().unwrap();
+        let b = build(&inputs(t.path(), None), &out, &|_, _| {}).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(std::fs::metadata(&b).unwrap().modified().unwrap(), mtime, "not rebuilt");
+        std::fs::write(t.path().join("init"), b"#!/bin/sh\necho changed\n").unwrap();
+        let c = build(&inputs(t.path(), None), &out, &|_, _| {}).unwrap();
+        assert_ne!(a, c, "a changed input makes a new image");
+
+        let entries = super::super::cpio::read_archive(&std::fs::read(&c).unwrap()).unwrap();
+        let has = |n: &str| entries.iter().any(|e| e.name == n);
+        assert!(has("init") && has("bin/busybox") && has("bin/sh") && has("isolab/rootfs/bin/sh"));
+        assert!(has("usr/bin/ls") && has("isolab/runtime") && has("dev/console"));
+        assert!(entries.iter().any(|e| e.name.ends_with("libc.so.6")), "runtime libraries packed");
+        assert!(entries.iter().any(|e| e.name.contains("ld-linux-x86-64")), "interpreter packed");
+    }
+
+    #[test]
+    fn a_dynamic_agent_is_refused() {
+        let err = check_static(Path::new("/bin/ls")).unwrap_err();
+        assert!(matches!(err, ImageError::AgentNotStatic { .. }), "{err}");
+    }
 }

@@ -1,87 +1,57 @@
-//! Shared setup of the VM integration tests: kernels come through the same fetch code and
-//! cache as `isolab kernels fetch`; a fetch that cannot happen fails the test with its reason.
-
+//! Shared by the catalogue tests: run one assertion against isorun on this host, normally or
+//! with its negative control, and insist on PASS / FAIL.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::PathBuf;
 
-use isolab_harness::image::Compression;
-use isolab_harness::kernels::{fetch, CheckedKernel, Matrix};
-use isolab_harness::lab::{self, LabOptions};
+use isolab_harness::catalogue::{self, Ctx, Need};
+use isolab_harness::protocol::Outcome;
 
-pub fn matrix() -> Matrix {
-    Matrix::load(&lab::workspace_root().join("vm-images/kernels.toml")).expect("vm-images/kernels.toml")
+/// The isorun binary of this workspace (built by `cargo build`/nextest).
+pub fn isorun() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    for profile in ["debug", "release"] {
+        let p = target.join(profile).join("isorun");
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("isorun is not built under {} (cargo build -p isolab-runtime)", target.display());
 }
 
-/// The static agent; built with the documented command when missing.
-pub fn agent() -> PathBuf {
-    if let Ok(p) = lab::locate_agent(None) {
-        return p;
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = std::process::Command::new(cargo)
-        .current_dir(lab::workspace_root())
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "x86_64-unknown-linux-gnu",
-            "-p",
-            "isolab-harness",
-            "--bin",
-            "isolab-agent",
-            "--no-default-features",
-        ])
-        .status()
-        .expect("run cargo to build the static agent");
-    assert!(status.success(), "building the static isolab-agent failed");
-    lab::locate_agent(None).expect("static agent after building it")
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
 }
 
-/// The runtime to pack: $ISOLAB_TEST_RUNTIME, else isorun from the workspace, else runc.
-pub fn runtime() -> PathBuf {
-    if let Ok(p) = std::env::var("ISOLAB_TEST_RUNTIME") {
-        return PathBuf::from(p);
+/// Run assertion `id` (weakened or not); its outcome and detail.
+pub fn run(id: &str, weakened: bool) -> (Outcome, String) {
+    assert!(is_root(), "the catalogue runs real containers and needs root");
+    let all = catalogue::catalogue();
+    let a = all.iter().find(|a| a.id == id).unwrap_or_else(|| panic!("no assertion {id}"));
+    let dir = tempfile::Builder::new().prefix("isolab-cat-").tempdir_in("/tmp").unwrap();
+    let mut ctx = Ctx::new(&isorun(), dir.path(), std::path::Path::new("/bin/busybox")).unwrap();
+    if weakened {
+        ctx.weaken = Some(a.weaken);
     }
-    if let Ok(p) = lab::locate_runtime(None) {
-        return p;
-    }
-    let runc = Path::new("/usr/sbin/runc");
-    assert!(runc.is_file(), "no runtime to pack: build isorun or install runc (apt-get install runc)");
-    runc.to_path_buf()
+    let v = catalogue::run_one(a, &mut ctx);
+    (v.outcome, v.detail)
 }
 
-pub fn options() -> LabOptions {
-    LabOptions {
-        cache: isolab_harness::cache::cache_root(),
-        agent: agent(),
-        runtime: Some(runtime()),
-        busybox: PathBuf::from("/bin/busybox"),
-        qemu: "qemu-system-x86_64".into(),
-        accel: isolab_harness::vm::AccelChoice::Tcg,
-        memory_mb: 512,
-        cpus: 1,
-        cpu_model: None,
-        compression: Compression::None,
-        strip_module_signatures: true,
-        pvh: true,
-        quiet: true,
-        extra_cmdline: vec![],
-        boot_timeout: Duration::from_secs(90),
-        step_timeout: Duration::from_secs(60),
+/// The assertion PASSes, and FAILs against its negative control. A SKIP is accepted only
+/// when this host lacks a cgroup layout the assertion needs (v1-only or v2-only checks);
+/// any other SKIP fails the test, loudly.
+pub fn passes_and_control_fails(id: &str) {
+    let (outcome, detail) = run(id, false);
+    if outcome == Outcome::Skip {
+        let a = catalogue::catalogue().into_iter().find(|a| a.id == id).unwrap();
+        let layout_only = a.needs.iter().any(|n| matches!(n, Need::CgroupV1 | Need::CgroupV2));
+        assert!(layout_only, "{id} skipped on this host: {detail}");
+        eprintln!("SKIP {id}: {detail}");
+        return;
     }
-}
-
-/// The kernel, fetched through the cache if needed; panics with the reason when impossible.
-pub fn kernel(name: &str, o: &LabOptions) -> CheckedKernel {
-    let m = matrix();
-    let spec = m.select(&[name.to_string()]).expect("kernel in matrix")[0].clone();
-    if fetch::cached(&spec, &o.cache).is_err() {
-        let apt = lab::private_apt(&o.cache, &m)
-            .unwrap_or_else(|e| panic!("cannot set up apt to fetch {name}: {e}"));
-        fetch::fetch(&spec, &apt, &o.cache, &|_| {}).unwrap_or_else(|e| panic!("cannot fetch {name}: {e}"));
-    }
-    lab::checked_kernel(&spec, &m, &o.cache).unwrap_or_else(|e| panic!("{name}: {e}"))
+    assert_eq!(outcome, Outcome::Pass, "{id}: {detail}");
+    let (weak, detail) = run(id, true);
+    assert_eq!(weak, Outcome::Fail, "{id} against its weakened config must FAIL: {detail}");
 }

@@ -1,38 +1,41 @@
 //! OCI seccomp profile (`linux.seccomp`) → classic-BPF filter, installed as one of the last
 //! steps before exec.
 //!
-//! # Why our own compiler (no `libseccomp`, no `seccompiler`)
+//! # How
 //!
-//! * `libseccomp` (C, via the `libseccomp` crate) is what runc uses, but it makes `isorun`
-//!   depend on `libseccomp.so` (the VM images would need it beside a static binary, or a
-//!   static `libseccomp.a` from `libseccomp-dev`), adds a C build dependency to CI, and
-//!   builds its rule database in C at every start (cost not measured here).
-//! * `seccompiler` (rust-vmm) is pure Rust, but builds one filter for ONE architecture, kills
-//!   on any other architecture instead of handling x86 and x32, has no `SCMP_ACT_NOTIFY`/flags,
-//!   and keeps its syscall tables private.
-//! * What OCI needs is small: a name → number table per ABI (`tables.rs`, generated), a linear
-//!   program per ABI (`bpf.rs`), and one `seccomp(2)` call (`sys.rs`). That is ~700 lines, no
-//!   new dependency, a static-friendly binary, and compiles a profile bigger than docker's
-//!   default (~450 names × x86_64, x86 and x32, 1252 instructions) in ~0.2 ms (release).
-//!   The tables are regenerated with `gen_tables.py` when new syscalls appear.
+//! The profile is translated rule by rule into a `libseccomp` filter context
+//! ([`libseccomp::ScmpFilterContext`], bindings to the C libseccomp that runc and crun use),
+//! which generates the classic-BPF program; `compile` exports it (`seccomp_export_bpf`, into a
+//! memfd) and checks it with [`verify_program`]. [`install`] hands that program to seccomp(2)
+//! itself (`sys.rs`) instead of calling `seccomp_load`, because:
+//!
+//! * `seccomp_load` regenerates the program in C (it allocates) at load time, while `install`
+//!   runs in the forked container init, where allocation-free is the rule;
+//! * `seccomp_load` also sets no_new_privs (libseccomp's `CtlNnp` default), which must stay
+//!   `process.noNewPrivileges`'s decision;
+//! * a [`Filter`] stays plain data (the context is a C pointer, neither `Send` nor `Sync`),
+//!   and its instructions can be inspected, verified and fuzzed.
+//!
+//! `isorun` thus links `libseccomp.so.2` (Debian's `libseccomp2`; `libseccomp-dev` to build).
 //!
 //! # Semantics (runtime-spec 1.3 config-linux.md "Seccomp", runc where the spec is silent)
 //!
-//! * ABIs: the native one (x86_64) plus `SCMP_ARCH_X86`/`SCMP_ARCH_X32` when listed;
-//!   architectures that cannot run on an x86_64 kernel are skipped (their rules could never
-//!   apply). A syscall from an ABI not in the filter is killed (`SECCOMP_RET_KILL_THREAD`),
-//!   libseccomp's default bad-arch action, which runc keeps.
+//! * Architectures: the native one always, plus every listed one (`seccomp_arch_add`, as runc).
+//!   A syscall from an ABI not in the filter is killed (`SECCOMP_RET_KILL_THREAD`, libseccomp's
+//!   default bad-arch action, which runc keeps).
 //! * `SCMP_ACT_ERRNO`/`SCMP_ACT_TRACE` without `errnoRet` return `EPERM` (runc).
-//! * Per syscall: rules with argument conditions are tried first, in profile order, the first
-//!   match wins; then the first unconditional rule; then `defaultAction`. Conditions of one
-//!   rule are AND-ed, except (runc) when an argument index appears twice: each condition is
-//!   then its own alternative. `SCMP_CMP_MASKED_EQ` is `(arg & value) == valueTwo`.
-//!   On the 32-bit x86 ABI only the low 32 bits of arguments and values are compared.
-//! * Rules whose action equals the default action are dropped (libseccomp/runc).
-//! * Syscall names unknown for every ABI of the filter are skipped (`tracing::debug!`).
+//! * Syscall names are resolved for the native architecture (`seccomp_syscall_resolve_name`,
+//!   which knows the names of the other architectures too); unknown names are skipped
+//!   (`tracing::debug!`, runc). libseccomp maps each rule onto every architecture of the
+//!   filter, including the i386 `socketcall`/`ipc` multiplexers.
+//! * Conditions of one rule are AND-ed, except (runc) when an argument index appears twice:
+//!   each condition is then its own rule. `SCMP_CMP_MASKED_EQ` is `(arg & value) == valueTwo`.
+//! * Rules whose action equals the default action are dropped (libseccomp refuses them, runc
+//!   skips them).
+//! * Flags `SECCOMP_FILTER_FLAG_{TSYNC,LOG,SPEC_ALLOW}` are set on the context
+//!   (`seccomp_attr_set`) and passed to seccomp(2).
 //! * Not supported (an error naming the JSON path): `SCMP_ACT_NOTIFY`, `listenerPath` with
-//!   it, and `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`; hosts other than x86_64. libseccomp's
-//!   i386 `socketcall`/`ipc` multiplexer rewriting is not done.
+//!   it, and `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`.
 //!
 //! # The profile is the user's responsibility
 //!
@@ -42,16 +45,15 @@
 //! `close_range`, `openat`/`read` on the exec fifo, `write`, then `execve`. A profile that
 //! denies those makes `create`/`start` fail.
 
-mod bpf;
+mod context;
 mod sys;
-mod tables;
 #[cfg(test)]
 mod tests;
-mod translate;
+mod verify;
 
 use oci_spec::runtime::LinuxSeccomp;
 
-pub use bpf::{verify_program, BPF_MAXINSNS};
+pub use verify::{verify_program, BPF_MAXINSNS};
 pub use libc::sock_filter;
 
 /// `linux.seccomp` actions isorun implements (for `isorun features`).
@@ -77,8 +79,28 @@ pub const SUPPORTED_OPERATORS: [&str; 7] = [
     "SCMP_CMP_NE",
 ];
 
-/// Architectures whose rules isorun puts in a filter (on an x86_64 host; others are skipped).
-pub const SUPPORTED_ARCHES: [&str; 3] = ["SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_X86_64"];
+/// `linux.seccomp.architectures` values isorun puts in a filter: all of oci-spec's, which
+/// libseccomp 2.5 knows (`SCMP_ARCH_NATIVE` is accepted too, and always in the filter).
+pub const SUPPORTED_ARCHES: [&str; 18] = [
+    "SCMP_ARCH_AARCH64",
+    "SCMP_ARCH_ARM",
+    "SCMP_ARCH_MIPS",
+    "SCMP_ARCH_MIPS64",
+    "SCMP_ARCH_MIPS64N32",
+    "SCMP_ARCH_MIPSEL",
+    "SCMP_ARCH_MIPSEL64",
+    "SCMP_ARCH_MIPSEL64N32",
+    "SCMP_ARCH_PARISC",
+    "SCMP_ARCH_PARISC64",
+    "SCMP_ARCH_PPC",
+    "SCMP_ARCH_PPC64",
+    "SCMP_ARCH_PPC64LE",
+    "SCMP_ARCH_S390",
+    "SCMP_ARCH_S390X",
+    "SCMP_ARCH_X32",
+    "SCMP_ARCH_X86",
+    "SCMP_ARCH_X86_64",
+];
 
 /// `linux.seccomp.flags` values isorun passes to seccomp(2).
 pub const SUPPORTED_FLAGS: [&str; 3] =
@@ -103,19 +125,26 @@ pub enum SeccompError {
         /// The feature.
         what: String,
     },
-    /// isorun's seccomp compiler only knows the x86 family.
-    #[error("linux.seccomp: seccomp filters are not supported on {arch} hosts yet")]
-    UnsupportedHost {
-        /// `std::env::consts::ARCH`.
-        arch: &'static str,
+    /// libseccomp refused a call (`what` names it and the JSON path or syscall).
+    #[error("{path}: {what}: libseccomp: {source}")]
+    Libseccomp {
+        /// JSON path of the value being translated (`linux.seccomp` for the whole filter).
+        path: String,
+        /// The operation, e.g. `seccomp_rule_add(mkdir)`.
+        what: String,
+        /// libseccomp's error.
+        source: libseccomp::error::SeccompError,
     },
+    /// The exported program could not be read back.
+    #[error("linux.seccomp: reading the exported BPF program: {0}")]
+    Export(#[source] std::io::Error),
     /// The program exceeds the kernel's 4096 instructions.
     #[error("linux.seccomp: the filter has {len} instructions, more than the kernel's limit of 4096")]
     TooLarge {
         /// Its length.
         len: usize,
     },
-    /// A generated program failed [`verify_program`] (a bug of the compiler).
+    /// A program failed [`verify_program`].
     #[error("linux.seccomp: invalid BPF program at instruction {at}: {reason}")]
     Program {
         /// Index of the instruction.
@@ -190,7 +219,7 @@ impl Filter {
 
 /// Translate the profile (in the child, before `Ready`, so errors reach `create`).
 pub fn compile(profile: &LinuxSeccomp) -> Result<Filter, SeccompError> {
-    translate::compile(profile)
+    context::compile(profile)
 }
 
 /// Install the filter on this process (and its future children). Loading needs

@@ -1,0 +1,204 @@
+//! `linux.seccomp` (oci-spec types) → libseccomp filter context → exported BPF program.
+
+use std::io::{Read, Seek, SeekFrom};
+
+use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
+use oci_spec::runtime::{
+    Arch, LinuxSeccomp, LinuxSeccompAction as Act, LinuxSeccompFilterFlag as Flag, LinuxSeccompOperator as Op,
+    LinuxSyscall,
+};
+
+use super::{Filter, SeccompError, BPF_MAXINSNS};
+
+/// runc's errno for `SCMP_ACT_ERRNO`/`SCMP_ACT_TRACE` without `errnoRet`.
+const DEFAULT_ERRNO: u32 = libc::EPERM as u32;
+
+/// A libseccomp error at `path` while doing `what`.
+fn lib(path: &str, what: impl Into<String>) -> impl FnOnce(libseccomp::error::SeccompError) -> SeccompError {
+    let (path, what) = (path.to_string(), what.into());
+    move |source| SeccompError::Libseccomp { path, what, source }
+}
+
+/// The libseccomp action of an OCI action. `path` names the action, `errno_path` its errnoRet.
+fn action(a: Act, errno: Option<u32>, path: &str, errno_path: &str) -> Result<ScmpAction, SeccompError> {
+    let data = || match errno.unwrap_or(DEFAULT_ERRNO) {
+        // SECCOMP_RET_DATA is 16 bits; libseccomp would silently truncate.
+        e => u16::try_from(e).map_err(|_| SeccompError::Invalid {
+            path: errno_path.into(),
+            reason: format!("{e} does not fit in 16 bits"),
+        }),
+    };
+    Ok(match a {
+        Act::ScmpActKill | Act::ScmpActKillThread => ScmpAction::KillThread,
+        Act::ScmpActKillProcess => ScmpAction::KillProcess,
+        Act::ScmpActTrap => ScmpAction::Trap,
+        Act::ScmpActErrno => ScmpAction::Errno(i32::from(data()?)),
+        Act::ScmpActTrace => ScmpAction::Trace(data()?),
+        Act::ScmpActLog => ScmpAction::Log,
+        Act::ScmpActAllow => ScmpAction::Allow,
+        Act::ScmpActNotify => {
+            return Err(SeccompError::Unsupported {
+                path: path.into(),
+                what: "SCMP_ACT_NOTIFY (seccomp user notification)".into(),
+            })
+        }
+    })
+}
+
+fn arch(a: Arch) -> ScmpArch {
+    match a {
+        Arch::ScmpArchNative => ScmpArch::Native,
+        Arch::ScmpArchX86 => ScmpArch::X86,
+        Arch::ScmpArchX86_64 => ScmpArch::X8664,
+        Arch::ScmpArchX32 => ScmpArch::X32,
+        Arch::ScmpArchArm => ScmpArch::Arm,
+        Arch::ScmpArchAarch64 => ScmpArch::Aarch64,
+        Arch::ScmpArchMips => ScmpArch::Mips,
+        Arch::ScmpArchMips64 => ScmpArch::Mips64,
+        Arch::ScmpArchMips64n32 => ScmpArch::Mips64N32,
+        Arch::ScmpArchMipsel => ScmpArch::Mipsel,
+        Arch::ScmpArchMipsel64 => ScmpArch::Mipsel64,
+        Arch::ScmpArchMipsel64n32 => ScmpArch::Mipsel64N32,
+        Arch::ScmpArchPpc => ScmpArch::Ppc,
+        Arch::ScmpArchPpc64 => ScmpArch::Ppc64,
+        Arch::ScmpArchPpc64le => ScmpArch::Ppc64Le,
+        Arch::ScmpArchS390 => ScmpArch::S390,
+        Arch::ScmpArchS390x => ScmpArch::S390X,
+        Arch::ScmpArchParisc => ScmpArch::Parisc,
+        Arch::ScmpArchParisc64 => ScmpArch::Parisc64,
+    }
+}
+
+/// Sets the flags' attributes on `ctx`; returns the `SECCOMP_FILTER_FLAG_*` bits for seccomp(2).
+fn flags(profile: &LinuxSeccomp, ctx: &mut ScmpFilterContext) -> Result<libc::c_ulong, SeccompError> {
+    let mut bits = 0;
+    for (i, f) in profile.flags().iter().flatten().enumerate() {
+        let path = format!("linux.seccomp.flags[{i}]");
+        bits |= match f {
+            Flag::SeccompFilterFlagTsync => {
+                ctx.set_ctl_tsync(true).map_err(lib(&path, "SCMP_FLTATR_CTL_TSYNC"))?;
+                libc::SECCOMP_FILTER_FLAG_TSYNC
+            }
+            Flag::SeccompFilterFlagLog => {
+                ctx.set_ctl_log(true).map_err(lib(&path, "SCMP_FLTATR_CTL_LOG"))?;
+                libc::SECCOMP_FILTER_FLAG_LOG
+            }
+            Flag::SeccompFilterFlagSpecAllow => {
+                ctx.set_ctl_ssb(true).map_err(lib(&path, "SCMP_FLTATR_CTL_SSB"))?;
+                libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW
+            }
+            Flag::SeccompFilterFlagWaitKillableRecv => {
+                return Err(SeccompError::Unsupported {
+                    path,
+                    what: "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (it needs SCMP_ACT_NOTIFY)".into(),
+                })
+            }
+        };
+    }
+    Ok(bits)
+}
+
+/// The argument conditions of a rule, as one AND-ed list, or (runc's rule) one single-condition
+/// alternative per condition when an argument index appears twice.
+fn conditions(rule: &LinuxSyscall, path: &str) -> Result<Vec<Vec<ScmpArgCompare>>, SeccompError> {
+    let mut cmps = Vec::new();
+    let mut seen = [0u8; 6];
+    for (j, arg) in rule.args().iter().flatten().enumerate() {
+        let index = u32::try_from(arg.index()).ok().filter(|ix| *ix < 6).ok_or_else(|| SeccompError::Invalid {
+            path: format!("{path}.args[{j}].index"),
+            reason: format!("{} is not a syscall argument index (0..=5)", arg.index()),
+        })?;
+        seen[index as usize] += 1;
+        let (op, datum) = match arg.op() {
+            Op::ScmpCmpNe => (ScmpCompareOp::NotEqual, arg.value()),
+            Op::ScmpCmpLt => (ScmpCompareOp::Less, arg.value()),
+            Op::ScmpCmpLe => (ScmpCompareOp::LessOrEqual, arg.value()),
+            Op::ScmpCmpEq => (ScmpCompareOp::Equal, arg.value()),
+            Op::ScmpCmpGe => (ScmpCompareOp::GreaterEqual, arg.value()),
+            Op::ScmpCmpGt => (ScmpCompareOp::Greater, arg.value()),
+            Op::ScmpCmpMaskedEq => (ScmpCompareOp::MaskedEqual(arg.value()), arg.value_two().unwrap_or(0)),
+        };
+        cmps.push(ScmpArgCompare::new(index, op, datum));
+    }
+    Ok(if seen.iter().any(|n| *n > 1) { cmps.into_iter().map(|c| vec![c]).collect() } else { vec![cmps] })
+}
+
+/// Translates `profile` into a libseccomp context; returns it with the seccomp(2) flags.
+fn context(profile: &LinuxSeccomp) -> Result<(ScmpFilterContext, libc::c_ulong), SeccompError> {
+    let default = action(
+        profile.default_action(),
+        profile.default_errno_ret(),
+        "linux.seccomp.defaultAction",
+        "linux.seccomp.defaultErrnoRet",
+    )?;
+    let mut ctx = ScmpFilterContext::new(default).map_err(lib("linux.seccomp", "seccomp_init"))?;
+    // The native architecture is in a new context already; seccomp_arch_add of it is EEXIST.
+    for (i, a) in profile.architectures().iter().flatten().enumerate() {
+        let a = arch(*a);
+        let path = format!("linux.seccomp.architectures[{i}]");
+        if !ctx.is_arch_present(a).map_err(lib(&path, "seccomp_arch_exist"))? {
+            ctx.add_arch(a).map_err(lib(&path, "seccomp_arch_add"))?;
+        }
+    }
+    let flags = flags(profile, &mut ctx)?;
+    for (i, rule) in profile.syscalls().iter().flatten().enumerate() {
+        let path = format!("linux.seccomp.syscalls[{i}]");
+        let act =
+            action(rule.action(), rule.errno_ret(), &format!("{path}.action"), &format!("{path}.errnoRet"))?;
+        let alternatives = conditions(rule, &path)?;
+        if act == default {
+            // libseccomp refuses such rules and runc skips them: they change nothing.
+            continue;
+        }
+        for name in rule.names() {
+            let Ok(nr) = ScmpSyscall::from_name(name) else {
+                tracing::debug!("{path}: syscall {name:?} is unknown to libseccomp, skipped");
+                continue;
+            };
+            for cmps in &alternatives {
+                ctx.add_rule_conditional(act, nr, cmps)
+                    .map_err(lib(&path, format!("seccomp_rule_add({name}, {act:?})")))?;
+            }
+        }
+    }
+    if let Some(p) = profile.listener_path() {
+        tracing::debug!("linux.seccomp.listenerPath {p:?} ignored: no rule uses SCMP_ACT_NOTIFY");
+    }
+    Ok((ctx, flags))
+}
+
+/// The program libseccomp generates for `ctx` (`seccomp_export_bpf` into a memfd).
+fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, SeccompError> {
+    use nix::sys::memfd::{memfd_create, MFdFlags};
+    let fd = memfd_create(c"isorun-seccomp", MFdFlags::MFD_CLOEXEC)
+        .map_err(|e| SeccompError::Export(std::io::Error::from(e)))?;
+    ctx.export_bpf(&fd).map_err(lib("linux.seccomp", "seccomp_export_bpf"))?;
+    let mut file = std::fs::File::from(fd);
+    let mut bytes = Vec::new();
+    file.seek(SeekFrom::Start(0)).and_then(|_| file.read_to_end(&mut bytes)).map_err(SeccompError::Export)?;
+    let size = std::mem::size_of::<libc::sock_filter>();
+    if bytes.len() % size != 0 {
+        let e = format!("{} bytes is not a whole number of instructions", bytes.len());
+        return Err(SeccompError::Export(std::io::Error::new(std::io::ErrorKind::InvalidData, e)));
+    }
+    Ok(bytes
+        .chunks_exact(size)
+        .map(|b| libc::sock_filter {
+            code: u16::from_ne_bytes([b[0], b[1]]),
+            jt: b[2],
+            jf: b[3],
+            k: u32::from_ne_bytes([b[4], b[5], b[6], b[7]]),
+        })
+        .collect())
+}
+
+/// Translates and compiles `profile`.
+pub(super) fn compile(profile: &LinuxSeccomp) -> Result<Filter, SeccompError> {
+    let (ctx, flags) = context(profile)?;
+    let program = export(&ctx)?;
+    if program.len() > BPF_MAXINSNS {
+        return Err(SeccompError::TooLarge { len: program.len() });
+    }
+    super::verify_program(&program)?;
+    Ok(Filter { program, flags })
+}
