@@ -10,6 +10,7 @@
 pub mod agent;
 pub mod catalogue;
 pub mod protocol;
+pub mod report;
 
 #[cfg(feature = "host")]
 pub mod cache;

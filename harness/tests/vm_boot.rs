@@ -1,6 +1,6 @@
 //! Real boots under TCG: every default kernel, both cgroup modes, one nextest test each.
 
-mod common;
+mod vm_support;
 
 use isolab_harness::lab;
 use isolab_harness::protocol::{Action, CgroupMode, Event, Request, Stream, PROTOCOL_VERSION};
@@ -26,8 +26,8 @@ fn exec(argv: &[&str]) -> Request {
 #[test_case("debian-7.2", CgroupMode::V1 ; "debian_7_2_cgroup_v1")]
 #[test_case("debian-7.2", CgroupMode::V2 ; "debian_7_2_cgroup_v2")]
 fn boots_and_says_hello(name: &str, cgroup: CgroupMode) {
-    let o = common::options();
-    let k = common::kernel(name, &o);
+    let o = vm_support::options();
+    let k = vm_support::kernel(name, &o);
     let img = lab::image_for(&k, &o, None, &|_, _| {}).expect("image");
     let req = exec(&[
         "sh",

@@ -1,7 +1,7 @@
 //! The watchdog: broken images, timeouts and QEMU deaths are ERRORs with the console tail,
 //! and no QEMU is left behind.
 
-mod common;
+mod vm_support;
 
 use std::time::Duration;
 
@@ -17,8 +17,8 @@ fn idle() -> Request {
 
 #[test]
 fn an_init_that_dies_is_a_kernel_panic_error_with_console_tail() {
-    let o = common::options();
-    let k = common::kernel(KERNEL, &o);
+    let o = vm_support::options();
+    let k = vm_support::kernel(KERNEL, &o);
     let dir = tempfile::tempdir().unwrap();
     let init = dir.path().join("broken-init");
     std::fs::write(&init, "#!/bin/sh\necho deliberately-broken-init >/dev/console\nexit 3\n").unwrap();
@@ -38,9 +38,9 @@ fn an_init_that_dies_is_a_kernel_panic_error_with_console_tail() {
 
 #[test]
 fn a_boot_that_never_says_hello_times_out_and_qemu_is_killed() {
-    let mut o = common::options();
+    let mut o = vm_support::options();
     o.boot_timeout = Duration::from_millis(700);
-    let k = common::kernel(KERNEL, &o);
+    let k = vm_support::kernel(KERNEL, &o);
     let img = lab::image_for(&k, &o, None, &|_, _| {}).expect("image");
     let r = lab::boot(&k, &img, CgroupMode::V2, &idle(), &o, false, &mut |_| {});
     assert!(matches!(r.error, Some(VmError::BootTimeout { .. })), "{:?}", r.error);
@@ -50,9 +50,9 @@ fn a_boot_that_never_says_hello_times_out_and_qemu_is_killed() {
 
 #[test]
 fn a_silent_command_hits_the_step_timeout() {
-    let mut o = common::options();
+    let mut o = vm_support::options();
     o.step_timeout = Duration::from_secs(2);
-    let k = common::kernel(KERNEL, &o);
+    let k = vm_support::kernel(KERNEL, &o);
     let img = lab::image_for(&k, &o, None, &|_, _| {}).expect("image");
     // The agent sends heartbeats every 5 s while a command runs: a 2 s step limit trips first.
     let req = Request {
@@ -67,9 +67,9 @@ fn a_silent_command_hits_the_step_timeout() {
 
 #[test]
 fn a_qemu_that_cannot_start_is_an_error() {
-    let mut o = common::options();
+    let mut o = vm_support::options();
     o.qemu = "/nonexistent/qemu-system-x86_64".into();
-    let k = common::kernel(KERNEL, &o);
+    let k = vm_support::kernel(KERNEL, &o);
     let img = lab::image_for(&k, &o, None, &|_, _| {}).expect("image");
     let r = lab::boot(&k, &img, CgroupMode::V2, &idle(), &o, false, &mut |_| {});
     assert!(matches!(r.error, Some(VmError::Spawn { .. })), "{:?}", r.error);
@@ -77,9 +77,9 @@ fn a_qemu_that_cannot_start_is_an_error() {
 
 #[test]
 fn qemu_dying_early_is_an_error_with_its_stderr() {
-    let mut o = common::options();
+    let mut o = vm_support::options();
     o.memory_mb = 1; // QEMU refuses to start the guest with this.
-    let k = common::kernel(KERNEL, &o);
+    let k = vm_support::kernel(KERNEL, &o);
     let img = lab::image_for(&k, &o, None, &|_, _| {}).expect("image");
     let r = lab::boot(&k, &img, CgroupMode::V2, &idle(), &o, false, &mut |_| {});
     assert!(r.error.is_some(), "a 1 MiB guest must not pass");

@@ -153,7 +153,11 @@ mod tests {
             }
         }
         for a in catalogue() {
-            assert!(tests.contains(&format!("\"{}\"", a.id)), "{} has no test in harness/tests/catalogue_*.rs", a.id);
+            assert!(
+                tests.contains(&format!("\"{}\"", a.id)),
+                "{} has no test in harness/tests/catalogue_*.rs",
+                a.id
+            );
         }
     }
 

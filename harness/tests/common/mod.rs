@@ -10,7 +10,8 @@ use isolab_harness::protocol::Outcome;
 /// The isorun binary of this workspace (built by `cargo build`/nextest).
 pub fn isorun() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
     for profile in ["debug", "release"] {
         let p = target.join(profile).join("isorun");
         if p.exists() {

@@ -21,12 +21,11 @@ fn lib(path: &str, what: impl Into<String>) -> impl FnOnce(libseccomp::error::Se
 
 /// The libseccomp action of an OCI action. `path` names the action, `errno_path` its errnoRet.
 fn action(a: Act, errno: Option<u32>, path: &str, errno_path: &str) -> Result<ScmpAction, SeccompError> {
-    let data = || match errno.unwrap_or(DEFAULT_ERRNO) {
-        // SECCOMP_RET_DATA is 16 bits; libseccomp would silently truncate.
-        e => u16::try_from(e).map_err(|_| SeccompError::Invalid {
-            path: errno_path.into(),
-            reason: format!("{e} does not fit in 16 bits"),
-        }),
+    // SECCOMP_RET_DATA is 16 bits; libseccomp would silently truncate.
+    let data = || {
+        let e = errno.unwrap_or(DEFAULT_ERRNO);
+        u16::try_from(e)
+            .map_err(|_| SeccompError::Invalid { path: errno_path.into(), reason: format!("{e} does not fit in 16 bits") })
     };
     Ok(match a {
         Act::ScmpActKill | Act::ScmpActKillThread => ScmpAction::KillThread,
@@ -66,6 +65,11 @@ fn arch(a: Arch) -> ScmpArch {
         Arch::ScmpArchS390x => ScmpArch::S390X,
         Arch::ScmpArchParisc => ScmpArch::Parisc,
         Arch::ScmpArchParisc64 => ScmpArch::Parisc64,
+        Arch::ScmpArchRiscv64 => ScmpArch::Riscv64,
+        Arch::ScmpArchLoongarch64 => ScmpArch::Loongarch64,
+        Arch::ScmpArchM68k => ScmpArch::M68k,
+        Arch::ScmpArchSh => ScmpArch::Sh,
+        Arch::ScmpArchSheb => ScmpArch::Sheb,
     }
 }
 

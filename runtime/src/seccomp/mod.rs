@@ -79,9 +79,10 @@ pub const SUPPORTED_OPERATORS: [&str; 7] = [
     "SCMP_CMP_NE",
 ];
 
-/// `linux.seccomp.architectures` values isorun puts in a filter: all of oci-spec's, which
-/// libseccomp 2.5 knows (`SCMP_ARCH_NATIVE` is accepted too, and always in the filter).
-pub const SUPPORTED_ARCHES: [&str; 18] = [
+/// `linux.seccomp.architectures` values isorun puts in a filter: those libseccomp 2.5 knows
+/// (`SCMP_ARCH_NATIVE` is accepted too, and always in the filter). `SCMP_ARCH_LOONGARCH64` and
+/// `SCMP_ARCH_M68K` need libseccomp 2.6: with 2.5 they are an error naming their path.
+pub const SUPPORTED_ARCHES: [&str; 21] = [
     "SCMP_ARCH_AARCH64",
     "SCMP_ARCH_ARM",
     "SCMP_ARCH_MIPS",
@@ -95,8 +96,11 @@ pub const SUPPORTED_ARCHES: [&str; 18] = [
     "SCMP_ARCH_PPC",
     "SCMP_ARCH_PPC64",
     "SCMP_ARCH_PPC64LE",
+    "SCMP_ARCH_RISCV64",
     "SCMP_ARCH_S390",
     "SCMP_ARCH_S390X",
+    "SCMP_ARCH_SH",
+    "SCMP_ARCH_SHEB",
     "SCMP_ARCH_X32",
     "SCMP_ARCH_X86",
     "SCMP_ARCH_X86_64",

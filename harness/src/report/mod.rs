@@ -1,0 +1,127 @@
+//! Results of a matrix (or `check --host`) run and everything rendered from them: the
+//! terminal matrix, `results.json`, JUnit XML, KTAP, a self-contained HTML page, the merge of
+//! shard outputs and the diff against a baseline. All pure.
+
+mod diff;
+mod html;
+mod text;
+mod xml;
+
+pub use diff::{diff, Change};
+pub use html::render_html;
+pub use text::{render_table, summary_line};
+pub use xml::{render_junit, render_ktap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::Outcome;
+
+/// One assertion's result in one cell (kernel × cgroup mode).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Kernel name from kernels.toml (`debian-6.1`), or `host`.
+    pub kernel: String,
+    /// `uname -r` of that kernel.
+    pub kernel_release: String,
+    /// `v1`, `v2` or `hybrid` (the host's layout).
+    pub cgroup: String,
+    /// The runtime under test (file name).
+    pub runtime: String,
+    /// Its `--version` first line.
+    pub runtime_version: String,
+    /// Assertion id.
+    pub assertion: String,
+    /// PASS, FAIL, SKIP, ERROR.
+    pub status: Outcome,
+    /// Why.
+    pub detail: String,
+    /// How long the check took.
+    pub duration_ms: u64,
+}
+
+impl Record {
+    /// The cell this record belongs to: `kernel/cgroup`.
+    pub fn cell(&self) -> String {
+        format!("{}/{}", self.kernel, self.cgroup)
+    }
+
+    /// Identity for merge and diff: (kernel, cgroup, assertion).
+    pub fn key(&self) -> (String, String, String) {
+        (self.kernel.clone(), self.cgroup.clone(), self.assertion.clone())
+    }
+}
+
+/// Counts by outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// PASS.
+    pub pass: usize,
+    /// FAIL.
+    pub fail: usize,
+    /// SKIP.
+    pub skip: usize,
+    /// ERROR.
+    pub error: usize,
+}
+
+/// Count the outcomes of `records`.
+pub fn counts(records: &[Record]) -> Counts {
+    let mut c = Counts::default();
+    for r in records {
+        match r.status {
+            Outcome::Pass => c.pass += 1,
+            Outcome::Fail => c.fail += 1,
+            Outcome::Skip => c.skip += 1,
+            Outcome::Error => c.error += 1,
+        }
+    }
+    c
+}
+
+/// Exit code of a run: 2 when the harness broke (any ERROR), else 1 on any FAIL or
+/// regression, else 0.
+pub fn exit_code(records: &[Record], changes: &[Change]) -> i32 {
+    let c = counts(records);
+    if c.error > 0 {
+        2
+    } else if c.fail > 0 || changes.iter().any(|ch| ch.regression) {
+        1
+    } else {
+        0
+    }
+}
+
+/// Join shard outputs: all records, one per key (the last one wins), in a stable order
+/// (kernel, cgroup, then first-seen assertion order).
+pub fn merge(parts: &[Vec<Record>]) -> Vec<Record> {
+    let mut order: Vec<String> = Vec::new();
+    let mut by_key: std::collections::BTreeMap<(String, String, String), Record> = Default::default();
+    for r in parts.iter().flatten() {
+        if !order.contains(&r.assertion) {
+            order.push(r.assertion.clone());
+        }
+        by_key.insert(r.key(), r.clone());
+    }
+    let mut out: Vec<Record> = by_key.into_values().collect();
+    out.sort_by_key(|r| (r.kernel.clone(), r.cgroup.clone(), order.iter().position(|a| *a == r.assertion)));
+    out
+}
+
+/// Which cells shard `index` of `total` (1-based) runs: every `total`-th cell of the sorted
+/// list, so shards are disjoint, cover everything and are stable across machines.
+pub fn shard<T: Clone>(cells: &[T], index: usize, total: usize) -> Vec<T> {
+    if total == 0 || index == 0 || index > total {
+        return Vec::new();
+    }
+    cells.iter().enumerate().filter(|(i, _)| i % total == index - 1).map(|(_, c)| c.clone()).collect()
+}
+
+/// Parse `I/N` of `--shard`.
+pub fn parse_shard(s: &str) -> Option<(usize, usize)> {
+    let (i, n) = s.split_once('/')?;
+    let (i, n): (usize, usize) = (i.trim().parse().ok()?, n.trim().parse().ok()?);
+    (n > 0 && (1..=n).contains(&i)).then_some((i, n))
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,154 @@
+//! Table tests of the report renderers, merge, shard and diff.
+
+use test_case::test_case;
+
+use super::*;
+use crate::protocol::Outcome::{self, *};
+
+pub(crate) fn rec(kernel: &str, cgroup: &str, assertion: &str, status: Outcome, detail: &str) -> Record {
+    Record {
+        kernel: kernel.into(),
+        kernel_release: format!("{kernel}-rel"),
+        cgroup: cgroup.into(),
+        runtime: "isorun".into(),
+        runtime_version: "isorun 0.1.0".into(),
+        assertion: assertion.into(),
+        status,
+        detail: detail.into(),
+        duration_ms: 12,
+    }
+}
+
+fn sample() -> Vec<Record> {
+    vec![
+        rec("debian-6.1", "v1", "pid.init_is_pid1", Pass, ""),
+        rec("debian-6.1", "v1", "cgroup.memory.oom_kill", Fail, "no OOM kill counted"),
+        rec("debian-6.1", "v2", "pid.init_is_pid1", Pass, ""),
+        rec("debian-6.1", "v2", "cgroup.memory.oom_kill", Skip, "no memory controller"),
+        rec("debian-6.12", "v1", "pid.init_is_pid1", Error, "VM died <panic> & \"quotes\""),
+    ]
+}
+
+#[test]
+fn table_has_rows_columns_and_lists_problems() {
+    let t = render_table(&sample(), false);
+    let lines: Vec<&str> = t.lines().collect();
+    assert!(lines[0].starts_with("assertion") && lines[0].contains("debian-6.1/v1") && lines[0].contains("debian-6.12/v1"));
+    assert!(lines[1].starts_with("pid.init_is_pid1") && lines[1].contains("pass") && lines[1].contains("ERROR"));
+    assert!(lines[2].starts_with("cgroup.memory.oom_kill") && lines[2].contains("FAIL") && lines[2].contains("skip"));
+    assert!(lines[2].trim_end().ends_with('-'), "missing cell shown as -: {}", lines[2]);
+    assert!(t.contains("FAIL debian-6.1/v1 cgroup.memory.oom_kill: no OOM kill counted"));
+    assert!(!t.contains('\x1b'));
+    assert!(render_table(&sample(), true).contains("\x1b[32m"));
+}
+
+#[test]
+fn summary_counts_every_outcome() {
+    assert_eq!(summary_line(&sample(), 41.04), "2 pass, 1 fail, 1 skip, 1 error in 41.0 s");
+}
+
+#[test_case(&[Pass, Skip], &[], 0; "pass and skip")]
+#[test_case(&[Pass, Fail], &[], 1; "a failure")]
+#[test_case(&[Pass, Error, Fail], &[], 2; "an error wins")]
+#[test_case(&[Pass], &[true], 1; "a regression")]
+#[test_case(&[Pass], &[false], 0; "a harmless change")]
+fn exit_codes(statuses: &[Outcome], regressions: &[bool], want: i32) {
+    let records: Vec<Record> = statuses.iter().enumerate().map(|(i, s)| rec("k", "v2", &format!("a.{i}"), *s, "")).collect();
+    let changes: Vec<Change> = regressions.iter().map(|r| Change { what: "x".into(), from: None, to: None, regression: *r }).collect();
+    assert_eq!(exit_code(&records, &changes), want);
+}
+
+#[test]
+fn junit_is_one_testcase_per_record_and_escaped() {
+    let x = render_junit(&sample());
+    assert_eq!(x.matches("<testcase ").count(), 5);
+    assert_eq!(x.matches("<testsuite ").count(), 3);
+    assert!(x.contains("<failure message=\"no OOM kill counted\">"));
+    assert!(x.contains("<skipped message=\"no memory controller\"/>"));
+    assert!(x.contains("&lt;panic&gt; &amp; &quot;quotes&quot;"));
+    assert!(!x.contains("<panic>"));
+}
+
+#[test]
+fn ktap_numbers_and_directives() {
+    let k = render_ktap(&sample());
+    let lines: Vec<&str> = k.lines().collect();
+    assert_eq!(&lines[..2], ["KTAP version 1", "1..5"]);
+    assert_eq!(lines[2], "ok 1 debian-6.1/v1:pid.init_is_pid1");
+    assert_eq!(lines[3], "# no OOM kill counted");
+    assert_eq!(lines[4], "not ok 2 debian-6.1/v1:cgroup.memory.oom_kill");
+    assert!(k.contains("ok 4 debian-6.1/v2:cgroup.memory.oom_kill # SKIP no memory controller"));
+    assert!(k.contains("not ok 5 debian-6.12/v1:pid.init_is_pid1 # ERROR"));
+}
+
+#[test]
+fn html_is_self_contained_grid() {
+    let h = render_html(&sample(), 3.0);
+    assert!(h.starts_with("<!doctype html>"));
+    assert!(!h.contains("src=") && !h.contains("href="), "no external resources");
+    assert_eq!(h.matches("<td class=").count(), 5);
+    assert!(h.contains("class=\"FAIL\""));
+    assert!(h.contains("&lt;panic&gt;"));
+}
+
+#[test]
+fn merge_of_shards_equals_the_whole() {
+    let all = sample();
+    let cells: Vec<String> = {
+        let mut c: Vec<String> = all.iter().map(Record::cell).collect();
+        c.dedup();
+        c
+    };
+    let parts: Vec<Vec<Record>> = (1..=2)
+        .map(|i| {
+            let mine = shard(&cells, i, 2);
+            all.iter().filter(|r| mine.contains(&r.cell())).cloned().collect()
+        })
+        .collect();
+    assert_eq!(merge(&parts), merge(&[all]));
+}
+
+#[test_case("1/3", Some((1, 3)))]
+#[test_case("3/3", Some((3, 3)))]
+#[test_case("0/3", None)]
+#[test_case("4/3", None)]
+#[test_case("1/0", None)]
+#[test_case("x", None)]
+fn shard_specs(s: &str, want: Option<(usize, usize)>) {
+    assert_eq!(parse_shard(s), want);
+}
+
+#[test]
+fn shards_are_disjoint_and_cover() {
+    let cells: Vec<u32> = (0..10).collect();
+    let mut seen: Vec<u32> = (1..=3).flat_map(|i| shard(&cells, i, 3)).collect();
+    seen.sort_unstable();
+    assert_eq!(seen, cells);
+}
+
+#[test]
+fn diff_against_itself_is_empty_and_finds_regressions() {
+    let base = sample();
+    assert!(diff(&base, &base).is_empty());
+    let mut cur = base.clone();
+    cur[0].status = Fail;
+    cur[3].status = Pass;
+    cur.push(rec("debian-7", "v2", "pid.init_is_pid1", Pass, ""));
+    cur.remove(4);
+    let d = diff(&base, &cur);
+    let show: Vec<String> = d.iter().map(ToString::to_string).collect();
+    assert_eq!(show, [
+        "REGRESSION: debian-6.1/v1 pid.init_is_pid1 PASS -> FAIL",
+        "changed: debian-6.1/v2 cgroup.memory.oom_kill SKIP -> PASS",
+        "changed: debian-7/v2 pid.init_is_pid1 (none) -> PASS",
+        "changed: debian-6.12/v1 pid.init_is_pid1 ERROR -> (none)",
+    ]);
+}
+
+#[test]
+fn records_roundtrip_through_json() {
+    let json = serde_json::to_string(&sample()).unwrap();
+    assert!(json.contains("\"status\":\"FAIL\""));
+    let back: Vec<Record> = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, sample());
+}

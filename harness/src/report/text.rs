@@ -1,0 +1,76 @@
+//! The terminal matrix: assertions as rows, kernel/cgroup cells as columns.
+
+use super::{counts, Record};
+use crate::protocol::Outcome;
+
+fn glyph(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Pass => "pass",
+        Outcome::Fail => "FAIL",
+        Outcome::Skip => "skip",
+        Outcome::Error => "ERROR",
+    }
+}
+
+fn colour(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Pass => "\x1b[32m",
+        Outcome::Fail => "\x1b[1;31m",
+        Outcome::Skip => "\x1b[33m",
+        Outcome::Error => "\x1b[1;35m",
+    }
+}
+
+/// Rows in first-seen order, and the cells in first-seen order.
+pub(crate) fn axes(records: &[Record]) -> (Vec<String>, Vec<String>) {
+    let mut rows: Vec<String> = Vec::new();
+    let mut cols: Vec<String> = Vec::new();
+    for r in records {
+        if !rows.contains(&r.assertion) {
+            rows.push(r.assertion.clone());
+        }
+        if !cols.contains(&r.cell()) {
+            cols.push(r.cell());
+        }
+    }
+    (rows, cols)
+}
+
+/// `312 pass, 0 fail, 24 skip, 0 error in 41 s`.
+pub fn summary_line(records: &[Record], wall_secs: f64) -> String {
+    let c = counts(records);
+    format!("{} pass, {} fail, {} skip, {} error in {wall_secs:.1} s", c.pass, c.fail, c.skip, c.error)
+}
+
+/// The matrix as text; ANSI colours when `colour` (a tty).
+pub fn render_table(records: &[Record], use_colour: bool) -> String {
+    let (rows, cols) = axes(records);
+    let w0 = rows.iter().map(String::len).max().unwrap_or(0).max("assertion".len());
+    let widths: Vec<usize> = cols.iter().map(|c| c.len().max(5)).collect();
+    let mut out = format!("{:<w0$}", "assertion");
+    for (c, w) in cols.iter().zip(&widths) {
+        out.push_str(&format!("  {c:<w$}"));
+    }
+    out.push('\n');
+    for row in &rows {
+        out.push_str(&format!("{row:<w0$}"));
+        for (c, w) in cols.iter().zip(&widths) {
+            let cell = records.iter().find(|r| &r.assertion == row && &r.cell() == c);
+            let (text, col) = match cell {
+                Some(r) => (glyph(r.status), colour(r.status)),
+                None => ("-", ""),
+            };
+            if use_colour && !col.is_empty() {
+                out.push_str(&format!("  {col}{text:<w$}\x1b[0m"));
+            } else {
+                out.push_str(&format!("  {text:<w$}"));
+            }
+        }
+        out.push('\n');
+    }
+    let problems: Vec<&Record> = records.iter().filter(|r| matches!(r.status, Outcome::Fail | Outcome::Error)).collect();
+    for r in problems {
+        out.push_str(&format!("{} {} {}: {}\n", glyph(r.status), r.cell(), r.assertion, r.detail.lines().next().unwrap_or("")));
+    }
+    out
+}
