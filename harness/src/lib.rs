@@ -15,6 +15,8 @@ pub mod report;
 #[cfg(feature = "host")]
 pub mod cache;
 #[cfg(feature = "host")]
+pub mod check;
+#[cfg(feature = "host")]
 pub mod image;
 #[cfg(feature = "host")]
 pub mod kernels;

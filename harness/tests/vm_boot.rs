@@ -65,3 +65,26 @@ fn boots_and_says_hello(name: &str, cgroup: CgroupMode) {
     let boot = r.boot_time.expect("boot time");
     eprintln!("{name} {}: hello after {:.2}s", cgroup.as_str(), boot.as_secs_f64());
 }
+
+/// A user's own kernel: a kernels.toml entry with a local image and modules directory (here
+/// the cached Debian 6.1 files, as a user would point at a build tree) boots the same way.
+#[test]
+fn a_local_kernel_entry_boots() {
+    let o = vm_support::options();
+    let debian = vm_support::kernel("debian-6.1", &o);
+    let modules = debian.files.modules_dir.clone().expect("modules dir");
+    let text = format!(
+        "[suite]\nmodules = [\"veth\", \"bridge\"]\n[[kernel]]\nname = \"mine\"\ndefault = false\nbzimage = {:?}\nmodules_dir = {:?}\n",
+        debian.files.vmlinuz, modules
+    );
+    let m = isolab_harness::kernels::Matrix::parse(&text, std::path::Path::new("local.toml")).unwrap();
+    let spec = m.select(&["mine".into()]).unwrap()[0];
+    let k = lab::checked_kernel(spec, &m, &o.cache).expect("local kernel needs no fetch");
+    assert_eq!(k.files.release, debian.files.release, "release taken from the modules dir name");
+    let img = lab::image_for(&k, &o, None, &|_, _| {}).expect("image");
+    let r = lab::boot(&k, &img, CgroupMode::V2, &exec(&["true"]), &o, false, &mut |_| {});
+    assert!(r.error.is_none(), "{:?}\n{}", r.error, r.console_tail.join("\n"));
+    let Some(Event::Hello { modules_loaded, .. }) = &r.hello else { panic!("no hello") };
+    assert_eq!(modules_loaded, &["veth", "llc", "stp", "bridge"]);
+    assert_eq!(r.exit_code(), Some(0));
+}

@@ -21,7 +21,7 @@ pub mod util;
 mod uts_ipc;
 
 pub use ctx::{Container, Ctx, CtxError, RunOutput};
-pub use facts::{Facts, Need};
+pub use facts::{Facts, Layout, Need};
 
 use crate::protocol::Outcome;
 
@@ -124,6 +124,35 @@ pub fn run_one(a: &Assertion, ctx: &mut Ctx) -> Verdict {
     });
     ctx.cleanup();
     verdict
+}
+
+/// Run the assertions selected by `only` against `runtime`, working in `workdir` with a
+/// rootfs made from `busybox`; `on_result(id, verdict, duration_ms)` after each. The same
+/// code runs for `isolab check --host` and inside every guest.
+pub fn run_selected(
+    runtime: &std::path::Path,
+    only: &str,
+    workdir: &std::path::Path,
+    busybox: &std::path::Path,
+    on_result: &mut dyn FnMut(&str, &Verdict, u64),
+) -> Result<(), CtxError> {
+    let mut ctx = Ctx::new(runtime, workdir, busybox)?;
+    for a in select(only) {
+        let t = std::time::Instant::now();
+        let v = run_one(&a, &mut ctx);
+        on_result(a.id, &v, t.elapsed().as_millis() as u64);
+    }
+    Ok(())
+}
+
+/// The first line of `runtime --version` (runc prints `runc version 1.1.5`).
+pub fn runtime_version(runtime: &std::path::Path) -> String {
+    std::process::Command::new(runtime)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 #[cfg(test)]

@@ -20,7 +20,9 @@ pub struct Change {
 
 impl std::fmt::Display for Change {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let s = |o: Option<Outcome>| o.map(|o| format!("{o:?}").to_uppercase()).unwrap_or_else(|| "(none)".into());
+        let s = |o: Option<Outcome>| {
+            o.map(|o| format!("{o:?}").to_uppercase()).unwrap_or_else(|| "(none)".into())
+        };
         let tag = if self.regression { "REGRESSION" } else { "changed" };
         write!(f, "{tag}: {} {} -> {}", self.what, s(self.from), s(self.to))
     }

@@ -16,7 +16,10 @@ pub fn render_html(records: &[Record], wall_secs: f64) -> String {
         "td.SKIP{background:#f6e7a8}td.ERROR{background:#d9a6f4}details summary{cursor:pointer}",
         "pre{white-space:pre-wrap;max-width:40em;margin:0}\n</style></head><body>\n<h1>isolab matrix</h1>\n"
     ));
-    out.push_str(&format!("<p>{}</p>\n<table>\n<tr><th>assertion</th>", esc(&summary_line(records, wall_secs))));
+    out.push_str(&format!(
+        "<p>{}</p>\n<table>\n<tr><th>assertion</th>",
+        esc(&summary_line(records, wall_secs))
+    ));
     for c in &cols {
         out.push_str(&format!("<th>{}</th>", esc(c)));
     }

@@ -33,9 +33,19 @@ fn sample() -> Vec<Record> {
 fn table_has_rows_columns_and_lists_problems() {
     let t = render_table(&sample(), false);
     let lines: Vec<&str> = t.lines().collect();
-    assert!(lines[0].starts_with("assertion") && lines[0].contains("debian-6.1/v1") && lines[0].contains("debian-6.12/v1"));
-    assert!(lines[1].starts_with("pid.init_is_pid1") && lines[1].contains("pass") && lines[1].contains("ERROR"));
-    assert!(lines[2].starts_with("cgroup.memory.oom_kill") && lines[2].contains("FAIL") && lines[2].contains("skip"));
+    assert!(
+        lines[0].starts_with("assertion")
+            && lines[0].contains("debian-6.1/v1")
+            && lines[0].contains("debian-6.12/v1")
+    );
+    assert!(
+        lines[1].starts_with("pid.init_is_pid1") && lines[1].contains("pass") && lines[1].contains("ERROR")
+    );
+    assert!(
+        lines[2].starts_with("cgroup.memory.oom_kill")
+            && lines[2].contains("FAIL")
+            && lines[2].contains("skip")
+    );
     assert!(lines[2].trim_end().ends_with('-'), "missing cell shown as -: {}", lines[2]);
     assert!(t.contains("FAIL debian-6.1/v1 cgroup.memory.oom_kill: no OOM kill counted"));
     assert!(!t.contains('\x1b'));
@@ -53,8 +63,12 @@ fn summary_counts_every_outcome() {
 #[test_case(&[Pass], &[true], 1; "a regression")]
 #[test_case(&[Pass], &[false], 0; "a harmless change")]
 fn exit_codes(statuses: &[Outcome], regressions: &[bool], want: i32) {
-    let records: Vec<Record> = statuses.iter().enumerate().map(|(i, s)| rec("k", "v2", &format!("a.{i}"), *s, "")).collect();
-    let changes: Vec<Change> = regressions.iter().map(|r| Change { what: "x".into(), from: None, to: None, regression: *r }).collect();
+    let records: Vec<Record> =
+        statuses.iter().enumerate().map(|(i, s)| rec("k", "v2", &format!("a.{i}"), *s, "")).collect();
+    let changes: Vec<Change> = regressions
+        .iter()
+        .map(|r| Change { what: "x".into(), from: None, to: None, regression: *r })
+        .collect();
     assert_eq!(exit_code(&records, &changes), want);
 }
 
@@ -137,12 +151,15 @@ fn diff_against_itself_is_empty_and_finds_regressions() {
     cur.remove(4);
     let d = diff(&base, &cur);
     let show: Vec<String> = d.iter().map(ToString::to_string).collect();
-    assert_eq!(show, [
-        "REGRESSION: debian-6.1/v1 pid.init_is_pid1 PASS -> FAIL",
-        "changed: debian-6.1/v2 cgroup.memory.oom_kill SKIP -> PASS",
-        "changed: debian-7/v2 pid.init_is_pid1 (none) -> PASS",
-        "changed: debian-6.12/v1 pid.init_is_pid1 ERROR -> (none)",
-    ]);
+    assert_eq!(
+        show,
+        [
+            "REGRESSION: debian-6.1/v1 pid.init_is_pid1 PASS -> FAIL",
+            "changed: debian-6.1/v2 cgroup.memory.oom_kill SKIP -> PASS",
+            "changed: debian-7/v2 pid.init_is_pid1 (none) -> PASS",
+            "changed: debian-6.12/v1 pid.init_is_pid1 ERROR -> (none)",
+        ]
+    );
 }
 
 #[test]

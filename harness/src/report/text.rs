@@ -68,9 +68,16 @@ pub fn render_table(records: &[Record], use_colour: bool) -> String {
         }
         out.push('\n');
     }
-    let problems: Vec<&Record> = records.iter().filter(|r| matches!(r.status, Outcome::Fail | Outcome::Error)).collect();
+    let problems: Vec<&Record> =
+        records.iter().filter(|r| matches!(r.status, Outcome::Fail | Outcome::Error)).collect();
     for r in problems {
-        out.push_str(&format!("{} {} {}: {}\n", glyph(r.status), r.cell(), r.assertion, r.detail.lines().next().unwrap_or("")));
+        out.push_str(&format!(
+            "{} {} {}: {}\n",
+            glyph(r.status),
+            r.cell(),
+            r.assertion,
+            r.detail.lines().next().unwrap_or("")
+        ));
     }
     out
 }

@@ -14,7 +14,9 @@ pub(crate) fn esc(s: &str) -> String {
             '>' => o.push_str("&gt;"),
             '"' => o.push_str("&quot;"),
             '\'' => o.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => o.push_str(&format!("&#x{:x};", c as u32)),
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => {
+                o.push_str(&format!("&#x{:x};", c as u32))
+            }
             c => o.push(c),
         }
     }
@@ -47,8 +49,16 @@ pub fn render_junit(records: &[Record]) -> String {
             );
             let body = match r.status {
                 Outcome::Pass => None,
-                Outcome::Fail => Some(format!("<failure message=\"{}\">{}</failure>", esc(first_line(&r.detail)), esc(&r.detail))),
-                Outcome::Error => Some(format!("<error message=\"{}\">{}</error>", esc(first_line(&r.detail)), esc(&r.detail))),
+                Outcome::Fail => Some(format!(
+                    "<failure message=\"{}\">{}</failure>",
+                    esc(first_line(&r.detail)),
+                    esc(&r.detail)
+                )),
+                Outcome::Error => Some(format!(
+                    "<error message=\"{}\">{}</error>",
+                    esc(first_line(&r.detail)),
+                    esc(&r.detail)
+                )),
                 Outcome::Skip => Some(format!("<skipped message=\"{}\"/>", esc(first_line(&r.detail)))),
             };
             match body {

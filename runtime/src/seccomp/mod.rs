@@ -20,7 +20,9 @@
 //!
 //! # Semantics (runtime-spec 1.3 config-linux.md "Seccomp", runc where the spec is silent)
 //!
-//! * Architectures: the native one always, plus every listed one (`seccomp_arch_add`, as runc).
+//! * Architectures: the native one always, plus every listed one (`seccomp_arch_add`, as runc),
+//!   except those of the other endianness, which libseccomp refuses to mix (`EDOM`) and the
+//!   kernel never reports: they are skipped (`tracing::debug!`).
 //!   A syscall from an ABI not in the filter is killed (`SECCOMP_RET_KILL_THREAD`, libseccomp's
 //!   default bad-arch action, which runc keeps).
 //! * `SCMP_ACT_ERRNO`/`SCMP_ACT_TRACE` without `errnoRet` return `EPERM` (runc).
@@ -79,9 +81,11 @@ pub const SUPPORTED_OPERATORS: [&str; 7] = [
     "SCMP_CMP_NE",
 ];
 
-/// `linux.seccomp.architectures` values isorun puts in a filter: those libseccomp 2.5 knows
-/// (`SCMP_ARCH_NATIVE` is accepted too, and always in the filter). `SCMP_ARCH_LOONGARCH64` and
-/// `SCMP_ARCH_M68K` need libseccomp 2.6: with 2.5 they are an error naming their path.
+/// `linux.seccomp.architectures` values isorun accepts: those libseccomp 2.5 knows
+/// (`SCMP_ARCH_NATIVE` too, always in the filter). Those of the native endianness are added
+/// to the filter (runc), the others skipped (libseccomp cannot mix them, the kernel never
+/// reports them). `SCMP_ARCH_LOONGARCH64` and `SCMP_ARCH_M68K` need libseccomp 2.6: with 2.5
+/// they are an error naming their path.
 pub const SUPPORTED_ARCHES: [&str; 21] = [
     "SCMP_ARCH_AARCH64",
     "SCMP_ARCH_ARM",
