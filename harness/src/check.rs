@@ -30,7 +30,10 @@ pub fn host_cgroup_name(f: &Facts) -> &'static str {
 }
 
 /// Run the catalogue here; one record per assertion, and the wall time in seconds.
-pub fn check_host(o: &CheckOptions, on_record: &mut dyn FnMut(&Record)) -> Result<(Vec<Record>, f64), CtxError> {
+pub fn check_host(
+    o: &CheckOptions,
+    on_record: &mut dyn FnMut(&Record),
+) -> Result<(Vec<Record>, f64), CtxError> {
     let start = Instant::now();
     let facts = Facts::detect();
     let runtime_name = o.runtime.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();

@@ -5,7 +5,10 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use isolab_runtime::cgroups::{CgroupManager, Layout};
+use std::path::Path;
+use std::sync::Arc;
+
+use isolab_runtime::cgroups::{CgroupManager, Hierarchies, Layout};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{pipe, Pid};
@@ -22,9 +25,17 @@ struct Cg {
 
 impl Cg {
     fn new(resources: &str) -> Self {
+        Self::on(None, resources)
+    }
+
+    /// On the host's layout, or on `hier`.
+    fn on(hier: Option<Hierarchies>, resources: &str) -> Self {
         assert!(nix::unistd::geteuid().is_root(), "these tests need root (they create real cgroups)");
         let path = format!("/isolab-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
-        let mgr = CgroupManager::new("t", Some(&path)).unwrap();
+        let mgr = match hier {
+            None => CgroupManager::new("t", Some(&path)).unwrap(),
+            Some(h) => CgroupManager::with_hierarchies(Arc::new(h), "t", Some(&path)).unwrap(),
+        };
         let res: LinuxResources = serde_json::from_str(resources).unwrap();
         mgr.create(Some(&res)).unwrap();
         Self { mgr, children: Vec::new() }
@@ -241,4 +252,45 @@ fn remove_leaves_no_directory_and_tolerates_absence() {
     cg.mgr.remove().unwrap();
     assert!(dirs.iter().all(|d| !d.exists()));
     cg.mgr.remove().unwrap();
+}
+
+/// This host's cgroup2 mount used as if it were a pure v2 host: the BPF device program is
+/// attached to a cgroup2 directory and enforced on the child (device programs work on the
+/// cgroup2 hierarchy even when v1 controllers are mounted).
+#[test]
+fn v2_bpf_device_program_is_enforced() {
+    let root = Path::new("/sys/fs/cgroup/unified");
+    let mi = "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
+    let h = Hierarchies::detect(mi, "0::/\n", Path::new("/")).unwrap();
+    assert_eq!(h.layout, Layout::Unified);
+    let before = std::fs::read_to_string(root.join("cgroup.subtree_control")).unwrap();
+    let _restore = Restore(before);
+    let mut cg = Cg::on(Some(h), r#"{"devices":[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":1,"minor":8,"access":"r"}]}"#);
+    let (pid, go) = cg.child(|| {
+        let open = |p: &std::ffi::CStr, flags| {
+            // SAFETY: a NUL-terminated path; the fd is leaked until _exit.
+            let fd = unsafe { libc::open(p.as_ptr(), flags) };
+            if fd >= 0 { 0 } else { std::io::Error::last_os_error().raw_os_error().unwrap_or(99) }
+        };
+        match (open(c"/dev/null", libc::O_RDWR), open(c"/dev/random", libc::O_RDONLY), open(c"/dev/random", libc::O_WRONLY), open(c"/dev/kmsg", libc::O_RDONLY)) {
+            (0, 0, libc::EPERM, libc::EPERM) => 0,
+            (a, b, c, d) => 10 + a.min(1) + 2 * b.min(1) + 4 * c.min(1) * i32::from(c != libc::EPERM) + 8 * i32::from(d != libc::EPERM),
+        }
+    });
+    cg.release(pid, &go);
+    assert_eq!(waitpid(pid, None).unwrap(), WaitStatus::Exited(pid, 0), "null rw, random r allowed; random w, kmsg denied");
+    cg.children.clear();
+}
+
+/// Puts back the hybrid cgroup2 root's subtree_control (create enables its controllers).
+struct Restore(String);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let p = Path::new("/sys/fs/cgroup/unified/cgroup.subtree_control");
+        let now = std::fs::read_to_string(p).unwrap_or_default();
+        for c in now.split_whitespace().filter(|c| !self.0.split_whitespace().any(|b| b == *c)) {
+            let _ = std::fs::write(p, format!("-{c}"));
+        }
+    }
 }

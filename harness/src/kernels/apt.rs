@@ -165,6 +165,12 @@ impl PrivateApt {
         self.run("apt-get", &["download".to_string(), format!("{name}={version}")], Some(dest)).map(|_| ())
     }
 
+    /// The archive's `Size:` of a package version, if known.
+    pub fn package_size(&self, name: &str, version: &str) -> Option<u64> {
+        let show = self.cache_query(&["show".to_string(), format!("{name}={version}")]).ok()?;
+        show.lines().find_map(|l| l.strip_prefix("Size:")).and_then(|v| v.trim().parse().ok())
+    }
+
     /// `apt-cache <args>`; returns stdout.
     pub fn cache_query(&self, args: &[String]) -> Result<String, AptError> {
         self.run("apt-cache", args, None)

@@ -140,13 +140,28 @@ fn resolve_local(spec: &KernelSpec) -> Result<KernelFiles, FetchError> {
     })
 }
 
+/// What a fetch reports while it works (for a progress bar).
+#[derive(Debug, Clone, Copy)]
+pub enum FetchProgress<'a> {
+    /// A new step begins (a short message).
+    Step(&'a str),
+    /// Bytes of a package downloaded so far, of its archive size (0 when unknown).
+    Download {
+        /// Package name.
+        package: &'a str,
+        /// Bytes on disk.
+        done: u64,
+        /// Expected size.
+        total: u64,
+    },
+}
+
 /// Downloads (unless already present with the right hash), verifies and extracts a kernel.
-/// `step` is called with a short message before each step (for a progress bar).
 pub fn fetch(
     spec: &KernelSpec,
     apt: &PrivateApt,
     cache: &Path,
-    step: &dyn Fn(&str),
+    progress: &(dyn Fn(FetchProgress<'_>) + Sync),
 ) -> Result<KernelFiles, FetchError> {
     if let Ok(f) = cached(spec, cache) {
         return Ok(f);
@@ -170,10 +185,10 @@ pub fn fetch(
     std::fs::create_dir_all(&debs_dir).map_err(io(&debs_dir))?;
     let mut debs = Vec::new();
     for pin in &spec.packages {
-        step(&format!("{kernel}: {}", pin.name));
-        debs.push(download_verified(&kernel, pin, apt, &debs_dir)?);
+        progress(FetchProgress::Step(&format!("{kernel}: {}", pin.name)));
+        debs.push(download_verified(&kernel, pin, apt, &debs_dir, progress)?);
     }
-    step(&format!("{kernel}: extracting"));
+    progress(FetchProgress::Step(&format!("{kernel}: extracting")));
     let dir = kernel_dir(cache, &kernel);
     let tree = dir.join("tree");
     let tmp = dir.join("tree.partial");
@@ -207,11 +222,35 @@ fn find_deb(dir: &Path, pin: &PackagePin) -> Option<PathBuf> {
     })
 }
 
+/// Runs `download` while a poller reports the size of the growing .deb every 200 ms.
+fn with_byte_progress<T>(
+    pin: &PackagePin,
+    total: u64,
+    dir: &Path,
+    progress: &(dyn Fn(FetchProgress<'_>) + Sync),
+    download: impl FnOnce() -> T,
+) -> T {
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let size = find_deb(dir, pin).and_then(|p| std::fs::metadata(p).ok()).map_or(0, |m| m.len());
+                progress(FetchProgress::Download { package: &pin.name, done: size, total });
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        });
+        let r = download();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        r
+    })
+}
+
 fn download_verified(
     kernel: &str,
     pin: &PackagePin,
     apt: &PrivateApt,
     dir: &Path,
+    progress: &(dyn Fn(FetchProgress<'_>) + Sync),
 ) -> Result<PathBuf, FetchError> {
     let hash_of = |p: &Path| {
         sha256_file(p).map_err(|source| FetchError::Io {
@@ -233,11 +272,14 @@ fn download_verified(
         source,
     };
     apt.update(false).map_err(missing)?;
-    if apt.download(&pin.name, &pin.version, dir).is_err() {
+    let total = apt.package_size(&pin.name, &pin.version).unwrap_or(0);
+    let download = || apt.download(&pin.name, &pin.version, dir);
+    if with_byte_progress(pin, total, dir, progress, download).is_err() {
         // The lists may be stale: refresh once and retry.
         apt.update(true).map_err(missing)?;
-        apt.download(&pin.name, &pin.version, dir).map_err(missing)?;
+        with_byte_progress(pin, total, dir, progress, download).map_err(missing)?;
     }
+    progress(FetchProgress::Download { package: &pin.name, done: total, total });
     let p = find_deb(dir, pin).ok_or_else(|| FetchError::Missing {
         kernel: kernel.into(),
         what: format!("downloaded {}", pin.name),

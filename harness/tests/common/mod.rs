@@ -7,8 +7,12 @@ use std::path::PathBuf;
 use isolab_harness::catalogue::{self, Ctx, Need};
 use isolab_harness::protocol::Outcome;
 
-/// The isorun binary of this workspace (built by `cargo build`/nextest).
+/// The isorun binary of this workspace (built by `cargo build`/nextest), or the runtime
+/// named by `ISOLAB_TEST_RUNTIME` (e.g. /usr/sbin/runc) to check another runtime.
 pub fn isorun() -> PathBuf {
+    if let Some(p) = std::env::var_os("ISOLAB_TEST_RUNTIME") {
+        return PathBuf::from(p);
+    }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));

@@ -14,11 +14,13 @@ use nix::errno::Errno;
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
 
+mod devices;
 mod fsio;
 pub mod layout;
 pub mod path;
 pub mod resources;
 pub mod stats;
+mod sys;
 
 pub use layout::{Hierarchies, Layout};
 pub use resources::Setting;
@@ -191,7 +193,10 @@ impl CgroupManager {
                 self.controller_dir(s.field, s.controller)?; // fail before mkdir
             }
         }
-        let r = self.make_dirs().and_then(|()| self.apply(&settings));
+        let r = self.make_dirs().and_then(|()| self.apply(&settings)).and_then(|()| match resources {
+            Some(res) if v2 => self.devices_v2(res),
+            _ => Ok(()),
+        });
         if r.is_err() {
             let _ = self.remove();
         }
@@ -219,8 +224,26 @@ impl CgroupManager {
 
     /// Apply `resources` to the existing cgroup (`isorun update`); only set fields are written.
     pub fn update(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
-        let settings = resources::plan(resources, self.hier.layout == Layout::Unified)?;
-        self.apply(&settings)
+        let v2 = self.hier.layout == Layout::Unified;
+        let settings = resources::plan(resources, v2)?;
+        self.apply(&settings)?;
+        if v2 {
+            self.devices_v2(resources)?;
+        }
+        Ok(())
+    }
+
+    /// v2: compile `linux.resources.devices` (plus runc's default allowed devices) to a BPF
+    /// device program and attach it to the cgroup, replacing an earlier one.
+    fn devices_v2(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
+        let Some(rules) = resources.devices().as_ref().filter(|d| !d.is_empty()) else { return Ok(()) };
+        let dir = self.unified_dir().unwrap_or_default();
+        let insns = devices::program(rules, resources::DEFAULT_DEVICES.iter().copied())?;
+        let prog = sys::load_device_program(&insns)
+            .map_err(|errno| CgroupError::Io { op: "load BPF device program for", path: dir.clone(), errno })?;
+        let cg = std::fs::File::open(&dir).map_err(|e| CgroupError::io("open", &dir, &e))?;
+        sys::attach_device_program(std::os::fd::AsFd::as_fd(&prog), std::os::fd::AsFd::as_fd(&cg))
+            .map_err(|errno| CgroupError::Io { op: "attach BPF device program to", path: dir, errno })
     }
 
     /// Write `settings` (see [`resources::plan`]), checking each controller first.

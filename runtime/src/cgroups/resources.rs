@@ -30,7 +30,7 @@ fn unsupported(field: &str, reason: &str) -> CgroupError {
 
 /// runc's default device rules, appended after the config's rules (mknod anything; use
 /// null, zero, full, random, urandom, tty, console pts, ptmx, tun).
-const DEFAULT_DEVICES_V1: &[&str] =
+pub const DEFAULT_DEVICES: &[&str] =
     &["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:8 rwm", "c 1:7 rwm", "c 5:0 rwm", "c 1:5 rwm", "c 1:9 rwm", "c 136:* rwm", "c 5:2 rwm", "c 10:200 rwm"];
 
 /// `c 1:3 rwm`, with `*` for absent numbers and `rwm` for absent access.
@@ -81,18 +81,13 @@ pub fn plan(res: &LinuxResources, v2: bool) -> Result<Vec<Setting>, CgroupError>
     }
     if let Some(devs) = res.devices().as_ref().filter(|d| !d.is_empty()) {
         if v2 {
-            if devs.iter().any(|d| !(d.allow() && d.typ().unwrap_or_default().as_str() == "a" && d.major().is_none() && d.minor().is_none())) {
-                return Err(unsupported(
-                    "linux.resources.devices",
-                    "device rules on cgroup v2 need a BPF device program, which isorun does not load yet",
-                ));
-            }
+            // Compiled to a BPF program by the manager (devices.rs), not a file write.
         } else {
             for d in devs {
                 let file = if d.allow() { "devices.allow" } else { "devices.deny" };
                 out.push(set("linux.resources.devices", "devices", file, device_rule(d)));
             }
-            for r in DEFAULT_DEVICES_V1 {
+            for r in DEFAULT_DEVICES {
                 out.push(set("linux.resources.devices", "devices", "devices.allow", r));
             }
         }

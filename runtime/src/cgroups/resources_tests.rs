@@ -49,12 +49,11 @@ fn v1_devices_then_defaults() {
     &[("io.weight","default 1"),("io.max","8:0 rbps=1000")] ; "io")]
 #[test_case(r#"{"hugepageLimits":[{"pageSize":"1GB","limit":0}]}"#, &[("hugetlb.1GB.max","0")] ; "hugetlb v2")]
 #[test_case(r#"{"unified":{"memory.high":"1000000","cgroup.max.depth":"3"}}"#, &[("cgroup.max.depth","3"),("memory.high","1000000")] ; "unified")]
-#[test_case(r#"{"devices":[{"allow":true,"access":"rwm"}]}"#, &[] ; "allow all devices is a no-op")]
+#[test_case(r#"{"devices":[{"allow":false,"access":"rwm"}]}"#, &[] ; "devices are a BPF program not files")]
 fn v2_settings(json: &str, want: &[(&str, &str)]) {
     assert_eq!(files(json, true), pairs(want));
 }
 
-#[test_case(r#"{"devices":[{"allow":false,"access":"rwm"}]}"#, true, "linux.resources.devices" ; "v2 devices")]
 #[test_case(r#"{"memory":{"disableOOMKiller":true}}"#, true, "linux.resources.memory.disableOOMKiller" ; "v2 oom killer")]
 #[test_case(r#"{"memory":{"swappiness":10}}"#, true, "linux.resources.memory.swappiness" ; "v2 swappiness")]
 #[test_case(r#"{"memory":{"swap":10}}"#, true, "needs a memory limit" ; "v2 swap without limit")]

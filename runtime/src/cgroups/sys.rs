@@ -58,17 +58,14 @@ fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> Result<libc::c_long, Errno> {
     }
 }
 
-/// Load a `BPF_PROG_TYPE_CGROUP_DEVICE` program. `log` receives the verifier's log on failure.
-pub fn load_device_program(insns: &[Insn], log: &mut [u8]) -> Result<OwnedFd, Errno> {
+/// Load a `BPF_PROG_TYPE_CGROUP_DEVICE` program (no helpers, so no GPL license needed).
+pub fn load_device_program(insns: &[Insn]) -> Result<OwnedFd, Errno> {
     let license = c"Apache";
     let mut attr = ProgLoadAttr {
         prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
         insn_cnt: u32::try_from(insns.len()).map_err(|_| Errno::E2BIG)?,
         insns: insns.as_ptr() as u64,
         license: license.as_ptr() as u64,
-        log_level: u32::from(!log.is_empty()),
-        log_size: u32::try_from(log.len()).unwrap_or(0),
-        log_buf: log.as_mut_ptr() as u64,
         ..Default::default()
     };
     let fd = bpf(BPF_PROG_LOAD, &mut attr)?;

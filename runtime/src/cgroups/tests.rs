@@ -101,7 +101,7 @@ fn v2_enables_controllers_in_ancestors() {
 #[test_case(V2, r#"{"cpu":{"cpus":"0"}}"#, "the cpuset controller is not available: not listed in" ; "v2 cpuset not enabled")]
 #[test_case(HYBRID, r#"{"unified":{"memory.high":"1"}}"#, "linux.resources.unified.memory.high" ; "hybrid unified")]
 #[test_case(V1, r#"{"memory":{"swappiness":5}}"#, "memory.swappiness does not exist (ENOENT): the host's memory controller cannot enforce it" ; "v1 missing file")]
-#[test_case(V2, r#"{"devices":[{"allow":false,"access":"rwm"}]}"#, "linux.resources.devices" ; "v2 devices")]
+#[test_case(V2, r#"{"devices":[{"allow":false,"access":"rwm"}]}"#, "attach BPF device program to /tmp/" ; "v2 devices need a real cgroup2 dir")]
 fn errors(mountinfo: &str, json: &str, msg: &str) {
     let f = fake(mountinfo, &[("cgroup.controllers", "memory pids"), ("cgroup.subtree_control", "")]);
     let e = f.mgr.create(Some(&res(json))).unwrap_err().to_string();

@@ -36,13 +36,22 @@ pub fn fetch_kernels(g: &Global, m: &Matrix, names: &[String]) -> Result<()> {
     let cache = cache(g);
     let specs = m.select(names)?;
     let apt = lab::private_apt(&cache, m)?;
-    let steps: usize = specs.iter().map(|s| s.packages.len() + 1).sum();
-    let pb = bar(steps as u64, "fetching kernels");
+    let pb = bar(0, "fetching kernels");
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {msg:60} [{bar:30}] {bytes}/{total_bytes} {elapsed}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
     let mut failed = Vec::new();
     for spec in specs {
-        let res = fetch::fetch(spec, &apt, &cache, &|msg| {
-            pb.set_message(msg.to_string());
-            pb.inc(1);
+        let res = fetch::fetch(spec, &apt, &cache, &|p| match p {
+            fetch::FetchProgress::Step(msg) => pb.set_message(msg.to_string()),
+            fetch::FetchProgress::Download { done, total, .. } => {
+                pb.set_length(total.max(done));
+                pb.set_position(done);
+            }
         })
         .map_err(anyhow::Error::from)
         .and_then(|f| isolab_harness::kernels::check(&f, &m.suite).map_err(anyhow::Error::from));

@@ -43,6 +43,11 @@ pub fn boot(g: &Global, m: &Matrix, kernel: &str, cgroup: &str, command: &[Strin
         for l in &report.console_tail {
             eprintln!("{l}");
         }
+        if !g.verbose_console {
+            eprintln!(
+                "--- (kernel messages are quiet by default: rerun with --verbose-console for all of them)"
+            );
+        }
         std::process::exit(125);
     }
     std::process::exit(report.exit_code().unwrap_or(0));
