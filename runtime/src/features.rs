@@ -7,7 +7,12 @@ pub const NAMESPACES: [&str; 8] = ["cgroup", "ipc", "mount", "network", "pid", "
 
 /// The features document.
 pub fn features() -> Value {
-    let caps: Vec<String> = caps::all().into_iter().map(|c| c.to_string()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let caps: Vec<String> = caps::all()
+        .into_iter()
+        .map(|c| c.to_string())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
     json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.3.0",

@@ -7,14 +7,14 @@
 //! ([`state`]). Every raw syscall lives in [`sys`].
 #![warn(missing_docs)]
 
-pub mod config;
-pub mod rootfs;
-pub mod sys;
-pub mod channel;
-pub mod container;
-pub mod init;
-pub mod state;
-pub mod features;
 pub mod cgroups;
-pub mod seccomp;
+pub mod channel;
+pub mod config;
+pub mod container;
+pub mod features;
 pub mod hooks;
+pub mod init;
+pub mod rootfs;
+pub mod seccomp;
+pub mod state;
+pub mod sys;

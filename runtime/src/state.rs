@@ -177,9 +177,7 @@ impl StateStore {
         let dir = self.dir(id);
         match fs::create_dir(&dir) {
             Ok(()) => Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                Err(StateError::Exists(id.to_owned()))
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(StateError::Exists(id.to_owned())),
             Err(source) => Err(io("mkdir", &dir, source)),
         }
     }
@@ -205,7 +203,8 @@ impl StateStore {
         let dir = self.dir(&rec.id);
         let tmp = dir.join(".state.json.tmp");
         let path = dir.join(STATE_FILE);
-        let bytes = serde_json::to_vec(rec).map_err(|source| StateError::Corrupt { path: path.clone(), source })?;
+        let bytes =
+            serde_json::to_vec(rec).map_err(|source| StateError::Corrupt { path: path.clone(), source })?;
         let mut f = fs::File::create(&tmp).map_err(|source| io("create", &tmp, source))?;
         f.write_all(&bytes).map_err(|source| io("write", &tmp, source))?;
         fs::rename(&tmp, &path).map_err(|source| io("rename", &path, source))

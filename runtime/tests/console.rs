@@ -23,7 +23,13 @@ fn pty_master_is_sent_to_the_console_socket() {
         let mut buf = [0u8; 256];
         let mut iov = [IoSliceMut::new(&mut buf)];
         let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-        let msg = recvmsg::<()>(std::os::fd::AsRawFd::as_raw_fd(&conn), &mut iov, Some(&mut cmsg), MsgFlags::empty()).unwrap();
+        let msg = recvmsg::<()>(
+            std::os::fd::AsRawFd::as_raw_fd(&conn),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::empty(),
+        )
+        .unwrap();
         let fd = msg
             .cmsgs()
             .unwrap()
@@ -37,7 +43,15 @@ fn pty_master_is_sent_to_the_console_socket() {
     });
     let id = f.id("tty");
     let bundle = f.bundle();
-    let out = f.isorun(&["run", "-d", "--console-socket", sock_path.to_str().unwrap(), "--bundle", bundle.to_str().unwrap(), &id]);
+    let out = f.isorun(&[
+        "run",
+        "-d",
+        "--console-socket",
+        sock_path.to_str().unwrap(),
+        "--bundle",
+        bundle.to_str().unwrap(),
+        &id,
+    ]);
     assert!(out.status.success(), "run -d: {}", text(&out.stderr));
     let master = std::fs::File::from(receiver.join().unwrap());
     let (tx, rx) = std::sync::mpsc::channel();
@@ -64,7 +78,8 @@ fn pty_master_is_sent_to_the_console_socket() {
 #[test]
 fn foreground_run_proxies_the_terminal() {
     let mut f = Fixture::new();
-    let (code, out, err) = f.run(&["sh", "-c", "test -t 1 && echo is-a-tty; exit 3"], |s| s["process"]["terminal"] = json!(true));
+    let (code, out, err) = f
+        .run(&["sh", "-c", "test -t 1 && echo is-a-tty; exit 3"], |s| s["process"]["terminal"] = json!(true));
     assert_eq!(code, 3, "stderr: {err}");
     assert!(out.contains("is-a-tty"), "{out:?}");
 }

@@ -39,7 +39,17 @@ fn exec_joins_the_containers_namespaces_and_root() {
 fn exec_returns_the_exit_status_and_applies_user_and_env() {
     let mut f = Fixture::new();
     let id = running(&mut f, |_| {});
-    let out = f.isorun(&["exec", "--user", "1000:1001", "--env", "X=42", &id, "sh", "-c", "echo $(id -u):$(id -g):$X; exit 5"]);
+    let out = f.isorun(&[
+        "exec",
+        "--user",
+        "1000:1001",
+        "--env",
+        "X=42",
+        &id,
+        "sh",
+        "-c",
+        "echo $(id -u):$(id -g):$X; exit 5",
+    ]);
     assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "1000:1001:42\n");
 }
@@ -49,16 +59,25 @@ fn exec_with_process_json_and_capabilities() {
     let mut f = Fixture::new();
     let id = running(&mut f, |_| {});
     let process = f.tmp.path().join("process.json");
-    std::fs::write(&process, serde_json::to_vec(&json!({
-        "args": ["sh", "-c", "grep CapEff /proc/self/status"],
-        "cwd": "/",
-        "user": {"uid": 0, "gid": 0},
-        "env": ["PATH=/bin"],
-        "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]}
-    })).unwrap()).unwrap();
+    std::fs::write(
+        &process,
+        serde_json::to_vec(&json!({
+            "args": ["sh", "-c", "grep CapEff /proc/self/status"],
+            "cwd": "/",
+            "user": {"uid": 0, "gid": 0},
+            "env": ["PATH=/bin"],
+            "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]}
+        }))
+        .unwrap(),
+    )
+    .unwrap();
     let out = f.isorun(&["exec", "--process", process.to_str().unwrap(), &id]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout).split_whitespace().last(), Some("0000000000000020"), "only CAP_KILL (bit 5)");
+    assert_eq!(
+        text(&out.stdout).split_whitespace().last(),
+        Some("0000000000000020"),
+        "only CAP_KILL (bit 5)"
+    );
 }
 
 #[test]

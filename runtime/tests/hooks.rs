@@ -14,12 +14,13 @@ fn every_hook_runs_in_order_with_the_state_on_stdin() {
     std::fs::create_dir_all(f.bundle().join("rootfs/hooklog")).unwrap();
     let log = logdir.join("log");
     // Runtime-namespace hooks write to the host path; container hooks to the bind mount.
-    let host_hook = |kind: &str| {
-        json!({"path": "/bin/sh", "args": ["sh", "-c", format!("echo {kind} $(tr -d '\\n' | grep -o '\"status\": *\"[a-z]*\"') >> {}", log.display())]})
-    };
-    let in_container = |kind: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("echo {kind} >> /hooklog/log")]});
+    let host_hook = |kind: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("echo {kind} $(tr -d '\\n' | grep -o '\"status\": *\"[a-z]*\"') >> {}", log.display())]});
+    let in_container =
+        |kind: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("echo {kind} >> /hooklog/log")]});
     let (code, out, err) = f.run(&["sh", "-c", "echo main >> /hooklog/log; echo ran"], |s| {
-        s["mounts"].as_array_mut().unwrap().push(json!({"destination": "/hooklog", "type": "bind", "source": logdir, "options": ["rbind", "rw"]}));
+        s["mounts"].as_array_mut().unwrap().push(
+            json!({"destination": "/hooklog", "type": "bind", "source": logdir, "options": ["rbind", "rw"]}),
+        );
         s["hooks"] = json!({
             "prestart": [host_hook("prestart")],
             "createRuntime": [host_hook("createRuntime")],
@@ -37,7 +38,11 @@ fn every_hook_runs_in_order_with_the_state_on_stdin() {
     let mut without_poststart: Vec<&str> = kinds.iter().copied().filter(|k| *k != "poststart").collect();
     assert!(kinds.contains(&"poststart"), "{got}");
     without_poststart.dedup();
-    assert_eq!(without_poststart, ["prestart", "createRuntime", "createContainer", "startContainer", "main", "poststop"], "{got}");
+    assert_eq!(
+        without_poststart,
+        ["prestart", "createRuntime", "createContainer", "startContainer", "main", "poststop"],
+        "{got}"
+    );
     assert!(got.lines().next().unwrap().contains("\"creating\""), "prestart sees status creating: {got}");
     assert!(got.lines().last().unwrap().contains("\"stopped\""), "poststop sees status stopped: {got}");
 }
@@ -46,7 +51,8 @@ fn every_hook_runs_in_order_with_the_state_on_stdin() {
 fn failing_create_runtime_hook_aborts_and_leaves_nothing() {
     let mut f = Fixture::new();
     f.config(&["true"], |s| {
-        s["hooks"] = json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "echo nope >&2; exit 9"]}]});
+        s["hooks"] =
+            json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "echo nope >&2; exit 9"]}]});
     });
     let id = f.id("hookfail");
     let bundle = f.bundle();

@@ -52,14 +52,18 @@ fn root_is_the_bundle_rootfs_and_old_root_is_gone() {
     let points: Vec<&str> = lines.filter_map(|l| l.split_whitespace().nth(4)).collect();
     let allowed = ["/", "/proc", "/dev", "/sys"];
     for p in &points {
-        assert!(allowed.iter().any(|a| p == a || p.starts_with(&format!("{a}/"))), "unexpected mount point {p}: {points:#?}");
+        assert!(
+            allowed.iter().any(|a| p == a || p.starts_with(&format!("{a}/"))),
+            "unexpected mount point {p}: {points:#?}"
+        );
     }
 }
 
 #[test]
 fn readonly_root_gives_erofs() {
     let mut f = Fixture::new();
-    let (code, out, _) = f.run(&["sh", "-c", "touch /newfile 2>&1; echo rc=$?"], |s| s["root"]["readonly"] = json!(true));
+    let (code, out, _) =
+        f.run(&["sh", "-c", "touch /newfile 2>&1; echo rc=$?"], |s| s["root"]["readonly"] = json!(true));
     assert_eq!(code, 0);
     assert!(out.contains("Read-only file system"), "{out}");
     assert!(out.contains("rc=1"), "{out}");
@@ -70,7 +74,11 @@ fn readonly_root_gives_erofs() {
 fn masked_and_readonly_paths_hold() {
     let mut f = Fixture::new();
     let (code, out, err) = f.run(
-        &["sh", "-c", "wc -c < /proc/keys; ls /proc/acpi | wc -l; echo 1 > /proc/sys/kernel/sysrq 2>&1 || echo ro-ok"],
+        &[
+            "sh",
+            "-c",
+            "wc -c < /proc/keys; ls /proc/acpi | wc -l; echo 1 > /proc/sys/kernel/sysrq 2>&1 || echo ro-ok",
+        ],
         |_| {},
     );
     assert_eq!(code, 0, "stderr: {err}");

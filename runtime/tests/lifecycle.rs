@@ -27,7 +27,14 @@ fn create_start_kill_delete() {
     let id = f.id("life");
     let bundle = f.bundle();
     let pidfile = f.tmp.path().join("pid");
-    let out = f.isorun(&["create", "--bundle", bundle.to_str().unwrap(), "--pid-file", pidfile.to_str().unwrap(), &id]);
+    let out = f.isorun(&[
+        "create",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "--pid-file",
+        pidfile.to_str().unwrap(),
+        &id,
+    ]);
     assert!(out.status.success(), "create: {}", text(&out.stderr));
     let st = f.state(&id);
     assert_eq!(st["status"], "created");
@@ -85,7 +92,10 @@ fn delete_force_kills_a_running_container_and_its_children() {
     let pid = f.state(&id)["pid"].as_i64().unwrap();
     let out = f.isorun(&["delete", "--force", &id]);
     assert!(out.status.success(), "delete --force: {}", text(&out.stderr));
-    assert!(!Path::new(&format!("/proc/{pid}")).exists() || std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z"));
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z")
+    );
     assert!(!f.root().join(&id).exists());
 }
 
@@ -99,7 +109,8 @@ fn list_shows_containers_in_table_and_json() {
     let table = text(&f.isorun(&["list"]).stdout);
     assert!(table.starts_with("ID"), "{table}");
     assert!(table.lines().any(|l| l.starts_with(&id) && l.contains("created")), "{table}");
-    let json: serde_json::Value = serde_json::from_slice(&f.isorun(&["list", "--format", "json"]).stdout).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&f.isorun(&["list", "--format", "json"]).stdout).unwrap();
     assert_eq!(json[0]["id"], id.as_str());
     assert_eq!(json[0]["status"], "created");
 }
@@ -180,7 +191,8 @@ fn spec_writes_a_config_that_runs() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let again = f.isorun(&["spec", "--bundle", dir.to_str().unwrap()]);
     assert!(!again.status.success(), "spec refuses to overwrite");
-    let mut spec: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
     assert_eq!(spec["hostname"], "isorun");
     spec["process"]["terminal"] = json!(false);
     spec["process"]["args"] = json!(["hostname"]);

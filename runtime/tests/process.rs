@@ -7,18 +7,23 @@ use common::{text, Fixture};
 use serde_json::json;
 
 fn status_field<'a>(status: &'a str, key: &str) -> &'a str {
-    status.lines().find_map(|l| l.strip_prefix(key)).map(str::trim).unwrap_or_else(|| panic!("{key} missing: {status}"))
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("{key} missing: {status}"))
 }
 
 #[test]
 fn user_groups_umask_cwd_env() {
     let mut f = Fixture::new();
     std::fs::create_dir_all(f.bundle().join("rootfs/work")).unwrap();
-    let (code, out, err) = f.run(&["sh", "-c", "id -u; id -g; id -G; umask; pwd; echo $GREETING; echo $HOME"], |s| {
-        s["process"]["user"] = json!({"uid": 1234, "gid": 5678, "additionalGids": [42, 43], "umask": 63});
-        s["process"]["cwd"] = json!("/work");
-        s["process"]["env"].as_array_mut().unwrap().push(json!("GREETING=hi"));
-    });
+    let (code, out, err) =
+        f.run(&["sh", "-c", "id -u; id -g; id -G; umask; pwd; echo $GREETING; echo $HOME"], |s| {
+            s["process"]["user"] = json!({"uid": 1234, "gid": 5678, "additionalGids": [42, 43], "umask": 63});
+            s["process"]["cwd"] = json!("/work");
+            s["process"]["env"].as_array_mut().unwrap().push(json!("GREETING=hi"));
+        });
     assert_eq!(code, 0, "stderr: {err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "1234");
@@ -34,11 +39,14 @@ fn user_groups_umask_cwd_env() {
 #[test]
 fn rlimits_oom_score_adj_and_no_new_privs() {
     let mut f = Fixture::new();
-    let (code, out, err) = f.run(&["sh", "-c", "ulimit -n; ulimit -Hn; cat /proc/self/oom_score_adj; cat /proc/self/status"], |s| {
-        s["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 321, "hard": 654}]);
-        s["process"]["oomScoreAdj"] = json!(123);
-        s["process"]["noNewPrivileges"] = json!(true);
-    });
+    let (code, out, err) = f.run(
+        &["sh", "-c", "ulimit -n; ulimit -Hn; cat /proc/self/oom_score_adj; cat /proc/self/status"],
+        |s| {
+            s["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 321, "hard": 654}]);
+            s["process"]["oomScoreAdj"] = json!(123);
+            s["process"]["noNewPrivileges"] = json!(true);
+        },
+    );
     assert_eq!(code, 0, "stderr: {err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(&lines[..3], ["321", "654", "123"]);

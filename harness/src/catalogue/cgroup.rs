@@ -211,7 +211,12 @@ fn counter_at(pid: i32) -> Option<u64> {
 }
 
 fn freezer(ctx: &mut Ctx) -> Verdict {
-    let cfg = ctx.config(&["sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /tmp/counter; done"]);
+    // Written through a rename so a read never sees a half-written (empty) file.
+    let cfg = ctx.config(&[
+        "sh",
+        "-c",
+        "i=0; while :; do i=$((i+1)); echo $i > /tmp/c.new; mv /tmp/c.new /tmp/counter; done",
+    ]);
     let c = v!(ctx.start(cfg));
     if !Ctx::wait_until(Duration::from_secs(5), || counter_at(c.pid).is_some()) {
         return Verdict::error("the container's counter never started");

@@ -84,3 +84,10 @@ impl Drop for HostSleeper {
         let _ = self.0.wait();
     }
 }
+
+/// The value of `key:` in /proc/<pid>/status (e.g. `Uid`, `CapEff`, `NoNewPrivs`), trimmed.
+pub fn status_field(pid: i32, key: &str) -> Option<String> {
+    let path = if pid > 0 { format!("/proc/{pid}/status") } else { "/proc/self/status".into() };
+    let status = std::fs::read_to_string(path).ok()?;
+    status.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(':').map(|v| v.trim().to_owned()))
+}

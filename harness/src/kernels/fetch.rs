@@ -184,6 +184,15 @@ pub fn fetch(
     let debs_dir = cache.join("debs");
     std::fs::create_dir_all(&debs_dir).map_err(io(&debs_dir))?;
     let mut debs = Vec::new();
+    if spec.packages.iter().any(|p| find_deb(&debs_dir, p).is_none()) {
+        progress(FetchProgress::Step(&format!("{kernel}: apt-get update (private lists)")));
+        apt.update(false).map_err(|source| FetchError::PackageMissing {
+            kernel: kernel.clone(),
+            package: spec.packages[0].name.clone(),
+            version: spec.packages[0].version.clone(),
+            source,
+        })?;
+    }
     for pin in &spec.packages {
         progress(FetchProgress::Step(&format!("{kernel}: {}", pin.name)));
         debs.push(download_verified(&kernel, pin, apt, &debs_dir, progress)?);

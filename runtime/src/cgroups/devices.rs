@@ -21,7 +21,10 @@ struct Rule {
 
 /// Parse `c 1:3 rwm` (the v1 rule syntax [`super::resources::device_rule`] produces).
 fn parse(allow: bool, s: &str) -> Result<Rule, CgroupError> {
-    let bad = || CgroupError::Unsupported { field: "linux.resources.devices".into(), reason: format!("bad device rule {s:?}") };
+    let bad = || CgroupError::Unsupported {
+        field: "linux.resources.devices".into(),
+        reason: format!("bad device rule {s:?}"),
+    };
     let mut f = s.split(' ');
     let typ = match f.next() {
         Some("a") => 0,
@@ -57,7 +60,10 @@ fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
 }
 
 /// The program for `rules` (in config order) followed by the `defaults` allow rules.
-pub fn program<'a>(rules: &[LinuxDeviceCgroup], defaults: impl IntoIterator<Item = &'a str>) -> Result<Vec<Insn>, CgroupError> {
+pub fn program<'a>(
+    rules: &[LinuxDeviceCgroup],
+    defaults: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<Insn>, CgroupError> {
     let mut default_allow = true; // a new v1 devices cgroup allows everything
     let mut list: Vec<Rule> = Vec::new();
     let all = rules.iter().map(|d| parse(d.allow(), &super::resources::device_rule(d)));
@@ -79,7 +85,12 @@ pub fn program<'a>(rules: &[LinuxDeviceCgroup], defaults: impl IntoIterator<Item
         insn(LDXW, 4, 1, 4, 0),
         insn(LDXW, 5, 1, 8, 0),
     ];
-    let imm = |v: u32| i32::try_from(v).map_err(|_| CgroupError::Unsupported { field: "linux.resources.devices".into(), reason: format!("device number {v} too large") });
+    let imm = |v: u32| {
+        i32::try_from(v).map_err(|_| CgroupError::Unsupported {
+            field: "linux.resources.devices".into(),
+            reason: format!("device number {v} too large"),
+        })
+    };
     for r in list.iter().rev() {
         // Each check jumps to the next rule's block when it fails; offsets fixed below.
         let mut block: Vec<Insn> = Vec::new();
@@ -146,7 +157,8 @@ mod tests {
         serde_json::from_str(json).unwrap()
     }
 
-    const DENY_ALL_NULL: &str = r#"[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":1,"minor":3,"access":"rw"}]"#;
+    const DENY_ALL_NULL: &str =
+        r#"[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":1,"minor":3,"access":"rw"}]"#;
 
     #[test_case(DENY_ALL_NULL, 2, 2, 1, 3, 1 ; "null read allowed")]
     #[test_case(DENY_ALL_NULL, 2, 6, 1, 3, 1 ; "null read write allowed")]

@@ -22,7 +22,11 @@ pub fn write_raw(path: &Path, value: &str) -> Result<(), Errno> {
 
 /// Write `value` to `path`.
 pub fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
-    write_raw(path, value).map_err(|errno| CgroupError::Write { path: path.to_owned(), value: value.to_owned(), errno })
+    write_raw(path, value).map_err(|errno| CgroupError::Write {
+        path: path.to_owned(),
+        value: value.to_owned(),
+        errno,
+    })
 }
 
 /// Read `path` as text.
@@ -37,12 +41,14 @@ pub fn read_u64(path: &Path) -> Result<u64, CgroupError> {
     if t == "max" {
         return Ok(u64::MAX);
     }
-    t.parse().map_err(|_| CgroupError::Parse { path: path.to_owned(), reason: format!("not a number: {t:?}") })
+    t.parse()
+        .map_err(|_| CgroupError::Parse { path: path.to_owned(), reason: format!("not a number: {t:?}") })
 }
 
 /// `key value` lines (memory.stat, cpu.stat, memory.events, ...) → the value of `key`.
 pub fn flat_key(text: &str, key: &str) -> Option<u64> {
-    text.lines().find_map(|l| l.split_once(' ').filter(|(k, _)| *k == key).and_then(|(_, v)| v.trim().parse().ok()))
+    text.lines()
+        .find_map(|l| l.split_once(' ').filter(|(k, _)| *k == key).and_then(|(_, v)| v.trim().parse().ok()))
 }
 
 /// `mkdir -p base/rel`; returns the directories it created, top-down.
@@ -103,7 +109,12 @@ pub fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
 pub fn procs_recursive(dir: &Path, out: &mut Vec<i32>) -> Result<(), CgroupError> {
     let procs = dir.join("cgroup.procs");
     for l in read(&procs)?.lines() {
-        out.push(l.trim().parse().map_err(|_| CgroupError::Parse { path: procs.clone(), reason: format!("not a pid: {l:?}") })?);
+        out.push(
+            l.trim().parse().map_err(|_| CgroupError::Parse {
+                path: procs.clone(),
+                reason: format!("not a pid: {l:?}"),
+            })?,
+        );
     }
     let entries = std::fs::read_dir(dir).map_err(|e| CgroupError::io("read dir", dir, &e))?;
     for e in entries.flatten() {
@@ -133,8 +144,11 @@ pub fn enable_controllers(root: &Path, rel: &str) -> Result<(), CgroupError> {
     for comp in rel.split('/').filter(|c| !c.is_empty()) {
         let available = read(&dir.join("cgroup.controllers"))?;
         let enabled = read(&dir.join("cgroup.subtree_control"))?;
-        let missing: Vec<String> =
-            available.split_whitespace().filter(|c| !enabled.split_whitespace().any(|e| e == *c)).map(|c| format!("+{c}")).collect();
+        let missing: Vec<String> = available
+            .split_whitespace()
+            .filter(|c| !enabled.split_whitespace().any(|e| e == *c))
+            .map(|c| format!("+{c}"))
+            .collect();
         if !missing.is_empty() {
             let ctl = dir.join("cgroup.subtree_control");
             if write_raw(&ctl, &missing.join(" ")).is_err() {
@@ -150,7 +164,11 @@ pub fn enable_controllers(root: &Path, rel: &str) -> Result<(), CgroupError> {
 
 /// Poll `file` until `done(content)`; no sleep when it is already done. `nudge` runs every
 /// tenth try (v1 re-writes FROZEN). Gives up after ~2 s.
-pub fn wait_for(file: &Path, done: impl Fn(&str) -> bool, nudge: impl Fn() -> Result<(), CgroupError>) -> Result<(), CgroupError> {
+pub fn wait_for(
+    file: &Path,
+    done: impl Fn(&str) -> bool,
+    nudge: impl Fn() -> Result<(), CgroupError>,
+) -> Result<(), CgroupError> {
     for i in 0..2000 {
         if done(&read(file)?) {
             return Ok(());
@@ -160,5 +178,8 @@ pub fn wait_for(file: &Path, done: impl Fn(&str) -> bool, nudge: impl Fn() -> Re
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    Err(CgroupError::Freeze { path: file.to_owned(), reason: "the cgroup did not become frozen within 2s".into() })
+    Err(CgroupError::Freeze {
+        path: file.to_owned(),
+        reason: "the cgroup did not become frozen within 2s".into(),
+    })
 }

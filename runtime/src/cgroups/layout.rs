@@ -8,8 +8,20 @@ use super::CgroupError;
 
 /// v1 controller names (anything else in a v1 mount's super options is an option).
 const V1_CONTROLLERS: &[&str] = &[
-    "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls", "net_prio", "blkio", "perf_event",
-    "hugetlb", "pids", "rdma", "misc",
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "memory",
+    "devices",
+    "freezer",
+    "net_cls",
+    "net_prio",
+    "blkio",
+    "perf_event",
+    "hugetlb",
+    "pids",
+    "rdma",
+    "misc",
 ];
 
 /// How the host's cgroup filesystems are arranged.
@@ -106,13 +118,17 @@ impl Hierarchies {
         let mut unified_own = "/".to_owned();
         for line in proc_self_cgroup.lines() {
             let mut parts = line.splitn(3, ':');
-            let (Some(_), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else { continue };
+            let (Some(_), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+                continue;
+            };
             if ctrls.is_empty() {
                 path.clone_into(&mut unified_own);
                 continue;
             }
             let set: Vec<&str> = ctrls.split(',').collect();
-            if let Some(h) = v1.iter_mut().find(|h| h.controllers.len() == set.len() && set.iter().all(|c| h.controllers.iter().any(|x| x == c))) {
+            if let Some(h) = v1.iter_mut().find(|h| {
+                h.controllers.len() == set.len() && set.iter().all(|c| h.controllers.iter().any(|x| x == c))
+            }) {
                 path.clone_into(&mut h.own);
             }
         }
@@ -122,7 +138,10 @@ impl Hierarchies {
             (true, false) => Layout::V1,
             (false, true) => Layout::Unified,
             (false, false) => {
-                return Err(CgroupError::Layout { path: PathBuf::from("/proc/self/mountinfo"), reason: "no cgroup filesystem is mounted".into() });
+                return Err(CgroupError::Layout {
+                    path: PathBuf::from("/proc/self/mountinfo"),
+                    reason: "no cgroup filesystem is mounted".into(),
+                });
             }
         };
         if layout == Layout::Unified {
@@ -135,10 +154,9 @@ impl Hierarchies {
     pub fn host() -> Result<Arc<Self>, CgroupError> {
         static HOST: std::sync::OnceLock<Result<Arc<Hierarchies>, CgroupError>> = std::sync::OnceLock::new();
         HOST.get_or_init(|| {
-            let read = |p: &str| {
-                std::fs::read_to_string(p).map_err(|e| CgroupError::io("read", p, &e))
-            };
-            Self::detect(&read("/proc/self/mountinfo")?, &read("/proc/self/cgroup")?, Path::new("/")).map(Arc::new)
+            let read = |p: &str| std::fs::read_to_string(p).map_err(|e| CgroupError::io("read", p, &e));
+            Self::detect(&read("/proc/self/mountinfo")?, &read("/proc/self/cgroup")?, Path::new("/"))
+                .map(Arc::new)
         })
         .clone()
     }
@@ -193,7 +211,12 @@ pub(crate) mod tests {
 
     #[test]
     fn v1_details_and_own_cgroup() {
-        let h = Hierarchies::detect(V1, "4:memory:/user.slice/x\n2:cpu,cpuacct:/user.slice\n0::/\n", Path::new("/r")).unwrap();
+        let h = Hierarchies::detect(
+            V1,
+            "4:memory:/user.slice/x\n2:cpu,cpuacct:/user.slice\n0::/\n",
+            Path::new("/r"),
+        )
+        .unwrap();
         assert_eq!(h.v1_mount("cpuacct").unwrap().mount, Path::new("/r/sys/fs/cgroup/cpu,cpuacct"));
         assert_eq!(h.v1_mount("cpu").unwrap().own, "/user.slice");
         assert_eq!(h.v1[3].controllers, vec!["name=systemd"]);

@@ -135,7 +135,11 @@ impl CgroupManager {
     }
 
     /// As [`CgroupManager::new`], on the given hierarchies (tests use a fake root).
-    pub fn with_hierarchies(hier: Arc<Hierarchies>, id: &str, cgroups_path: Option<&str>) -> Result<Self, CgroupError> {
+    pub fn with_hierarchies(
+        hier: Arc<Hierarchies>,
+        id: &str,
+        cgroups_path: Option<&str>,
+    ) -> Result<Self, CgroupError> {
         let path = path::resolve(id, cgroups_path, hier.own_cgroup())?;
         Ok(Self { path, hier })
     }
@@ -217,7 +221,11 @@ impl CgroupManager {
             Ok(_) if self.hier.layout == Layout::Unified => fsio::enable_controllers(unified, self.rel()),
             Ok(_) => Ok(()),
             // Hybrid: the cgroup2 directory is a courtesy (like runc), only where writable.
-            Err(CgroupError::Io { errno: Errno::EACCES | Errno::EPERM | Errno::EROFS, .. }) if self.hier.layout == Layout::Hybrid => Ok(()),
+            Err(CgroupError::Io { errno: Errno::EACCES | Errno::EPERM | Errno::EROFS, .. })
+                if self.hier.layout == Layout::Hybrid =>
+            {
+                Ok(())
+            }
             Err(e) => Err(e),
         }
     }
@@ -239,8 +247,11 @@ impl CgroupManager {
         let Some(rules) = resources.devices().as_ref().filter(|d| !d.is_empty()) else { return Ok(()) };
         let dir = self.unified_dir().unwrap_or_default();
         let insns = devices::program(rules, resources::DEFAULT_DEVICES.iter().copied())?;
-        let prog = sys::load_device_program(&insns)
-            .map_err(|errno| CgroupError::Io { op: "load BPF device program for", path: dir.clone(), errno })?;
+        let prog = sys::load_device_program(&insns).map_err(|errno| CgroupError::Io {
+            op: "load BPF device program for",
+            path: dir.clone(),
+            errno,
+        })?;
         let cg = std::fs::File::open(&dir).map_err(|e| CgroupError::io("open", &dir, &e))?;
         sys::attach_device_program(std::os::fd::AsFd::as_fd(&prog), std::os::fd::AsFd::as_fd(&cg))
             .map_err(|errno| CgroupError::Io { op: "attach BPF device program to", path: dir, errno })
@@ -371,8 +382,14 @@ impl CgroupManager {
     /// Whether the cgroup is frozen (state `paused`); false when it cannot be read.
     pub fn is_frozen(&self) -> bool {
         match self.hier.layout {
-            Layout::Unified => self.unified_dir().and_then(|d| fsio::read(&d.join("cgroup.freeze")).ok()).is_some_and(|s| s.trim() == "1"),
-            _ => self.dir("freezer").and_then(|d| fsio::read(&d.join("freezer.state")).ok()).is_some_and(|s| s.trim() == "FROZEN"),
+            Layout::Unified => self
+                .unified_dir()
+                .and_then(|d| fsio::read(&d.join("cgroup.freeze")).ok())
+                .is_some_and(|s| s.trim() == "1"),
+            _ => self
+                .dir("freezer")
+                .and_then(|d| fsio::read(&d.join("freezer.state")).ok())
+                .is_some_and(|s| s.trim() == "FROZEN"),
         }
     }
 
@@ -392,7 +409,11 @@ fn write_setting(dir: &Path, s: &Setting) -> Result<(), CgroupError> {
         Ok(()) => Ok(()),
         Err(Errno::ENOENT) => match s.fallback.map(|f| dir.join(f)).filter(|p| p.exists()) {
             Some(alt) => fsio::write(&alt, &s.value),
-            None => Err(CgroupError::MissingFile { field: s.field.to_owned(), controller: s.controller.to_owned(), path }),
+            None => Err(CgroupError::MissingFile {
+                field: s.field.to_owned(),
+                controller: s.controller.to_owned(),
+                path,
+            }),
         },
         Err(errno) => Err(CgroupError::Write { path, value: s.value.clone(), errno }),
     }

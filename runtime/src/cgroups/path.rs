@@ -8,7 +8,10 @@ use super::CgroupError;
 /// process's cgroup), absent → `/isorun/<id>`. The systemd form `slice:prefix:name` and `..`
 /// components are rejected. The result is absolute, normalised, never `/`.
 pub fn resolve(id: &str, cgroups_path: Option<&str>, own: &str) -> Result<String, CgroupError> {
-    let invalid = |p: &str, reason: &str| CgroupError::InvalidPath { path: PathBuf::from(p), reason: reason.to_owned() };
+    let invalid = |p: &str, reason: &str| CgroupError::InvalidPath {
+        path: PathBuf::from(p),
+        reason: reason.to_owned(),
+    };
     let raw = match cgroups_path {
         None | Some("") => {
             if id.is_empty() || id.contains('/') || id == "." || id == ".." {

@@ -1,7 +1,9 @@
 //! `linux.resources` → the cgroup files to write, for v1 or v2 (runc's conversions).
 //! Pure: [`plan`] only decides; the manager checks the controllers and writes.
 
-use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxMemory, LinuxResources, LinuxThrottleDevice};
+use oci_spec::runtime::{
+    LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxMemory, LinuxResources, LinuxThrottleDevice,
+};
 
 use super::CgroupError;
 
@@ -20,7 +22,12 @@ pub struct Setting {
     pub value: String,
 }
 
-fn set(field: &'static str, controller: &'static str, file: impl Into<String>, value: impl ToString) -> Setting {
+fn set(
+    field: &'static str,
+    controller: &'static str,
+    file: impl Into<String>,
+    value: impl ToString,
+) -> Setting {
     Setting { field, controller, file: file.into(), fallback: None, value: value.to_string() }
 }
 
@@ -30,8 +37,19 @@ fn unsupported(field: &str, reason: &str) -> CgroupError {
 
 /// runc's default device rules, appended after the config's rules (mknod anything; use
 /// null, zero, full, random, urandom, tty, console pts, ptmx, tun).
-pub const DEFAULT_DEVICES: &[&str] =
-    &["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:8 rwm", "c 1:7 rwm", "c 5:0 rwm", "c 1:5 rwm", "c 1:9 rwm", "c 136:* rwm", "c 5:2 rwm", "c 10:200 rwm"];
+pub const DEFAULT_DEVICES: &[&str] = &[
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",
+    "c 1:8 rwm",
+    "c 1:7 rwm",
+    "c 5:0 rwm",
+    "c 1:5 rwm",
+    "c 1:9 rwm",
+    "c 136:* rwm",
+    "c 5:2 rwm",
+    "c 10:200 rwm",
+];
 
 /// `c 1:3 rwm`, with `*` for absent numbers and `rwm` for absent access.
 pub fn device_rule(d: &LinuxDeviceCgroup) -> String {
@@ -76,8 +94,14 @@ pub fn plan(res: &LinuxResources, v2: bool) -> Result<Vec<Setting>, CgroupError>
         block_io(b, v2, &mut out);
     }
     for h in res.hugepage_limits().iter().flatten() {
-        let (file, v) = if v2 { ("max", h.limit().to_string()) } else { ("limit_in_bytes", h.limit().to_string()) };
-        out.push(set("linux.resources.hugepageLimits", "hugetlb", format!("hugetlb.{}.{file}", h.page_size()), v));
+        let (file, v) =
+            if v2 { ("max", h.limit().to_string()) } else { ("limit_in_bytes", h.limit().to_string()) };
+        out.push(set(
+            "linux.resources.hugepageLimits",
+            "hugetlb",
+            format!("hugetlb.{}.{file}", h.page_size()),
+            v,
+        ));
     }
     if let Some(devs) = res.devices().as_ref().filter(|d| !d.is_empty()) {
         if v2 {
@@ -100,7 +124,12 @@ pub fn plan(res: &LinuxResources, v2: bool) -> Result<Vec<Setting>, CgroupError>
             out.push(set("linux.resources.network.classID", "net_cls", "net_cls.classid", id));
         }
         for p in n.priorities().iter().flatten() {
-            out.push(set("linux.resources.network.priorities", "net_prio", "net_prio.ifpriomap", format!("{} {}", p.name(), p.priority())));
+            out.push(set(
+                "linux.resources.network.priorities",
+                "net_prio",
+                "net_prio.ifpriomap",
+                format!("{} {}", p.name(), p.priority()),
+            ));
         }
     }
     if res.rdma().as_ref().is_some_and(|r| !r.is_empty()) {
@@ -111,7 +140,10 @@ pub fn plan(res: &LinuxResources, v2: bool) -> Result<Vec<Setting>, CgroupError>
         keys.sort();
         for (k, v) in keys {
             if !v2 {
-                return Err(unsupported(&format!("linux.resources.unified.{k}"), "unified keys need cgroup v2, this host uses v1 controllers"));
+                return Err(unsupported(
+                    &format!("linux.resources.unified.{k}"),
+                    "unified keys need cgroup v2, this host uses v1 controllers",
+                ));
             }
             if k.contains('/') || k.starts_with('.') || !k.contains('.') {
                 return Err(unsupported(&format!("linux.resources.unified.{k}"), "not a cgroup file name"));
@@ -121,7 +153,13 @@ pub fn plan(res: &LinuxResources, v2: bool) -> Result<Vec<Setting>, CgroupError>
                 Some((c, _)) => leak_controller(c),
                 None => "",
             };
-            out.push(Setting { field: "linux.resources.unified", controller, file: k.clone(), fallback: None, value: v.clone() });
+            out.push(Setting {
+                field: "linux.resources.unified",
+                controller,
+                file: k.clone(),
+                fallback: None,
+                value: v.clone(),
+            });
         }
     }
     Ok(out)
@@ -129,7 +167,10 @@ pub fn plan(res: &LinuxResources, v2: bool) -> Result<Vec<Setting>, CgroupError>
 
 /// Known v2 controller names as `'static` (unknown ones are checked as "no controller").
 fn leak_controller(c: &str) -> &'static str {
-    ["cpu", "cpuset", "io", "memory", "hugetlb", "pids", "rdma", "misc"].into_iter().find(|k| *k == c).unwrap_or("")
+    ["cpu", "cpuset", "io", "memory", "hugetlb", "pids", "rdma", "misc"]
+        .into_iter()
+        .find(|k| *k == c)
+        .unwrap_or("")
 }
 
 fn memory(m: &LinuxMemory, v2: bool, out: &mut Vec<Setting>) -> Result<(), CgroupError> {
@@ -138,10 +179,16 @@ fn memory(m: &LinuxMemory, v2: bool, out: &mut Vec<Setting>) -> Result<(), Cgrou
     }
     if v2 {
         if m.disable_oom_killer() == Some(true) {
-            return Err(unsupported("linux.resources.memory.disableOOMKiller", "cgroup v2 has no OOM-killer switch"));
+            return Err(unsupported(
+                "linux.resources.memory.disableOOMKiller",
+                "cgroup v2 has no OOM-killer switch",
+            ));
         }
         if m.swappiness().is_some() {
-            return Err(unsupported("linux.resources.memory.swappiness", "cgroup v2 has no per-cgroup swappiness"));
+            return Err(unsupported(
+                "linux.resources.memory.swappiness",
+                "cgroup v2 has no per-cgroup swappiness",
+            ));
         }
         let max = |v: i64| if v < 0 { "max".to_owned() } else { v.to_string() };
         if let Some(l) = m.limit() {
@@ -155,8 +202,18 @@ fn memory(m: &LinuxMemory, v2: bool, out: &mut Vec<Setting>) -> Result<(), Cgrou
             let v = match (s, limit) {
                 (0, -1) | (-1, _) => "max".to_owned(),
                 (0, _) => return Ok(()),
-                (_, 0 | -1) => return Err(unsupported("linux.resources.memory.swap", "a swap limit needs a memory limit")),
-                (s, l) if s < l => return Err(unsupported("linux.resources.memory.swap", "memory+swap must be >= the memory limit")),
+                (_, 0 | -1) => {
+                    return Err(unsupported(
+                        "linux.resources.memory.swap",
+                        "a swap limit needs a memory limit",
+                    ))
+                }
+                (s, l) if s < l => {
+                    return Err(unsupported(
+                        "linux.resources.memory.swap",
+                        "memory+swap must be >= the memory limit",
+                    ))
+                }
                 (s, l) => (s - l).to_string(),
             };
             out.push(set("linux.resources.memory.swap", "memory", "memory.swap.max", v));
@@ -206,7 +263,10 @@ fn cpu(c: &LinuxCpu, v2: bool, out: &mut Vec<Setting>) -> Result<(), CgroupError
             out.push(set("linux.resources.cpu.burst", "cpu", "cpu.max.burst", b));
         }
         if c.realtime_runtime().is_some_and(|r| r != 0) || c.realtime_period().is_some_and(|p| p != 0) {
-            return Err(unsupported("linux.resources.cpu.realtimeRuntime", "cgroup v2 has no realtime CPU controller"));
+            return Err(unsupported(
+                "linux.resources.cpu.realtimeRuntime",
+                "cgroup v2 has no realtime CPU controller",
+            ));
         }
     } else {
         if let Some(s) = c.shares().filter(|s| *s != 0) {
@@ -244,28 +304,72 @@ fn block_io(b: &LinuxBlockIo, v2: bool, out: &mut Vec<Setting>) {
     let ctl = if v2 { "io" } else { "blkio" };
     if let Some(w) = b.weight().filter(|w| *w != 0) {
         out.push(if v2 {
-            set("linux.resources.blockIO.weight", ctl, "io.weight", format!("default {}", blkio_weight_to_io(w)))
+            set(
+                "linux.resources.blockIO.weight",
+                ctl,
+                "io.weight",
+                format!("default {}", blkio_weight_to_io(w)),
+            )
         } else {
-            Setting { fallback: Some("blkio.bfq.weight"), ..set("linux.resources.blockIO.weight", ctl, "blkio.weight", w) }
+            Setting {
+                fallback: Some("blkio.bfq.weight"),
+                ..set("linux.resources.blockIO.weight", ctl, "blkio.weight", w)
+            }
         });
     }
     if let Some(w) = b.leaf_weight().filter(|w| *w != 0) {
-        out.push(set("linux.resources.blockIO.leafWeight", ctl, if v2 { "io.weight" } else { "blkio.leaf_weight" }, w));
+        out.push(set(
+            "linux.resources.blockIO.leafWeight",
+            ctl,
+            if v2 { "io.weight" } else { "blkio.leaf_weight" },
+            w,
+        ));
     }
     for d in b.weight_device().iter().flatten() {
         if let Some(w) = d.weight() {
-            let (file, v) = if v2 { ("io.weight", blkio_weight_to_io(w)) } else { ("blkio.weight_device", u64::from(w)) };
-            out.push(set("linux.resources.blockIO.weightDevice", ctl, file, format!("{}:{} {v}", d.major(), d.minor())));
+            let (file, v) =
+                if v2 { ("io.weight", blkio_weight_to_io(w)) } else { ("blkio.weight_device", u64::from(w)) };
+            out.push(set(
+                "linux.resources.blockIO.weightDevice",
+                ctl,
+                file,
+                format!("{}:{} {v}", d.major(), d.minor()),
+            ));
         }
         if let Some(w) = d.leaf_weight().filter(|_| !v2) {
-            out.push(set("linux.resources.blockIO.weightDevice", ctl, "blkio.leaf_weight_device", format!("{}:{} {w}", d.major(), d.minor())));
+            out.push(set(
+                "linux.resources.blockIO.weightDevice",
+                ctl,
+                "blkio.leaf_weight_device",
+                format!("{}:{} {w}", d.major(), d.minor()),
+            ));
         }
     }
     let throttles: [(&'static str, &Option<Vec<LinuxThrottleDevice>>, &str, &str); 4] = [
-        ("linux.resources.blockIO.throttleReadBpsDevice", b.throttle_read_bps_device(), "blkio.throttle.read_bps_device", "rbps"),
-        ("linux.resources.blockIO.throttleWriteBpsDevice", b.throttle_write_bps_device(), "blkio.throttle.write_bps_device", "wbps"),
-        ("linux.resources.blockIO.throttleReadIOPSDevice", b.throttle_read_iops_device(), "blkio.throttle.read_iops_device", "riops"),
-        ("linux.resources.blockIO.throttleWriteIOPSDevice", b.throttle_write_iops_device(), "blkio.throttle.write_iops_device", "wiops"),
+        (
+            "linux.resources.blockIO.throttleReadBpsDevice",
+            b.throttle_read_bps_device(),
+            "blkio.throttle.read_bps_device",
+            "rbps",
+        ),
+        (
+            "linux.resources.blockIO.throttleWriteBpsDevice",
+            b.throttle_write_bps_device(),
+            "blkio.throttle.write_bps_device",
+            "wbps",
+        ),
+        (
+            "linux.resources.blockIO.throttleReadIOPSDevice",
+            b.throttle_read_iops_device(),
+            "blkio.throttle.read_iops_device",
+            "riops",
+        ),
+        (
+            "linux.resources.blockIO.throttleWriteIOPSDevice",
+            b.throttle_write_iops_device(),
+            "blkio.throttle.write_iops_device",
+            "wiops",
+        ),
     ];
     for (field, devs, v1_file, key) in throttles {
         for d in devs.iter().flatten() {

@@ -31,7 +31,10 @@ fn v1_settings(json: &str, want: &[(&str, &str)]) {
 
 #[test]
 fn v1_devices_then_defaults() {
-    let got = files(r#"{"devices":[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":1,"minor":3}]}"#, false);
+    let got = files(
+        r#"{"devices":[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":1,"minor":3}]}"#,
+        false,
+    );
     assert_eq!(got[0], ("devices.deny".into(), "a *:* rwm".into()));
     assert_eq!(got[1], ("devices.allow".into(), "c 1:3 rwm".into()));
     assert!(got[2..].iter().all(|(f, _)| f == "devices.allow"));

@@ -158,7 +158,9 @@ fn opt_u64(p: &Path) -> Result<u64, CgroupError> {
 }
 
 fn raw_map(text: &str) -> BTreeMap<String, u64> {
-    text.lines().filter_map(|l| l.split_once(' ').and_then(|(k, v)| Some((k.to_owned(), v.trim().parse().ok()?)))).collect()
+    text.lines()
+        .filter_map(|l| l.split_once(' ').and_then(|(k, v)| Some((k.to_owned(), v.trim().parse().ok()?))))
+        .collect()
 }
 
 /// v1 `blkio.throttle.io_service_bytes`: `8:0 Read 4096` lines (+ a `Total` line).
@@ -168,7 +170,12 @@ pub fn parse_blkio_v1(text: &str) -> Vec<BlkioEntry> {
             let mut f = l.split_whitespace();
             let (dev, op, v) = (f.next()?, f.next()?, f.next()?);
             let (maj, min) = dev.split_once(':')?;
-            Some(BlkioEntry { major: maj.parse().ok()?, minor: min.parse().ok()?, op: op.to_owned(), value: v.parse().ok()? })
+            Some(BlkioEntry {
+                major: maj.parse().ok()?,
+                minor: min.parse().ok()?,
+                op: op.to_owned(),
+                value: v.parse().ok()?,
+            })
         })
         .collect()
 }
@@ -201,7 +208,9 @@ fn hugetlb_sizes(dir: &Path, suffix: &str) -> Result<Vec<String>, CgroupError> {
     let entries = std::fs::read_dir(dir).map_err(|e| CgroupError::io("read dir", dir, &e))?;
     let mut v: Vec<String> = entries
         .flatten()
-        .filter_map(|e| e.file_name().to_str()?.strip_prefix("hugetlb.")?.strip_suffix(suffix).map(str::to_owned))
+        .filter_map(|e| {
+            e.file_name().to_str()?.strip_prefix("hugetlb.")?.strip_suffix(suffix).map(str::to_owned)
+        })
         .filter(|s| !s.contains('.'))
         .collect();
     v.sort();
@@ -214,8 +223,10 @@ pub fn read_v1(dir: &dyn Fn(&str) -> Option<PathBuf>) -> Result<Stats, CgroupErr
     let mut s = Stats::default();
     if let Some(d) = dir("cpuacct") {
         s.cpu.usage.total = read_u64(&d.join("cpuacct.usage"))?;
-        s.cpu.usage.percpu =
-            read(&d.join("cpuacct.usage_percpu"))?.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+        s.cpu.usage.percpu = read(&d.join("cpuacct.usage_percpu"))?
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect();
         let stat = read(&d.join("cpuacct.stat"))?;
         // USER_HZ ticks → ns, as runc (USER_HZ is 100 on Linux).
         s.cpu.usage.user = flat_key(&stat, "user").unwrap_or(0) * 10_000_000;
@@ -249,13 +260,18 @@ pub fn read_v1(dir: &dyn Fn(&str) -> Option<PathBuf>) -> Result<Stats, CgroupErr
         s.pids.limit = read_u64(&d.join("pids.max")).map(|l| if l == u64::MAX { 0 } else { l })?;
     }
     if let Some(d) = dir("blkio") {
-        s.blkio.io_service_bytes_recursive = parse_blkio_v1(&read(&d.join("blkio.throttle.io_service_bytes"))?);
+        s.blkio.io_service_bytes_recursive =
+            parse_blkio_v1(&read(&d.join("blkio.throttle.io_service_bytes"))?);
         s.blkio.io_serviced_recursive = parse_blkio_v1(&read(&d.join("blkio.throttle.io_serviced"))?);
     }
     if let Some(d) = dir("hugetlb") {
         for size in hugetlb_sizes(&d, ".usage_in_bytes")? {
             let f = |x: &str| read_u64(&d.join(format!("hugetlb.{size}.{x}")));
-            let h = Hugetlb { usage: f("usage_in_bytes")?, max: f("max_usage_in_bytes")?, failcnt: f("failcnt")? };
+            let h = Hugetlb {
+                usage: f("usage_in_bytes")?,
+                max: f("max_usage_in_bytes")?,
+                failcnt: f("failcnt")?,
+            };
             s.hugetlb.insert(size, h);
         }
     }
@@ -299,7 +315,8 @@ pub fn read_v2(d: &Path) -> Result<Stats, CgroupError> {
         s.pids.limit = read_u64(&d.join("pids.max")).map(|l| if l == u64::MAX { 0 } else { l })?;
     }
     if has("io") {
-        (s.blkio.io_service_bytes_recursive, s.blkio.io_serviced_recursive) = parse_io_stat(&read(&d.join("io.stat"))?);
+        (s.blkio.io_service_bytes_recursive, s.blkio.io_serviced_recursive) =
+            parse_io_stat(&read(&d.join("io.stat"))?);
     }
     if has("hugetlb") {
         for size in hugetlb_sizes(d, ".current")? {

@@ -78,6 +78,11 @@ pub fn load_device_program(insns: &[Insn]) -> Result<OwnedFd, Errno> {
 /// a later attach replaces it atomically).
 pub fn attach_device_program(prog: BorrowedFd<'_>, cgroup: BorrowedFd<'_>) -> Result<(), Errno> {
     let fd = |f: BorrowedFd<'_>| u32::try_from(f.as_raw_fd()).map_err(|_| Errno::EBADF);
-    let mut attr = ProgAttachAttr { target_fd: fd(cgroup)?, attach_bpf_fd: fd(prog)?, attach_type: BPF_CGROUP_DEVICE, ..Default::default() };
+    let mut attr = ProgAttachAttr {
+        target_fd: fd(cgroup)?,
+        attach_bpf_fd: fd(prog)?,
+        attach_type: BPF_CGROUP_DEVICE,
+        ..Default::default()
+    };
     bpf(BPF_PROG_ATTACH, &mut attr).map(drop)
 }

@@ -114,7 +114,10 @@ fn write_error_names_file_value_and_errno() {
     let f = fake(V1, &[]);
     std::fs::create_dir(f.mgr.dir("pids").unwrap().join("pids.max")).unwrap(); // EISDIR on open for write
     let e = f.mgr.create(Some(&res(r#"{"pids":{"limit":100}}"#))).unwrap_err().to_string();
-    assert!(e.starts_with("write 100 to ") && e.contains("/sys/fs/cgroup/pids/isorun/c1/pids.max: EISDIR"), "{e}");
+    assert!(
+        e.starts_with("write 100 to ") && e.contains("/sys/fs/cgroup/pids/isorun/c1/pids.max: EISDIR"),
+        "{e}"
+    );
 }
 
 #[test_case(V1 ; "v1")]
@@ -163,7 +166,10 @@ fn freeze_v2_waits_for_events_and_missing_freezer_v1_errors() {
 fn stats_v2_and_json_shape() {
     let files = [
         ("cgroup.controllers", "cpu memory pids io"),
-        ("cpu.stat", "usage_usec 10\nuser_usec 6\nsystem_usec 4\nnr_periods 2\nnr_throttled 1\nthrottled_usec 3\n"),
+        (
+            "cpu.stat",
+            "usage_usec 10\nuser_usec 6\nsystem_usec 4\nnr_periods 2\nnr_throttled 1\nthrottled_usec 3\n",
+        ),
         ("memory.events", "low 0\nhigh 0\nmax 5\noom 2\noom_kill 2\n"),
         ("memory.max", "max\n"),
         ("memory.current", "4096\n"),
@@ -175,9 +181,15 @@ fn stats_v2_and_json_shape() {
     let f = fake(V2, &files);
     let s = f.mgr.stats().unwrap();
     assert_eq!((s.cpu.usage.total, s.cpu.throttling.throttled_time), (10_000, 3_000));
-    assert_eq!((s.memory.oom_kill, s.memory.usage.failcnt, s.memory.usage.limit, s.memory.cache), (2, 5, u64::MAX, 2));
+    assert_eq!(
+        (s.memory.oom_kill, s.memory.usage.failcnt, s.memory.usage.limit, s.memory.cache),
+        (2, 5, u64::MAX, 2)
+    );
     assert_eq!((s.pids.current, s.pids.limit), (3, 10));
-    assert_eq!(s.blkio.io_service_bytes_recursive[1], stats::BlkioEntry { major: 8, minor: 0, op: "Write".into(), value: 200 });
+    assert_eq!(
+        s.blkio.io_service_bytes_recursive[1],
+        stats::BlkioEntry { major: 8, minor: 0, op: "Write".into(), value: 200 }
+    );
     let j = serde_json::to_value(Event::stats("c1", s)).unwrap();
     assert_eq!(j["type"], "stats");
     assert_eq!(j["data"]["cpu"]["usage"]["kernel"], 4000);
@@ -199,6 +211,9 @@ fn stats_v1_oom_counter() {
     ];
     let mi = "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n39 31 0:36 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n";
     let s = fake(mi, &files).mgr.stats().unwrap();
-    assert_eq!((s.memory.oom_kill, s.memory.usage.max, s.memory.usage.failcnt, s.memory.cache), (1, 8192, 9, 7));
+    assert_eq!(
+        (s.memory.oom_kill, s.memory.usage.max, s.memory.usage.failcnt, s.memory.cache),
+        (1, 8192, 9, 7)
+    );
     assert_eq!((s.pids.current, s.pids.limit), (1, 0));
 }

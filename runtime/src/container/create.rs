@@ -94,7 +94,10 @@ impl Drop for ChildGuard {
     }
 }
 
-fn bundle_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ContainerError + use<'a> {
+fn bundle_err<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> ContainerError + use<'a> {
     move |source| ContainerError::Bundle { what, path: path.to_owned(), source }
 }
 
@@ -114,7 +117,8 @@ pub(super) fn create_with_console(
     let bundle = fs::canonicalize(&opts.bundle).map_err(bundle_err("bundle", &opts.bundle))?;
     let config_path = bundle.join("config.json");
     let bytes = fs::read(&config_path).map_err(bundle_err("config", &config_path))?;
-    let config = parse_config(&bytes).map_err(|errors| ContainerError::Config { path: config_path.clone(), errors })?;
+    let config = parse_config(&bytes)
+        .map_err(|errors| ContainerError::Config { path: config_path.clone(), errors })?;
     let spec = config.spec();
     let root = spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_default();
     let root = bundle.join(root);
@@ -142,14 +146,19 @@ pub(super) fn create_with_console(
     let dir = store.create_dir(id)?;
     let mut dir_guard = DirGuard { store, id, armed: true };
     let fifo_path = dir.join(EXEC_FIFO);
-    mkfifo(&fifo_path, Mode::from_bits_truncate(0o600)).map_err(host(format!("mkfifo {}", fifo_path.display())))?;
+    mkfifo(&fifo_path, Mode::from_bits_truncate(0o600))
+        .map_err(host(format!("mkfifo {}", fifo_path.display())))?;
     let fifo = open(&fifo_path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(host(format!("open {}", fifo_path.display())))?;
     if let Some(p) = &plan.join_pid {
         let f = fs::File::open(p).map_err(bundle_err("linux.namespaces pid path", p))?;
         setns(f.as_fd(), CloneFlags::CLONE_NEWPID).map_err(host(format!("setns {}", p.display())))?;
     }
-    let cgroups_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().as_ref()).map(|p| p.to_string_lossy().into_owned());
+    let cgroups_path = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref())
+        .map(|p| p.to_string_lossy().into_owned());
     let cgroup = CgroupManager::new(id, cgroups_path.as_deref())?;
     cgroup.create(spec.linux().as_ref().and_then(|l| l.resources().as_ref()))?;
     let mut cgroup_guard = CgroupGuard { cgroup: &cgroup, armed: true };
@@ -163,21 +172,22 @@ pub(super) fn create_with_console(
         no_pivot: opts.no_pivot,
     };
 
-    let pid = match clone_into(plan.clone_flags, cgroup_fd.as_ref().map(|f| f.as_fd())).map_err(host("clone3"))? {
-        Forked::Child => {
-            drop(parent_sock);
-            child_main(ChildContext {
-                spec,
-                plan: &plan,
-                rootfs: rootfs_opts,
-                sock: child_sock,
-                exec_fifo: Some(fifo),
-                console_socket: console,
-                preserve_fds: opts.preserve_fds,
-            })
-        }
-        Forked::Parent(pid) => pid,
-    };
+    let pid =
+        match clone_into(plan.clone_flags, cgroup_fd.as_ref().map(|f| f.as_fd())).map_err(host("clone3"))? {
+            Forked::Child => {
+                drop(parent_sock);
+                child_main(ChildContext {
+                    spec,
+                    plan: &plan,
+                    rootfs: rootfs_opts,
+                    sock: child_sock,
+                    exec_fifo: Some(fifo),
+                    console_socket: console,
+                    preserve_fds: opts.preserve_fds,
+                })
+            }
+            Forked::Parent(pid) => pid,
+        };
     drop(child_sock);
     drop(fifo);
     drop(console);
@@ -198,11 +208,15 @@ pub(super) fn create_with_console(
             Some(ChildMsg::Ready) => break,
             Some(ChildMsg::RunHooks) => {
                 let hooks = spec.hooks().as_ref();
-                let ran = hooks::run_hooks("prestart", hooks.and_then(|h| h.prestart().as_deref()).unwrap_or_default(), &hook_state)
-                    .and_then(|()| {
-                        let list = hooks.and_then(|h| h.create_runtime().as_deref()).unwrap_or_default();
-                        hooks::run_hooks("createRuntime", list, &hook_state)
-                    });
+                let ran = hooks::run_hooks(
+                    "prestart",
+                    hooks.and_then(|h| h.prestart().as_deref()).unwrap_or_default(),
+                    &hook_state,
+                )
+                .and_then(|()| {
+                    let list = hooks.and_then(|h| h.create_runtime().as_deref()).unwrap_or_default();
+                    hooks::run_hooks("createRuntime", list, &hook_state)
+                });
                 let answer = if ran.is_ok() { ParentMsg::Go(Vec::new()) } else { ParentMsg::Abort };
                 channel::send_parent(&parent_sock, &answer).map_err(host("send to init"))?;
                 ran?;
@@ -215,7 +229,8 @@ pub(super) fn create_with_console(
             }
         }
     }
-    let (_, start_time) = state::proc_stat(pid.as_raw()).ok_or_else(|| ContainerError::InitDied("gone after ready".into()))?;
+    let (_, start_time) =
+        state::proc_stat(pid.as_raw()).ok_or_else(|| ContainerError::InitDied("gone after ready".into()))?;
     let record = ContainerRecord {
         id: id.to_owned(),
         pid: pid.as_raw(),
@@ -278,7 +293,8 @@ fn write_id_maps(pid: Pid, plan: &NamespacePlan) -> Result<(), ContainerError> {
 
 /// Write the pid file atomically, as runc does (temp file + rename).
 fn write_pid_file(path: &Path, pid: Pid) -> std::io::Result<()> {
-    let tmp = path.with_file_name(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("pid")));
+    let tmp =
+        path.with_file_name(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("pid")));
     let mut f = fs::File::create(&tmp)?;
     f.write_all(pid.to_string().as_bytes())?;
     fs::rename(&tmp, path)

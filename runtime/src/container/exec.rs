@@ -36,13 +36,13 @@ pub struct ExecOptions {
 /// The namespaces `exec` joins, in order: user first (the others are checked against it).
 fn join_order() -> [(&'static str, CloneFlags); 7] {
     [
-    ("user", CloneFlags::CLONE_NEWUSER),
-    ("ipc", CloneFlags::CLONE_NEWIPC),
-    ("uts", CloneFlags::CLONE_NEWUTS),
-    ("net", CloneFlags::CLONE_NEWNET),
-    ("cgroup", CloneFlags::CLONE_NEWCGROUP),
-    ("time", CloneFlags::from_bits_retain(crate::sys::process::CLONE_NEWTIME as i32)),
-    ("mnt", CloneFlags::CLONE_NEWNS),
+        ("user", CloneFlags::CLONE_NEWUSER),
+        ("ipc", CloneFlags::CLONE_NEWIPC),
+        ("uts", CloneFlags::CLONE_NEWUTS),
+        ("net", CloneFlags::CLONE_NEWNET),
+        ("cgroup", CloneFlags::CLONE_NEWCGROUP),
+        ("time", CloneFlags::from_bits_retain(crate::sys::process::CLONE_NEWTIME as i32)),
+        ("mnt", CloneFlags::CLONE_NEWNS),
     ]
 }
 
@@ -98,8 +98,9 @@ pub fn exec_process(base: Option<&Process>, o: &ExecOverrides) -> Result<Process
     if !o.caps.is_empty() {
         let mut c = p.capabilities().clone().unwrap_or_default();
         for name in &o.caps {
-            let cap: oci_spec::runtime::Capability = serde_json::from_value(serde_json::Value::String(name.clone()))
-                .map_err(|_| ContainerError::BadCapability(name.clone()))?;
+            let cap: oci_spec::runtime::Capability =
+                serde_json::from_value(serde_json::Value::String(name.clone()))
+                    .map_err(|_| ContainerError::BadCapability(name.clone()))?;
             let add = |set: &Option<oci_spec::runtime::Capabilities>| {
                 let mut set = set.clone().unwrap_or_default();
                 set.insert(cap);
@@ -127,16 +128,28 @@ pub fn exec(store: &StateStore, id: &str, opts: &ExecOptions) -> Result<i32, Con
     for (name, flag) in join_order() {
         if !same_ns(pid, name) {
             let path = PathBuf::from(format!("/proc/{pid}/ns/{name}"));
-            let f = fs::File::open(&path).map_err(|e| ContainerError::Bundle { what: "namespace", path: path.clone(), source: e })?;
+            let f = fs::File::open(&path).map_err(|e| ContainerError::Bundle {
+                what: "namespace",
+                path: path.clone(),
+                source: e,
+            })?;
             namespaces.push((flag, OwnedFd::from(f), path));
         }
     }
     let in_user_ns = namespaces.iter().any(|(f, _, _)| *f == CloneFlags::CLONE_NEWUSER);
     let root_path = PathBuf::from(format!("/proc/{pid}/root"));
-    let root = OwnedFd::from(fs::File::open(&root_path).map_err(|e| ContainerError::Bundle { what: "container root", path: root_path, source: e })?);
+    let root = OwnedFd::from(fs::File::open(&root_path).map_err(|e| ContainerError::Bundle {
+        what: "container root",
+        path: root_path,
+        source: e,
+    })?);
     if !same_ns(pid, "pid") {
         let path = format!("/proc/{pid}/ns/pid");
-        let f = fs::File::open(&path).map_err(|e| ContainerError::Bundle { what: "namespace", path: path.clone().into(), source: e })?;
+        let f = fs::File::open(&path).map_err(|e| ContainerError::Bundle {
+            what: "namespace",
+            path: path.clone().into(),
+            source: e,
+        })?;
         setns(f.as_fd(), CloneFlags::CLONE_NEWPID).map_err(host(format!("setns {path}")))?;
     }
     let terminal = opts.process.terminal() == Some(true);
@@ -172,7 +185,9 @@ pub fn exec(store: &StateStore, id: &str, opts: &ExecOptions) -> Result<i32, Con
     match channel::recv_child(&parent_sock).map_err(host("receive from exec child"))? {
         Some(ChildMsg::Ready) => {}
         Some(ChildMsg::Failed { step, message }) => return Err(ContainerError::Init { step, message }),
-        Some(ChildMsg::RunHooks) | None => return Err(ContainerError::InitDied("exec child exited before it was ready".into())),
+        Some(ChildMsg::RunHooks) | None => {
+            return Err(ContainerError::InitDied("exec child exited before it was ready".into()))
+        }
     }
     if let Some(p) = &opts.pid_file {
         write_pid(p, child.as_raw())?;
@@ -189,13 +204,21 @@ pub fn exec(store: &StateStore, id: &str, opts: &ExecOptions) -> Result<i32, Con
 }
 
 /// Our own console socket pair for a foreground `exec -t` without `--console-socket`.
-fn console_for(opts: &ExecOptions, terminal: bool) -> Result<(Option<OwnedFd>, Option<OwnedFd>), ContainerError> {
+fn console_for(
+    opts: &ExecOptions,
+    terminal: bool,
+) -> Result<(Option<OwnedFd>, Option<OwnedFd>), ContainerError> {
     if let Some(p) = &opts.console_socket {
-        let s = UnixStream::connect(p).map_err(|e| ContainerError::Bundle { what: "console socket", path: p.clone(), source: e })?;
+        let s = UnixStream::connect(p).map_err(|e| ContainerError::Bundle {
+            what: "console socket",
+            path: p.clone(),
+            source: e,
+        })?;
         return Ok((Some(OwnedFd::from(s)), None));
     }
     if terminal && !opts.detach {
-        let (a, b) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC).map_err(host("socketpair"))?;
+        let (a, b) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
+            .map_err(host("socketpair"))?;
         return Ok((Some(b), Some(a)));
     }
     Ok((None, None))

@@ -6,6 +6,7 @@ mod create;
 mod exec;
 mod ops;
 pub mod plan;
+mod resources;
 mod run;
 mod signals;
 
@@ -14,6 +15,7 @@ use std::path::PathBuf;
 pub use create::{create, CreateOptions, Created};
 pub use exec::{exec, exec_process, ExecOptions, ExecOverrides};
 pub use ops::{delete, kill, list, start, state, OciState};
+pub use resources::{parse_size, pause, ps, resume, stats, update, ProcessEntry};
 pub use run::run;
 pub use signals::parse_signal;
 
@@ -79,6 +81,9 @@ pub enum ContainerError {
     /// A hook failed (prestart, createRuntime, createContainer, startContainer).
     #[error(transparent)]
     Hook(#[from] crate::hooks::HookError),
+    /// The container has no cgroup (it was created without one).
+    #[error("container {0:?} has no cgroup")]
+    NoCgroup(String),
     /// A capability name that is not one.
     #[error("unknown capability {0:?}")]
     BadCapability(String),

@@ -118,10 +118,20 @@ fn signal_container(rec: &ContainerRecord, signal: i32, all: bool) -> Result<(),
     if !process_alive(rec.pid, rec.pid_start_time) {
         return Err(ContainerError::WrongStatus { id: rec.id.clone(), status: Status::Stopped, op: "kill" });
     }
-    if all && rec.own_pid_ns {
-        for pid in pids_in_ns_of(rec.pid) {
+    if all {
+        // Every process of the container: its cgroup knows them all; without one, its pid
+        // namespace does (when it has its own).
+        let pids = match rec.cgroup().map(|cg| cg.pids()) {
+            Some(Ok(pids)) => pids,
+            _ if rec.own_pid_ns => pids_in_ns_of(rec.pid),
+            _ => Vec::new(),
+        };
+        for pid in pids {
             if pid != rec.pid {
-                let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::try_from(signal).ok());
+                let _ = nix::sys::signal::kill(
+                    Pid::from_raw(pid),
+                    nix::sys::signal::Signal::try_from(signal).ok(),
+                );
             }
         }
     }
@@ -158,7 +168,11 @@ pub fn delete(store: &StateStore, id: &str, force: bool) -> Result<(), Container
     let status = store.status(&rec);
     if status != Status::Stopped {
         if !force {
-            return Err(ContainerError::WrongStatus { id: id.to_owned(), status, op: "delete (not stopped; use --force)" });
+            return Err(ContainerError::WrongStatus {
+                id: id.to_owned(),
+                status,
+                op: "delete (not stopped; use --force)",
+            });
         }
         kill_and_wait(&rec)?;
     }
@@ -188,10 +202,17 @@ fn kill_and_wait(rec: &ContainerRecord) -> Result<(), ContainerError> {
         return Ok(());
     }
     signal_container(rec, libc::SIGKILL, true)?;
+    // A frozen process only dies once thawed.
+    if let Some(cg) = rec.cgroup().filter(|cg| cg.is_frozen()) {
+        let _ = cg.thaw();
+    }
     let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
     let timeout = PollTimeout::try_from(Duration::from_secs(10)).unwrap_or(PollTimeout::MAX);
     match poll(&mut fds, timeout) {
-        Ok(0) => Err(ContainerError::Host { step: format!("wait for {} to die after SIGKILL", rec.pid), errno: Errno::ETIMEDOUT }),
+        Ok(0) => Err(ContainerError::Host {
+            step: format!("wait for {} to die after SIGKILL", rec.pid),
+            errno: Errno::ETIMEDOUT,
+        }),
         Ok(_) => Ok(()),
         Err(e) => Err(host(format!("poll pidfd of {}", rec.pid))(e)),
     }

@@ -63,14 +63,20 @@ pub fn plan_namespaces(spec: &Spec) -> NamespacePlan {
                         keys.sort_by(|a, b| a.0.cmp(b.0));
                         keys.iter()
                             .map(|(clock, off)| {
-                                format!("{clock} {} {}\n", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0))
+                                format!(
+                                    "{clock} {} {}\n",
+                                    off.secs().unwrap_or(0),
+                                    off.nanosecs().unwrap_or(0)
+                                )
                             })
                             .collect()
                     })
                     .unwrap_or_default();
                 plan.time_offsets = Some(content);
             }
-            (None, Some(path)) => plan.join.push((CloneFlags::from_bits_retain(CLONE_NEWTIME as i32), path.clone())),
+            (None, Some(path)) => {
+                plan.join.push((CloneFlags::from_bits_retain(CLONE_NEWTIME as i32), path.clone()))
+            }
             (Some(CloneFlags::CLONE_NEWPID), Some(path)) => {
                 plan.join_pid = Some(path.clone());
                 plan.own_pid_ns = true;
@@ -111,7 +117,8 @@ mod tests {
     #[test_case(r#"[{"type":"network","path":"/proc/1/ns/net"}]"#, 0, false; "joined net only")]
     #[test_case(r#"[]"#, 0, false; "none")]
     fn flags(ns: &str, flags: u64, own_pid: bool) {
-        let s = spec(&format!(r#"{{"ociVersion":"1.2.0","root":{{"path":"r"}},"linux":{{"namespaces":{ns}}}}}"#));
+        let s =
+            spec(&format!(r#"{{"ociVersion":"1.2.0","root":{{"path":"r"}},"linux":{{"namespaces":{ns}}}}}"#));
         let p = plan_namespaces(&s);
         assert_eq!(p.clone_flags, flags);
         assert_eq!(p.own_pid_ns, own_pid);
@@ -119,9 +126,11 @@ mod tests {
 
     #[test]
     fn user_maps_and_join_order() {
-        let s = spec(r#"{"ociVersion":"1.2.0","root":{"path":"r"},"linux":{
+        let s = spec(
+            r#"{"ociVersion":"1.2.0","root":{"path":"r"},"linux":{
             "namespaces":[{"type":"ipc","path":"/a"},{"type":"user","path":"/b"},{"type":"pid","path":"/c"}],
-            "uidMappings":[{"containerID":0,"hostID":1000,"size":1},{"containerID":1,"hostID":100000,"size":65536}]}}"#);
+            "uidMappings":[{"containerID":0,"hostID":1000,"size":1},{"containerID":1,"hostID":100000,"size":65536}]}}"#,
+        );
         let p = plan_namespaces(&s);
         assert_eq!(p.join[0], (CloneFlags::CLONE_NEWUSER, PathBuf::from("/b")));
         assert_eq!(p.join_pid, Some(PathBuf::from("/c")));
@@ -135,8 +144,10 @@ mod tests {
 
     #[test]
     fn time_offsets_rendered_sorted() {
-        let s = spec(r#"{"ociVersion":"1.2.0","root":{"path":"r"},"linux":{"namespaces":[{"type":"time"}],
-            "timeOffsets":{"monotonic":{"secs":86400},"boottime":{"secs":-5,"nanosecs":7}}}}"#);
+        let s = spec(
+            r#"{"ociVersion":"1.2.0","root":{"path":"r"},"linux":{"namespaces":[{"type":"time"}],
+            "timeOffsets":{"monotonic":{"secs":86400},"boottime":{"secs":-5,"nanosecs":7}}}}"#,
+        );
         assert_eq!(plan_namespaces(&s).time_offsets.as_deref(), Some("boottime -5 7\nmonotonic 86400 0\n"));
     }
 }

@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use nix::pty::{openpty, Winsize};
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
-use nix::unistd::{dup2_stdin, dup2_stdout, dup2_stderr, setsid};
+use nix::unistd::{dup2_stderr, dup2_stdin, dup2_stdout, setsid};
 use oci_spec::runtime::Box as ConsoleSize;
 
 use super::{sys, InitError};

@@ -30,7 +30,11 @@ pub fn prepare(process: &Process) -> Result<Prepared, InitError> {
     }
     let cwd = process.cwd();
     chdir(cwd).map_err(sys(format!("chdir({})", cwd.display())))?;
-    let path_var = env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    let path_var = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     let exe = lookup(first, path_var).ok_or_else(|| {
         InitError::Process(format!("exec {first:?}: executable file not found in $PATH ({path_var})"))
     })?;

@@ -43,7 +43,10 @@ pub fn exec_child_main(ctx: JoinContext<'_>) -> ! {
     let prepared = match join_and_prepare(&ctx, console) {
         Ok(p) => p,
         Err((step, e)) => {
-            let _ = channel::send_child(&ctx.sock, &ChildMsg::Failed { step: step.to_owned(), message: e.to_string() });
+            let _ = channel::send_child(
+                &ctx.sock,
+                &ChildMsg::Failed { step: step.to_owned(), message: e.to_string() },
+            );
             exit(1);
         }
     };
@@ -59,7 +62,8 @@ fn join_and_prepare(ctx: &JoinContext<'_>, console: Option<BorrowedFd<'_>>) -> S
         setns(fd.as_fd(), *flag)
             .map_err(|errno| ("namespaces", InitError::Setns { path: path.clone(), errno }))?;
     }
-    nix::unistd::fchdir(ctx.root.as_fd()).map_err(|e| ("root", super::sys("fchdir(/proc/<init>/root)")(e)))?;
+    nix::unistd::fchdir(ctx.root.as_fd())
+        .map_err(|e| ("root", super::sys("fchdir(/proc/<init>/root)")(e)))?;
     nix::unistd::chroot(".").map_err(|e| ("root", super::sys("chroot(/proc/<init>/root)")(e)))?;
     finish_process(ctx.process, ctx.seccomp, ctx.in_user_ns, console, ctx.preserve_fds)
 }

@@ -112,7 +112,8 @@ pub fn child_main(ctx: ChildContext<'_>) -> ! {
             exit(1);
         }
     }
-    let start_hooks = ctx.spec.hooks().as_ref().and_then(|h| h.start_container().as_deref()).unwrap_or_default();
+    let start_hooks =
+        ctx.spec.hooks().as_ref().and_then(|h| h.start_container().as_deref()).unwrap_or_default();
     if let Err(e) = hooks::run_hooks("startContainer", start_hooks, &state) {
         eprintln!("isorun: {e}");
         exit(1);
@@ -137,7 +138,8 @@ fn step<T>(name: &'static str, r: Result<T, InitError>) -> StepResult<T> {
 fn before_pivot(ctx: &ChildContext<'_>, state: &[u8]) -> Result<(), String> {
     let hooks = ctx.spec.hooks().as_ref();
     let has = |h: Option<&Vec<oci_spec::runtime::Hook>>| h.is_some_and(|v| !v.is_empty());
-    if has(hooks.and_then(|h| h.prestart().as_ref())) || has(hooks.and_then(|h| h.create_runtime().as_ref())) {
+    if has(hooks.and_then(|h| h.prestart().as_ref())) || has(hooks.and_then(|h| h.create_runtime().as_ref()))
+    {
         channel::send_child(&ctx.sock, &ChildMsg::RunHooks).map_err(|e| format!("ask for hooks: {e}"))?;
         match channel::recv_parent(&ctx.sock) {
             Ok(ParentMsg::Go(_)) => {}
@@ -165,7 +167,8 @@ fn setup(ctx: &ChildContext<'_>, state: &[u8]) -> StepResult<exec::Prepared> {
     }
     let mut hooks_now = || before_pivot(ctx, state);
     step("rootfs", rootfs::setup_rootfs_with(spec, &ctx.rootfs, &mut hooks_now).map_err(InitError::from))?;
-    let process = spec.process().as_ref().ok_or(("process", InitError::Process("no process in config".into())))?;
+    let process =
+        spec.process().as_ref().ok_or(("process", InitError::Process("no process in config".into())))?;
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
     let console = ctx.console_socket.as_ref().map(|s| s.as_fd());
     finish_process(process, seccomp, ctx.plan.new_user_ns, console, ctx.preserve_fds)
@@ -204,7 +207,11 @@ pub(crate) fn finish_process(
 
 fn join_namespaces(plan: &NamespacePlan) -> Result<(), InitError> {
     for (flag, path) in &plan.join {
-        let f = fs::File::open(path).map_err(|source| InitError::File { op: "open", path: path.clone(), source })?;
+        let f = fs::File::open(path).map_err(|source| InitError::File {
+            op: "open",
+            path: path.clone(),
+            source,
+        })?;
         setns(f.as_fd(), *flag).map_err(|errno| InitError::Setns { path: path.clone(), errno })?;
     }
     Ok(())
@@ -223,6 +230,7 @@ fn enter_time_ns(offsets: &str) -> Result<(), InitError> {
         fs::write(&path, offsets).map_err(|source| InitError::File { op: "write", path, source })?;
     }
     let path = PathBuf::from("/proc/self/ns/time_for_children");
-    let f = fs::File::open(&path).map_err(|source| InitError::File { op: "open", path: path.clone(), source })?;
+    let f =
+        fs::File::open(&path).map_err(|source| InitError::File { op: "open", path: path.clone(), source })?;
     setns(f.as_fd(), time).map_err(|errno| InitError::Setns { path, errno })
 }

@@ -5,8 +5,8 @@ use std::io::{Read, Seek, SeekFrom};
 use libseccomp::error::SeccompErrno;
 use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
 use oci_spec::runtime::{
-    Arch, LinuxSeccomp, LinuxSeccompAction as Act, LinuxSeccompFilterFlag as Flag, LinuxSeccompOperator as Op,
-    LinuxSyscall,
+    Arch, LinuxSeccomp, LinuxSeccompAction as Act, LinuxSeccompFilterFlag as Flag,
+    LinuxSeccompOperator as Op, LinuxSyscall,
 };
 
 use super::{Filter, SeccompError, BPF_MAXINSNS};
@@ -25,8 +25,10 @@ fn action(a: Act, errno: Option<u32>, path: &str, errno_path: &str) -> Result<Sc
     // SECCOMP_RET_DATA is 16 bits; libseccomp would silently truncate.
     let data = || {
         let e = errno.unwrap_or(DEFAULT_ERRNO);
-        u16::try_from(e)
-            .map_err(|_| SeccompError::Invalid { path: errno_path.into(), reason: format!("{e} does not fit in 16 bits") })
+        u16::try_from(e).map_err(|_| SeccompError::Invalid {
+            path: errno_path.into(),
+            reason: format!("{e} does not fit in 16 bits"),
+        })
     };
     Ok(match a {
         Act::ScmpActKill | Act::ScmpActKillThread => ScmpAction::KillThread,
@@ -109,10 +111,11 @@ fn conditions(rule: &LinuxSyscall, path: &str) -> Result<Vec<Vec<ScmpArgCompare>
     let mut cmps = Vec::new();
     let mut seen = [0u8; 6];
     for (j, arg) in rule.args().iter().flatten().enumerate() {
-        let index = u32::try_from(arg.index()).ok().filter(|ix| *ix < 6).ok_or_else(|| SeccompError::Invalid {
-            path: format!("{path}.args[{j}].index"),
-            reason: format!("{} is not a syscall argument index (0..=5)", arg.index()),
-        })?;
+        let index =
+            u32::try_from(arg.index()).ok().filter(|ix| *ix < 6).ok_or_else(|| SeccompError::Invalid {
+                path: format!("{path}.args[{j}].index"),
+                reason: format!("{} is not a syscall argument index (0..=5)", arg.index()),
+            })?;
         seen[index as usize] += 1;
         let (op, datum) = match arg.op() {
             Op::ScmpCmpNe => (ScmpCompareOp::NotEqual, arg.value()),

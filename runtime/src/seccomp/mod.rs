@@ -55,8 +55,8 @@ mod verify;
 
 use oci_spec::runtime::LinuxSeccomp;
 
-pub use verify::{verify_program, BPF_MAXINSNS};
 pub use libc::sock_filter;
+pub use verify::{verify_program, BPF_MAXINSNS};
 
 /// `linux.seccomp` actions isorun implements (for `isorun features`).
 pub const SUPPORTED_ACTIONS: [&str; 8] = [

@@ -42,11 +42,7 @@ pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 /// Falls back to `clone` when the kernel has no clone3 (ENOSYS) and no clone3-only flag is
 /// needed. The caller must be single-threaded: the child continues with a copy of its memory.
 pub fn clone_into(flags: u64, cgroup_fd: Option<BorrowedFd<'_>>) -> Result<Forked, Errno> {
-    let mut args = CloneArgs {
-        flags,
-        exit_signal: libc::SIGCHLD as u64,
-        ..CloneArgs::default()
-    };
+    let mut args = CloneArgs { flags, exit_signal: libc::SIGCHLD as u64, ..CloneArgs::default() };
     if let Some(fd) = cgroup_fd {
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = fd.as_raw_fd() as u64;
@@ -60,9 +56,7 @@ pub fn clone_into(flags: u64, cgroup_fd: Option<BorrowedFd<'_>>) -> Result<Forke
     match Errno::result(ret) {
         Ok(0) => Ok(Forked::Child),
         Ok(pid) => Ok(Forked::Parent(Pid::from_raw(pid as i32))),
-        Err(Errno::ENOSYS) if args.flags & (CLONE_NEWTIME | CLONE_INTO_CGROUP) == 0 => {
-            clone_legacy(flags)
-        }
+        Err(Errno::ENOSYS) if args.flags & (CLONE_NEWTIME | CLONE_INTO_CGROUP) == 0 => clone_legacy(flags),
         Err(e) => Err(e),
     }
 }
@@ -71,14 +65,7 @@ fn clone_legacy(flags: u64) -> Result<Forked, Errno> {
     // SAFETY: clone with a null stack and no CLONE_VM is fork(): the child runs on a copy of
     // the parent's stack. The x86_64 argument order is (flags, stack, ptid, ctid, tls).
     let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            flags | libc::SIGCHLD as u64,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
+        libc::syscall(libc::SYS_clone, flags | libc::SIGCHLD as u64, 0usize, 0usize, 0usize, 0usize)
     };
     match Errno::result(ret)? {
         0 => Ok(Forked::Child),

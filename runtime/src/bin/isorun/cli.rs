@@ -152,6 +152,37 @@ pub enum Command {
     Features,
     /// Run a new process in a running container (joins its namespaces, cgroup and root).
     Exec(ExecArgs),
+    /// Freeze every process of a running container.
+    Pause {
+        /// The container id.
+        id: String,
+    },
+    /// Thaw a paused container.
+    Resume {
+        /// The container id.
+        id: String,
+    },
+    /// Print cgroup statistics: one snapshot with --stats, else one line every --interval.
+    Events {
+        /// The container id.
+        id: String,
+        /// Print one snapshot and exit.
+        #[arg(long)]
+        stats: bool,
+        /// Seconds between snapshots in streaming mode.
+        #[arg(long, default_value = "5s")]
+        interval: String,
+    },
+    /// Change the resources of a running container.
+    Update(UpdateArgs),
+    /// List the processes of a container.
+    Ps {
+        /// The container id.
+        id: String,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
 }
 
 /// Options of `exec`, as runc's.
@@ -198,4 +229,44 @@ pub struct ExecArgs {
     /// Pass N additional fds (3..3+N).
     #[arg(long, default_value_t = 0)]
     pub preserve_fds: i32,
+}
+
+/// Options of `update`, as runc's.
+#[derive(Debug, clap::Args)]
+pub struct UpdateArgs {
+    /// The container id.
+    pub id: String,
+    /// A resources JSON file (runtime-spec `linux.resources`), `-` for stdin.
+    #[arg(short, long)]
+    pub resources: Option<PathBuf>,
+    /// Memory limit (bytes, or with k/m/g suffix; -1 for none).
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// Memory soft limit.
+    #[arg(long)]
+    pub memory_reservation: Option<String>,
+    /// Memory + swap limit.
+    #[arg(long)]
+    pub memory_swap: Option<String>,
+    /// Maximum number of processes (-1 for none).
+    #[arg(long, allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// CFS quota in microseconds (-1 for none).
+    #[arg(long, allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// CFS period in microseconds.
+    #[arg(long)]
+    pub cpu_period: Option<u64>,
+    /// CPU shares (relative weight).
+    #[arg(long)]
+    pub cpu_share: Option<u64>,
+    /// CPUs allowed (e.g. 0-1).
+    #[arg(long)]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes allowed.
+    #[arg(long)]
+    pub cpuset_mems: Option<String>,
+    /// Block IO weight (10-1000).
+    #[arg(long)]
+    pub blkio_weight: Option<u16>,
 }

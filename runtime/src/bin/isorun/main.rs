@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use cli::{Cli, Command, CreateArgs, ExecArgs, ListFormat, LogFormat, LogLevel};
+use cli::{Cli, Command, CreateArgs, ExecArgs, ListFormat, LogFormat, LogLevel, UpdateArgs};
 use isolab_runtime::container::{self, CreateOptions};
 use isolab_runtime::state::StateStore;
 
@@ -71,7 +71,10 @@ fn init_logging(cli: &Cli) {
         eprintln!("isorun: cannot open log file {}", path.display());
         return;
     };
-    let b = tracing_subscriber::fmt().with_max_level(level).with_ansi(false).with_writer(std::sync::Mutex::new(file));
+    let b = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file));
     let _ = match cli.log_format {
         LogFormat::Json => b.json().try_init(),
         LogFormat::Text => b.try_init(),
@@ -111,7 +114,24 @@ fn dispatch(cli: Cli) -> Result<u8> {
         }
         Command::Delete { id, force } => container::delete(&store, &id, force)?,
         Command::List { format, quiet } => print_list(&container::list(&store)?, format, quiet)?,
-        Command::Features => println!("{}", serde_json::to_string_pretty(&isolab_runtime::features::features())?),
+        Command::Features => {
+            println!("{}", serde_json::to_string_pretty(&isolab_runtime::features::features())?)
+        }
+        Command::Pause { id } => container::pause(&store, &id)?,
+        Command::Resume { id } => container::resume(&store, &id)?,
+        Command::Events { id, stats, interval } => events(&store, &id, stats, &interval)?,
+        Command::Update(a) => container::update(&store, &a.id, &update_resources(&a)?)?,
+        Command::Ps { id, format } => {
+            let procs = container::ps(&store, &id)?;
+            if format == ListFormat::Json {
+                println!("{}", serde_json::to_string(&procs.iter().map(|p| p.pid).collect::<Vec<_>>())?);
+            } else {
+                println!("PID   CMD");
+                for p in procs {
+                    println!("{:<5} {}", p.pid, p.cmd);
+                }
+            }
+        }
         Command::Exec(a) => {
             let code = container::exec(&store, &a.id, &exec_options(&store, &a)?)?;
             return Ok(u8::try_from(code).unwrap_or(255));
@@ -151,10 +171,20 @@ fn print_list(states: &[container::OciState], format: ListFormat, quiet: bool) -
     }
     let rows: Vec<[String; 6]> = states
         .iter()
-        .map(|s| [s.id.clone(), s.pid.to_string(), s.status.to_string(), s.bundle.display().to_string(), s.created.clone(), s.owner.clone()])
+        .map(|s| {
+            [
+                s.id.clone(),
+                s.pid.to_string(),
+                s.status.to_string(),
+                s.bundle.display().to_string(),
+                s.created.clone(),
+                s.owner.clone(),
+            ]
+        })
         .collect();
     let header = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from);
-    let widths: Vec<usize> = (0..6).map(|i| rows.iter().chain([&header]).map(|r| r[i].len()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> =
+        (0..6).map(|i| rows.iter().chain([&header]).map(|r| r[i].len()).max().unwrap_or(0)).collect();
     for r in std::iter::once(&header).chain(&rows) {
         let line: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
         writeln!(out, "{}", line.join("   ").trim_end())?;
@@ -167,7 +197,8 @@ fn exec_options(store: &StateStore, a: &ExecArgs) -> Result<container::ExecOptio
         Some(path) => {
             let bytes = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
             let de = &mut serde_json::Deserializer::from_slice(&bytes);
-            serde_path_to_error::deserialize(de).map_err(|e| anyhow::anyhow!("{}: process.{}: {}", path.display(), e.path(), e.inner()))?
+            serde_path_to_error::deserialize(de)
+                .map_err(|e| anyhow::anyhow!("{}: process.{}: {}", path.display(), e.path(), e.inner()))?
         }
         None => {
             if a.command.is_empty() {
@@ -204,6 +235,91 @@ fn parse_user(s: &str) -> Result<(u32, Option<u32>)> {
         None => (s, None),
     };
     let uid = u.parse().with_context(|| format!("--user {s:?}: uid must be a number"))?;
-    let gid = g.map(|g| g.parse().with_context(|| format!("--user {s:?}: gid must be a number"))).transpose()?;
+    let gid =
+        g.map(|g| g.parse().with_context(|| format!("--user {s:?}: gid must be a number"))).transpose()?;
     Ok((uid, gid))
+}
+
+fn events(store: &StateStore, id: &str, once: bool, interval: &str) -> Result<()> {
+    let secs: f64 = interval
+        .trim_end_matches('s')
+        .parse()
+        .with_context(|| format!("--interval {interval:?}: expected seconds like 5s"))?;
+    loop {
+        match container::stats(store, id) {
+            Ok(ev) => println!("{}", serde_json::to_string(&ev)?),
+            // Streaming ends when the container does.
+            Err(e) if !once && matches!(e, container::ContainerError::WrongStatus { .. }) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        if once {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_secs_f64(secs.max(0.1)));
+    }
+}
+
+fn update_resources(a: &UpdateArgs) -> Result<oci_spec::runtime::LinuxResources> {
+    if let Some(path) = &a.resources {
+        let bytes = if path.as_os_str() == "-" {
+            let mut v = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)?;
+            v
+        } else {
+            std::fs::read(path).with_context(|| format!("read {}", path.display()))?
+        };
+        let de = &mut serde_json::Deserializer::from_slice(&bytes);
+        return serde_path_to_error::deserialize(de)
+            .map_err(|e| anyhow::anyhow!("resources.{}: {}", e.path(), e.inner()));
+    }
+    let size = |flag: &str, v: &Option<String>| -> Result<Option<i64>> {
+        v.as_deref()
+            .map(|s| {
+                container::parse_size(s).with_context(|| format!("--{flag} {s:?}: expected bytes, e.g. 100m"))
+            })
+            .transpose()
+    };
+    let mut r = serde_json::json!({});
+    let mut memory = serde_json::Map::new();
+    for (key, flag, v) in [
+        ("limit", "memory", &a.memory),
+        ("reservation", "memory-reservation", &a.memory_reservation),
+        ("swap", "memory-swap", &a.memory_swap),
+    ] {
+        if let Some(n) = size(flag, v)? {
+            memory.insert(key.into(), n.into());
+        }
+    }
+    if !memory.is_empty() {
+        r["memory"] = memory.into();
+    }
+    if let Some(l) = a.pids_limit {
+        r["pids"] = serde_json::json!({ "limit": l });
+    }
+    let mut cpu = serde_json::Map::new();
+    if let Some(q) = a.cpu_quota {
+        cpu.insert("quota".into(), q.into());
+    }
+    if let Some(p) = a.cpu_period {
+        cpu.insert("period".into(), p.into());
+    }
+    if let Some(s) = a.cpu_share {
+        cpu.insert("shares".into(), s.into());
+    }
+    if let Some(c) = &a.cpuset_cpus {
+        cpu.insert("cpus".into(), c.clone().into());
+    }
+    if let Some(m) = &a.cpuset_mems {
+        cpu.insert("mems".into(), m.clone().into());
+    }
+    if !cpu.is_empty() {
+        r["cpu"] = cpu.into();
+    }
+    if let Some(w) = a.blkio_weight {
+        r["blockIO"] = serde_json::json!({ "weight": w });
+    }
+    if r.as_object().is_some_and(|o| o.is_empty()) {
+        bail!("update: nothing to change (give --memory, --pids-limit, --cpu-quota, ... or -r FILE)");
+    }
+    Ok(serde_json::from_value(r)?)
 }
