@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::process::Child;
 use std::sync::Mutex;
 
-static LIVE: Mutex<Vec<(u32, PathBuf)>> = Mutex::new(Vec::new());
+static LIVE: Mutex<Vec<(u32, Option<PathBuf>)>> = Mutex::new(Vec::new());
 
-fn live() -> std::sync::MutexGuard<'static, Vec<(u32, PathBuf)>> {
+fn live() -> std::sync::MutexGuard<'static, Vec<(u32, Option<PathBuf>)>> {
     LIVE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -21,7 +21,7 @@ pub struct VmGuard {
 impl VmGuard {
     /// Takes ownership of a spawned QEMU and its temp dir and registers them.
     pub fn new(child: Child, dir: tempfile::TempDir) -> Self {
-        live().push((child.id(), dir.path().to_path_buf()));
+        live().push((child.id(), Some(dir.path().to_path_buf())));
         VmGuard { child: Some(child), dir: Some(dir) }
     }
 
@@ -67,7 +67,26 @@ pub fn kill_all() {
             // not even a zombie, outlives the harness.
             unsafe { libc::waitpid(pid, &mut status, 0) };
         }
-        let _ = std::fs::remove_dir_all(dir);
+        if let Some(dir) = dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Registers any other child (e.g. `apt-get`) to be killed by the signal handler; it is
+/// unregistered when the returned value is dropped — drop it before reaping the child.
+#[derive(Debug)]
+pub struct Registration(u32);
+
+/// See [`Registration`].
+pub fn register(pid: u32) -> Registration {
+    live().push((pid, None));
+    Registration(pid)
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        live().retain(|(p, _)| *p != self.0);
     }
 }
 

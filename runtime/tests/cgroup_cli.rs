@@ -1,0 +1,92 @@
+//! The cgroup side of the CLI on a real container: pause/resume (state `paused`), update,
+//! events --stats, ps, and no cgroup directory left after delete (also after an OOM kill).
+
+mod common;
+
+use common::{text, Fixture};
+use serde_json::json;
+use std::path::PathBuf;
+
+fn cgroup_dir(pid: i64, controller: &str) -> Option<PathBuf> {
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let line = cg.lines().find(|l| l.split(':').nth(1).is_some_and(|c| c.split(',').any(|x| x == controller)))?;
+    let path = line.splitn(3, ':').nth(2)?;
+    Some(PathBuf::from(format!("/sys/fs/cgroup/{controller}")).join(path.trim_start_matches('/')))
+}
+
+#[test]
+fn pause_resume_update_events_ps_and_cleanup() {
+    let mut f = Fixture::new();
+    f.config(&["sh", "-c", "sleep 100 & exec sleep 101"], |s| s["linux"]["resources"]["pids"] = json!({"limit": 50}));
+    let id = f.id("cg");
+    let bundle = f.bundle();
+    let out = f.isorun(&["run", "-d", "--bundle", bundle.to_str().unwrap(), &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let pid = f.state(&id)["pid"].as_i64().unwrap();
+    let pids_dir = cgroup_dir(pid, "pids").expect("init is in a pids cgroup");
+    assert_eq!(std::fs::read_to_string(pids_dir.join("pids.max")).unwrap().trim(), "50");
+
+    assert!(f.isorun(&["pause", &id]).status.success());
+    assert_eq!(f.state(&id)["status"], "paused");
+    let out = f.isorun(&["pause", &id]);
+    assert!(!out.status.success(), "pause of a paused container is an error");
+    assert!(f.isorun(&["resume", &id]).status.success());
+    assert_eq!(f.state(&id)["status"], "running");
+
+    let out = f.isorun(&["update", "--pids-limit", "20", "--memory", "64m", &id]);
+    assert!(out.status.success(), "update: {}", text(&out.stderr));
+    assert_eq!(std::fs::read_to_string(pids_dir.join("pids.max")).unwrap().trim(), "20");
+    let mem = cgroup_dir(pid, "memory").unwrap();
+    assert_eq!(std::fs::read_to_string(mem.join("memory.limit_in_bytes")).unwrap().trim(), (64u64 << 20).to_string());
+
+    let out = f.isorun(&["events", "--stats", &id]);
+    assert!(out.status.success(), "events: {}", text(&out.stderr));
+    let ev: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(ev["type"], "stats");
+    assert_eq!(ev["data"]["pids"]["current"], 2);
+    assert_eq!(ev["data"]["pids"]["limit"], 20);
+
+    let out = f.isorun(&["ps", "--format", "json", &id]);
+    let pids: Vec<i64> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(pids.len(), 2);
+    assert!(pids.contains(&pid));
+
+    assert!(f.isorun(&["delete", "--force", &id]).status.success());
+    assert!(!pids_dir.exists(), "{} survives delete", pids_dir.display());
+    assert!(!mem.exists(), "{} survives delete", mem.display());
+}
+
+#[test]
+fn oom_killed_container_is_deleted_without_leftovers() {
+    let mut f = Fixture::new();
+    f.config(&["sh", "-c", "sleep 1; dd if=/dev/zero of=/tmp/fill bs=1M count=64"], |s| {
+        s["linux"]["resources"]["memory"] = json!({"limit": 16777216});
+        s["mounts"].as_array_mut().unwrap().push(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}));
+    });
+    let id = f.id("oom");
+    let bundle = f.bundle();
+    assert!(f.isorun(&["run", "-d", "--bundle", bundle.to_str().unwrap(), &id]).status.success());
+    let pid = f.state(&id)["pid"].as_i64().unwrap();
+    let mem = cgroup_dir(pid, "memory").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while f.state(&id)["status"] != "stopped" {
+        assert!(std::time::Instant::now() < deadline, "the container was never OOM-killed");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let oom = std::fs::read_to_string(mem.join("memory.oom_control")).unwrap();
+    assert!(oom.lines().any(|l| l.starts_with("oom_kill ") && l != "oom_kill 0"), "{oom}");
+    assert!(f.isorun(&["delete", &id]).status.success());
+    assert!(!mem.exists());
+}
+
+#[test]
+fn unenforceable_or_bad_resources_are_rejected_with_their_path() {
+    let mut f = Fixture::new();
+    f.config(&["true"], |s| s["linux"]["resources"]["pids"] = json!({"limit": "lots"}));
+    let id = f.id("badres");
+    let bundle = f.bundle();
+    let out = f.isorun(&["create", "--bundle", bundle.to_str().unwrap(), &id]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("linux.resources.pids.limit"), "{}", text(&out.stderr));
+    assert!(!f.root().join(&id).exists());
+}
