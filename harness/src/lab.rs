@@ -137,11 +137,27 @@ pub fn locate_runtime(explicit: Option<&Path>) -> Result<PathBuf, LabError> {
     )
 }
 
-/// The private apt setup in the cache, for the matrix's suites.
-pub fn private_apt(cache: &Path, matrix: &Matrix) -> Result<apt::PrivateApt, LabError> {
-    let a = apt::PrivateApt { dir: cache.join("apt"), mirror: apt::host_mirror()? };
-    a.prepare(&matrix.suites())?;
+/// The private apt setup in the cache for one suite (`<cache>/apt/<suite>`): one suite per
+/// list directory, so every apt call parses one suite's index, not the whole matrix's.
+pub fn private_apt(cache: &Path, suite: &str) -> Result<apt::PrivateApt, LabError> {
+    let a = apt::PrivateApt { dir: cache.join("apt").join(suite), mirror: apt::host_mirror()? };
+    a.prepare(&[suite.to_string()])?;
     Ok(a)
+}
+
+/// Fetches a kernel through its suite's private apt (a local kernel needs no fetch).
+pub fn fetch_kernel(
+    spec: &KernelSpec,
+    cache: &Path,
+    progress: &(dyn Fn(kernels::fetch::FetchProgress<'_>) + Sync),
+) -> Result<kernels::KernelFiles, LabError> {
+    match spec.suite.as_deref() {
+        Some(suite) if !spec.is_local() => {
+            let apt = private_apt(cache, suite)?;
+            Ok(kernels::fetch::fetch(spec, &apt, cache, progress)?)
+        }
+        _ => Ok(kernels::fetch::cached(spec, cache)?),
+    }
 }
 
 /// A cached (or local) kernel, checked against the suite; errors tell how to fetch it.

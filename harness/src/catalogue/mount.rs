@@ -295,12 +295,20 @@ fn masked_paths(ctx: &mut Ctx) -> Verdict {
 }
 
 fn readonly_paths(ctx: &mut Ctx) -> Verdict {
-    let script = "grep ' /proc/sys ' /proc/self/mountinfo | cut -d' ' -f6; \
-                  cat /proc/sys/kernel/hostname > /proc/sys/kernel/hostname 2>&1 || echo failed";
+    let script = "echo \"opts=$(grep ' /proc/sys ' /proc/self/mountinfo | cut -d' ' -f6)\"; \
+                  { cat /proc/sys/kernel/hostname > /proc/sys/kernel/hostname; } 2>&1 || echo failed";
     let cfg = ctx.config(&["sh", "-c", script]);
     let out = v!(ctx.run_ok(cfg));
     let l = out.lines();
-    let ro = l.first().is_some_and(|o| o.split(',').any(|o| o == "ro"));
+    let opts = l.first().and_then(|o| o.strip_prefix("opts=")).unwrap_or_default();
+    let ro = opts.split(',').any(|o| o == "ro");
     let erofs = out.stdout.contains("Read-only file system") && out.stdout.contains("failed");
-    Verdict::check(ro && erofs, || format!("/proc/sys options and write of kernel/hostname inside: {l:?}"))
+    let write = if out.stdout.contains("failed") {
+        l.get(1..).unwrap_or_default().join(" ")
+    } else {
+        "succeeded".into()
+    };
+    Verdict::check(ro && erofs, || {
+        format!("/proc/sys mount options inside {opts:?}; writing kernel/hostname: {write}")
+    })
 }

@@ -74,27 +74,34 @@ fn read_trim(p: &str) -> String {
     std::fs::read_to_string(p).unwrap_or_default().trim().to_owned()
 }
 
-/// The host's hostname and domainname, written back when dropped if they changed (a
-/// negative control, or a broken runtime, may set the host's).
+/// The host's hostname and domainname, written back when dropped if this check's own unique
+/// values reached the host (a negative control, or a broken runtime, may set the host's).
+/// Only those values are undone, so checks running in parallel never undo each other.
 #[derive(Debug)]
 struct HostUts {
     hostname: String,
     domainname: String,
+    ours: Vec<String>,
 }
 
 impl HostUts {
     const HOST: &'static str = "/proc/sys/kernel/hostname";
     const DOMAIN: &'static str = "/proc/sys/kernel/domainname";
 
-    fn save() -> Self {
-        HostUts { hostname: read_trim(Self::HOST), domainname: read_trim(Self::DOMAIN) }
+    /// Save the host's values; `ours` are the values this check may set.
+    fn save(ours: &[&str]) -> Self {
+        HostUts {
+            hostname: read_trim(Self::HOST),
+            domainname: read_trim(Self::DOMAIN),
+            ours: ours.iter().map(|s| s.to_string()).collect(),
+        }
     }
 }
 
 impl Drop for HostUts {
     fn drop(&mut self) {
         for (p, v) in [(Self::HOST, &self.hostname), (Self::DOMAIN, &self.domainname)] {
-            if !v.is_empty() && read_trim(p) != *v {
+            if !v.is_empty() && self.ours.contains(&read_trim(p)) {
                 let _ = std::fs::write(p, v);
             }
         }
@@ -106,8 +113,8 @@ fn ns_link(pid: &str, kind: &str) -> String {
 }
 
 fn hostname_and_domainname(ctx: &mut Ctx) -> Verdict {
-    let _host = HostUts::save();
     let (h, d) = (format!("isolab-h-{}", std::process::id()), format!("isolab-d-{}", std::process::id()));
+    let _host = HostUts::save(&[&h, &d]);
     let mut cfg = ctx.config(&["sleep", "120"]);
     cfg["hostname"] = json!(h);
     cfg["domainname"] = json!(d);
@@ -125,8 +132,8 @@ fn hostname_and_domainname(ctx: &mut Ctx) -> Verdict {
 }
 
 fn change_inside_not_host(ctx: &mut Ctx) -> Verdict {
-    let saved = HostUts::save();
     let new = format!("isolab-c-{}", std::process::id());
+    let saved = HostUts::save(&[&new]);
     let mut cfg = ctx.config(&["sh", "-c", &format!("hostname {new} && hostname")]);
     add_cap(&mut cfg, "CAP_SYS_ADMIN");
     let out = ctx.run(cfg);
@@ -263,12 +270,10 @@ impl HostQueue {
 
 impl Drop for HostQueue {
     fn drop(&mut self) {
-        // SAFETY: `mqd` is a descriptor this value opened and closes once; `name` is a valid
-        // NUL-terminated string.
-        unsafe {
-            libc::mq_close(self.mqd);
-            libc::mq_unlink(self.name.as_ptr());
-        }
+        // SAFETY: `mqd` is a descriptor this value opened, closed here once.
+        unsafe { libc::mq_close(self.mqd) };
+        // SAFETY: `name` is a valid NUL-terminated string.
+        unsafe { libc::mq_unlink(self.name.as_ptr()) };
     }
 }
 
@@ -277,7 +282,7 @@ fn posix_mqueue(ctx: &mut Ctx) -> Verdict {
     let _q = match HostQueue::open(&format!("/{name}")) {
         Ok(q) => q,
         Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
-            return Verdict::skip(format!("kernel {} has no POSIX message queues", ctx.facts.kernel_release))
+            return Verdict::skip(format!("kernel {} has no POSIX message queues", ctx.facts.kernel_release));
         }
         Err(e) => return Verdict::error(format!("mq_open /{name} on the host: {e}")),
     };

@@ -207,7 +207,26 @@ pub fn build(inp: &ImageInputs, dir: &Path, progress: &dyn Fn(usize, usize)) -> 
     drop(w);
     progress(total, total);
     std::fs::rename(&partial, &out).map_err(io_err(&out))?;
+    prune(dir, KEEP_IMAGES);
     Ok(out)
+}
+
+/// Images kept in the cache; older ones (by mtime) are removed after a build.
+const KEEP_IMAGES: usize = 24;
+
+fn prune(dir: &Path, keep: usize) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let mut images: Vec<(std::time::SystemTime, PathBuf)> = rd
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cpio" || e == "zst"))
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .collect();
+    images.sort();
+    let excess = images.len().saturating_sub(keep);
+    for (_, p) in images.into_iter().take(excess) {
+        let _ = std::fs::remove_file(p);
+    }
 }
 
 fn write_skeleton<W: Write>(c: &mut CpioWriter<W>, _inp: &ImageInputs) -> std::io::Result<()> {

@@ -79,6 +79,14 @@ pub fn find_mirror(text: &str) -> Option<Mirror> {
     None
 }
 
+/// The `Size:` of package `name` version `version` in `apt-cache show` output (pure).
+pub fn stanza_size(show: &str, name: &str, version: &str) -> Option<u64> {
+    show.split("\n\n").find_map(|st| {
+        let f = |k: &str| st.lines().find_map(|l| l.strip_prefix(k)).map(str::trim);
+        (f("Package:") == Some(name) && f("Version:") == Some(version)).then(|| f("Size:")?.parse().ok())?
+    })
+}
+
 /// The mirror to use: `$ISOLAB_APT_MIRROR`, else the host's configuration.
 pub fn host_mirror() -> Result<Mirror, AptError> {
     if let Ok(uri) = std::env::var("ISOLAB_APT_MIRROR") {
@@ -165,10 +173,12 @@ impl PrivateApt {
         self.run("apt-get", &["download".to_string(), format!("{name}={version}")], Some(dest)).map(|_| ())
     }
 
-    /// The archive's `Size:` of a package version, if known.
-    pub fn package_size(&self, name: &str, version: &str) -> Option<u64> {
-        let show = self.cache_query(&["show".to_string(), format!("{name}={version}")]).ok()?;
-        show.lines().find_map(|l| l.strip_prefix("Size:")).and_then(|v| v.trim().parse().ok())
+    /// The archive's `Size:` of each `(name, version)`, in one apt-cache call (0 if unknown).
+    pub fn package_sizes(&self, pkgs: &[(&str, &str)]) -> Vec<u64> {
+        let args: Vec<String> =
+            std::iter::once("show".to_string()).chain(pkgs.iter().map(|(n, v)| format!("{n}={v}"))).collect();
+        let show = self.cache_query(&args).unwrap_or_default();
+        pkgs.iter().map(|(n, v)| stanza_size(&show, n, v).unwrap_or(0)).collect()
     }
 
     /// `apt-cache <args>`; returns stdout.
@@ -183,9 +193,14 @@ impl PrivateApt {
             cmd.current_dir(d);
         }
         let command = format!("{tool} {}", args.join(" "));
-        let out = cmd
-            .output()
-            .map_err(|e| AptError::Command { command: command.clone(), detail: e.to_string() })?;
+        cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        let fail = |e: std::io::Error| AptError::Command { command: command.clone(), detail: e.to_string() };
+        let child = cmd.spawn().map_err(fail)?;
+        // Killed with the VMs on SIGINT/SIGTERM/SIGHUP: nothing outlives the harness.
+        let registration = crate::vm::guard::register(child.id());
+        let out = child.wait_with_output();
+        drop(registration);
+        let out = out.map_err(fail)?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
             let tail: Vec<&str> = err.lines().rev().take(5).collect();
@@ -216,6 +231,13 @@ Components: main\nSigned-By: /usr/share/keyrings/k.gpg\n";
         let got = find_mirror(text);
         let want = want.map(|(u, k)| Mirror { uri: u.into(), signed_by: k.map(Into::into) });
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn sizes_from_show_output() {
+        let show = "Package: a\nVersion: 1\nSize: 10\n\nPackage: b\nVersion: 2\nSize: 20\n";
+        assert_eq!(stanza_size(show, "b", "2"), Some(20));
+        assert_eq!(stanza_size(show, "b", "1"), None);
     }
 
     #[test]

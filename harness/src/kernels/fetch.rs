@@ -193,9 +193,12 @@ pub fn fetch(
             source,
         })?;
     }
-    for pin in &spec.packages {
+    let wanted: Vec<(&str, &str)> =
+        spec.packages.iter().map(|p| (p.name.as_str(), p.version.as_str())).collect();
+    let sizes = apt.package_sizes(&wanted);
+    for (pin, size) in spec.packages.iter().zip(sizes) {
         progress(FetchProgress::Step(&format!("{kernel}: {}", pin.name)));
-        debs.push(download_verified(&kernel, pin, apt, &debs_dir, progress)?);
+        debs.push(download_verified(&kernel, pin, apt, &debs_dir, size, progress)?);
     }
     progress(FetchProgress::Step(&format!("{kernel}: extracting")));
     let dir = kernel_dir(cache, &kernel);
@@ -259,6 +262,7 @@ fn download_verified(
     pin: &PackagePin,
     apt: &PrivateApt,
     dir: &Path,
+    total: u64,
     progress: &(dyn Fn(FetchProgress<'_>) + Sync),
 ) -> Result<PathBuf, FetchError> {
     let hash_of = |p: &Path| {
@@ -281,7 +285,6 @@ fn download_verified(
         source,
     };
     apt.update(false).map_err(missing)?;
-    let total = apt.package_size(&pin.name, &pin.version).unwrap_or(0);
     let download = || apt.download(&pin.name, &pin.version, dir);
     if with_byte_progress(pin, total, dir, progress, download).is_err() {
         // The lists may be stale: refresh once and retry.

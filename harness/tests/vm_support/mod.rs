@@ -79,9 +79,7 @@ pub fn kernel(name: &str, o: &LabOptions) -> CheckedKernel {
     let m = matrix();
     let spec = m.select(&[name.to_string()]).expect("kernel in matrix")[0].clone();
     if fetch::cached(&spec, &o.cache).is_err() {
-        let apt = lab::private_apt(&o.cache, &m)
-            .unwrap_or_else(|e| panic!("cannot set up apt to fetch {name}: {e}"));
-        fetch::fetch(&spec, &apt, &o.cache, &|_| {}).unwrap_or_else(|e| panic!("cannot fetch {name}: {e}"));
+        lab::fetch_kernel(&spec, &o.cache, &|_| {}).unwrap_or_else(|e| panic!("cannot fetch {name}: {e}"));
     }
     lab::checked_kernel(&spec, &m, &o.cache).unwrap_or_else(|e| panic!("{name}: {e}"))
 }

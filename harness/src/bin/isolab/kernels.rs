@@ -1,7 +1,7 @@
 //! `isolab kernels …`: list, fetch, available.
 
 use anyhow::{bail, Result};
-use isolab_harness::kernels::{apt, fetch, Matrix};
+use isolab_harness::kernels::{fetch, Matrix};
 use isolab_harness::lab;
 
 use super::{bar, cache, say, Global};
@@ -35,7 +35,6 @@ pub fn list(g: &Global, m: &Matrix) -> Result<()> {
 pub fn fetch_kernels(g: &Global, m: &Matrix, names: &[String]) -> Result<()> {
     let cache = cache(g);
     let specs = m.select(names)?;
-    let apt = lab::private_apt(&cache, m)?;
     let pb = bar(0, "fetching kernels");
     pb.set_style(
         indicatif::ProgressStyle::with_template(
@@ -46,7 +45,7 @@ pub fn fetch_kernels(g: &Global, m: &Matrix, names: &[String]) -> Result<()> {
     );
     let mut failed = Vec::new();
     for spec in specs {
-        let res = fetch::fetch(spec, &apt, &cache, &|p| match p {
+        let res = lab::fetch_kernel(spec, &cache, &|p| match p {
             fetch::FetchProgress::Step(msg) => pb.set_message(msg.to_string()),
             fetch::FetchProgress::Download { done, total, .. } => {
                 pb.set_length(total.max(done));
@@ -72,13 +71,8 @@ pub fn fetch_kernels(g: &Global, m: &Matrix, names: &[String]) -> Result<()> {
     Ok(())
 }
 
-pub fn available(g: &Global, m: &Matrix, suite: &str) -> Result<()> {
-    let apt = apt::PrivateApt { dir: cache(g).join("apt"), mirror: apt::host_mirror()? };
-    let mut suites = m.suites();
-    if !suites.iter().any(|s| s == suite) {
-        suites.push(suite.to_string());
-    }
-    apt.prepare(&suites)?;
+pub fn available(g: &Global, suite: &str) -> Result<()> {
+    let apt = lab::private_apt(&cache(g), suite)?;
     apt.update(false)?;
     let names = apt.cache_query(&[
         "search".into(),

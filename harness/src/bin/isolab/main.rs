@@ -227,7 +227,7 @@ fn main() -> Result<()> {
     match &cli.cmd {
         Cmd::Kernels(KernelsCmd::List) => kernels::list(&cli.g, &matrix),
         Cmd::Kernels(KernelsCmd::Fetch { names }) => kernels::fetch_kernels(&cli.g, &matrix, names),
-        Cmd::Kernels(KernelsCmd::Available { suite }) => kernels::available(&cli.g, &matrix, suite),
+        Cmd::Kernels(KernelsCmd::Available { suite }) => kernels::available(&cli.g, suite),
         Cmd::Image { names } => {
             let o = options(&cli.g)?;
             for spec in matrix.select(names)? {
