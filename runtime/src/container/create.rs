@@ -172,8 +172,13 @@ pub(super) fn create_with_console(
         no_pivot: opts.no_pivot,
     };
 
+    // Without CLONE_INTO_CGROUP the init is moved into its cgroup after clone; a cgroup
+    // namespace made at clone time would have the parent's cgroup as its root. The child
+    // unshares it once it has been placed.
+    let late_cgroupns = plan.new_cgroup_ns && cgroup_fd.is_none();
+    let flags = if late_cgroupns { plan.clone_flags & !(libc::CLONE_NEWCGROUP as u64) } else { plan.clone_flags };
     let pid =
-        match clone_into(plan.clone_flags, cgroup_fd.as_ref().map(|f| f.as_fd())).map_err(host("clone3"))? {
+        match clone_into(flags, cgroup_fd.as_ref().map(|f| f.as_fd())).map_err(host("clone3"))? {
             Forked::Child => {
                 drop(parent_sock);
                 child_main(ChildContext {
@@ -184,6 +189,7 @@ pub(super) fn create_with_console(
                     exec_fifo: Some(fifo),
                     console_socket: console,
                     preserve_fds: opts.preserve_fds,
+                    unshare_cgroupns: late_cgroupns,
                 })
             }
             Forked::Parent(pid) => pid,

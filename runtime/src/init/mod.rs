@@ -84,6 +84,8 @@ pub struct ChildContext<'a> {
     pub console_socket: Option<OwnedFd>,
     /// fds 3..3+N stay open in the container (`--preserve-fds`).
     pub preserve_fds: i32,
+    /// Create the cgroup namespace now (the parent placed us in our cgroup after clone).
+    pub unshare_cgroupns: bool,
 }
 
 /// Run the container's init. Never returns.
@@ -152,6 +154,9 @@ fn before_pivot(ctx: &ChildContext<'_>, state: &[u8]) -> Result<(), String> {
 
 fn setup(ctx: &ChildContext<'_>, state: &[u8]) -> StepResult<exec::Prepared> {
     let spec = ctx.spec;
+    if ctx.unshare_cgroupns {
+        step("cgroup namespace", unshare(CloneFlags::CLONE_NEWCGROUP).map_err(sys("unshare(CLONE_NEWCGROUP)")))?;
+    }
     step("namespaces", join_namespaces(ctx.plan))?;
     if ctx.plan.new_user_ns {
         step("user namespace", become_ns_root())?;
