@@ -23,4 +23,6 @@ pub mod kernels;
 #[cfg(feature = "host")]
 pub mod lab;
 #[cfg(feature = "host")]
+pub mod matrix;
+#[cfg(feature = "host")]
 pub mod vm;

@@ -170,8 +170,37 @@ fn handle(sink: &EventSink, action: Action) {
         Action::Idle => {}
         Action::Exec { argv, env, timeout_secs } => exec::run_command(sink, &argv, &env, timeout_secs),
         Action::Shell => exec::run_shell(sink),
-        Action::Assert { .. } => {
-            sink.send(&Event::Error { message: "assertions are not implemented by this agent yet".into() })
-        }
+        Action::Assert { runtime, ids } => run_assertions(sink, &runtime, &ids),
     }
+}
+
+/// Where the catalogue works in the guest (bundles, the container rootfs, state).
+const ASSERT_WORKDIR: &str = "/var/lib/isolab-assert";
+
+/// Run the catalogue against `runtime`, one `Result` event per assertion, with heartbeats
+/// so a long check is not taken for a hung guest.
+fn run_assertions(sink: &EventSink, runtime: &str, ids: &[String]) {
+    let only = ids.join(",");
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(500));
+                sink.heartbeat_if_due(Duration::from_secs(5));
+            }
+        });
+        let result = crate::catalogue::run_selected(
+            std::path::Path::new(runtime),
+            &only,
+            std::path::Path::new(ASSERT_WORKDIR),
+            std::path::Path::new("/bin/busybox"),
+            &mut |id, v, ms| {
+                sink.send(&Event::Result { id: id.to_owned(), outcome: v.outcome, detail: v.detail.clone(), duration_ms: ms })
+            },
+        );
+        if let Err(e) = result {
+            sink.send(&Event::Error { message: format!("catalogue: {e}") });
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
 }

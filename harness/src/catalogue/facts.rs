@@ -93,7 +93,12 @@ impl Facts {
             }
         }
         let (layout, controllers) = if v2_root {
-            (Layout::V2, v2_controllers.split_whitespace().map(str::to_owned).collect())
+            let mut c: Vec<String> = v2_controllers.split_whitespace().map(str::to_owned).collect();
+            // v2 has no freezer controller: cgroup.freeze is core (Linux 5.2+).
+            if kernel_at_least(release, 5, 2) {
+                c.push("freezer".into());
+            }
+            (Layout::V2, c)
         } else if mountinfo.contains(" - cgroup2 ") {
             (Layout::Hybrid, v1)
         } else {
@@ -133,6 +138,13 @@ impl Facts {
     }
 }
 
+/// `release` (`6.1.0-50-cloud-amd64`) is at least `major.minor`.
+fn kernel_at_least(release: &str, major: u32, minor: u32) -> bool {
+    let mut it = release.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse::<u32>().ok());
+    let (a, b) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+    (a, b) >= (major, minor)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,6 +172,9 @@ mod tests {
         let f = Facts::from_parts(vec![], mi, "cpuset cpu io memory pids\n", true, "6.12.0");
         assert_eq!(f.layout, Layout::V2);
         assert!(f.controllers.contains(&"pids".to_owned()));
+        assert!(f.controllers.contains(&"freezer".to_owned()), "cgroup.freeze counts as the v2 freezer");
+        let old = Facts::from_parts(vec![], mi, "cpu\n", true, "4.19.0");
+        assert!(!old.controllers.contains(&"freezer".to_owned()));
         assert!(f.missing(Need::CgroupV1).is_some());
         assert_eq!(f.missing(Need::CgroupV2), None);
     }

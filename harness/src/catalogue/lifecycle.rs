@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::util::detach;
 use super::{Assertion, Container, Ctx, Verdict};
 use crate::v;
 
@@ -207,15 +208,6 @@ fn host_mounts_under(paths: &[&Path]) -> Vec<String> {
         .filter(|p| paths.iter().any(|b| Path::new(p).starts_with(b)))
         .map(str::to_owned)
         .collect()
-}
-
-/// Lazily unmount `point` (cleanup of what a negative control left).
-fn detach(point: &str) {
-    let Ok(c) = std::ffi::CString::new(point) else { return };
-    // SAFETY: `c` is a valid NUL-terminated path that outlives the call; umount2 only reads it.
-    unsafe {
-        libc::umount2(c.as_ptr(), libc::MNT_DETACH);
-    }
 }
 
 fn delete_leaves_nothing(ctx: &mut Ctx) -> Verdict {

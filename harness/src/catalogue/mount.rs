@@ -123,7 +123,8 @@ impl HostMount {
 
 impl Drop for HostMount {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-R").arg("-l").arg(&self.dir).status();
+        // A lazy unmount of the top detaches the whole tree (busybox umount has no -R).
+        super::util::detach(&self.dir.to_string_lossy());
         for d in &self.remove {
             let _ = std::fs::remove_dir(d);
         }

@@ -91,3 +91,12 @@ pub fn status_field(pid: i32, key: &str) -> Option<String> {
     let status = std::fs::read_to_string(path).ok()?;
     status.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(':').map(|v| v.trim().to_owned()))
 }
+
+/// Lazily unmount `point` and everything under it (MNT_DETACH); errors are ignored (cleanup).
+pub fn detach(point: &str) {
+    let Ok(c) = std::ffi::CString::new(point) else { return };
+    // SAFETY: `c` is a valid NUL-terminated path that outlives the call; umount2 only reads it.
+    unsafe {
+        libc::umount2(c.as_ptr(), libc::MNT_DETACH);
+    }
+}

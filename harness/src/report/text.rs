@@ -66,6 +66,8 @@ pub fn render_table(records: &[Record], use_colour: bool) -> String {
                 out.push_str(&format!("  {text:<w$}"));
             }
         }
+        let trimmed = out.trim_end_matches(' ').len();
+        out.truncate(trimmed);
         out.push('\n');
     }
     let problems: Vec<&Record> =

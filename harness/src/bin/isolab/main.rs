@@ -1,6 +1,7 @@
 //! `isolab`: boot throwaway VMs on a matrix of real kernels.
 
 mod kernels;
+mod lab_cmds;
 mod run;
 
 use std::path::PathBuf;
@@ -102,8 +103,33 @@ enum Cmd {
         #[arg(last = true)]
         command: Vec<String>,
     },
-    /// Boot every selected kernel (× cgroup mode) in parallel and check the agent's hello.
+    /// The isolation catalogue on this machine, no VM (`--host`): quick feedback, same code
+    /// and outputs as `matrix`. Exit 0 all pass/skip, 1 a failure or regression, 2 an error.
     Check {
+        /// Run on this host (required: the VM matrix is `isolab matrix`).
+        #[arg(long)]
+        host: bool,
+        /// Assertion id globs, comma-separated.
+        #[arg(long, default_value = "")]
+        only: String,
+        /// Output directory.
+        #[arg(long, default_value = "isolab-results")]
+        out: PathBuf,
+        /// Compare with this results.json; exit 1 on a regression.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+    },
+    /// The main job: the catalogue in a throwaway VM per kernel × cgroup mode. Exit 0 all
+    /// pass/skip, 1 any failure or regression against --baseline, 2 a harness/VM error.
+    Matrix(lab_cmds::MatrixArgs),
+    /// Reports: `merge DIR...` joins shard outputs.
+    #[command(subcommand)]
+    Report(ReportCmd),
+    /// Baselines for regression gating: `update` stores a results.json.
+    #[command(subcommand)]
+    Baseline(BaselineCmd),
+    /// Boot every selected kernel (× cgroup mode) in parallel and check the agent's hello.
+    Smoke {
         /// Kernel names (default: the default set).
         names: Vec<String>,
         /// cgroup modes to boot each kernel with.
@@ -117,6 +143,31 @@ enum Cmd {
         /// Boots per kernel.
         #[arg(long, default_value_t = 5)]
         runs: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportCmd {
+    /// Join the results.json of several output dirs (shards) into one report.
+    Merge {
+        /// Output directories of the shards.
+        dirs: Vec<PathBuf>,
+        /// Where to write the merged report.
+        #[arg(long, default_value = "isolab-results")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum BaselineCmd {
+    /// Store a run's results as the baseline.
+    Update {
+        /// The results to store.
+        #[arg(long, default_value = "isolab-results/results.json")]
+        from: PathBuf,
+        /// The baseline file.
+        #[arg(long, default_value = "isolab-baseline.json")]
+        to: PathBuf,
     },
 }
 
@@ -220,7 +271,15 @@ fn say(pb: &ProgressBar, msg: String) {
     }
 }
 
-fn main() -> Result<()> {
+/// Exit codes: 0 all pass/skip, 1 a failure or regression, 2 the harness itself failed.
+fn main() {
+    if let Err(e) = real_main() {
+        eprintln!("isolab: {e:#}");
+        std::process::exit(2);
+    }
+}
+
+fn real_main() -> Result<()> {
     let cli = Cli::parse();
     vm::guard::install_signal_handler().context("install signal handler")?;
     let matrix = Matrix::load(&matrix_path(&cli.g))?;
@@ -240,6 +299,15 @@ fn main() -> Result<()> {
         }
         Cmd::Boot { kernel, cgroup, command } => run::boot(&cli.g, &matrix, kernel, cgroup, command),
         Cmd::BenchBoot { names, runs } => run::bench(&cli.g, &matrix, names, *runs),
-        Cmd::Check { names, cgroup } => run::check(&cli.g, &matrix, names, cgroup),
+        Cmd::Smoke { names, cgroup } => run::check(&cli.g, &matrix, names, cgroup),
+        Cmd::Check { host, only, out, baseline } => {
+            if !host {
+                bail!("isolab check runs on this host and needs --host; the VM matrix is `isolab matrix`");
+            }
+            std::process::exit(lab_cmds::check_host(&cli.g, only, out, baseline.as_deref())?)
+        }
+        Cmd::Matrix(a) => std::process::exit(lab_cmds::matrix(&cli.g, &matrix, a)?),
+        Cmd::Report(ReportCmd::Merge { dirs, out }) => std::process::exit(lab_cmds::merge(dirs, out)?),
+        Cmd::Baseline(BaselineCmd::Update { from, to }) => std::process::exit(lab_cmds::baseline_update(from, to)?),
     }
 }

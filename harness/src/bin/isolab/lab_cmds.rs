@@ -1,0 +1,157 @@
+//! `isolab matrix`, `isolab check --host`, `isolab report merge`, `isolab baseline update`:
+//! the catalogue in VMs or on this host, and what is done with its results.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use isolab_harness::catalogue;
+use isolab_harness::check::{self, CheckOptions};
+use isolab_harness::kernels::Matrix;
+use isolab_harness::lab;
+use isolab_harness::matrix::{assert_request, records_from_vm, selected_ids, CellInfo};
+use isolab_harness::protocol::{CgroupMode, Event};
+use isolab_harness::report::{self, Record};
+use isolab_harness::vm;
+
+use super::{bar, build_image, kernels, options, say, Global};
+
+/// Options of `isolab matrix`.
+#[derive(Debug, clap::Args)]
+pub struct MatrixArgs {
+    /// Kernel names, comma-separated (default: every default kernel of kernels.toml).
+    #[arg(long, value_delimiter = ',')]
+    pub kernels: Vec<String>,
+    /// cgroup modes to boot each kernel with.
+    #[arg(long, value_delimiter = ',', default_value = "v1,v2")]
+    pub cgroup: Vec<String>,
+    /// Assertion id globs, comma-separated (default: the whole catalogue).
+    #[arg(long, default_value = "")]
+    pub only: String,
+    /// Run shard I of N (1-based) of the kernel × cgroup cells.
+    #[arg(long)]
+    pub shard: Option<String>,
+    /// Output directory.
+    #[arg(long, default_value = "isolab-results")]
+    pub out: PathBuf,
+    /// Compare with this results.json; exit 1 on a regression.
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+}
+
+fn finish(records: &[Record], wall: f64, out: &Path, baseline: Option<&Path>) -> Result<i32> {
+    check::write_outputs(out, records, wall).with_context(|| format!("write results to {}", out.display()))?;
+    print!("{}", report::render_table(records, std::io::stdout().is_terminal()));
+    let changes = match baseline {
+        Some(b) => {
+            let base = check::read_results(b).map_err(anyhow::Error::msg)?;
+            let changes = report::diff(&base, records);
+            for c in &changes {
+                println!("{c}");
+            }
+            if changes.is_empty() {
+                println!("no change against {}", b.display());
+            }
+            changes
+        }
+        None => Vec::new(),
+    };
+    println!("{}", report::summary_line(records, wall));
+    println!("results: {}/{{results.json,junit.xml,results.ktap,report.html}}", out.display());
+    Ok(report::exit_code(records, &changes))
+}
+
+/// `isolab check --host`.
+pub fn check_host(g: &Global, only: &str, out: &Path, baseline: Option<&Path>) -> Result<i32> {
+    let runtime = lab::locate_runtime(g.runtime.as_deref())?;
+    if catalogue::select(only).is_empty() {
+        bail!("--only {only:?} matches no assertion");
+    }
+    let workdir = std::env::temp_dir().join(format!("isolab-check-{}", std::process::id()));
+    let o = CheckOptions { runtime, only: only.into(), busybox: g.busybox.clone(), workdir };
+    let (records, wall) = check::check_host(&o, &mut |r| eprintln!("{:<6} {}", format!("{:?}", r.status).to_uppercase(), r.assertion))?;
+    finish(&records, wall, out, baseline)
+}
+
+/// `isolab matrix`.
+pub fn matrix(g: &Global, m: &Matrix, a: &MatrixArgs) -> Result<i32> {
+    let start = Instant::now();
+    let ids = selected_ids(&a.only);
+    if ids.is_empty() {
+        bail!("--only {:?} matches no assertion", a.only);
+    }
+    let modes: Vec<CgroupMode> = a
+        .cgroup
+        .iter()
+        .map(|s| CgroupMode::parse(s).with_context(|| format!("--cgroup {s}: expected v1 or v2")))
+        .collect::<Result<_>>()?;
+    let specs = m.select(&a.kernels)?;
+    let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+    let mut all_cells: Vec<(String, CgroupMode)> = Vec::new();
+    for n in &names {
+        for mode in &modes {
+            all_cells.push((n.clone(), *mode));
+        }
+    }
+    let cells = match &a.shard {
+        Some(s) => {
+            let (i, n) = report::parse_shard(s).with_context(|| format!("--shard {s:?}: expected I/N with 1 <= I <= N"))?;
+            report::shard(&all_cells, i, n)
+        }
+        None => all_cells,
+    };
+    let mut wanted: Vec<String> = cells.iter().map(|c| c.0.clone()).collect();
+    wanted.dedup();
+    // Fetch and build what is missing, with progress.
+    kernels::fetch_kernels(g, m, &wanted)?;
+    let o = options(g)?;
+    let runtime = o.runtime.clone().context("no runtime to test: build isorun (cargo build --release) or pass --runtime")?;
+    let runtime_name = runtime.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let runtime_version = catalogue::runtime_version(&runtime);
+    let mut prepared = Vec::new();
+    for (name, mode) in &cells {
+        let spec = specs.iter().find(|s| &s.name == name).context("kernel vanished from the selection")?;
+        let k = lab::checked_kernel(spec, m, &o.cache)?;
+        let img = build_image(&k, &o)?;
+        prepared.push((k, img, *mode));
+    }
+    let jobs = g.jobs.unwrap_or_else(|| vm::default_jobs(o.memory_mb));
+    let pb = bar(prepared.len() as u64, &format!("matrix: {} cells, {jobs} VMs at a time", prepared.len()));
+    let req = assert_request(&ids);
+    let per_cell = vm::run_parallel(&prepared, jobs, |(k, img, mode)| {
+        let report = lab::boot(k, img, *mode, &req, &o, false, &mut |ev| {
+            if let Event::Result { id, outcome, .. } = ev {
+                pb.set_message(format!("{} {} {id}: {outcome:?}", k.files.name, mode.as_str()));
+            }
+        });
+        let cell = CellInfo { kernel: k.files.name.clone(), mode: *mode, runtime: runtime_name.clone(), runtime_version: runtime_version.clone() };
+        let recs = records_from_vm(&cell, &ids, &report);
+        say(&pb, format!("{:<12} {}: {}", k.files.name, mode.as_str(), report::summary_line(&recs, report.total_time.as_secs_f64())));
+        pb.inc(1);
+        recs
+    });
+    pb.finish_and_clear();
+    let records: Vec<Record> = per_cell.into_iter().flatten().collect();
+    finish(&records, start.elapsed().as_secs_f64(), &a.out, a.baseline.as_deref())
+}
+
+/// `isolab report merge DIR...`: join shard outputs into one report.
+pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<i32> {
+    let mut parts = Vec::new();
+    for d in dirs {
+        parts.push(check::read_results(&d.join("results.json")).map_err(anyhow::Error::msg)?);
+    }
+    let merged = report::merge(&parts);
+    let wall: f64 = merged.iter().map(|r| r.duration_ms as f64 / 1000.0).sum();
+    finish(&merged, wall, out, None)
+}
+
+/// `isolab baseline update`: store a run's results.json as the baseline.
+pub fn baseline_update(from: &Path, to: &Path) -> Result<i32> {
+    let records = check::read_results(from).map_err(anyhow::Error::msg)?;
+    let json = serde_json::to_vec_pretty(&records)?;
+    std::fs::write(to, json).with_context(|| format!("write {}", to.display()))?;
+    println!("baseline {} updated from {} ({} results)", to.display(), from.display(), records.len());
+    Ok(0)
+}

@@ -1,0 +1,131 @@
+//! `isolab matrix`: the catalogue in a throwaway VM per kernel × cgroup mode, results turned
+//! into records. A VM that breaks (no hello, panic, hang, QEMU death) makes every assertion
+//! it did not report an ERROR carrying the console tail — never a PASS, never dropped.
+
+use crate::catalogue;
+use crate::protocol::{Action, CgroupMode, Event, Outcome, Request, PROTOCOL_VERSION};
+use crate::report::Record;
+use crate::vm::VmReport;
+
+/// Where the image puts the runtime under test in the guest.
+pub const GUEST_RUNTIME: &str = "/isolab/runtime";
+
+/// The request a matrix cell sends: these assertions against the packed runtime.
+pub fn assert_request(ids: &[String]) -> Request {
+    Request { protocol_version: PROTOCOL_VERSION, action: Action::Assert { runtime: GUEST_RUNTIME.into(), ids: ids.to_vec() } }
+}
+
+/// What a record of this run carries besides the result.
+#[derive(Debug, Clone)]
+pub struct CellInfo {
+    /// Kernel name (kernels.toml).
+    pub kernel: String,
+    /// The cgroup mode booted.
+    pub mode: CgroupMode,
+    /// Runtime file name.
+    pub runtime: String,
+    /// Runtime `--version`.
+    pub runtime_version: String,
+}
+
+/// Turn one VM's report into one record per expected assertion.
+pub fn records_from_vm(cell: &CellInfo, expected: &[String], report: &VmReport) -> Vec<Record> {
+    let release = match &report.hello {
+        Some(Event::Hello { kernel_release, .. }) => kernel_release.clone(),
+        _ => String::new(),
+    };
+    let mk = |id: &str, status: Outcome, detail: String, duration_ms: u64| Record {
+        kernel: cell.kernel.clone(),
+        kernel_release: release.clone(),
+        cgroup: cell.mode.as_str().into(),
+        runtime: cell.runtime.clone(),
+        runtime_version: cell.runtime_version.clone(),
+        assertion: id.into(),
+        status,
+        detail,
+        duration_ms,
+    };
+    let mut out: Vec<Record> = Vec::new();
+    for ev in &report.events {
+        if let Event::Result { id, outcome, detail, duration_ms } = ev {
+            out.push(mk(id, *outcome, detail.clone(), *duration_ms));
+        }
+    }
+    let agent_errors: Vec<&str> = report
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Error { message } => Some(message.as_str()),
+            _ => None,
+        })
+        .collect();
+    let why = match (&report.error, agent_errors.first()) {
+        (Some(e), _) => e.to_string(),
+        (None, Some(m)) => format!("agent: {m}"),
+        (None, None) => "the agent finished without reporting this assertion".into(),
+    };
+    let tail = report.console_tail.iter().rev().take(50).rev().cloned().collect::<Vec<_>>().join("\n");
+    for id in expected {
+        if !out.iter().any(|r| &r.assertion == id) {
+            out.push(mk(id, Outcome::Error, format!("{why}\n--- console tail ---\n{tail}"), 0));
+        }
+    }
+    out
+}
+
+/// The ids `--only` selects, in catalogue order.
+pub fn selected_ids(only: &str) -> Vec<String> {
+    catalogue::select(only).into_iter().map(|a| a.id.to_owned()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vm::VmError;
+    use std::time::Duration;
+
+    fn report(events: Vec<Event>, error: Option<VmError>) -> VmReport {
+        VmReport {
+            hello: Some(Event::Hello {
+                protocol_version: PROTOCOL_VERSION,
+                kernel_release: "6.1.0-test".into(),
+                cgroup_mode: CgroupMode::V2,
+                cgroup_controllers: vec![],
+                modules_loaded: vec![],
+                boot_warnings: vec![],
+                uptime_ms: 1,
+                phases_ms: vec![],
+            }),
+            events,
+            bad_lines: vec![],
+            console_tail: vec!["line 1".into(), "Kernel panic - not syncing".into()],
+            error,
+            boot_time: Some(Duration::from_secs(1)),
+            total_time: Duration::from_secs(2),
+        }
+    }
+
+    fn cell() -> CellInfo {
+        CellInfo { kernel: "debian-6.1".into(), mode: CgroupMode::V2, runtime: "isorun".into(), runtime_version: "0.1".into() }
+    }
+
+    #[test]
+    fn results_become_records_and_missing_ones_are_errors_with_the_console() {
+        let ev = vec![Event::Result { id: "a.one".into(), outcome: Outcome::Pass, detail: String::new(), duration_ms: 5 }];
+        let expected = vec!["a.one".to_owned(), "a.two".to_owned()];
+        let recs = records_from_vm(&cell(), &expected, &report(ev, Some(VmError::StepTimeout { secs: 30 })));
+        assert_eq!(recs.len(), 2);
+        assert_eq!((recs[0].status, recs[0].kernel_release.as_str(), recs[0].cgroup.as_str()), (Outcome::Pass, "6.1.0-test", "v2"));
+        assert_eq!(recs[1].status, Outcome::Error);
+        assert!(recs[1].detail.starts_with("no progress from the agent for 30s"), "{}", recs[1].detail);
+        assert!(recs[1].detail.contains("Kernel panic"));
+    }
+
+    #[test]
+    fn an_agent_error_is_carried_into_the_missing_records() {
+        let ev = vec![Event::Error { message: "catalogue: mkdir /var/lib: EROFS".into() }];
+        let recs = records_from_vm(&cell(), &["a.one".to_owned()], &report(ev, None));
+        assert_eq!(recs[0].status, Outcome::Error);
+        assert!(recs[0].detail.starts_with("agent: catalogue: mkdir"));
+    }
+}
