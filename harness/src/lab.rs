@@ -222,6 +222,7 @@ pub fn boot(
             cgroup,
             quiet: o.quiet,
             extra: o.extra_cmdline.clone(),
+            cpus: o.cpus,
         }),
         console: if interactive { Console::Stdio } else { Console::Socket(PathBuf::new()) },
         channel: PathBuf::new(),

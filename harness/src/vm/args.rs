@@ -66,6 +66,8 @@ pub struct CmdlineOptions {
     pub quiet: bool,
     /// Extra words appended verbatim.
     pub extra: Vec<String>,
+    /// vCPUs: with more than one, ACPI stays on (it is how the kernel finds the others).
+    pub cpus: u32,
 }
 
 /// Loops-per-jiffy preset: skips delay-loop calibration (~0.1–0.2 s under TCG). Only
@@ -102,7 +104,7 @@ pub fn kernel_cmdline(o: &CmdlineOptions) -> String {
         "random.trust_cpu=on",
     ]
     .iter()
-    .chain(FAST_BOOT)
+    .chain(FAST_BOOT.iter().filter(|w| o.cpus <= 1 || **w != "acpi=off"))
     .map(|s| s.to_string())
     .collect();
     w.push(format!("lpj={LPJ}"));
@@ -144,6 +146,18 @@ pub fn qemu_args(c: &QemuConfig) -> Vec<String> {
     push(&["-chardev", &format!("socket,id=chan,path={}", c.channel.display())]);
     push(&["-serial", "chardev:con", "-serial", "chardev:chan"]);
     a
+}
+
+#[cfg(test)]
+mod smp_tests {
+    use super::*;
+
+    #[test]
+    fn acpi_stays_on_for_smp_guests() {
+        let o = |cpus| CmdlineOptions { cgroup: CgroupMode::V2, quiet: true, extra: vec![], cpus };
+        assert!(kernel_cmdline(&o(1)).split_whitespace().any(|w| w == "acpi=off"));
+        assert!(!kernel_cmdline(&o(2)).contains("acpi=off"));
+    }
 }
 
 #[cfg(test)]
@@ -196,7 +210,7 @@ mod tests {
     #[test_case(CgroupMode::V2, true, &["isolab.cgroup=v2", "cgroup_no_v1=all", "quiet"], &["isolab.cgroup=v1"] ; "v2 quiet")]
     #[test_case(CgroupMode::V1, false, &["isolab.cgroup=v1", "systemd.unified_cgroup_hierarchy=0"], &["cgroup_no_v1=all", "quiet"] ; "v1 verbose")]
     fn cmdline(cg: CgroupMode, quiet: bool, has: &[&str], lacks: &[&str]) {
-        let s = kernel_cmdline(&CmdlineOptions { cgroup: cg, quiet, extra: vec!["x=1".into()] });
+        let s = kernel_cmdline(&CmdlineOptions { cgroup: cg, quiet, extra: vec!["x=1".into()], cpus: 1 });
         let words: Vec<&str> = s.split(' ').collect();
         for h in has.iter().chain(&["console=ttyS0", "panic=-1", "rdinit=/init", "x=1"]) {
             assert!(words.contains(h), "{h} missing in {s}");

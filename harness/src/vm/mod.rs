@@ -70,6 +70,7 @@ fn probe_kvm(qemu: &str, kernel: &Path, initrd: &Path) -> Accel {
             cgroup: Default::default(),
             quiet: true,
             extra: vec![],
+            cpus: 1,
         }),
         console: Console::Socket(Default::default()),
         channel: Default::default(),

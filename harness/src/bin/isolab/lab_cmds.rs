@@ -105,7 +105,8 @@ pub fn matrix(g: &Global, m: &Matrix, a: &MatrixArgs) -> Result<i32> {
     wanted.dedup();
     // Fetch and build what is missing, with progress.
     kernels::fetch_kernels(g, m, &wanted)?;
-    let o = options(g)?;
+    let mut o = options(g)?;
+    o.cpus = g.cpus.unwrap_or(2);
     let runtime = o.runtime.clone().context("no runtime to test: build isorun (cargo build --release) or pass --runtime")?;
     let runtime_name = runtime.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let runtime_version = catalogue::runtime_version(&runtime);

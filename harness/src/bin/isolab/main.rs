@@ -50,9 +50,9 @@ struct Global {
     /// Guest memory in MiB.
     #[arg(long, default_value_t = 512, global = true)]
     memory: u32,
-    /// Guest vCPUs.
-    #[arg(long, default_value_t = 1, global = true)]
-    cpus: u32,
+    /// Guest vCPUs (default 1; `matrix` uses 2 so cpuset restrictions can show).
+    #[arg(long, global = true)]
+    cpus: Option<u32>,
     /// QEMU -cpu model (default: host under KVM, qemu64 under TCG).
     #[arg(long, global = true)]
     cpu_model: Option<String>,
@@ -225,7 +225,7 @@ fn options(g: &Global) -> Result<LabOptions> {
         qemu: g.qemu.clone(),
         accel: g.accel,
         memory_mb: g.memory,
-        cpus: g.cpus,
+        cpus: g.cpus.unwrap_or(1),
         cpu_model: g.cpu_model.clone(),
         compression,
         pvh: !g.no_pvh,
