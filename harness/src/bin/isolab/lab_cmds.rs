@@ -138,14 +138,14 @@ pub fn matrix(g: &Global, m: &Matrix, a: &MatrixArgs) -> Result<i32> {
 }
 
 /// `isolab report merge DIR...`: join shard outputs into one report.
-pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<i32> {
+pub fn merge(dirs: &[PathBuf], out: &Path, baseline: Option<&Path>) -> Result<i32> {
     let mut parts = Vec::new();
     for d in dirs {
         parts.push(check::read_results(&d.join("results.json")).map_err(anyhow::Error::msg)?);
     }
     let merged = report::merge(&parts);
     let wall: f64 = merged.iter().map(|r| r.duration_ms as f64 / 1000.0).sum();
-    finish(&merged, wall, out, None)
+    finish(&merged, wall, out, baseline)
 }
 
 /// `isolab baseline update`: store a run's results.json as the baseline.

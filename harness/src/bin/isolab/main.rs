@@ -155,6 +155,9 @@ enum ReportCmd {
         /// Where to write the merged report.
         #[arg(long, default_value = "isolab-results")]
         out: PathBuf,
+        /// Compare the merged results with this results.json; exit 1 on a regression.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
     },
 }
 
@@ -307,7 +310,9 @@ fn real_main() -> Result<()> {
             std::process::exit(lab_cmds::check_host(&cli.g, only, out, baseline.as_deref())?)
         }
         Cmd::Matrix(a) => std::process::exit(lab_cmds::matrix(&cli.g, &matrix, a)?),
-        Cmd::Report(ReportCmd::Merge { dirs, out }) => std::process::exit(lab_cmds::merge(dirs, out)?),
+        Cmd::Report(ReportCmd::Merge { dirs, out, baseline }) => {
+            std::process::exit(lab_cmds::merge(dirs, out, baseline.as_deref())?)
+        }
         Cmd::Baseline(BaselineCmd::Update { from, to }) => std::process::exit(lab_cmds::baseline_update(from, to)?),
     }
 }
