@@ -160,7 +160,6 @@ fn context(profile: &LinuxSeccomp) -> Result<(ScmpFilterContext, libc::c_ulong),
         }
     }
     let flags = flags(profile, &mut ctx)?;
-    if std::env::var_os("OPT2").is_some() { ctx.set_ctl_optimize(2).unwrap(); }
     for (i, rule) in profile.syscalls().iter().flatten().enumerate() {
         let path = format!("linux.seccomp.syscalls[{i}]");
         let act =
@@ -214,11 +213,8 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, SeccompErro
 
 /// Translates and compiles `profile`.
 pub(super) fn compile(profile: &LinuxSeccomp) -> Result<Filter, SeccompError> {
-    let t = std::time::Instant::now();
     let (ctx, flags) = context(profile)?;
-    let t1 = t.elapsed();
     let program = export(&ctx)?;
-    eprintln!("TIMING context {t1:?} export {:?}", t.elapsed() - t1);
     if program.len() > BPF_MAXINSNS {
         return Err(SeccompError::TooLarge { len: program.len() });
     }

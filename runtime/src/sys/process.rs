@@ -80,15 +80,55 @@ pub fn set_domainname(name: &str) -> Result<(), Errno> {
     Errno::result(ret).map(drop)
 }
 
-/// Mark every fd >= `first` close-on-exec (close_range with CLOSE_RANGE_CLOEXEC), so the
-/// container process inherits only what it should.
+/// Mark every fd >= `first` close-on-exec, so the container process inherits only what it
+/// should: close_range(CLOSE_RANGE_CLOEXEC) on Linux 5.11+, else each fd listed in
+/// /proc/self/fd (5.10 and older answer EINVAL or ENOSYS to the flag).
 pub fn cloexec_from(first: RawFd) -> Result<(), Errno> {
     const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
     // SAFETY: close_range only changes fd flags of this process; no memory is passed.
     let ret = unsafe {
         libc::syscall(libc::SYS_close_range, first as libc::c_uint, libc::c_uint::MAX, CLOSE_RANGE_CLOEXEC)
     };
-    Errno::result(ret).map(drop)
+    match Errno::result(ret) {
+        Ok(_) => Ok(()),
+        Err(Errno::EINVAL | Errno::ENOSYS) => cloexec_each(first),
+        Err(e) => Err(e),
+    }
+}
+
+fn cloexec_each(first: RawFd) -> Result<(), Errno> {
+    let dir = std::fs::read_dir("/proc/self/fd").map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    let fds: Vec<RawFd> = dir
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+        .filter(|fd| *fd >= first)
+        .collect();
+    for fd in fds {
+        // SAFETY: F_SETFD with FD_CLOEXEC only changes a flag of an fd of this process; an
+        // fd that was the directory stream's own (now closed) just answers EBADF.
+        let ret = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        if ret < 0 && Errno::last() != Errno::EBADF {
+            return Err(Errno::last());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cloexec_each_marks_fds_above_the_limit() {
+        let f = std::fs::File::open("/proc/self/status").unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+        // SAFETY: clearing FD_CLOEXEC on our own open fd.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+        cloexec_each(fd).unwrap();
+        // SAFETY: F_GETFD reads the flags of our own open fd.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        assert_eq!(flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
+    }
 }
 
 /// Make `fd` (a terminal) the controlling terminal of this session (ioctl TIOCSCTTY).

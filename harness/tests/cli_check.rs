@@ -1,0 +1,51 @@
+//! `isolab check --host` end to end: outputs written, exit codes as documented
+//! (0 pass/skip, 1 fail or regression, 2 harness error).
+
+mod common;
+
+use std::process::Command;
+
+fn isolab(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_isolab"))
+        .arg("--runtime")
+        .arg(common::isorun())
+        .args(args)
+        .output()
+        .unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn check_host_writes_every_output_and_gates_on_a_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("res");
+    let (code, stdout, stderr) = isolab(&["check", "--host", "--only", "pid.init_is_pid1,uts.*", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("3 pass, 0 fail, 0 skip, 0 error"), "{stdout}");
+    for f in ["results.json", "junit.xml", "results.ktap", "report.html"] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let records: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(records[0]["assertion"], "pid.init_is_pid1");
+    assert_eq!(records[0]["kernel"], "host");
+    assert_eq!(records[0]["status"], "PASS");
+
+    // A baseline that says this PASS was a FAIL before: a change, no regression → 0.
+    let mut base = records.clone();
+    base[0]["status"] = "FAIL".into();
+    let base_path = dir.path().join("base.json");
+    std::fs::write(&base_path, serde_json::to_vec(&base).unwrap()).unwrap();
+    let (code, stdout, _) = isolab(&["check", "--host", "--only", "pid.init_is_pid1", "--out", out.to_str().unwrap(), "--baseline", base_path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("changed: host/"), "{stdout}");
+}
+
+#[test]
+fn bad_selection_and_missing_host_flag_are_harness_errors() {
+    let (code, _, stderr) = isolab(&["check", "--host", "--only", "no.such.*"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("matches no assertion"), "{stderr}");
+    let (code, _, stderr) = isolab(&["check"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--host"), "{stderr}");
+}
