@@ -33,7 +33,7 @@ struct Global {
     #[arg(long, env = "ISOLAB_CACHE_DIR", global = true)]
     cache: Option<PathBuf>,
     /// OCI runtime under test (default: isorun next to isolab, else target/{release,debug}/isorun).
-    #[arg(long, global = true)]
+    #[arg(long, env = "ISOLAB_RUNTIME", global = true)]
     runtime: Option<PathBuf>,
     /// Static isolab-agent binary.
     #[arg(long, global = true)]
