@@ -12,7 +12,10 @@ pub const GUEST_RUNTIME: &str = "/isolab/runtime";
 
 /// The request a matrix cell sends: these assertions against the packed runtime.
 pub fn assert_request(ids: &[String]) -> Request {
-    Request { protocol_version: PROTOCOL_VERSION, action: Action::Assert { runtime: GUEST_RUNTIME.into(), ids: ids.to_vec() } }
+    Request {
+        protocol_version: PROTOCOL_VERSION,
+        action: Action::Assert { runtime: GUEST_RUNTIME.into(), ids: ids.to_vec() },
+    }
 }
 
 /// What a record of this run carries besides the result.
@@ -106,16 +109,29 @@ mod tests {
     }
 
     fn cell() -> CellInfo {
-        CellInfo { kernel: "debian-6.1".into(), mode: CgroupMode::V2, runtime: "isorun".into(), runtime_version: "0.1".into() }
+        CellInfo {
+            kernel: "debian-6.1".into(),
+            mode: CgroupMode::V2,
+            runtime: "isorun".into(),
+            runtime_version: "0.1".into(),
+        }
     }
 
     #[test]
     fn results_become_records_and_missing_ones_are_errors_with_the_console() {
-        let ev = vec![Event::Result { id: "a.one".into(), outcome: Outcome::Pass, detail: String::new(), duration_ms: 5 }];
+        let ev = vec![Event::Result {
+            id: "a.one".into(),
+            outcome: Outcome::Pass,
+            detail: String::new(),
+            duration_ms: 5,
+        }];
         let expected = vec!["a.one".to_owned(), "a.two".to_owned()];
         let recs = records_from_vm(&cell(), &expected, &report(ev, Some(VmError::StepTimeout { secs: 30 })));
         assert_eq!(recs.len(), 2);
-        assert_eq!((recs[0].status, recs[0].kernel_release.as_str(), recs[0].cgroup.as_str()), (Outcome::Pass, "6.1.0-test", "v2"));
+        assert_eq!(
+            (recs[0].status, recs[0].kernel_release.as_str(), recs[0].cgroup.as_str()),
+            (Outcome::Pass, "6.1.0-test", "v2")
+        );
         assert_eq!(recs[1].status, Outcome::Error);
         assert!(recs[1].detail.starts_with("no progress from the agent for 30s"), "{}", recs[1].detail);
         assert!(recs[1].detail.contains("Kernel panic"));

@@ -12,20 +12,26 @@ fn isolab(args: &[&str]) -> (i32, String, String) {
         .args(args)
         .output()
         .unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
 fn check_host_writes_every_output_and_gates_on_a_baseline() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("res");
-    let (code, stdout, stderr) = isolab(&["check", "--host", "--only", "pid.init_is_pid1,uts.*", "--out", out.to_str().unwrap()]);
+    let (code, stdout, stderr) =
+        isolab(&["check", "--host", "--only", "pid.init_is_pid1,uts.*", "--out", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stdout.contains("3 pass, 0 fail, 0 skip, 0 error"), "{stdout}");
     for f in ["results.json", "junit.xml", "results.ktap", "report.html"] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
-    let records: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    let records: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
     assert_eq!(records[0]["assertion"], "pid.init_is_pid1");
     assert_eq!(records[0]["kernel"], "host");
     assert_eq!(records[0]["status"], "PASS");
@@ -35,7 +41,16 @@ fn check_host_writes_every_output_and_gates_on_a_baseline() {
     base[0]["status"] = "FAIL".into();
     let base_path = dir.path().join("base.json");
     std::fs::write(&base_path, serde_json::to_vec(&base).unwrap()).unwrap();
-    let (code, stdout, _) = isolab(&["check", "--host", "--only", "pid.init_is_pid1", "--out", out.to_str().unwrap(), "--baseline", base_path.to_str().unwrap()]);
+    let (code, stdout, _) = isolab(&[
+        "check",
+        "--host",
+        "--only",
+        "pid.init_is_pid1",
+        "--out",
+        out.to_str().unwrap(),
+        "--baseline",
+        base_path.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{stdout}");
     assert!(stdout.contains("changed: host/"), "{stdout}");
 }

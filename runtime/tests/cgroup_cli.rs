@@ -9,7 +9,8 @@ use std::path::PathBuf;
 
 fn cgroup_dir(pid: i64, controller: &str) -> Option<PathBuf> {
     let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    let line = cg.lines().find(|l| l.split(':').nth(1).is_some_and(|c| c.split(',').any(|x| x == controller)))?;
+    let line =
+        cg.lines().find(|l| l.split(':').nth(1).is_some_and(|c| c.split(',').any(|x| x == controller)))?;
     let path = line.splitn(3, ':').nth(2)?;
     Some(PathBuf::from(format!("/sys/fs/cgroup/{controller}")).join(path.trim_start_matches('/')))
 }
@@ -17,7 +18,9 @@ fn cgroup_dir(pid: i64, controller: &str) -> Option<PathBuf> {
 #[test]
 fn pause_resume_update_events_ps_and_cleanup() {
     let mut f = Fixture::new();
-    f.config(&["sh", "-c", "sleep 100 & exec sleep 101"], |s| s["linux"]["resources"]["pids"] = json!({"limit": 50}));
+    f.config(&["sh", "-c", "sleep 100 & exec sleep 101"], |s| {
+        s["linux"]["resources"]["pids"] = json!({"limit": 50})
+    });
     let id = f.id("cg");
     let bundle = f.bundle();
     let out = f.isorun(&["run", "-d", "--bundle", bundle.to_str().unwrap(), &id]);
@@ -37,7 +40,10 @@ fn pause_resume_update_events_ps_and_cleanup() {
     assert!(out.status.success(), "update: {}", text(&out.stderr));
     assert_eq!(std::fs::read_to_string(pids_dir.join("pids.max")).unwrap().trim(), "20");
     let mem = cgroup_dir(pid, "memory").unwrap();
-    assert_eq!(std::fs::read_to_string(mem.join("memory.limit_in_bytes")).unwrap().trim(), (64u64 << 20).to_string());
+    assert_eq!(
+        std::fs::read_to_string(mem.join("memory.limit_in_bytes")).unwrap().trim(),
+        (64u64 << 20).to_string()
+    );
 
     let out = f.isorun(&["events", "--stats", &id]);
     assert!(out.status.success(), "events: {}", text(&out.stderr));
@@ -61,7 +67,10 @@ fn oom_killed_container_is_deleted_without_leftovers() {
     let mut f = Fixture::new();
     f.config(&["sh", "-c", "sleep 1; dd if=/dev/zero of=/tmp/fill bs=1M count=64"], |s| {
         s["linux"]["resources"]["memory"] = json!({"limit": 16777216});
-        s["mounts"].as_array_mut().unwrap().push(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}));
+        s["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}));
     });
     let id = f.id("oom");
     let bundle = f.bundle();

@@ -333,7 +333,13 @@ impl Drop for Restore {
 fn default_and_relative_paths_resolve_on_this_host() {
     assert_eq!(CgroupManager::new("c1", None).unwrap().path(), "/isorun/c1");
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-    let mem = own.lines().find_map(|l| l.strip_prefix(|c: char| c.is_ascii_digit()).and_then(|l| l.trim_start_matches(char::is_numeric).strip_prefix(":memory:"))).unwrap();
+    let mem = own
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(|c: char| c.is_ascii_digit())
+                .and_then(|l| l.trim_start_matches(char::is_numeric).strip_prefix(":memory:"))
+        })
+        .unwrap();
     let want = format!("{}/sub", mem.trim_end_matches('/'));
     assert_eq!(CgroupManager::new("c1", Some("sub")).unwrap().path(), want);
     let e = CgroupManager::new("c1", Some("system.slice:isorun:c1")).unwrap_err().to_string();
@@ -347,7 +353,10 @@ fn create_add_remove_is_fast() {
     let (pid, go) = cg.child(|| 0);
     let t = std::time::Instant::now();
     let mgr = CgroupManager::new("t", Some(&format!("{}-2", cg.mgr.path()))).unwrap();
-    mgr.create(Some(&serde_json::from_str(r#"{"pids":{"limit":100},"memory":{"limit":104857600}}"#).unwrap())).unwrap();
+    mgr.create(Some(
+        &serde_json::from_str(r#"{"pids":{"limit":100},"memory":{"limit":104857600}}"#).unwrap(),
+    ))
+    .unwrap();
     let created = t.elapsed();
     mgr.add_task(pid).unwrap();
     let added = t.elapsed();

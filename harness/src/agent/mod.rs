@@ -195,7 +195,12 @@ fn run_assertions(sink: &EventSink, runtime: &str, ids: &[String]) {
             std::path::Path::new(ASSERT_WORKDIR),
             std::path::Path::new("/bin/busybox"),
             &mut |id, v, ms| {
-                sink.send(&Event::Result { id: id.to_owned(), outcome: v.outcome, detail: v.detail.clone(), duration_ms: ms })
+                sink.send(&Event::Result {
+                    id: id.to_owned(),
+                    outcome: v.outcome,
+                    detail: v.detail.clone(),
+                    duration_ms: ms,
+                })
             },
         );
         if let Err(e) = result {

@@ -15,8 +15,8 @@ use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
 
 mod devices;
-mod fsio;
 mod error;
+mod fsio;
 pub mod layout;
 pub mod path;
 pub mod resources;

@@ -176,31 +176,38 @@ pub(super) fn create_with_console(
     // namespace made at clone time would have the parent's cgroup as its root. The child
     // unshares it once it has been placed.
     let late_cgroupns = plan.new_cgroup_ns && cgroup_fd.is_none();
-    let flags = if late_cgroupns { plan.clone_flags & !(libc::CLONE_NEWCGROUP as u64) } else { plan.clone_flags };
-    let pid =
-        match clone_into(flags, cgroup_fd.as_ref().map(|f| f.as_fd())).map_err(host("clone3"))? {
-            Forked::Child => {
-                drop(parent_sock);
-                child_main(ChildContext {
-                    spec,
-                    plan: &plan,
-                    rootfs: rootfs_opts,
-                    sock: child_sock,
-                    exec_fifo: Some(fifo),
-                    console_socket: console,
-                    preserve_fds: opts.preserve_fds,
-                    unshare_cgroupns: late_cgroupns,
-                })
-            }
-            Forked::Parent(pid) => pid,
-        };
+    let flags =
+        if late_cgroupns { plan.clone_flags & !(libc::CLONE_NEWCGROUP as u64) } else { plan.clone_flags };
+    let pid = match clone_into(flags, cgroup_fd.as_ref().map(|f| f.as_fd())).map_err(host("clone3"))? {
+        Forked::Child => {
+            drop(parent_sock);
+            child_main(ChildContext {
+                spec,
+                plan: &plan,
+                rootfs: rootfs_opts,
+                sock: child_sock,
+                exec_fifo: Some(fifo),
+                console_socket: console,
+                preserve_fds: opts.preserve_fds,
+                unshare_cgroupns: late_cgroupns,
+            })
+        }
+        Forked::Parent(pid) => pid,
+    };
     drop(child_sock);
     drop(fifo);
     drop(console);
     let mut child_guard = ChildGuard { pid, armed: true };
 
     // The init is placed in its cgroup before it runs anything of the container's.
+    let wants_cpus = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.cpu().as_ref())
+        .is_some_and(|c| c.cpus().is_some());
     let go = match cgroup_fd {
+        Some(_) if wants_cpus => apply_cpuset_affinity(&cgroup, pid),
         Some(_) => Ok(()),
         None => cgroup.add_task(pid).map_err(ContainerError::from),
     }
@@ -261,6 +268,22 @@ pub(super) fn create_with_console(
     cgroup_guard.armed = false;
     dir_guard.armed = false;
     Ok(Created { pid, terminal })
+}
+
+/// Kernels before 6.3 (and their stable branches without the fix) do not apply the cpuset of
+/// the target cgroup to a child cloned with CLONE_INTO_CGROUP: its affinity stays the
+/// parent's. Set it from `cpuset.cpus.effective` (found by the 5.10 cells of the matrix).
+fn apply_cpuset_affinity(cgroup: &CgroupManager, pid: Pid) -> Result<(), ContainerError> {
+    let Some(dir) = cgroup.dir("cpuset") else { return Ok(()) };
+    let file = dir.join("cpuset.cpus.effective");
+    let Ok(text) = fs::read_to_string(&file) else { return Ok(()) };
+    let Some(cpus) = super::plan::parse_cpu_list(&text) else { return Ok(()) };
+    let mut set = nix::sched::CpuSet::new();
+    for cpu in cpus {
+        set.set(cpu).map_err(host(format!("cpu {cpu} from {}", file.display())))?;
+    }
+    nix::sched::sched_setaffinity(pid, &set)
+        .map_err(host(format!("sched_setaffinity({pid}) to {}", text.trim())))
 }
 
 /// The OCI state the hooks get on stdin while the container is being created.

@@ -103,6 +103,25 @@ pub fn plan_namespaces(spec: &Spec) -> NamespacePlan {
     plan
 }
 
+/// Parse a kernel cpu list (`0-3,5`) into cpu numbers; None when malformed.
+pub fn parse_cpu_list(s: &str) -> Option<Vec<usize>> {
+    let mut out = Vec::new();
+    for part in s.trim().split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a.trim().parse::<usize>().ok()?, b.trim().parse::<usize>().ok()?),
+            None => {
+                let n = part.trim().parse::<usize>().ok()?;
+                (n, n)
+            }
+        };
+        if b < a || b >= 4096 {
+            return None;
+        }
+        out.extend(a..=b);
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +159,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(id_map_content(&maps), "0 1000 1\n1 100000 65536\n");
+    }
+
+    #[test_case("0", Some(vec![0]))]
+    #[test_case("0-2,5", Some(vec![0, 1, 2, 5]))]
+    #[test_case("", Some(vec![]))]
+    #[test_case("3-1", None)]
+    #[test_case("x", None)]
+    #[test_case("0-99999", None)]
+    fn cpu_lists(s: &str, want: Option<Vec<usize>>) {
+        assert_eq!(parse_cpu_list(s), want);
     }
 
     #[test]

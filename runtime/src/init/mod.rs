@@ -155,7 +155,10 @@ fn before_pivot(ctx: &ChildContext<'_>, state: &[u8]) -> Result<(), String> {
 fn setup(ctx: &ChildContext<'_>, state: &[u8]) -> StepResult<exec::Prepared> {
     let spec = ctx.spec;
     if ctx.unshare_cgroupns {
-        step("cgroup namespace", unshare(CloneFlags::CLONE_NEWCGROUP).map_err(sys("unshare(CLONE_NEWCGROUP)")))?;
+        step(
+            "cgroup namespace",
+            unshare(CloneFlags::CLONE_NEWCGROUP).map_err(sys("unshare(CLONE_NEWCGROUP)")),
+        )?;
     }
     step("namespaces", join_namespaces(ctx.plan))?;
     if ctx.plan.new_user_ns {

@@ -97,7 +97,8 @@ pub fn cloexec_from(first: RawFd) -> Result<(), Errno> {
 }
 
 fn cloexec_each(first: RawFd) -> Result<(), Errno> {
-    let dir = std::fs::read_dir("/proc/self/fd").map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    let dir = std::fs::read_dir("/proc/self/fd")
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
     let fds: Vec<RawFd> = dir
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
@@ -112,23 +113,6 @@ fn cloexec_each(first: RawFd) -> Result<(), Errno> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cloexec_each_marks_fds_above_the_limit() {
-        let f = std::fs::File::open("/proc/self/status").unwrap();
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
-        // SAFETY: clearing FD_CLOEXEC on our own open fd.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
-        cloexec_each(fd).unwrap();
-        // SAFETY: F_GETFD reads the flags of our own open fd.
-        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-        assert_eq!(flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
-    }
 }
 
 /// Make `fd` (a terminal) the controlling terminal of this session (ioctl TIOCSCTTY).
@@ -182,4 +166,21 @@ pub fn set_winsize(fd: BorrowedFd<'_>, ws: &libc::winsize) -> Result<(), Errno> 
     // SAFETY: TIOCSWINSZ reads one winsize from the struct we point to.
     let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, ws as *const libc::winsize) };
     Errno::result(ret).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cloexec_each_marks_fds_above_the_limit() {
+        let f = std::fs::File::open("/proc/self/status").unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+        // SAFETY: clearing FD_CLOEXEC on our own open fd.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+        cloexec_each(fd).unwrap();
+        // SAFETY: F_GETFD reads the flags of our own open fd.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        assert_eq!(flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
+    }
 }

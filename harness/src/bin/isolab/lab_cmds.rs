@@ -41,7 +41,8 @@ pub struct MatrixArgs {
 }
 
 fn finish(records: &[Record], wall: f64, out: &Path, baseline: Option<&Path>) -> Result<i32> {
-    check::write_outputs(out, records, wall).with_context(|| format!("write results to {}", out.display()))?;
+    check::write_outputs(out, records, wall)
+        .with_context(|| format!("write results to {}", out.display()))?;
     print!("{}", report::render_table(records, std::io::stdout().is_terminal()));
     let changes = match baseline {
         Some(b) => {
@@ -70,7 +71,9 @@ pub fn check_host(g: &Global, only: &str, out: &Path, baseline: Option<&Path>) -
     }
     let workdir = std::env::temp_dir().join(format!("isolab-check-{}", std::process::id()));
     let o = CheckOptions { runtime, only: only.into(), busybox: g.busybox.clone(), workdir };
-    let (records, wall) = check::check_host(&o, &mut |r| eprintln!("{:<6} {}", format!("{:?}", r.status).to_uppercase(), r.assertion))?;
+    let (records, wall) = check::check_host(&o, &mut |r| {
+        eprintln!("{:<6} {}", format!("{:?}", r.status).to_uppercase(), r.assertion)
+    })?;
     finish(&records, wall, out, baseline)
 }
 
@@ -96,7 +99,8 @@ pub fn matrix(g: &Global, m: &Matrix, a: &MatrixArgs) -> Result<i32> {
     }
     let cells = match &a.shard {
         Some(s) => {
-            let (i, n) = report::parse_shard(s).with_context(|| format!("--shard {s:?}: expected I/N with 1 <= I <= N"))?;
+            let (i, n) = report::parse_shard(s)
+                .with_context(|| format!("--shard {s:?}: expected I/N with 1 <= I <= N"))?;
             report::shard(&all_cells, i, n)
         }
         None => all_cells,
@@ -107,7 +111,10 @@ pub fn matrix(g: &Global, m: &Matrix, a: &MatrixArgs) -> Result<i32> {
     kernels::fetch_kernels(g, m, &wanted)?;
     let mut o = options(g)?;
     o.cpus = g.cpus.unwrap_or(2);
-    let runtime = o.runtime.clone().context("no runtime to test: build isorun (cargo build --release) or pass --runtime")?;
+    let runtime = o
+        .runtime
+        .clone()
+        .context("no runtime to test: build isorun (cargo build --release) or pass --runtime")?;
     let runtime_name = runtime.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let runtime_version = catalogue::runtime_version(&runtime);
     let mut prepared = Vec::new();
@@ -126,9 +133,22 @@ pub fn matrix(g: &Global, m: &Matrix, a: &MatrixArgs) -> Result<i32> {
                 pb.set_message(format!("{} {} {id}: {outcome:?}", k.files.name, mode.as_str()));
             }
         });
-        let cell = CellInfo { kernel: k.files.name.clone(), mode: *mode, runtime: runtime_name.clone(), runtime_version: runtime_version.clone() };
+        let cell = CellInfo {
+            kernel: k.files.name.clone(),
+            mode: *mode,
+            runtime: runtime_name.clone(),
+            runtime_version: runtime_version.clone(),
+        };
         let recs = records_from_vm(&cell, &ids, &report);
-        say(&pb, format!("{:<12} {}: {}", k.files.name, mode.as_str(), report::summary_line(&recs, report.total_time.as_secs_f64())));
+        say(
+            &pb,
+            format!(
+                "{:<12} {}: {}",
+                k.files.name,
+                mode.as_str(),
+                report::summary_line(&recs, report.total_time.as_secs_f64())
+            ),
+        );
         pb.inc(1);
         recs
     });

@@ -313,6 +313,8 @@ fn real_main() -> Result<()> {
         Cmd::Report(ReportCmd::Merge { dirs, out, baseline }) => {
             std::process::exit(lab_cmds::merge(dirs, out, baseline.as_deref())?)
         }
-        Cmd::Baseline(BaselineCmd::Update { from, to }) => std::process::exit(lab_cmds::baseline_update(from, to)?),
+        Cmd::Baseline(BaselineCmd::Update { from, to }) => {
+            std::process::exit(lab_cmds::baseline_update(from, to)?)
+        }
     }
 }
