@@ -27,7 +27,7 @@ pub fn features() -> Value {
         "linux": {
             "namespaces": NAMESPACES,
             "capabilities": caps,
-            "cgroup": { "v1": false, "v2": false, "systemd": false, "systemdUser": false, "rdma": false },
+            "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false },
             "seccomp": {
                 "enabled": true,
                 "actions": crate::seccomp::SUPPORTED_ACTIONS,
@@ -36,8 +36,8 @@ pub fn features() -> Value {
                 "knownFlags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
                 "supportedFlags": crate::seccomp::SUPPORTED_FLAGS
             },
-            "apparmor": { "enabled": false },
-            "selinux": { "enabled": false },
+            "apparmor": { "enabled": true },
+            "selinux": { "enabled": true },
             "intelRdt": { "enabled": false },
             "mountExtensions": { "idmap": { "enabled": false } }
         },

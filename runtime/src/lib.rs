@@ -14,6 +14,7 @@ pub mod container;
 pub mod features;
 pub mod hooks;
 pub mod init;
+pub mod lsm;
 pub mod rootfs;
 pub mod seccomp;
 pub mod state;

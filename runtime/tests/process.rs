@@ -110,3 +110,23 @@ fn joining_a_namespace_by_path() {
     let host = std::fs::read_link("/proc/self/ns/net").unwrap();
     assert_ne!(want, host, "the first container has its own netns");
 }
+
+#[test]
+fn an_apparmor_profile_that_cannot_be_applied_fails_create_naming_it() {
+    // Without AppArmor: a config error naming the field. With it: the profile does not exist,
+    // so applying it fails in the init, naming the profile. Either way nothing is left.
+    let apparmor = isolab_runtime::lsm::HostLsms::detect().apparmor;
+    let mut f = Fixture::new();
+    f.config(&["true"], |s| s["process"]["apparmorProfile"] = json!("isolab-test-profile"));
+    let id = f.id("lsm");
+    let bundle = f.bundle();
+    let out = f.isorun(&["create", "--bundle", bundle.to_str().unwrap(), &id]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    if apparmor {
+        assert!(err.contains("isolab-test-profile"), "{err}");
+    } else {
+        assert!(err.contains("process.apparmorProfile") && err.contains("AppArmor is not enabled"), "{err}");
+    }
+    assert!(!f.root().join(&id).exists());
+}

@@ -130,6 +130,7 @@ pub(super) fn create_with_console(
             source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
         });
     }
+    crate::lsm::check(spec, crate::lsm::HostLsms::detect())?;
     let plan = plan_namespaces(spec);
     if !plan.new_mount_ns && !plan.join.iter().any(|(f, _)| *f == CloneFlags::CLONE_NEWNS) {
         return Err(ContainerError::Init {

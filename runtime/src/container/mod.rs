@@ -87,6 +87,9 @@ pub enum ContainerError {
     /// A capability name that is not one.
     #[error("unknown capability {0:?}")]
     BadCapability(String),
+    /// An AppArmor/SELinux request the host cannot honour.
+    #[error(transparent)]
+    Lsm(#[from] crate::lsm::LsmError),
     /// A signal name or number that is not a signal.
     #[error("invalid signal {0:?}")]
     BadSignal(String),

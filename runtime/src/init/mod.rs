@@ -206,6 +206,7 @@ pub(crate) fn finish_process(
         step("seccomp", crate::seccomp::install(f).map_err(InitError::from))?;
     }
     step("credentials", creds::apply(process, in_user_ns))?;
+    step("lsm", crate::lsm::apply_on_exec(process).map_err(|e| InitError::Process(e.to_string())))?;
     if let (Some(f), true) = (&filter, nnp) {
         step("seccomp", crate::seccomp::install(f).map_err(InitError::from))?;
     }
