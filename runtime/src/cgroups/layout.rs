@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::CgroupError;
+use crate::rootfs::mountinfo::unescape;
 
 /// v1 controller names (anything else in a v1 mount's super options is an option).
-const V1_CONTROLLERS: &[&str] = &[
+pub(crate) const V1_CONTROLLERS: &[&str] = &[
     "cpu",
     "cpuacct",
     "cpuset",
@@ -58,26 +59,6 @@ pub struct Hierarchies {
     pub unified: Option<PathBuf>,
     /// This process's own cgroup in the cgroup2 hierarchy (`0::` line), `/` if unknown.
     pub unified_own: String,
-}
-
-/// Undo mountinfo's octal escapes (`\040` for a space).
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 4 <= b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            let v = b[i + 1..i + 4].iter().fold(0u32, |a, c| a * 8 + u32::from(c - b'0'));
-            if let Ok(v) = u8::try_from(v) {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `(mount point, fstype, super options)` of each cgroup/cgroup2 line.

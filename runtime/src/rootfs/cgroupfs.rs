@@ -14,23 +14,7 @@ use super::mounts::{self, Ctx};
 use super::{io_errno, mountinfo, RootfsError};
 use crate::config::mount_options::MountOptions;
 
-const V1_CONTROLLERS: &[&str] = &[
-    "cpu",
-    "cpuacct",
-    "cpuset",
-    "memory",
-    "devices",
-    "freezer",
-    "net_cls",
-    "net_prio",
-    "blkio",
-    "perf_event",
-    "hugetlb",
-    "pids",
-    "rdma",
-    "misc",
-    "debug",
-];
+use crate::cgroups::layout::V1_CONTROLLERS;
 
 /// One hierarchy to mount under the cgroup tmpfs.
 #[derive(Debug, Clone, PartialEq, Eq)]

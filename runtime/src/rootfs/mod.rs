@@ -11,7 +11,7 @@ mod cgroupfs;
 mod copyup;
 mod devices;
 mod masked;
-mod mountinfo;
+pub(crate) mod mountinfo;
 mod mounts;
 pub mod paths;
 mod pivot;

@@ -44,7 +44,8 @@ fn unescape_bytes(s: &str) -> Vec<u8> {
     out
 }
 
-fn unescape(s: &str) -> String {
+/// Undo mountinfo's octal escapes in a field (shared with the cgroup layout reader).
+pub(crate) fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&unescape_bytes(s)).into_owned()
 }
 
