@@ -68,13 +68,52 @@ fn only_lo(ctx: &mut Ctx) -> Verdict {
     })
 }
 
-fn host_interfaces_invisible(ctx: &mut Ctx) -> Verdict {
-    let host: Vec<String> = std::fs::read_dir("/sys/class/net")
+/// The host's interfaces but `lo`.
+fn host_interfaces() -> Vec<String> {
+    let all: Vec<String> = std::fs::read_dir("/sys/class/net")
         .map(|rd| rd.filter_map(Result::ok).filter_map(|e| e.file_name().into_string().ok()).collect())
         .unwrap_or_default();
-    let host: Vec<String> = host.into_iter().filter(|n| n != "lo").collect();
+    all.into_iter().filter(|n| n != "lo").collect()
+}
+
+/// `ip` wherever this system keeps it (the guest agent runs without a PATH).
+fn ip_binary() -> &'static str {
+    ["/sbin/ip", "/usr/sbin/ip", "/bin/ip", "/usr/bin/ip"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap_or("ip")
+}
+
+/// A veth pair made on a host that has only `lo` (a throwaway guest), deleted on drop.
+struct TempVeth(String);
+
+impl TempVeth {
+    fn create() -> Option<Self> {
+        let name = format!("isolab-h{}", std::process::id() % 100_000);
+        let ok = std::process::Command::new(ip_binary())
+            .args(["link", "add", &name, "type", "veth"])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(TempVeth(name))
+    }
+}
+
+impl Drop for TempVeth {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(ip_binary()).args(["link", "del", &self.0]).status();
+    }
+}
+
+fn host_interfaces_invisible(ctx: &mut Ctx) -> Verdict {
+    let mut host = host_interfaces();
+    // A guest has only `lo`: give it a veth pair so there is something to hide.
+    let _veth = if host.is_empty() { TempVeth::create() } else { None };
     if host.is_empty() {
-        return Verdict::skip("the host has no interface but lo");
+        host = host_interfaces();
+    }
+    if host.is_empty() {
+        return Verdict::skip("the host has no interface but lo, and `ip link add ... type veth` failed");
     }
     let out = v!(ctx.run_ok(ctx.config(&["sh", "-c", "cat /proc/net/dev; echo ---; ls -1 /sys/class/net"])));
     let Some((dev, sys)) = out.stdout.split_once("---") else {
