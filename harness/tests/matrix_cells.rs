@@ -6,7 +6,7 @@ mod vm_support;
 
 use isolab_harness::catalogue;
 use isolab_harness::lab;
-use isolab_harness::matrix::{assert_request, records_from_vm, selected_ids, CellInfo};
+use isolab_harness::matrix::{run_cell, selected_ids, CellInfo};
 use isolab_harness::protocol::{CgroupMode, Outcome};
 use test_case::test_case;
 
@@ -24,7 +24,6 @@ fn catalogue_cell_has_no_fail_or_error(name: &str, mode: CgroupMode) {
     let k = vm_support::kernel(name, &o);
     let img = lab::image_for(&k, &o, None, &|_, _| {}).expect("image");
     let ids = selected_ids("");
-    let report = lab::boot(&k, &img, mode, &assert_request(&ids), &o, false, &mut |_| {});
     let runtime = o.runtime.clone().expect("a runtime is packed");
     let cell = CellInfo {
         kernel: name.into(),
@@ -32,7 +31,7 @@ fn catalogue_cell_has_no_fail_or_error(name: &str, mode: CgroupMode) {
         runtime: runtime.file_name().unwrap().to_string_lossy().into_owned(),
         runtime_version: catalogue::runtime_version(&runtime),
     };
-    let records = records_from_vm(&cell, &ids, &report);
+    let records = run_cell(&k, &img, &cell, &ids, &o, &mut |_| {});
     assert_eq!(records.len(), ids.len(), "one record per assertion");
     let bad: Vec<String> = records
         .iter()

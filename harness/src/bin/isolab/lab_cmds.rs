@@ -10,7 +10,7 @@ use isolab_harness::catalogue;
 use isolab_harness::check::{self, CheckOptions};
 use isolab_harness::kernels::Matrix;
 use isolab_harness::lab;
-use isolab_harness::matrix::{assert_request, records_from_vm, selected_ids, CellInfo};
+use isolab_harness::matrix::{run_cell, selected_ids, CellInfo};
 use isolab_harness::protocol::{CgroupMode, Event};
 use isolab_harness::report::{self, Record};
 use isolab_harness::vm;
@@ -126,29 +126,20 @@ pub fn matrix(g: &Global, m: &Matrix, a: &MatrixArgs) -> Result<i32> {
     }
     let jobs = g.jobs.unwrap_or_else(|| vm::default_jobs(o.memory_mb));
     let pb = bar(prepared.len() as u64, &format!("matrix: {} cells, {jobs} VMs at a time", prepared.len()));
-    let req = assert_request(&ids);
     let per_cell = vm::run_parallel(&prepared, jobs, |(k, img, mode)| {
-        let report = lab::boot(k, img, *mode, &req, &o, false, &mut |ev| {
-            if let Event::Result { id, outcome, .. } = ev {
-                pb.set_message(format!("{} {} {id}: {outcome:?}", k.files.name, mode.as_str()));
-            }
-        });
         let cell = CellInfo {
             kernel: k.files.name.clone(),
             mode: *mode,
             runtime: runtime_name.clone(),
             runtime_version: runtime_version.clone(),
         };
-        let recs = records_from_vm(&cell, &ids, &report);
-        say(
-            &pb,
-            format!(
-                "{:<12} {}: {}",
-                k.files.name,
-                mode.as_str(),
-                report::summary_line(&recs, report.total_time.as_secs_f64())
-            ),
-        );
+        let recs = run_cell(k, img, &cell, &ids, &o, &mut |ev| {
+            if let Event::Result { id, outcome, .. } = ev {
+                pb.set_message(format!("{} {} {id}: {outcome:?}", k.files.name, mode.as_str()));
+            }
+        });
+        let secs: f64 = recs.iter().map(|r| r.duration_ms as f64 / 1000.0).sum();
+        say(&pb, format!("{:<12} {}: {}", k.files.name, mode.as_str(), report::summary_line(&recs, secs)));
         pb.inc(1);
         recs
     });
