@@ -306,7 +306,7 @@ fn write_id_maps(pid: Pid, plan: &NamespacePlan) -> Result<(), ContainerError> {
         let path = format!("/proc/{pid}/{file}");
         fs::write(&path, content).map_err(|e| ContainerError::Host {
             step: format!("write {path} ({content:?})"),
-            errno: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+            errno: super::errno_of(&e),
         })
     };
     if let Some(uid_map) = &plan.uid_map {
@@ -322,7 +322,7 @@ fn write_id_maps(pid: Pid, plan: &NamespacePlan) -> Result<(), ContainerError> {
 }
 
 /// Write the pid file atomically, as runc does (temp file + rename).
-fn write_pid_file(path: &Path, pid: Pid) -> std::io::Result<()> {
+pub(super) fn write_pid_file(path: &Path, pid: Pid) -> std::io::Result<()> {
     let tmp =
         path.with_file_name(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("pid")));
     let mut f = fs::File::create(&tmp)?;

@@ -5,7 +5,7 @@
 use std::fs;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use nix::sched::{setns, CloneFlags};
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
@@ -190,7 +190,11 @@ pub fn exec(store: &StateStore, id: &str, opts: &ExecOptions) -> Result<i32, Con
         }
     }
     if let Some(p) = &opts.pid_file {
-        write_pid(p, child.as_raw())?;
+        super::create::write_pid_file(p, child).map_err(|source| ContainerError::Bundle {
+            what: "pid file",
+            path: p.clone(),
+            source,
+        })?;
     }
     let child = guard.disarm();
     if opts.detach {
@@ -222,13 +226,6 @@ fn console_for(
         return Ok((Some(b), Some(a)));
     }
     Ok((None, None))
-}
-
-fn write_pid(path: &Path, pid: i32) -> Result<(), ContainerError> {
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, pid.to_string())
-        .and_then(|()| fs::rename(&tmp, path))
-        .map_err(|e| ContainerError::Bundle { what: "pid file", path: path.to_owned(), source: e })
 }
 
 /// Kills and reaps the exec'd child on an early return.

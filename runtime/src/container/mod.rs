@@ -95,6 +95,11 @@ pub enum ContainerError {
     BadSignal(String),
 }
 
+/// The errno inside an io::Error (EIO when it carries none).
+fn errno_of(e: &std::io::Error) -> nix::errno::Errno {
+    nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
 fn host(step: impl Into<String>) -> impl FnOnce(nix::errno::Errno) -> ContainerError {
     let step = step.into();
     move |errno| ContainerError::Host { step, errno }

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,7 +14,7 @@ use nix::sys::stat::Mode;
 use nix::unistd::{write, Pid};
 use serde::Serialize;
 
-use super::{host, ContainerError};
+use super::{errno_of, host, ContainerError};
 use crate::state::{process_alive, ContainerRecord, StateError, StateStore, Status, EXEC_FIFO};
 use crate::sys::process::{pidfd_open, pidfd_send_signal};
 
@@ -118,6 +118,16 @@ fn signal_container(rec: &ContainerRecord, signal: i32, all: bool) -> Result<(),
     if !process_alive(rec.pid, rec.pid_start_time) {
         return Err(ContainerError::WrongStatus { id: rec.id.clone(), status: Status::Stopped, op: "kill" });
     }
+    signal_pinned(rec, pidfd.as_fd(), signal, all)
+}
+
+/// Signal the init through its (already checked) pidfd, and with `all` every other process.
+fn signal_pinned(
+    rec: &ContainerRecord,
+    pidfd: BorrowedFd<'_>,
+    signal: i32,
+    all: bool,
+) -> Result<(), ContainerError> {
     if all {
         // Every process of the container: its cgroup knows them all; without one, its pid
         // namespace does (when it has its own).
@@ -135,7 +145,7 @@ fn signal_container(rec: &ContainerRecord, signal: i32, all: bool) -> Result<(),
             }
         }
     }
-    pidfd_send_signal(pidfd.as_fd(), signal).map_err(host(format!("kill({}, {signal})", rec.pid)))
+    pidfd_send_signal(pidfd, signal).map_err(host(format!("kill({}, {signal})", rec.pid)))
 }
 
 /// Every host pid whose pid namespace is the one of `pid`.
@@ -201,7 +211,7 @@ fn kill_and_wait(rec: &ContainerRecord) -> Result<(), ContainerError> {
     if !process_alive(rec.pid, rec.pid_start_time) {
         return Ok(());
     }
-    signal_container(rec, libc::SIGKILL, true)?;
+    signal_pinned(rec, pidfd.as_fd(), libc::SIGKILL, true)?;
     // A frozen process only dies once thawed.
     if let Some(cg) = rec.cgroup().filter(|cg| cg.is_frozen()) {
         let _ = cg.thaw();
@@ -216,8 +226,4 @@ fn kill_and_wait(rec: &ContainerRecord) -> Result<(), ContainerError> {
         Ok(_) => Ok(()),
         Err(e) => Err(host(format!("poll pidfd of {}", rec.pid))(e)),
     }
-}
-
-fn errno_of(e: &std::io::Error) -> Errno {
-    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }

@@ -46,8 +46,9 @@ pub fn run(store: &StateStore, id: &str, opts: &CreateOptions, detach: bool) -> 
         None => (None, None),
     };
     let created = create_with_console(store, id, opts, theirs)?;
-    let mask = forwarded_mask();
-    mask.thread_block().map_err(host("sigprocmask"))?;
+    // Blocked before start so no forwarded signal or SIGCHLD is lost before the foreground
+    // loop's signalfd exists.
+    forwarded_mask().thread_block().map_err(host("sigprocmask"))?;
     if let Err(e) = start(store, id) {
         let _ = delete(store, id, true);
         return Err(e);
@@ -59,9 +60,7 @@ pub fn run(store: &StateStore, id: &str, opts: &CreateOptions, detach: bool) -> 
         (true, Some(sock)) => Some(receive_master(sock.as_fd())?),
         _ => None,
     };
-    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).map_err(host("signalfd"))?;
-    let code = foreground(created.pid, &sfd, master.as_ref());
-    let _ = mask.thread_unblock();
+    let code = foreground_with_signals(created.pid, master.as_ref());
     delete(store, id, true)?;
     code
 }
