@@ -76,10 +76,12 @@ pub fn records_from_vm(cell: &CellInfo, expected: &[String], report: &VmReport) 
     out
 }
 
-/// Boot one cell and run `ids` in it. A VM that went silent (no hello, or no event for the
-/// step timeout) is booted once more: twice in ~7 full runs here a TCG guest stopped sending
-/// anything, heartbeats included, for no reason found yet. The retry is never silent: every
-/// record of a retried cell says so in its detail, and a second silence is an ERROR as usual.
+/// Boot one cell and run `ids` in it. A VM that broke under the catalogue — went silent (no
+/// hello, or no event for the step timeout) or panicked — is booted once more. Both were seen
+/// here now and then: TCG guests that stopped sending anything, and debian-7.2 (cgroup v2,
+/// 2 vCPUs) panicking in `dequeue_task_fair` during `cgroup.cpu.quota`, also under runc. The
+/// retry is never silent: every record of a retried cell carries the first VM's failure in
+/// its detail, and a second failure is an ERROR as usual.
 pub fn run_cell(
     k: &crate::kernels::CheckedKernel,
     image: &std::path::Path,
@@ -91,15 +93,18 @@ pub fn run_cell(
     use crate::vm::VmError;
     let req = assert_request(ids);
     let first = crate::lab::boot(k, image, cell.mode, &req, o, false, on_event);
-    let silent = matches!(first.error, Some(VmError::StepTimeout { .. } | VmError::BootTimeout { .. }));
-    if !silent {
+    let broke = matches!(
+        first.error,
+        Some(VmError::StepTimeout { .. } | VmError::BootTimeout { .. } | VmError::KernelPanic { .. })
+    );
+    if !broke {
         return records_from_vm(cell, ids, &first);
     }
     let why = first.error.as_ref().map(ToString::to_string).unwrap_or_default();
     let second = crate::lab::boot(k, image, cell.mode, &req, o, false, on_event);
     let mut records = records_from_vm(cell, ids, &second);
     for r in &mut records {
-        let note = format!("(cell retried: the first VM went silent: {why})");
+        let note = format!("(cell retried: the first VM broke: {why})");
         r.detail = if r.detail.is_empty() { note } else { format!("{}\n{note}", r.detail) };
     }
     records
