@@ -48,6 +48,49 @@ impl CacheLock {
     }
 }
 
+impl CacheLock {
+    /// Opens `path` (created if missing) and blocks until it is locked shared (many holders)
+    /// or exclusive.
+    pub fn acquire_mode(path: &Path, exclusive: bool) -> std::io::Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+        let lock = CacheLock { _file: file };
+        lock.relock(exclusive)?;
+        Ok(lock)
+    }
+
+    /// Locks `path` exclusively if nobody holds it; None when it is held.
+    pub fn try_exclusive(path: &Path) -> std::io::Result<Option<Self>> {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+        // SAFETY: flock on a file descriptor we own and keep open for the lock's lifetime.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let e = std::io::Error::last_os_error();
+            return if e.raw_os_error() == Some(libc::EWOULDBLOCK) { Ok(None) } else { Err(e) };
+        }
+        Ok(Some(CacheLock { _file: file }))
+    }
+
+    /// Marks the locked file as used now (its mtime), for least-recently-used pruning.
+    pub fn touch(&self) {
+        let _ = self._file.set_modified(std::time::SystemTime::now());
+    }
+
+    /// Converts the lock to shared or exclusive (blocking; not atomic: another holder may get
+    /// in between, so re-check what the lock protects after upgrading).
+    pub fn relock(&self, exclusive: bool) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let op = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH };
+        // SAFETY: flock on a file descriptor owned by self and open for its lifetime.
+        if unsafe { libc::flock(self._file.as_raw_fd(), op) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
 /// Lower-case hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

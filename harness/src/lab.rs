@@ -41,6 +41,9 @@ pub enum LabError {
     /// The archive mirror could not be determined.
     #[error(transparent)]
     Apt(#[from] apt::AptError),
+    /// A snapshot could not be built or used.
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshot::SnapshotError),
 }
 
 /// Options shared by every VM of a run.
@@ -208,9 +211,16 @@ pub fn boot(
     interactive: bool,
     on_event: &mut dyn FnMut(&Event),
 ) -> VmReport {
+    let cfg = vm_config(k, image, cgroup, o, interactive);
+    let step = (!interactive).then_some(o.step_timeout);
+    vm::run_vm(cfg, request, Timeouts { boot: o.boot_timeout, step }, on_event)
+}
+
+/// The QEMU configuration of a VM of `k` booting `image` (socket paths left empty).
+pub fn vm_config(k: &CheckedKernel, image: &Path, cgroup: CgroupMode, o: &LabOptions, interactive: bool) -> QemuConfig {
     let kernel = boot_kernel(k, o);
     let accel = vm::resolve_accel(o.accel, &o.qemu, &kernel, image);
-    let cfg = QemuConfig {
+    QemuConfig {
         qemu: o.qemu.clone(),
         kernel,
         initrd: image.to_path_buf(),
@@ -226,7 +236,5 @@ pub fn boot(
         }),
         console: if interactive { Console::Stdio } else { Console::Socket(PathBuf::new()) },
         channel: PathBuf::new(),
-    };
-    let step = (!interactive).then_some(o.step_timeout);
-    vm::run_vm(cfg, request, Timeouts { boot: o.boot_timeout, step }, on_event)
+    }
 }

@@ -68,6 +68,24 @@ pub struct Request {
     pub action: Action,
 }
 
+/// Sent by the host to a VM restored from a snapshot, before its [`Request`]: what makes this
+/// copy of the snapshot its own. The agent applies it and answers with the snapshot's
+/// [`Event::Hello`] again (its `phases_ms` ending with `restored`), then reads the request.
+/// Copies restored from one snapshot share every byte of memory, so without this they would
+/// share the kernel's random state and the wall clock of the moment of the snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resume {
+    /// Fresh random bytes from the host, hex: mixed into the guest's entropy pool (credited)
+    /// and the CRNG reseeded from it.
+    pub seed_hex: String,
+    /// The host's wall clock, nanoseconds since the Unix epoch: the guest's `CLOCK_REALTIME`.
+    pub unix_time_ns: u64,
+    /// The runtime under test (and its libraries) waits in the payload device: unpack it.
+    #[serde(default)]
+    pub payload: bool,
+}
+
 /// What the agent should do once booted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
@@ -228,6 +246,16 @@ mod tests {
         let line = encode_line(&req).unwrap();
         assert!(line.ends_with('\n') && !line[..line.len() - 1].contains('\n'));
         assert_eq!(decode_line::<Request>(&line).unwrap(), req);
+    }
+
+    #[test]
+    fn resume_and_request_lines_are_told_apart() {
+        let r = Resume { seed_hex: "00ff".into(), unix_time_ns: 1, payload: true };
+        let line = encode_line(&r).unwrap();
+        assert_eq!(decode_line::<Resume>(&line).unwrap(), r);
+        assert!(decode_line::<Request>(&line).is_err(), "a resume line is not a request");
+        let req = encode_line(&Request { protocol_version: PROTOCOL_VERSION, action: Action::Idle }).unwrap();
+        assert!(decode_line::<Resume>(&req).is_err(), "a request line is not a resume");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod boot;
 pub mod exec;
+pub mod payload;
 pub mod sys;
 
 use std::fs::{File, OpenOptions};
@@ -14,7 +15,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::protocol::{decode_line, encode_line, Action, Event, Request, PROTOCOL_VERSION};
+use crate::protocol::{decode_line, encode_line, Action, Event, Request, Resume, PROTOCOL_VERSION};
 
 /// The device the agent talks to the host on.
 pub const CHANNEL_DEVICE: &str = "/dev/ttyS1";
@@ -134,7 +135,7 @@ pub fn run_as_init() -> ! {
         console(w);
     }
     let kernel_release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    sink.send(&Event::Hello {
+    let mut hello = Event::Hello {
         protocol_version: PROTOCOL_VERSION,
         kernel_release: kernel_release.trim().to_string(),
         cgroup_mode: mode,
@@ -143,12 +144,25 @@ pub fn run_as_init() -> ! {
         boot_warnings: warnings,
         uptime_ms: uptime_ms(),
         phases_ms: phases,
-    });
+    };
+    sink.send(&hello);
 
-    let mut line = String::new();
-    if let Err(e) = BufReader::new(reader).read_line(&mut line) {
-        fatal(&format!("read request from {CHANNEL_DEVICE}: {e}"), Some(&sink));
-    }
+    // A snapshot is taken here, while the agent waits for its first line. A restored copy gets
+    // a `Resume` line first, then its request.
+    let mut reader = BufReader::new(reader);
+    let line = loop {
+        let mut line = String::new();
+        if let Err(e) = reader.read_line(&mut line) {
+            fatal(&format!("read request from {CHANNEL_DEVICE}: {e}"), Some(&sink));
+        }
+        match decode_line::<Resume>(&line) {
+            Ok(r) => {
+                resume(&sink, &r, &mut hello);
+                sink.send(&hello);
+            }
+            Err(_) => break line,
+        }
+    };
     match decode_line::<Request>(&line) {
         Ok(req) if req.protocol_version != PROTOCOL_VERSION => sink.send(&Event::Error {
             message: format!(
@@ -165,12 +179,71 @@ pub fn run_as_init() -> ! {
     fatal(&format!("power off: {err}"), None)
 }
 
+/// Makes this restored copy of a snapshot its own: entropy, wall clock, the payload. Problems
+/// become boot warnings of the hello re-sent afterwards (and an `Error` event for a payload
+/// that could not be unpacked: the runtime under test would be missing).
+fn resume(sink: &EventSink, r: &Resume, hello: &mut Event) {
+    let mut warnings = Vec::new();
+    match hex_decode(&r.seed_hex) {
+        Some(seed) if !seed.is_empty() => {
+            let res = OpenOptions::new().write(true).open("/dev/urandom").and_then(|f| sys::add_entropy(&f, &seed));
+            match res {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => warnings.push(format!("RNDRESEEDCRNG on /dev/urandom: {e}")),
+                Err(e) => warnings.push(format!("RNDADDENTROPY on /dev/urandom: {e}")),
+            }
+        }
+        _ => warnings.push(format!("resume: seed_hex {:?} is not hex bytes", r.seed_hex)),
+    }
+    if let Err(e) = sys::set_realtime(r.unix_time_ns) {
+        warnings.push(format!("clock_settime(CLOCK_REALTIME): {e}"));
+    }
+    if r.payload {
+        match payload::unpack(std::path::Path::new("/")) {
+            Ok((files, bytes)) => console(&format!("payload: {files} entries, {bytes} bytes")),
+            Err(e) => {
+                sink.send(&Event::Error { message: format!("payload: {e}") });
+                warnings.push(format!("payload: {e}"));
+            }
+        }
+    }
+    for w in &warnings {
+        console(w);
+    }
+    if let Event::Hello { boot_warnings, uptime_ms: up, phases_ms, .. } = hello {
+        boot_warnings.extend(warnings);
+        *up = uptime_ms();
+        phases_ms.push(("restored".into(), sys::boottime_ms()));
+    }
+}
+
+/// Lower-case or upper-case hex to bytes (None if malformed).
+pub fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+}
+
 fn handle(sink: &EventSink, action: Action) {
     match action {
         Action::Idle => {}
         Action::Exec { argv, env, timeout_secs } => exec::run_command(sink, &argv, &env, timeout_secs),
         Action::Shell => exec::run_shell(sink),
         Action::Assert { runtime, ids } => run_assertions(sink, &runtime, &ids),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hex_decode;
+
+    #[test]
+    fn hex() {
+        assert_eq!(hex_decode("00ffA0"), Some(vec![0, 255, 160]));
+        assert_eq!(hex_decode("0"), None);
+        assert_eq!(hex_decode("zz"), None);
+        assert_eq!(hex_decode(""), Some(vec![]));
     }
 }
 

@@ -120,3 +120,78 @@ pub fn boottime_ms() -> u64 {
     }
     (ts.tv_sec as u64) * 1000 + (ts.tv_nsec as u64) / 1_000_000
 }
+
+/// `RNDADDENTROPY` (`_IOW('R', 0x03, int[2])`) and `RNDRESEEDCRNG` (`_IO('R', 0x07)`).
+const RNDADDENTROPY: libc::c_ulong = 0x4008_5203;
+const RNDRESEEDCRNG: libc::c_ulong = 0x5207;
+
+/// Mixes `seed` into the kernel's input pool crediting its full size as entropy
+/// (`RNDADDENTROPY` on `random`, an open `/dev/urandom`), then forces the CRNG to reseed from
+/// it (`RNDRESEEDCRNG`; kernels before 4.17 lack it and reseed on their own schedule, so its
+/// error is returned separately).
+pub fn add_entropy(random: &std::fs::File, seed: &[u8]) -> io::Result<io::Result<()>> {
+    let len = libc::c_int::try_from(seed.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // struct rand_pool_info { int entropy_count; int buf_size; __u32 buf[]; }
+    let mut info = Vec::with_capacity(8 + seed.len());
+    info.extend_from_slice(&len.saturating_mul(8).to_ne_bytes());
+    info.extend_from_slice(&len.to_ne_bytes());
+    info.extend_from_slice(seed);
+    // SAFETY: `info` is a valid rand_pool_info (two ints followed by buf_size bytes) that
+    // outlives the call; the kernel only reads it.
+    if unsafe { libc::ioctl(random.as_raw_fd(), RNDADDENTROPY, info.as_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: RNDRESEEDCRNG takes no argument.
+    let rc = unsafe { libc::ioctl(random.as_raw_fd(), RNDRESEEDCRNG, 0) };
+    Ok(if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) })
+}
+
+/// `clock_settime(CLOCK_REALTIME)` to `unix_ns` nanoseconds since the epoch.
+pub fn set_realtime(unix_ns: u64) -> io::Result<()> {
+    let ts = libc::timespec {
+        tv_sec: (unix_ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (unix_ns % 1_000_000_000) as libc::c_long,
+    };
+    // SAFETY: `ts` is a valid timespec for the duration of the call.
+    if unsafe { libc::clock_settime(libc::CLOCK_REALTIME, &ts) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// A read-only shared mapping of a file (e.g. a PCI BAR's sysfs `resourceN`), unmapped on drop.
+#[derive(Debug)]
+pub struct Mapping {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+impl Mapping {
+    /// Maps the first `len` bytes of `file` read-only and shared.
+    pub fn new(file: &std::fs::File, len: usize) -> io::Result<Mapping> {
+        // SAFETY: a fresh mapping chosen by the kernel (addr NULL) of an open fd; the result is
+        // checked against MAP_FAILED before use.
+        let ptr = unsafe {
+            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, file.as_raw_fd(), 0)
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Mapping { ptr, len })
+    }
+
+    /// The mapped bytes.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: `ptr` is a live PROT_READ mapping of `len` bytes owned by self; nothing in
+        // this process writes to it (the host does not change it while the guest runs).
+        unsafe { std::slice::from_raw_parts(self.ptr.cast::<u8>(), self.len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly the mapping created in `new`, once.
+        unsafe { libc::munmap(self.ptr, self.len) };
+    }
+}

@@ -3,7 +3,9 @@
 
 pub mod args;
 pub mod guard;
+pub mod qmp;
 pub mod run;
+pub mod snapvm;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,7 +13,8 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 pub use args::{Accel, CmdlineOptions, Console, QemuConfig};
-pub use run::{run_vm, Timeouts, VmError, VmReport};
+pub use run::{run_vm, run_vm_snap, Timeouts, VmError, VmReport};
+pub use snapvm::SnapMode;
 
 use crate::protocol::{Action, Request, PROTOCOL_VERSION};
 

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::args::{qemu_args, Console, QemuConfig};
 use super::guard::VmGuard;
+use super::snapvm::{self, SnapMode};
 use crate::protocol::{decode_line, encode_line, Event, Request, PROTOCOL_VERSION};
 
 /// Console lines meaning the guest kernel has stopped for good.
@@ -69,6 +70,9 @@ pub enum VmError {
         /// The kernel's last words.
         line: String,
     },
+    /// Saving or restoring a snapshot failed (QMP).
+    #[error("snapshot: {0}")]
+    Snapshot(#[from] super::qmp::QmpError),
     /// The agent speaks another protocol version.
     #[error("agent speaks protocol v{guest}, host v{PROTOCOL_VERSION}")]
     Version {
@@ -185,11 +189,19 @@ fn read_lines(s: UnixStream, tx: mpsc::Sender<Msg>, console: bool) {
 
 /// Boots a VM, sends `request` after the hello, collects events until `Done` or an error.
 /// `on_event` sees every event as it arrives. QEMU and the temp dir are gone on return.
-pub fn run_vm(
+pub fn run_vm(cfg: QemuConfig, request: &Request, t: Timeouts, on_event: &mut dyn FnMut(&Event)) -> VmReport {
+    run_vm_snap(cfg, request, t, on_event, None)
+}
+
+/// [`run_vm`], saving a snapshot at the hello (the request is not sent) or starting from one
+/// (`Resume` and the request are sent once the guest runs; the hello it answers with marks
+/// the agent ready, so `boot_time` is QEMU start → ready).
+pub fn run_vm_snap(
     mut cfg: QemuConfig,
     request: &Request,
     t: Timeouts,
     on_event: &mut dyn FnMut(&Event),
+    snap: Option<&SnapMode>,
 ) -> VmReport {
     let start = Instant::now();
     let mut report = VmReport {
@@ -202,13 +214,14 @@ pub fn run_vm(
         total_time: Duration::ZERO,
     };
     let mut tail = VecDeque::new();
-    let res = run_inner(&mut cfg, request, t, on_event, &mut report, &mut tail, start);
+    let res = run_inner(&mut cfg, request, t, on_event, &mut report, &mut tail, start, snap);
     report.error = res.err();
     report.console_tail = tail.into_iter().collect();
     report.total_time = start.elapsed();
     report
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_inner(
     cfg: &mut QemuConfig,
     request: &Request,
@@ -217,6 +230,7 @@ fn run_inner(
     report: &mut VmReport,
     tail: &mut VecDeque<String>,
     start: Instant,
+    snap: Option<&SnapMode>,
 ) -> Result<(), VmError> {
     let dir = tempfile::Builder::new()
         .prefix("isolab-vm-")
@@ -238,7 +252,15 @@ fn run_inner(
         }
         Console::Stdio => None,
     };
-    let args = qemu_args(cfg);
+    let mut args = qemu_args(cfg);
+    let qmp_l = match snap {
+        Some(mode) => {
+            let (l, p) = listen("qmp.sock")?;
+            args.extend(snapvm::extra_args(mode, cfg.memory_mb, &p));
+            Some(l)
+        }
+        None => None,
+    };
     let mut cmd = Command::new(&cfg.qemu);
     cmd.args(&args).stderr(Stdio::piped());
     if con_l.is_some() {
@@ -258,6 +280,24 @@ fn run_inner(
     let mut chan_w =
         chan.try_clone().map_err(|source| VmError::Setup { what: "dup channel socket".into(), source })?;
     read_lines(chan, tx, false);
+    let mut qmp = match &qmp_l {
+        Some(l) => {
+            let s = accept(l, boot_deadline, &mut guard).map_err(|e| fix_secs(e, t))?;
+            Some(super::qmp::Qmp::connect(s, boot_deadline)?)
+        }
+        None => None,
+    };
+    let setup = |what: &str| {
+        let what = what.to_string();
+        move |source| VmError::Setup { what, source }
+    };
+    let mut request_sent = false;
+    if let (Some(SnapMode::Restore { state, resume, .. }), Some(q)) = (snap, qmp.as_mut()) {
+        snapvm::restore(q, state)?;
+        let lines = format!("{}{}", encode_line(resume).unwrap_or_default(), encode_line(request).unwrap_or_default());
+        chan_w.write_all(lines.as_bytes()).map_err(setup("send resume and request to the agent"))?;
+        request_sent = true;
+    }
 
     let mut last_progress = Instant::now();
     let mut panic_line: Option<(String, Instant)> = None;
@@ -285,11 +325,17 @@ fn run_inner(
                         return Err(VmError::Version { guest: *protocol_version });
                     }
                     report.hello = Some(ev);
-                    let line = encode_line(request).unwrap_or_default();
-                    chan_w.write_all(line.as_bytes()).map_err(|source| VmError::Setup {
-                        what: "send request to the agent".into(),
-                        source,
-                    })?;
+                    if let (Some(SnapMode::Save { state, .. }), Some(q)) = (snap, qmp.as_mut()) {
+                        q.set_deadline(snapvm::deadline(t.boot.as_secs().max(30)));
+                        snapvm::save(q, state)?;
+                        guard.kill();
+                        return Ok(());
+                    }
+                    if !request_sent {
+                        let line = encode_line(request).unwrap_or_default();
+                        chan_w.write_all(line.as_bytes()).map_err(setup("send request to the agent"))?;
+                        request_sent = true;
+                    }
                     continue;
                 }
                 let done = ev == Event::Done;

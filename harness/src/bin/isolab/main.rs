@@ -3,6 +3,7 @@
 mod kernels;
 mod lab_cmds;
 mod run;
+mod snapshot_cmds;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -136,6 +137,12 @@ enum Cmd {
         #[arg(long, value_delimiter = ',', default_value = "v1,v2")]
         cgroup: Vec<String>,
     },
+    /// Snapshots of booted VMs (`bench`: restored vs fresh start time).
+    #[command(subcommand)]
+    Snapshot(SnapshotCmd),
+    /// The cache: `prune` bounds the disk use of snapshots and images.
+    #[command(subcommand)]
+    Cache(CacheCmd),
     /// Measure boot-to-hello time per kernel (sequential runs).
     BenchBoot {
         /// Kernel names (default: the default set).
@@ -143,6 +150,31 @@ enum Cmd {
         /// Boots per kernel.
         #[arg(long, default_value_t = 5)]
         runs: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum SnapshotCmd {
+    /// QEMU start → agent ready: fresh boots and restores from the snapshot, interleaved.
+    Bench {
+        /// Kernel name.
+        kernel: String,
+        /// cgroup hierarchy.
+        #[arg(long, default_value = "v2")]
+        cgroup: String,
+        /// Runs of each.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum CacheCmd {
+    /// Remove least recently used snapshots and images until the rest fit in --max-size.
+    Prune {
+        /// Disk budget, e.g. 2G or 500M.
+        #[arg(long, default_value = "4G")]
+        max_size: String,
     },
 }
 
@@ -301,6 +333,10 @@ fn real_main() -> Result<()> {
             Ok(())
         }
         Cmd::Boot { kernel, cgroup, command } => run::boot(&cli.g, &matrix, kernel, cgroup, command),
+        Cmd::Snapshot(SnapshotCmd::Bench { kernel, cgroup, runs }) => {
+            snapshot_cmds::bench(&cli.g, &matrix, kernel, cgroup, *runs)
+        }
+        Cmd::Cache(CacheCmd::Prune { max_size }) => snapshot_cmds::prune_cache(&cli.g, max_size),
         Cmd::BenchBoot { names, runs } => run::bench(&cli.g, &matrix, names, *runs),
         Cmd::Smoke { names, cgroup } => run::check(&cli.g, &matrix, names, cgroup),
         Cmd::Check { host, only, out, baseline } => {

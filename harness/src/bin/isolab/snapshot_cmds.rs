@@ -1,0 +1,71 @@
+//! `isolab snapshot bench` (restored vs fresh VM start) and `isolab cache prune`.
+
+use anyhow::{bail, Context, Result};
+use isolab_harness::kernels::Matrix;
+use isolab_harness::lab;
+use isolab_harness::protocol::{Action, CgroupMode, Request, PROTOCOL_VERSION};
+use isolab_harness::snapshot::{prune, restore};
+
+use super::{build_image, options, Global};
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn raw(v: &[f64]) -> String {
+    v.iter().map(|x| format!("{x:.3}")).collect::<Vec<_>>().join(" ")
+}
+
+/// Boots `kernel` fresh `runs` times, then restores it from its snapshot `runs` times, and
+/// prints QEMU start → agent ready (hello) for both, interleaved so load affects both alike.
+pub fn bench(g: &Global, m: &Matrix, kernel: &str, cgroup: &str, runs: usize) -> Result<()> {
+    let cg = CgroupMode::parse(cgroup).with_context(|| format!("--cgroup {cgroup}: expected v1 or v2"))?;
+    let o = options(g)?;
+    let spec = m.select(&[kernel.to_string()])?[0];
+    let k = lab::checked_kernel(spec, m, &o.cache)?;
+    let img = build_image(&k, &o)?;
+    let idle = Request { protocol_version: PROTOCOL_VERSION, action: Action::Idle };
+    // Build (or check) the snapshot outside the measurement.
+    let first = restore::boot_restored(&k, cg, &idle, &o, &mut |_| {})?;
+    eprintln!("{}", restore::describe(&first));
+    let (mut fresh, mut restored) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let r = lab::boot(&k, &img, cg, &idle, &o, false, &mut |_| {});
+        if let Some(e) = r.error {
+            bail!("fresh boot of {kernel}: {e}\n{}", r.console_tail.join("\n"));
+        }
+        fresh.push(r.boot_time.unwrap_or_default().as_secs_f64());
+        let r = restore::boot_restored(&k, cg, &idle, &o, &mut |_| {})?;
+        if let Some(e) = &r.report.error {
+            bail!("restored {kernel}: {e}\n{}", r.report.console_tail.join("\n"));
+        }
+        restored.push(restore::ready_time(&r.report).unwrap_or_default().as_secs_f64());
+    }
+    println!("{kernel} {}: QEMU start -> agent ready, {runs} runs each, interleaved", cg.as_str());
+    println!("  fresh boot   median {:.3} s  ({})", median(&fresh), raw(&fresh));
+    println!("  restored     median {:.3} s  ({})", median(&restored), raw(&restored));
+    Ok(())
+}
+
+/// `isolab cache prune --max-size SIZE`.
+pub fn prune_cache(g: &Global, max_size: &str) -> Result<()> {
+    let max = prune::parse_size(max_size)
+        .with_context(|| format!("--max-size {max_size:?}: expected bytes or a size like 500M, 4G"))?;
+    let cache = super::cache(g);
+    let p = prune::prune(&cache, max)?;
+    for (path, bytes) in &p.removed {
+        println!("removed {} ({:.1} MiB)", path.display(), *bytes as f64 / 1048576.0);
+    }
+    for path in &p.busy {
+        println!("in use, kept {}", path.display());
+    }
+    println!(
+        "snapshots and images in {}: {:.1} MiB (limit {:.1} MiB)",
+        cache.display(),
+        p.left as f64 / 1048576.0,
+        max as f64 / 1048576.0
+    );
+    Ok(())
+}
