@@ -217,7 +217,13 @@ pub fn boot(
 }
 
 /// The QEMU configuration of a VM of `k` booting `image` (socket paths left empty).
-pub fn vm_config(k: &CheckedKernel, image: &Path, cgroup: CgroupMode, o: &LabOptions, interactive: bool) -> QemuConfig {
+pub fn vm_config(
+    k: &CheckedKernel,
+    image: &Path,
+    cgroup: CgroupMode,
+    o: &LabOptions,
+    interactive: bool,
+) -> QemuConfig {
     let kernel = boot_kernel(k, o);
     let accel = vm::resolve_accel(o.accel, &o.qemu, &kernel, image);
     QemuConfig {

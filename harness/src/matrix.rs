@@ -76,12 +76,16 @@ pub fn records_from_vm(cell: &CellInfo, expected: &[String], report: &VmReport) 
     out
 }
 
-/// Boot one cell and run `ids` in it. A VM that broke under the catalogue — went silent (no
-/// hello, or no event for the step timeout) or panicked — is booted once more. Both were seen
-/// here now and then: TCG guests that stopped sending anything, and debian-7.2 (cgroup v2,
-/// 2 vCPUs) panicking in `dequeue_task_fair` during `cgroup.cpu.quota`, also under runc. The
-/// retry is never silent: every record of a retried cell carries the first VM's failure in
-/// its detail, and a second failure is an ERROR as usual.
+/// How the VMs of a cell start and what each runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CellPlan {
+    /// Boot every VM from scratch instead of restoring the cell's snapshot.
+    pub fresh: bool,
+    /// Assertions per throwaway VM (None: the whole selection in one VM).
+    pub per_vm: Option<usize>,
+}
+
+/// Boot one cell and run `ids` in it, fresh (no snapshot), in one VM. See [`run_cell_planned`].
 pub fn run_cell(
     k: &crate::kernels::CheckedKernel,
     image: &std::path::Path,
@@ -90,24 +94,98 @@ pub fn run_cell(
     o: &crate::lab::LabOptions,
     on_event: &mut dyn FnMut(&Event),
 ) -> Vec<Record> {
-    use crate::vm::VmError;
-    let req = assert_request(ids);
-    let first = crate::lab::boot(k, image, cell.mode, &req, o, false, on_event);
-    let broke = matches!(
-        first.error,
-        Some(VmError::StepTimeout { .. } | VmError::BootTimeout { .. } | VmError::KernelPanic { .. })
-    );
-    if !broke {
-        return records_from_vm(cell, ids, &first);
+    run_cell_planned(k, image, cell, ids, o, CellPlan { fresh: true, per_vm: None }, on_event)
+}
+
+/// Runs `ids` in the cell's throwaway VMs as `plan` says: restored from the cell's snapshot
+/// (built on first use) unless `fresh`, `per_vm` assertions per VM (so an assertion that
+/// wrecks its guest cannot taint the next group). `image` is the full image, used by fresh
+/// boots. A VM that broke under the catalogue — went silent (no hello, or no event for the
+/// step timeout) or panicked — is started once more. Both were seen here now and then: TCG
+/// guests that stopped sending anything, and debian-7.2 (cgroup v2, 2 vCPUs) panicking in
+/// `dequeue_task_fair` during `cgroup.cpu.quota`, also under runc. The retry is never silent:
+/// every record of a retried group carries the first VM's failure in its detail, and a second
+/// failure is an ERROR as usual.
+pub fn run_cell_planned(
+    k: &crate::kernels::CheckedKernel,
+    image: &std::path::Path,
+    cell: &CellInfo,
+    ids: &[String],
+    o: &crate::lab::LabOptions,
+    plan: CellPlan,
+    on_event: &mut dyn FnMut(&Event),
+) -> Vec<Record> {
+    let size = plan.per_vm.unwrap_or(ids.len()).max(1);
+    let mut out = Vec::new();
+    for group in ids.chunks(size) {
+        let req = assert_request(group);
+        let mut one = |on_event: &mut dyn FnMut(&Event)| -> Result<VmReport, String> {
+            if plan.fresh {
+                return Ok(crate::lab::boot(k, image, cell.mode, &req, o, false, on_event));
+            }
+            let r = crate::snapshot::restore::boot_restored(k, cell.mode, &req, o, on_event)
+                .map_err(|e| format!("snapshot: {e}"))?;
+            if r.outcome != crate::snapshot::Outcome::Reused {
+                on_event(&Event::Log { message: crate::snapshot::restore::describe(&r) });
+            }
+            Ok(r.report)
+        };
+        out.extend(with_retry(cell, group, &mut one, on_event));
     }
-    let why = first.error.as_ref().map(ToString::to_string).unwrap_or_default();
-    let second = crate::lab::boot(k, image, cell.mode, &req, o, false, on_event);
-    let mut records = records_from_vm(cell, ids, &second);
+    out
+}
+
+/// Starts one VM (events go to the callback), or says why none could start.
+type StartVm<'a> = dyn FnMut(&mut dyn FnMut(&Event)) -> Result<VmReport, String> + 'a;
+
+fn with_retry(
+    cell: &CellInfo,
+    ids: &[String],
+    one: &mut StartVm<'_>,
+    on_event: &mut dyn FnMut(&Event),
+) -> Vec<Record> {
+    use crate::vm::VmError;
+    let broke = |r: &Result<VmReport, String>| match r {
+        Ok(r) => matches!(
+            r.error,
+            Some(VmError::StepTimeout { .. } | VmError::BootTimeout { .. } | VmError::KernelPanic { .. })
+        ),
+        Err(_) => true,
+    };
+    let first = one(on_event);
+    if !broke(&first) {
+        return records_of(cell, ids, &first);
+    }
+    let why = match &first {
+        Ok(r) => r.error.as_ref().map(ToString::to_string).unwrap_or_default(),
+        Err(e) => e.clone(),
+    };
+    let mut records = records_of(cell, ids, &one(on_event));
     for r in &mut records {
         let note = format!("(cell retried: the first VM broke: {why})");
         r.detail = if r.detail.is_empty() { note } else { format!("{}\n{note}", r.detail) };
     }
     records
+}
+
+fn records_of(cell: &CellInfo, ids: &[String], r: &Result<VmReport, String>) -> Vec<Record> {
+    match r {
+        Ok(report) => records_from_vm(cell, ids, report),
+        Err(why) => ids
+            .iter()
+            .map(|id| Record {
+                kernel: cell.kernel.clone(),
+                kernel_release: String::new(),
+                cgroup: cell.mode.as_str().into(),
+                runtime: cell.runtime.clone(),
+                runtime_version: cell.runtime_version.clone(),
+                assertion: id.clone(),
+                status: Outcome::Error,
+                detail: why.clone(),
+                duration_ms: 0,
+            })
+            .collect(),
+    }
 }
 
 /// The ids `--only` selects, in catalogue order.

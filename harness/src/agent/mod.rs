@@ -186,7 +186,8 @@ fn resume(sink: &EventSink, r: &Resume, hello: &mut Event) {
     let mut warnings = Vec::new();
     match hex_decode(&r.seed_hex) {
         Some(seed) if !seed.is_empty() => {
-            let res = OpenOptions::new().write(true).open("/dev/urandom").and_then(|f| sys::add_entropy(&f, &seed));
+            let res =
+                OpenOptions::new().write(true).open("/dev/urandom").and_then(|f| sys::add_entropy(&f, &seed));
             match res {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => warnings.push(format!("RNDRESEEDCRNG on /dev/urandom: {e}")),
@@ -234,19 +235,6 @@ fn handle(sink: &EventSink, action: Action) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::hex_decode;
-
-    #[test]
-    fn hex() {
-        assert_eq!(hex_decode("00ffA0"), Some(vec![0, 255, 160]));
-        assert_eq!(hex_decode("0"), None);
-        assert_eq!(hex_decode("zz"), None);
-        assert_eq!(hex_decode(""), Some(vec![]));
-    }
-}
-
 /// Where the catalogue works in the guest (bundles, the container rootfs, state).
 const ASSERT_WORKDIR: &str = "/var/lib/isolab-assert";
 
@@ -281,4 +269,17 @@ fn run_assertions(sink: &EventSink, runtime: &str, ids: &[String]) {
         }
         done.store(true, std::sync::atomic::Ordering::Relaxed);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hex_decode;
+
+    #[test]
+    fn hex() {
+        assert_eq!(hex_decode("00ffA0"), Some(vec![0, 255, 160]));
+        assert_eq!(hex_decode("0"), None);
+        assert_eq!(hex_decode("zz"), None);
+        assert_eq!(hex_decode(""), Some(vec![]));
+    }
 }

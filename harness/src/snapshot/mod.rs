@@ -135,7 +135,13 @@ impl std::fmt::Display for Why {
 pub fn key_diff(a: &Key, b: &Key) -> Vec<String> {
     let (a, b) = (serde_json::to_value(a).unwrap_or_default(), serde_json::to_value(b).unwrap_or_default());
     let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else { return vec!["key".into()] };
-    a.keys().chain(b.keys()).filter(|k| a.get(*k) != b.get(*k)).cloned().collect::<std::collections::BTreeSet<_>>().into_iter().collect()
+    a.keys()
+        .chain(b.keys())
+        .filter(|k| a.get(*k) != b.get(*k))
+        .cloned()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
 }
 
 /// A usable snapshot.
@@ -167,8 +173,7 @@ pub fn check(dir: &Path, key: &Key) -> Result<Manifest, Why> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.exists() => return Err(Why::Missing),
         Err(e) => return Err(Why::Damaged(format!("manifest.json: {e}"))),
     };
-    let m: Manifest =
-        serde_json::from_str(&text).map_err(|e| Why::Damaged(format!("manifest.json: {e}")))?;
+    let m: Manifest = serde_json::from_str(&text).map_err(|e| Why::Damaged(format!("manifest.json: {e}")))?;
     let diff = key_diff(&m.key, key);
     if !diff.is_empty() {
         return Err(Why::Stale(diff));
@@ -177,7 +182,8 @@ pub fn check(dir: &Path, key: &Key) -> Result<Manifest, Why> {
     if ram.len() != m.ram_bytes {
         return Err(Why::Damaged(format!("ram is {} bytes, the manifest says {}", ram.len(), m.ram_bytes)));
     }
-    let state = crate::cache::sha256_file(&dir.join("state")).map_err(|e| Why::Damaged(format!("state: {e}")))?;
+    let state =
+        crate::cache::sha256_file(&dir.join("state")).map_err(|e| Why::Damaged(format!("state: {e}")))?;
     if state != m.state_sha256 {
         return Err(Why::Damaged("state does not match its sha256".into()));
     }
@@ -292,7 +298,10 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let mut calls = 0;
         let (s, o) = ensure(t.path(), &key(), &mut fake_save(&mut calls)).unwrap();
-        assert_eq!((o, s.dir.file_name().unwrap().to_str().unwrap()), (Outcome::Built(Why::Missing), "debian-6.1-v2-2c-512m"));
+        assert_eq!(
+            (o, s.dir.file_name().unwrap().to_str().unwrap()),
+            (Outcome::Built(Why::Missing), "debian-6.1-v2-2c-512m")
+        );
         drop(s);
         let (_, o) = ensure(t.path(), &key(), &mut fake_save(&mut calls)).unwrap();
         assert_eq!(o, Outcome::Reused);
@@ -320,6 +329,9 @@ mod tests {
         let mut fail = |_: &Path| Err(SnapshotError::Save { name: "x".into(), detail: "boom".into() });
         assert!(ensure(t.path(), &key(), &mut fail).is_err());
         assert!(!t.path().join(key().dir_name()).exists());
-        assert!(std::fs::read_dir(t.path()).unwrap().flatten().all(|e| e.file_name().to_string_lossy().ends_with(".lock")));
+        assert!(std::fs::read_dir(t.path())
+            .unwrap()
+            .flatten()
+            .all(|e| e.file_name().to_string_lossy().ends_with(".lock")));
     }
 }

@@ -25,7 +25,8 @@ pub fn archive(runtime: &Path) -> Result<Arc<Vec<u8>>, SnapshotError> {
     if let Some(a) = memo.lock().unwrap_or_else(|p| p.into_inner()).get(&stamp) {
         return Ok(a.clone());
     }
-    let name = runtime.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "runtime".into());
+    let name =
+        runtime.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "runtime".into());
     let mut files = vec![(format!("usr/bin/{name}"), runtime.to_path_buf())];
     if elf::dyn_info(runtime).map_err(|e| err(e.to_string()))?.interpreter.is_some() {
         for lib in elf::closure(runtime).map_err(|e| err(e.to_string()))? {
@@ -47,7 +48,11 @@ pub fn archive(runtime: &Path) -> Result<Arc<Vec<u8>>, SnapshotError> {
 pub fn write(path: &Path, runtime: &Path, archive: &[u8]) -> Result<(), SnapshotError> {
     let total = (HEADER + archive.len()) as u64;
     if total > PAYLOAD_BYTES {
-        return Err(SnapshotError::PayloadTooBig { runtime: runtime.into(), bytes: total, max: PAYLOAD_BYTES });
+        return Err(SnapshotError::PayloadTooBig {
+            runtime: runtime.into(),
+            bytes: total,
+            max: PAYLOAD_BYTES,
+        });
     }
     let io = |source| SnapshotError::Io { path: path.to_path_buf(), source };
     let mut f = std::fs::File::create(path).map_err(io)?;
@@ -78,7 +83,9 @@ mod tests {
         let bytes = std::fs::read(&p).unwrap();
         let entries = parse_newc(read_archive(&bytes).unwrap()).unwrap();
         let has = |n: &str| entries.iter().any(|e| e.name == n || e.name.ends_with(n));
-        assert!(has("usr/bin/ls") && has("isolab/runtime") && has("libc.so.6") && has("ld-linux-x86-64.so.2"));
+        assert!(
+            has("usr/bin/ls") && has("isolab/runtime") && has("libc.so.6") && has("ld-linux-x86-64.so.2")
+        );
         let too_big = vec![0u8; PAYLOAD_BYTES as usize];
         assert!(matches!(write(&p, Path::new("/x"), &too_big), Err(SnapshotError::PayloadTooBig { .. })));
     }

@@ -29,7 +29,7 @@ pub fn parse_size(s: &str) -> Option<u64> {
         _ => (s, 1),
     };
     let n: f64 = num.parse().ok()?;
-    (n.is_finite() && n >= 0.0).then(|| (n * mult as f64) as u64)
+    (n.is_finite() && n >= 0.0).then_some((n * mult as f64) as u64)
 }
 
 /// Which items to remove so the rest fit in `max` bytes: least recently used first (pure).
@@ -120,7 +120,8 @@ pub fn prune(cache: &Path, max: u64) -> Result<Pruned, SnapshotError> {
         } else {
             None
         };
-        let res = if it.path.is_dir() { std::fs::remove_dir_all(&it.path) } else { std::fs::remove_file(&it.path) };
+        let res =
+            if it.path.is_dir() { std::fs::remove_dir_all(&it.path) } else { std::fs::remove_file(&it.path) };
         res.map_err(io_err(&it.path))?;
         drop(lock);
         out.left -= it.bytes;

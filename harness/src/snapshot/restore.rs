@@ -45,7 +45,13 @@ fn hashed(p: &Path, cache: &Path) -> Result<String, SnapshotError> {
 }
 
 /// The snapshot key of a cell.
-pub fn key(k: &CheckedKernel, image: &Path, cgroup: CgroupMode, o: &LabOptions, cfg: &vm::QemuConfig) -> Result<Key, SnapshotError> {
+pub fn key(
+    k: &CheckedKernel,
+    image: &Path,
+    cgroup: CgroupMode,
+    o: &LabOptions,
+    cfg: &vm::QemuConfig,
+) -> Result<Key, SnapshotError> {
     Ok(Key {
         format: FORMAT,
         kernel: k.files.name.clone(),
@@ -83,9 +89,22 @@ pub struct Restored {
     pub name: String,
 }
 
-/// Runs `request` in a VM restored from the snapshot of (`k`, `cgroup`); builds the snapshot
-/// when missing, stale or damaged. A snapshot QEMU cannot load is rebuilt once.
+/// Runs `request` in a VM restored from the snapshot of (`k`, `cgroup`) in the cache's store;
+/// builds the snapshot when missing, stale or damaged. A snapshot QEMU cannot load is
+/// rebuilt once.
 pub fn boot_restored(
+    k: &CheckedKernel,
+    cgroup: CgroupMode,
+    request: &Request,
+    o: &LabOptions,
+    on_event: &mut dyn FnMut(&Event),
+) -> Result<Restored, LabError> {
+    boot_restored_in(&store(&o.cache), k, cgroup, request, o, on_event)
+}
+
+/// [`boot_restored`] with the snapshots kept in `store`.
+pub fn boot_restored_in(
+    store: &Path,
     k: &CheckedKernel,
     cgroup: CgroupMode,
     request: &Request,
@@ -95,7 +114,6 @@ pub fn boot_restored(
     let image = snapshot_image(k, o)?;
     let cfg = lab::vm_config(k, &image, cgroup, o, false);
     let key = key(k, &image, cgroup, o, &cfg)?;
-    let store = store(&o.cache);
     let t = Timeouts { boot: o.boot_timeout, step: Some(o.step_timeout) };
     let mut save = |dir: &Path| -> Result<u64, SnapshotError> {
         let (ram, state, pl) = (dir.join("ram"), dir.join("state"), dir.join("payload"));
@@ -127,11 +145,13 @@ pub fn boot_restored(
     }
     let mut first_outcome = None;
     loop {
-        let (snap, outcome) = ensure(&store, &key, &mut save)?;
+        let (snap, outcome) = ensure(store, &key, &mut save)?;
         let resume = Resume {
             seed_hex: seed(),
-            unix_time_ns: SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos()
-                as u64,
+            unix_time_ns: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos() as u64,
             payload: o.runtime.is_some(),
         };
         let mode = SnapMode::Restore { ram: snap.ram(), state: snap.state(), payload: pl.clone(), resume };
@@ -142,7 +162,7 @@ pub fn boot_restored(
             let why = report.error.as_ref().map(ToString::to_string).unwrap_or_default();
             let dir = snap.dir.clone();
             drop(snap);
-            invalidate(&store, &key, &dir)?;
+            invalidate(store, &key, &dir)?;
             first_outcome = Some(Why::Damaged(format!("QEMU could not restore it: {why}")));
             continue;
         }

@@ -97,7 +97,11 @@ impl Qmp {
             }
             if let Some(e) = v.get("error") {
                 let s = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-                return Err(QmpError::Command { command: command.into(), class: s("class"), desc: s("desc") });
+                return Err(QmpError::Command {
+                    command: command.into(),
+                    class: s("class"),
+                    desc: s("desc"),
+                });
             }
             self.events.push(v);
         }

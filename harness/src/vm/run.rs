@@ -294,7 +294,11 @@ fn run_inner(
     let mut request_sent = false;
     if let (Some(SnapMode::Restore { state, resume, .. }), Some(q)) = (snap, qmp.as_mut()) {
         snapvm::restore(q, state)?;
-        let lines = format!("{}{}", encode_line(resume).unwrap_or_default(), encode_line(request).unwrap_or_default());
+        let lines = format!(
+            "{}{}",
+            encode_line(resume).unwrap_or_default(),
+            encode_line(request).unwrap_or_default()
+        );
         chan_w.write_all(lines.as_bytes()).map_err(setup("send resume and request to the agent"))?;
         request_sent = true;
     }

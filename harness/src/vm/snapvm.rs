@@ -69,7 +69,10 @@ pub fn extra_args(mode: &SnapMode, memory_mb: u32, qmp: &Path) -> Vec<String> {
         "-object".into(),
         format!("memory-backend-file,id=pc.ram,size={memory_mb}M,mem-path={},share={share}", opt(ram)),
         "-object".into(),
-        format!("memory-backend-file,id=isolab-payload,size={PAYLOAD_BYTES},mem-path={},share={share}", opt(payload)),
+        format!(
+            "memory-backend-file,id=isolab-payload,size={PAYLOAD_BYTES},mem-path={},share={share}",
+            opt(payload)
+        ),
         "-device".into(),
         "ivshmem-plain,memdev=isolab-payload,master=on".into(),
         "-chardev".into(),
@@ -114,7 +117,8 @@ mod tests {
 
     #[test]
     fn save_maps_shared_and_restore_private_and_waits_for_the_state() {
-        let save = SnapMode::Save { ram: "/c/ram".into(), state: "/c/state".into(), payload: "/c/p,1".into() };
+        let save =
+            SnapMode::Save { ram: "/c/ram".into(), state: "/c/state".into(), payload: "/c/p,1".into() };
         let a = extra_args(&save, 512, Path::new("/t/qmp.sock"));
         let objs = after(&a, "-object");
         assert_eq!(objs[0], "memory-backend-file,id=pc.ram,size=512M,mem-path=/c/ram,share=on");
@@ -122,8 +126,12 @@ mod tests {
         assert_eq!(after(&a, "-machine"), vec!["memory-backend=pc.ram"]);
         assert!(after(&a, "-incoming").is_empty());
         let resume = Resume { seed_hex: String::new(), unix_time_ns: 0, payload: true };
-        let restore =
-            SnapMode::Restore { ram: "/c/ram".into(), state: "/c/state".into(), payload: "/v/p".into(), resume };
+        let restore = SnapMode::Restore {
+            ram: "/c/ram".into(),
+            state: "/c/state".into(),
+            payload: "/v/p".into(),
+            resume,
+        };
         let b = extra_args(&restore, 512, Path::new("/t/qmp.sock"));
         assert!(after(&b, "-object").iter().all(|o| o.ends_with("share=off")), "{b:?}");
         assert_eq!(after(&b, "-incoming"), vec!["defer"]);

@@ -10,7 +10,7 @@ use isolab_harness::catalogue;
 use isolab_harness::check::{self, CheckOptions};
 use isolab_harness::kernels::Matrix;
 use isolab_harness::lab;
-use isolab_harness::matrix::{run_cell, selected_ids, CellInfo};
+use isolab_harness::matrix::{run_cell_planned, selected_ids, CellInfo, CellPlan};
 use isolab_harness::protocol::{CgroupMode, Event};
 use isolab_harness::report::{self, Record};
 use isolab_harness::vm;
@@ -38,6 +38,12 @@ pub struct MatrixArgs {
     /// Compare with this results.json; exit 1 on a regression.
     #[arg(long)]
     pub baseline: Option<PathBuf>,
+    /// Boot every VM from scratch instead of restoring each cell's snapshot.
+    #[arg(long)]
+    pub fresh: bool,
+    /// Run N assertions per throwaway VM (1 = each in its own VM; default: all in one VM).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub per_vm: Option<u64>,
 }
 
 fn finish(records: &[Record], wall: f64, out: &Path, baseline: Option<&Path>) -> Result<i32> {
@@ -121,11 +127,23 @@ pub fn matrix(g: &Global, m: &Matrix, a: &MatrixArgs) -> Result<i32> {
     for (name, mode) in &cells {
         let spec = specs.iter().find(|s| &s.name == name).context("kernel vanished from the selection")?;
         let k = lab::checked_kernel(spec, m, &o.cache)?;
-        let img = build_image(&k, &o)?;
+        // Restored VMs boot the image without the runtime (it comes as their payload).
+        let img = if a.fresh {
+            build_image(&k, &o)?
+        } else {
+            isolab_harness::snapshot::restore::snapshot_image(&k, &o)?
+        };
         prepared.push((k, img, *mode));
     }
     let jobs = g.jobs.unwrap_or_else(|| vm::default_jobs(o.memory_mb));
-    let pb = bar(prepared.len() as u64, &format!("matrix: {} cells, {jobs} VMs at a time", prepared.len()));
+    let plan = CellPlan { fresh: a.fresh, per_vm: a.per_vm.map(|n| n as usize) };
+    let how = match (a.fresh, plan.per_vm) {
+        (true, _) => "fresh boots".to_string(),
+        (false, None) => "restored from snapshots".to_string(),
+        (false, Some(n)) => format!("restored from snapshots, {n} assertion(s) per VM"),
+    };
+    let pb =
+        bar(prepared.len() as u64, &format!("matrix: {} cells, {jobs} VMs at a time, {how}", prepared.len()));
     let per_cell = vm::run_parallel(&prepared, jobs, |(k, img, mode)| {
         let cell = CellInfo {
             kernel: k.files.name.clone(),
@@ -133,10 +151,12 @@ pub fn matrix(g: &Global, m: &Matrix, a: &MatrixArgs) -> Result<i32> {
             runtime: runtime_name.clone(),
             runtime_version: runtime_version.clone(),
         };
-        let recs = run_cell(k, img, &cell, &ids, &o, &mut |ev| {
-            if let Event::Result { id, outcome, .. } = ev {
-                pb.set_message(format!("{} {} {id}: {outcome:?}", k.files.name, mode.as_str()));
+        let recs = run_cell_planned(k, img, &cell, &ids, &o, plan, &mut |ev| match ev {
+            Event::Result { id, outcome, .. } => {
+                pb.set_message(format!("{} {} {id}: {outcome:?}", k.files.name, mode.as_str()))
             }
+            Event::Log { message } => say(&pb, format!("{:<12} {}: {message}", k.files.name, mode.as_str())),
+            _ => {}
         });
         let secs: f64 = recs.iter().map(|r| r.duration_ms as f64 / 1000.0).sum();
         say(&pb, format!("{:<12} {}: {}", k.files.name, mode.as_str(), report::summary_line(&recs, secs)));
