@@ -216,6 +216,14 @@ pub fn boot(
     vm::run_vm(cfg, request, Timeouts { boot: o.boot_timeout, step }, on_event)
 }
 
+/// Kernel command-line words for a TCG guest: its TSC frequency (see [`vm::host_tsc_khz`]).
+fn tcg_words(accel: vm::Accel) -> Vec<String> {
+    match (accel, vm::host_tsc_khz()) {
+        (vm::Accel::Tcg, Some(khz)) => vec![format!("tsc_early_khz={khz}")],
+        _ => vec![],
+    }
+}
+
 /// The QEMU configuration of a VM of `k` booting `image` (socket paths left empty).
 pub fn vm_config(
     k: &CheckedKernel,
@@ -237,7 +245,7 @@ pub fn vm_config(
         cmdline: vm::args::kernel_cmdline(&CmdlineOptions {
             cgroup,
             quiet: o.quiet,
-            extra: o.extra_cmdline.clone(),
+            extra: tcg_words(accel).into_iter().chain(o.extra_cmdline.iter().cloned()).collect(),
             cpus: o.cpus,
         }),
         console: if interactive { Console::Stdio } else { Console::Socket(PathBuf::new()) },

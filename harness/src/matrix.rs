@@ -250,6 +250,37 @@ mod tests {
     }
 
     #[test]
+    fn a_start_that_failed_is_retried_once_and_says_so() {
+        let ids = vec!["a.one".to_owned()];
+        let mut calls = 0;
+        let pass = vec![Event::Result {
+            id: "a.one".into(),
+            outcome: Outcome::Pass,
+            detail: String::new(),
+            duration_ms: 1,
+        }];
+        let mut one = |_: &mut dyn FnMut(&Event)| {
+            calls += 1;
+            if calls == 1 {
+                Err("snapshot: saving debian-6.1-v2: no hello".to_string())
+            } else {
+                Ok(report(pass.clone(), None))
+            }
+        };
+        let recs = with_retry(&cell(), &ids, &mut one, &mut |_| {});
+        assert_eq!(recs[0].status, Outcome::Pass);
+        assert!(
+            recs[0].detail.contains("cell retried: the first VM broke: snapshot: saving"),
+            "{}",
+            recs[0].detail
+        );
+        let mut always = |_: &mut dyn FnMut(&Event)| Err::<VmReport, String>("snapshot: boom".into());
+        let recs = with_retry(&cell(), &ids, &mut always, &mut |_| {});
+        assert_eq!((recs.len(), recs[0].status), (1, Outcome::Error));
+        assert!(recs[0].detail.starts_with("snapshot: boom"), "{}", recs[0].detail);
+    }
+
+    #[test]
     fn an_agent_error_is_carried_into_the_missing_records() {
         let ev = vec![Event::Error { message: "catalogue: mkdir /var/lib: EROFS".into() }];
         let recs = records_from_vm(&cell(), &["a.one".to_owned()], &report(ev, None));

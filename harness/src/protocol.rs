@@ -3,7 +3,9 @@
 //! The kernel console stays on `ttyS0`; nothing but this protocol is written on `ttyS1`.
 //! Flow: the guest agent boots and sends [`Event::Hello`]; the host answers with one
 //! [`Request`] line; the agent streams [`Event`]s, one JSON object per line, ending with
-//! [`Event::Done`]. Because every event is a complete line, a stream cut short by a crash is
+//! [`Event::Done`]. A VM restored from a snapshot (taken while its agent waited after the
+//! hello) gets a [`Resume`] line first; the agent answers it with the hello again, then reads
+//! the request as usual. Because every event is a complete line, a stream cut short by a crash is
 //! still useful up to its last line. Unknown event types decode as an error the host reports
 //! with the raw line, never silently.
 

@@ -3,7 +3,9 @@
 //! Boot sequence: copy the initramfs into a tmpfs and switch into it (so containers can
 //! `pivot_root`), mount the API filesystems, open the event channel (`/dev/ttyS1`, raw mode),
 //! mount cgroups as `isolab.cgroup=` asks, load the modules in `/isolab/modules.list`, send
-//! `Hello`, read one `Request` line, do it, send `Done`, power off.
+//! `Hello`, read one `Request` line, do it, send `Done`, power off. A snapshot of the VM is
+//! taken while the agent waits for that line; each restored copy first gets a `Resume` line
+//! (entropy, wall clock, the runtime as a payload) and answers it with the hello again.
 
 pub mod boot;
 pub mod exec;

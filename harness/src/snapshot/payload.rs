@@ -1,14 +1,13 @@
-//! The payload file of a restored VM (host side of `agent::payload`): the runtime under test
-//! at `/usr/bin/<name>`, `/isolab/runtime` linking to it, and its shared libraries and
-//! interpreter at their host paths, as a newc archive behind a small header.
+//! The payload archive of a restored VM (host side of `agent::payload`; `vm::snapvm` writes
+//! it behind its header): the runtime under test at `/usr/bin/<name>`, `/isolab/runtime`
+//! linking to it, and its shared libraries and interpreter at their host paths.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::SnapshotError;
-use crate::agent::payload::{HEADER, MAGIC};
+use crate::agent::payload::HEADER;
 use crate::image::cpio::CpioWriter;
 use crate::image::elf;
 use crate::vm::snapvm::PAYLOAD_BYTES;
@@ -40,32 +39,12 @@ pub fn archive(runtime: &Path) -> Result<Arc<Vec<u8>>, SnapshotError> {
     }
     w.symlink("isolab/runtime", &format!("/usr/bin/{name}")).map_err(|e| err(e.to_string()))?;
     let a = Arc::new(w.finish().map_err(|e| err(e.to_string()))?);
+    if (HEADER + a.len()) as u64 > PAYLOAD_BYTES {
+        let (bytes, max) = ((HEADER + a.len()) as u64, PAYLOAD_BYTES);
+        return Err(SnapshotError::PayloadTooBig { runtime: runtime.to_path_buf(), bytes, max });
+    }
     memo.lock().unwrap_or_else(|p| p.into_inner()).insert(stamp, a.clone());
     Ok(a)
-}
-
-/// Writes a payload file at `path` (sparse, the device's size) holding `archive`.
-pub fn write(path: &Path, runtime: &Path, archive: &[u8]) -> Result<(), SnapshotError> {
-    let total = (HEADER + archive.len()) as u64;
-    if total > PAYLOAD_BYTES {
-        return Err(SnapshotError::PayloadTooBig {
-            runtime: runtime.into(),
-            bytes: total,
-            max: PAYLOAD_BYTES,
-        });
-    }
-    let io = |source| SnapshotError::Io { path: path.to_path_buf(), source };
-    let mut f = std::fs::File::create(path).map_err(io)?;
-    f.write_all(MAGIC).map_err(io)?;
-    f.write_all(&(archive.len() as u64).to_le_bytes()).map_err(io)?;
-    f.write_all(archive).map_err(io)?;
-    f.set_len(PAYLOAD_BYTES).map_err(io)
-}
-
-/// An empty payload file (the device of the VM that saves a snapshot).
-pub fn write_empty(path: &Path) -> Result<(), SnapshotError> {
-    let io = |source| SnapshotError::Io { path: path.to_path_buf(), source };
-    std::fs::File::create(path).and_then(|f| f.set_len(PAYLOAD_BYTES)).map_err(io)
 }
 
 #[cfg(test)]
@@ -78,7 +57,7 @@ mod tests {
         let a = archive(Path::new("/bin/ls")).unwrap();
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join("payload");
-        write(&p, Path::new("/bin/ls"), &a).unwrap();
+        crate::vm::snapvm::write_payload(&p, Some(&a)).unwrap();
         assert_eq!(std::fs::metadata(&p).unwrap().len(), PAYLOAD_BYTES);
         let bytes = std::fs::read(&p).unwrap();
         let entries = parse_newc(read_archive(&bytes).unwrap()).unwrap();
@@ -87,6 +66,6 @@ mod tests {
             has("usr/bin/ls") && has("isolab/runtime") && has("libc.so.6") && has("ld-linux-x86-64.so.2")
         );
         let too_big = vec![0u8; PAYLOAD_BYTES as usize];
-        assert!(matches!(write(&p, Path::new("/x"), &too_big), Err(SnapshotError::PayloadTooBig { .. })));
+        assert!(crate::vm::snapvm::write_payload(&p, Some(&too_big)).is_err(), "bigger than the device");
     }
 }

@@ -116,12 +116,9 @@ pub fn boot_restored_in(
     let key = key(k, &image, cgroup, o, &cfg)?;
     let t = Timeouts { boot: o.boot_timeout, step: Some(o.step_timeout) };
     let mut save = |dir: &Path| -> Result<u64, SnapshotError> {
-        let (ram, state, pl) = (dir.join("ram"), dir.join("state"), dir.join("payload"));
-        payload::write_empty(&pl)?;
         let idle = Request { protocol_version: PROTOCOL_VERSION, action: Action::Idle };
-        let mode = SnapMode::Save { ram, state, payload: pl.clone() };
+        let mode = SnapMode::Save { ram: dir.join("ram"), state: dir.join("state") };
         let r = vm::run_vm_snap(cfg.clone(), &idle, t, &mut |_| {}, Some(&mode));
-        let _ = std::fs::remove_file(&pl);
         match (&r.error, &r.hello) {
             (None, Some(_)) => Ok(r.total_time.as_millis() as u64),
             (err, _) => Err(SnapshotError::Save {
@@ -134,15 +131,7 @@ pub fn boot_restored_in(
             }),
         }
     };
-    let payload_dir = tempfile::Builder::new()
-        .prefix("isolab-payload-")
-        .tempdir()
-        .map_err(|source| SnapshotError::Io { path: std::env::temp_dir(), source })?;
-    let pl = payload_dir.path().join("payload");
-    match &o.runtime {
-        Some(rt) => payload::write(&pl, rt, &payload::archive(rt)?)?,
-        None => payload::write_empty(&pl)?,
-    }
+    let archive = o.runtime.as_deref().map(payload::archive).transpose()?;
     let mut first_outcome = None;
     loop {
         let (snap, outcome) = ensure(store, &key, &mut save)?;
@@ -154,7 +143,8 @@ pub fn boot_restored_in(
                 .as_nanos() as u64,
             payload: o.runtime.is_some(),
         };
-        let mode = SnapMode::Restore { ram: snap.ram(), state: snap.state(), payload: pl.clone(), resume };
+        let mode =
+            SnapMode::Restore { ram: snap.ram(), state: snap.state(), archive: archive.clone(), resume };
         let report = vm::run_vm_snap(cfg.clone(), request, t, on_event, Some(&mode));
         let unloadable = matches!(report.error, Some(VmError::Snapshot(_))) && report.hello.is_none();
         if unloadable && first_outcome.is_none() {

@@ -88,6 +88,56 @@ fn probe_kvm(qemu: &str, kernel: &Path, initrd: &Path) -> Accel {
     }
 }
 
+/// The host's TSC frequency in kHz, for the guest's `tsc_early_khz=` under TCG (whose guest
+/// TSC is the host's). Without it the guest calibrates its TSC against the emulated PIT, and on
+/// a loaded host that goes wrong now and then — seen here: "PIT calibration deviates from HPET:
+/// 190018 2592394", a guest clock 13× too fast; a snapshot would freeze such a boot for every
+/// VM restored from it. From /proc/cpuinfo when the host kernel knows the frequency
+/// (`tsc_known_freq`), else measured against the monotonic clock and rounded to 1 MHz (so the
+/// kernel command line, part of a snapshot's key, stays the same from run to run).
+pub fn host_tsc_khz() -> Option<u64> {
+    static KHZ: OnceLock<Option<u64>> = OnceLock::new();
+    *KHZ.get_or_init(|| {
+        let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        cpuinfo_tsc_khz(&info).or_else(measure_tsc_khz)
+    })
+}
+
+/// `cpu MHz` of the first CPU, in kHz, if its flags say the TSC frequency is known (pure).
+pub fn cpuinfo_tsc_khz(cpuinfo: &str) -> Option<u64> {
+    let field = |name: &str| {
+        cpuinfo.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim())
+    };
+    let flags = field("flags")?;
+    let known = flags.split_whitespace().any(|f| f == "tsc_known_freq")
+        && flags.split_whitespace().any(|f| f == "constant_tsc");
+    let mhz: f64 = field("cpu MHz")?.parse().ok()?;
+    (known && mhz > 0.0).then_some((mhz * 1000.0).round() as u64)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn measure_tsc_khz() -> Option<u64> {
+    let sample = || {
+        let t0 = std::time::Instant::now();
+        // SAFETY: RDTSC has no preconditions on x86_64 (it reads a counter).
+        let c0 = unsafe { std::arch::x86_64::_rdtsc() };
+        std::thread::sleep(Duration::from_millis(50));
+        let t1 = t0.elapsed();
+        // SAFETY: as above.
+        let c1 = unsafe { std::arch::x86_64::_rdtsc() };
+        (c1.wrapping_sub(c0) as f64 / t1.as_secs_f64() / 1000.0) as u64
+    };
+    let mut v: Vec<u64> = (0..3).map(|_| sample()).collect();
+    v.sort_unstable();
+    let khz = v[1];
+    (khz > 0).then_some((khz + 500) / 1000 * 1000)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn measure_tsc_khz() -> Option<u64> {
+    None
+}
+
 /// A default for `--jobs`: bounded by cores and by available memory for `vm_mb`-sized VMs.
 pub fn default_jobs(vm_mb: u32) -> usize {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
@@ -137,6 +187,18 @@ mod tests {
     #[test_case(4, 500, 512, 1 ; "at least one")]
     fn jobs(cores: usize, avail: u64, vm: u32, want: usize) {
         assert_eq!(jobs_for(cores, avail, vm), want);
+    }
+
+    #[test]
+    fn tsc_from_cpuinfo_only_when_known() {
+        let known = "processor\t: 0\ncpu MHz\t\t: 2596.130\nflags\t\t: fpu tsc constant_tsc tsc_known_freq\n";
+        assert_eq!(cpuinfo_tsc_khz(known), Some(2_596_130));
+        assert_eq!(
+            cpuinfo_tsc_khz(&known.replace(" tsc_known_freq", "")),
+            None,
+            "cpu MHz may be a scaled clock"
+        );
+        assert_eq!(cpuinfo_tsc_khz("flags : tsc_known_freq constant_tsc\n"), None);
     }
 
     #[test]

@@ -256,7 +256,14 @@ fn run_inner(
     let qmp_l = match snap {
         Some(mode) => {
             let (l, p) = listen("qmp.sock")?;
-            args.extend(snapvm::extra_args(mode, cfg.memory_mb, &p));
+            let payload = dir.path().join("payload");
+            let archive = match mode {
+                SnapMode::Restore { archive, .. } => archive.as_deref().map(Vec::as_slice),
+                SnapMode::Save { .. } => None,
+            };
+            snapvm::write_payload(&payload, archive)
+                .map_err(|source| VmError::Setup { what: format!("write {}", payload.display()), source })?;
+            args.extend(snapvm::extra_args(mode, cfg.memory_mb, &p, &payload));
             Some(l)
         }
         None => None,

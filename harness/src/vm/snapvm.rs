@@ -10,7 +10,9 @@
 //! `agent::payload`) is shared memory too, so it is not in the snapshot either and every
 //! restored VM maps its own payload file.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::json;
@@ -31,8 +33,6 @@ pub enum SnapMode {
         ram: PathBuf,
         /// Device state file to write.
         state: PathBuf,
-        /// An empty payload file (the device must exist in the saved machine).
-        payload: PathBuf,
     },
     /// Start from a snapshot: send `resume` and the request once the guest runs.
     Restore {
@@ -40,8 +40,8 @@ pub enum SnapMode {
         ram: PathBuf,
         /// Device state file to load.
         state: PathBuf,
-        /// This VM's payload file.
-        payload: PathBuf,
+        /// This VM's payload archive (see `agent::payload`), written into its temp dir.
+        archive: Option<Arc<Vec<u8>>>,
         /// What makes this copy its own.
         resume: Resume,
     },
@@ -57,11 +57,27 @@ pub fn sh_quote(p: &Path) -> String {
     format!("'{}'", p.to_string_lossy().replace('\'', r"'\''"))
 }
 
+/// Writes the payload file of a VM: sparse, the device's size; empty for the saving VM (the
+/// device must exist in the saved machine) or without a runtime.
+pub fn write_payload(path: &Path, archive: Option<&[u8]>) -> std::io::Result<()> {
+    use crate::agent::payload::{HEADER, MAGIC};
+    let mut f = std::fs::File::create(path)?;
+    if let Some(a) = archive {
+        if (HEADER + a.len()) as u64 > PAYLOAD_BYTES {
+            return Err(std::io::Error::other(format!("{} bytes exceed the payload device", a.len())));
+        }
+        f.write_all(MAGIC)?;
+        f.write_all(&(a.len() as u64).to_le_bytes())?;
+        f.write_all(a)?;
+    }
+    f.set_len(PAYLOAD_BYTES)
+}
+
 /// Arguments added to [`super::args::qemu_args`] for `mode` (pure).
-pub fn extra_args(mode: &SnapMode, memory_mb: u32, qmp: &Path) -> Vec<String> {
-    let (ram, payload, share) = match mode {
-        SnapMode::Save { ram, payload, .. } => (ram, payload, "on"),
-        SnapMode::Restore { ram, payload, .. } => (ram, payload, "off"),
+pub fn extra_args(mode: &SnapMode, memory_mb: u32, qmp: &Path, payload: &Path) -> Vec<String> {
+    let (ram, share) = match mode {
+        SnapMode::Save { ram, .. } => (ram, "on"),
+        SnapMode::Restore { ram, .. } => (ram, "off"),
     };
     let mut a: Vec<String> = vec![
         "-machine".into(),
@@ -117,22 +133,17 @@ mod tests {
 
     #[test]
     fn save_maps_shared_and_restore_private_and_waits_for_the_state() {
-        let save =
-            SnapMode::Save { ram: "/c/ram".into(), state: "/c/state".into(), payload: "/c/p,1".into() };
-        let a = extra_args(&save, 512, Path::new("/t/qmp.sock"));
+        let save = SnapMode::Save { ram: "/c/ram".into(), state: "/c/state".into() };
+        let a = extra_args(&save, 512, Path::new("/t/qmp.sock"), Path::new("/c/p,1"));
         let objs = after(&a, "-object");
         assert_eq!(objs[0], "memory-backend-file,id=pc.ram,size=512M,mem-path=/c/ram,share=on");
         assert!(objs[1].contains("mem-path=/c/p,,1,share=on"), "comma doubled: {}", objs[1]);
         assert_eq!(after(&a, "-machine"), vec!["memory-backend=pc.ram"]);
         assert!(after(&a, "-incoming").is_empty());
         let resume = Resume { seed_hex: String::new(), unix_time_ns: 0, payload: true };
-        let restore = SnapMode::Restore {
-            ram: "/c/ram".into(),
-            state: "/c/state".into(),
-            payload: "/v/p".into(),
-            resume,
-        };
-        let b = extra_args(&restore, 512, Path::new("/t/qmp.sock"));
+        let restore =
+            SnapMode::Restore { ram: "/c/ram".into(), state: "/c/state".into(), archive: None, resume };
+        let b = extra_args(&restore, 512, Path::new("/t/qmp.sock"), Path::new("/v/p"));
         assert!(after(&b, "-object").iter().all(|o| o.ends_with("share=off")), "{b:?}");
         assert_eq!(after(&b, "-incoming"), vec!["defer"]);
         assert_eq!(after(&b, "-device"), vec!["ivshmem-plain,memdev=isolab-payload,master=on"]);

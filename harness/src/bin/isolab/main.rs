@@ -166,6 +166,17 @@ enum SnapshotCmd {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// Run a command in a VM restored from the kernel's snapshot (built if needed).
+    Run {
+        /// Kernel name.
+        kernel: String,
+        /// cgroup hierarchy.
+        #[arg(long, default_value = "v2")]
+        cgroup: String,
+        /// Command and arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -335,6 +346,9 @@ fn real_main() -> Result<()> {
         Cmd::Boot { kernel, cgroup, command } => run::boot(&cli.g, &matrix, kernel, cgroup, command),
         Cmd::Snapshot(SnapshotCmd::Bench { kernel, cgroup, runs }) => {
             snapshot_cmds::bench(&cli.g, &matrix, kernel, cgroup, *runs)
+        }
+        Cmd::Snapshot(SnapshotCmd::Run { kernel, cgroup, command }) => {
+            std::process::exit(snapshot_cmds::run(&cli.g, &matrix, kernel, cgroup, cli.g.cpus, command)?)
         }
         Cmd::Cache(CacheCmd::Prune { max_size }) => snapshot_cmds::prune_cache(&cli.g, max_size),
         Cmd::BenchBoot { names, runs } => run::bench(&cli.g, &matrix, names, *runs),

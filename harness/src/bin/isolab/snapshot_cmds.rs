@@ -49,6 +49,40 @@ pub fn bench(g: &Global, m: &Matrix, kernel: &str, cgroup: &str, runs: usize) ->
     Ok(())
 }
 
+/// `isolab snapshot run KERNEL -- CMD...`: a command in a VM restored from the cell's snapshot.
+pub fn run(
+    g: &Global,
+    m: &Matrix,
+    kernel: &str,
+    cgroup: &str,
+    cpus: Option<u32>,
+    command: &[String],
+) -> Result<i32> {
+    use isolab_harness::protocol::{Event, Stream};
+    let cg = CgroupMode::parse(cgroup).with_context(|| format!("--cgroup {cgroup}: expected v1 or v2"))?;
+    let mut o = options(g)?;
+    o.cpus = cpus.unwrap_or(o.cpus);
+    let spec = m.select(&[kernel.to_string()])?[0];
+    let k = lab::checked_kernel(spec, m, &o.cache)?;
+    let action = Action::Exec { argv: command.to_vec(), env: vec![], timeout_secs: 0 };
+    let req = Request { protocol_version: PROTOCOL_VERSION, action };
+    let r = restore::boot_restored(&k, cg, &req, &o, &mut |ev| match ev {
+        Event::CommandOutput { stream: Stream::Stdout, line } => println!("{line}"),
+        Event::CommandOutput { stream: Stream::Stderr, line } => eprintln!("{line}"),
+        Event::Error { message } => eprintln!("isolab-agent: {message}"),
+        _ => {}
+    })?;
+    eprintln!(
+        "{} (ready after {:.3} s)",
+        restore::describe(&r),
+        r.report.boot_time.unwrap_or_default().as_secs_f64()
+    );
+    if let Some(e) = &r.report.error {
+        bail!("{kernel}: {e}\n{}", r.report.console_tail.join("\n"));
+    }
+    Ok(r.report.exit_code().unwrap_or(0))
+}
+
 /// `isolab cache prune --max-size SIZE`.
 pub fn prune_cache(g: &Global, max_size: &str) -> Result<()> {
     let max = prune::parse_size(max_size)
