@@ -62,8 +62,14 @@ fn restored_vms_run_requests_with_their_own_random_state_and_clock() {
     let rt = o.runtime.as_ref().unwrap().file_name().unwrap().to_string_lossy().into_owned();
     assert!(oa[3].contains(&rt) || oa[3].contains("version"), "runtime from the payload: {:?}", oa[3]);
     assert_eq!(a.report.exit_code(), Some(0));
-    let Some(Event::Hello { kernel_release, phases_ms, .. }) = &b.report.hello else { panic!("no hello") };
+    let Some(Event::Hello { kernel_release, phases_ms, boot_warnings, .. }) = &b.report.hello else {
+        panic!("no hello")
+    };
     assert!(kernel_release.starts_with("6.1."), "{kernel_release}");
+    assert!(
+        boot_warnings.is_empty(),
+        "entropy, clock and payload applied without a problem: {boot_warnings:?}"
+    );
     assert_eq!(phases_ms.last().map(|p| p.0.as_str()), Some("restored"));
     eprintln!(
         "restored: QEMU start -> agent ready {:.3}s, {:.3}s",
