@@ -144,22 +144,38 @@ pub fn matrix(g: &Global, m: &Matrix, a: &MatrixArgs) -> Result<i32> {
     };
     let pb =
         bar(prepared.len() as u64, &format!("matrix: {} cells, {jobs} VMs at a time, {how}", prepared.len()));
-    let per_cell = vm::run_parallel(&prepared, jobs, |(k, img, mode)| {
+    // Work items are (cell, group of assertions): with --per-vm, a cell's VMs run in parallel too.
+    let size = plan.per_vm.unwrap_or(ids.len()).max(1);
+    let groups_per_cell = ids.chunks(size).count();
+    let work: Vec<(usize, Vec<String>)> =
+        (0..prepared.len()).flat_map(|i| ids.chunks(size).map(move |g| (i, g.to_vec()))).collect();
+    let acc: std::sync::Mutex<Vec<(usize, Vec<Record>)>> =
+        std::sync::Mutex::new(vec![(0, Vec::new()); prepared.len()]);
+    pb.set_length(work.len() as u64);
+    let per_cell = vm::run_parallel(&work, jobs, |(i, group)| {
+        let (k, img, mode) = &prepared[*i];
         let cell = CellInfo {
             kernel: k.files.name.clone(),
             mode: *mode,
             runtime: runtime_name.clone(),
             runtime_version: runtime_version.clone(),
         };
-        let recs = run_cell_planned(k, img, &cell, &ids, &o, plan, &mut |ev| match ev {
+        let one = CellPlan { per_vm: None, ..plan };
+        let recs = run_cell_planned(k, img, &cell, group, &o, one, &mut |ev| match ev {
             Event::Result { id, outcome, .. } => {
                 pb.set_message(format!("{} {} {id}: {outcome:?}", k.files.name, mode.as_str()))
             }
             Event::Log { message } => say(&pb, format!("{:<12} {}: {message}", k.files.name, mode.as_str())),
             _ => {}
         });
-        let secs: f64 = recs.iter().map(|r| r.duration_ms as f64 / 1000.0).sum();
-        say(&pb, format!("{:<12} {}: {}", k.files.name, mode.as_str(), report::summary_line(&recs, secs)));
+        let mut acc = acc.lock().unwrap_or_else(|p| p.into_inner());
+        acc[*i].0 += 1;
+        acc[*i].1.extend(recs.iter().cloned());
+        if acc[*i].0 == groups_per_cell {
+            let all = &acc[*i].1;
+            let secs: f64 = all.iter().map(|r| r.duration_ms as f64 / 1000.0).sum();
+            say(&pb, format!("{:<12} {}: {}", k.files.name, mode.as_str(), report::summary_line(all, secs)));
+        }
         pb.inc(1);
         recs
     });
