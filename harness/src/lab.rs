@@ -68,6 +68,8 @@ pub struct LabOptions {
     pub compression: Compression,
     /// Strip module signatures in the image.
     pub strip_module_signatures: bool,
+    /// Extra host programs packed into the image with their libraries (e.g. criu).
+    pub tools: Vec<PathBuf>,
     /// Boot the unpacked ELF vmlinux through PVH when possible (see `image::vmlinux`).
     pub pvh: bool,
     /// `quiet` kernel.
@@ -137,6 +139,16 @@ pub fn locate_runtime(explicit: Option<&Path>) -> Result<PathBuf, LabError> {
     )
 }
 
+/// Host programs packed into every guest image when present: CRIU (`criu`, package `criu`)
+/// for checkpoint/restore, and iproute2's `ip`, which CRIU runs to save and restore a
+/// network namespace's addresses and routes.
+pub const DEFAULT_TOOLS: &[&str] = &["/usr/sbin/criu", "/usr/sbin/ip"];
+
+/// The [`DEFAULT_TOOLS`] present on this host.
+pub fn default_tools() -> Vec<PathBuf> {
+    DEFAULT_TOOLS.iter().map(PathBuf::from).filter(|p| p.is_file()).collect()
+}
+
 /// The private apt setup in the cache for one suite (`<cache>/apt/<suite>`): one suite per
 /// list directory, so every apt call parses one suite's index, not the whole matrix's.
 pub fn private_apt(cache: &Path, suite: &str) -> Result<apt::PrivateApt, LabError> {
@@ -182,6 +194,7 @@ pub fn image_for(
         init_override: init_override.map(Path::to_path_buf),
         compression: o.compression,
         strip_module_signatures: o.strip_module_signatures,
+        tools: o.tools.clone(),
     };
     image::build(&inputs, &o.cache.join("images"), progress)
         .map_err(|source| LabError::Image { kernel: k.files.name.clone(), source })

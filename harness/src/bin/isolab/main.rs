@@ -233,6 +233,7 @@ fn options(g: &Global) -> Result<LabOptions> {
         compression,
         pvh: !g.no_pvh,
         strip_module_signatures: !g.keep_module_signatures,
+        tools: lab::default_tools(),
         quiet: !g.verbose_console,
         extra_cmdline: g.append.clone(),
         boot_timeout: Duration::from_secs(g.boot_timeout),

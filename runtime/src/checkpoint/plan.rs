@@ -1,0 +1,351 @@
+//! Pure parts of checkpoint/restore: CRIU's version, the `criu dump` and `criu restore`
+//! argument lists, the bind mounts CRIU must be told about, stdio keys and the first error
+//! line of a CRIU log. No I/O here: everything is table-tested.
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+use serde::{Deserialize, Serialize};
+
+/// The oldest CRIU isorun drives: 3.11 has `--external mnt[]`, `--inherit-fd`, cgroup
+/// namespaces and `--manage-cgroups=soft` as used here.
+pub const MIN_CRIU: (u32, u32, u32) = (3, 11, 0);
+
+/// Name of isorun's own file in an image directory.
+pub const META_FILE: &str = "isorun-checkpoint.json";
+
+/// Parses `criu --version` output (`Version: 3.17.1`, maybe followed by `GitID: ...`).
+pub fn parse_criu_version(out: &str) -> Option<(u32, u32, u32)> {
+    let v = out.lines().find_map(|l| l.trim().strip_prefix("Version:"))?.trim();
+    let mut it = v.split(|c: char| c == '.' || c == '-').map(|p| p.parse::<u32>());
+    let major = it.next()?.ok()?;
+    let minor = it.next()?.ok()?;
+    let patch = it.next().and_then(Result::ok).unwrap_or(0);
+    Some((major, minor, patch))
+}
+
+/// The first `Error (...)` line of a CRIU log that says something (CRIU prints
+/// `exited, status=1` for a helper that failed before the real reason), without the
+/// timestamp; else the last non-empty line.
+pub fn criu_error_line(log: &str) -> Option<String> {
+    let errors: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.find("Error (").map(|i| l[i..].trim()))
+        .filter(|l| !l.ends_with("exited, status=1"))
+        .collect();
+    let line = errors
+        .iter()
+        .find(|l| !l.contains("Dumping FAILED") && !l.contains("Restoring FAILED"))
+        .or(errors.first())
+        .copied()
+        .or_else(|| log.lines().rev().map(str::trim).find(|l| !l.is_empty()))?;
+    Some(line.to_string())
+}
+
+/// What isorun writes beside CRIU's images, checked at restore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointMeta {
+    /// The container checkpointed.
+    pub id: String,
+    /// sha256 of its bundle's config.json, hex.
+    pub config_sha256: String,
+    /// Its cgroup path (recreated at restore so CRIU puts the tasks back into it).
+    pub cgroup_path: Option<String>,
+    /// The stdio of its init at dump time: fd number and the CRIU key of what it was.
+    pub stdio: Vec<(i32, String)>,
+    /// `criu --version` that wrote the images.
+    pub criu_version: String,
+}
+
+/// A bind mount CRIU must be told about: its destination in the container and its source
+/// on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindMount {
+    /// Destination inside the container (the CRIU key).
+    pub destination: String,
+    /// Source on the host (resolved against the bundle when relative).
+    pub source: PathBuf,
+}
+
+/// The bind mounts of `spec` (mounts of type `bind` or with a `bind`/`rbind` option): their
+/// sources live outside the container, so CRIU records them as external (`mnt[DEST]`).
+pub fn bind_mounts(spec: &Spec, bundle: &Path) -> Vec<BindMount> {
+    let Some(mounts) = spec.mounts() else { return Vec::new() };
+    mounts
+        .iter()
+        .filter(|m| {
+            m.typ().as_deref() == Some("bind")
+                || m.options().as_ref().is_some_and(|o| o.iter().any(|o| o == "bind" || o == "rbind"))
+        })
+        .filter_map(|m| {
+            let src = m.source().as_ref()?;
+            Some(BindMount {
+                destination: m.destination().to_string_lossy().into_owned(),
+                source: bundle.join(src),
+            })
+        })
+        .collect()
+}
+
+/// The CRIU key of an init's stdio: `pipe:[ino]` / `socket:[ino]` as the fd link reads, or,
+/// for a file on a mount the container does not have, `file[MNTID:INO]` (hex) so that it is
+/// dumped as external; `None` when CRIU can dump it as it is (a file of the container).
+pub fn stdio_key(link: &str, mnt_id: Option<u64>, inode: u64, mount_in_container: bool) -> Option<String> {
+    if link.starts_with("pipe:[") || link.starts_with("socket:[") {
+        return Some(link.to_string());
+    }
+    if mount_in_container {
+        return None;
+    }
+    mnt_id.map(|m| format!("file[{m:x}:{inode:x}]"))
+}
+
+/// Options of a `checkpoint`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DumpPlan {
+    /// Init's host pid.
+    pub pid: i32,
+    /// CRIU images go here.
+    pub images: PathBuf,
+    /// CRIU's work dir (log).
+    pub work: PathBuf,
+    /// The container's root (bundle rootfs).
+    pub root: PathBuf,
+    /// Keep the container running after the dump.
+    pub leave_running: bool,
+    /// Dump established TCP connections.
+    pub tcp_established: bool,
+    /// Dump file locks.
+    pub file_locks: bool,
+    /// Bind mounts (external to CRIU).
+    pub binds: Vec<BindMount>,
+    /// Files (stdio) to dump as external: `file[...]` keys.
+    pub external_files: Vec<String>,
+}
+
+/// The log file name CRIU writes (in the work dir).
+pub const DUMP_LOG: &str = "dump.log";
+/// The restore log file name.
+pub const RESTORE_LOG: &str = "restore.log";
+
+/// `criu dump` arguments.
+pub fn dump_args(p: &DumpPlan) -> Vec<String> {
+    let mut a: Vec<String> = vec![
+        "dump".into(),
+        "--tree".into(),
+        p.pid.to_string(),
+        "--images-dir".into(),
+        p.images.display().to_string(),
+        "--work-dir".into(),
+        p.work.display().to_string(),
+        "--log-file".into(),
+        DUMP_LOG.into(),
+        "-v4".into(),
+        "--root".into(),
+        p.root.display().to_string(),
+        // Unix sockets connected to the outside (a pipe-less stdio, syslog) are dumped as
+        // external, as runc does.
+        "--ext-unix-sk".into(),
+        // isorun's init keeps its caller's session unless it has a terminal (runc's calls
+        // setsid): CRIU must accept a session leader outside the tree.
+        "--shell-job".into(),
+    ];
+    for b in &p.binds {
+        a.push("--external".into());
+        a.push(format!("mnt[{}]:{}", b.destination, b.destination));
+    }
+    for f in &p.external_files {
+        a.push("--external".into());
+        a.push(f.clone());
+    }
+    for (on, flag) in [
+        (p.leave_running, "--leave-running"),
+        (p.tcp_established, "--tcp-established"),
+        (p.file_locks, "--file-locks"),
+    ] {
+        if on {
+            a.push(flag.into());
+        }
+    }
+    a
+}
+
+/// Options of a `restore`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestorePlan {
+    /// CRIU images are here.
+    pub images: PathBuf,
+    /// CRIU's work dir (log).
+    pub work: PathBuf,
+    /// The mount point CRIU restores the container's root from (a bind of the rootfs).
+    pub root: PathBuf,
+    /// CRIU writes the restored init's host pid here.
+    pub pid_file: PathBuf,
+    /// Restore established TCP connections.
+    pub tcp_established: bool,
+    /// Restore file locks.
+    pub file_locks: bool,
+    /// Bind mounts: destination → source on this host.
+    pub binds: Vec<BindMount>,
+    /// stdio recorded at dump (fd, key): our fd `fd` replaces what `key` was.
+    pub stdio: Vec<(i32, String)>,
+    /// The restored container's cgroup (`--cgroup-root`): the tree's root cgroup goes here.
+    pub cgroup_root: Option<String>,
+}
+
+/// `criu restore` arguments (always `--restore-detached`: isorun waits itself, or not).
+pub fn restore_args(p: &RestorePlan) -> Vec<String> {
+    let mut a: Vec<String> = vec![
+        "restore".into(),
+        "--images-dir".into(),
+        p.images.display().to_string(),
+        "--work-dir".into(),
+        p.work.display().to_string(),
+        "--log-file".into(),
+        RESTORE_LOG.into(),
+        "-v4".into(),
+        "--root".into(),
+        p.root.display().to_string(),
+        "--restore-detached".into(),
+        "--pidfile".into(),
+        p.pid_file.display().to_string(),
+        "--ext-unix-sk".into(),
+        // isorun makes the container's cgroup (with the config's limits) before CRIU runs;
+        // soft: CRIU puts the tasks into it and leaves its settings alone.
+        "--manage-cgroups=soft".into(),
+        "--shell-job".into(),
+    ];
+    if let Some(root) = &p.cgroup_root {
+        a.push("--cgroup-root".into());
+        a.push(root.clone());
+    }
+    for b in &p.binds {
+        a.push("--external".into());
+        a.push(format!("mnt[{}]:{}", b.destination, b.source.display()));
+    }
+    for (fd, key) in &p.stdio {
+        a.push("--inherit-fd".into());
+        a.push(format!("fd[{fd}]:{key}"));
+    }
+    if p.tcp_established {
+        a.push("--tcp-established".into());
+    }
+    if p.file_locks {
+        a.push("--file-locks".into());
+    }
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use test_case::test_case;
+
+    #[test_case("Version: 3.17.1\n", Some((3, 17, 1)); "debian bookworm")]
+    #[test_case("Version: 3.19\nGitID: v3.19\n", Some((3, 19, 0)); "no patch, git id")]
+    #[test_case("Version: 4.0-rc1\n", Some((4, 0, 0)); "rc suffix")]
+    #[test_case("criu: command not found", None; "garbage")]
+    #[test_case("Version: x.y", None; "not numbers")]
+    fn versions(out: &str, want: Option<(u32, u32, u32)>) {
+        assert_eq!(parse_criu_version(out), want);
+    }
+
+    #[test]
+    fn error_line_skips_helper_noise_and_the_summary() {
+        let log = "(00.01) Error (criu/util.c:642): exited, status=1\n\
+                   (00.14) Error (criu/vdso.c:381): vdso: Unexpected rt vDSO area bounds\n\
+                   (00.14) Error (criu/crtools.c:260): Could not initialize kernel features detection.\n";
+        assert_eq!(
+            criu_error_line(log).unwrap(),
+            "Error (criu/vdso.c:381): vdso: Unexpected rt vDSO area bounds"
+        );
+        let log = "(0.3) Error (criu/cr-dump.c:203): 75 has rseq but kernel lacks get_rseq_conf feature\n\
+                   (0.3) Error (criu/cr-dump.c:2053): Dumping FAILED.\n";
+        assert!(criu_error_line(log).unwrap().contains("rseq"));
+        assert_eq!(
+            criu_error_line("(0.3) Error (x.c:1): Dumping FAILED.\n").unwrap(),
+            "Error (x.c:1): Dumping FAILED."
+        );
+        assert_eq!(criu_error_line("a\nlast words\n\n").unwrap(), "last words");
+        assert_eq!(criu_error_line(""), None);
+    }
+
+    #[test_case("pipe:[1234]", Some(7), 1234, false, Some("pipe:[1234]"); "pipe")]
+    #[test_case("socket:[99]", Some(7), 99, true, Some("socket:[99]"); "socket")]
+    #[test_case("/dev/null", Some(0x1f), 0x10, false, Some("file[1f:10]"); "host file is external")]
+    #[test_case("/dev/null", Some(0x1f), 0x10, true, None; "container file dumped as is")]
+    #[test_case("/x", None, 5, false, None; "no mount id")]
+    fn stdio_keys(link: &str, mnt: Option<u64>, ino: u64, inside: bool, want: Option<&str>) {
+        assert_eq!(stdio_key(link, mnt, ino, inside).as_deref(), want);
+    }
+
+    fn spec(mounts: serde_json::Value) -> Spec {
+        serde_json::from_value(serde_json::json!({ "ociVersion": "1.0.2", "mounts": mounts })).unwrap()
+    }
+
+    #[test]
+    fn only_bind_mounts_are_external_and_relative_sources_use_the_bundle() {
+        let s = spec(serde_json::json!([
+            { "destination": "/proc", "type": "proc", "source": "proc" },
+            { "destination": "/data", "type": "bind", "source": "/srv/data" },
+            { "destination": "/conf", "source": "conf", "options": ["rbind", "ro"] },
+            { "destination": "/tmp", "type": "tmpfs", "source": "tmpfs" }
+        ]));
+        let b = bind_mounts(&s, Path::new("/b"));
+        assert_eq!(
+            b,
+            vec![
+                BindMount { destination: "/data".into(), source: "/srv/data".into() },
+                BindMount { destination: "/conf".into(), source: "/b/conf".into() },
+            ]
+        );
+    }
+
+    #[test]
+    fn dump_arguments() {
+        let p = DumpPlan {
+            pid: 42,
+            images: "/img".into(),
+            work: "/work".into(),
+            root: "/b/rootfs".into(),
+            leave_running: true,
+            tcp_established: false,
+            file_locks: true,
+            binds: vec![BindMount { destination: "/data".into(), source: "/srv/data".into() }],
+            external_files: vec!["file[1f:10]".into()],
+        };
+        let a = dump_args(&p).join(" ");
+        assert!(
+            a.starts_with("dump --tree 42 --images-dir /img --work-dir /work --log-file dump.log"),
+            "{a}"
+        );
+        assert!(a.contains("--root /b/rootfs"), "{a}");
+        assert!(a.contains("--external mnt[/data]:/data"), "{a}");
+        assert!(a.contains("--external file[1f:10]"), "{a}");
+        assert!(a.contains("--leave-running") && a.contains("--file-locks"), "{a}");
+        assert!(!a.contains("--tcp-established"), "{a}");
+    }
+
+    #[test]
+    fn restore_arguments() {
+        let p = RestorePlan {
+            images: "/img".into(),
+            work: "/img".into(),
+            root: "/run/isorun/c/criu-root".into(),
+            pid_file: "/run/isorun/c/criu.pid".into(),
+            tcp_established: true,
+            file_locks: false,
+            binds: vec![BindMount { destination: "/data".into(), source: "/srv/new".into() }],
+            stdio: vec![(0, "file[1f:10]".into()), (1, "pipe:[77]".into())],
+            cgroup_root: Some("/isorun/new".into()),
+        };
+        let a = restore_args(&p).join(" ");
+        assert!(a.starts_with("restore --images-dir /img --work-dir /img --log-file restore.log"), "{a}");
+        assert!(a.contains("--root /run/isorun/c/criu-root --restore-detached"), "{a}");
+        assert!(a.contains("--pidfile /run/isorun/c/criu.pid"), "{a}");
+        assert!(a.contains("--manage-cgroups=soft") && a.contains("--cgroup-root /isorun/new"), "{a}");
+        assert!(a.contains("--external mnt[/data]:/srv/new"), "{a}");
+        assert!(a.contains("--inherit-fd fd[0]:file[1f:10] --inherit-fd fd[1]:pipe:[77]"), "{a}");
+        assert!(a.contains("--tcp-established") && !a.contains("--file-locks"), "{a}");
+    }
+}
