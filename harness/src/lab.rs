@@ -140,9 +140,25 @@ pub fn locate_runtime(explicit: Option<&Path>) -> Result<PathBuf, LabError> {
 }
 
 /// Host programs packed into every guest image when present: CRIU (`criu`, package `criu`)
-/// for checkpoint/restore, and iproute2's `ip`, which CRIU runs to save and restore a
-/// network namespace's addresses and routes.
-pub const DEFAULT_TOOLS: &[&str] = &["/usr/sbin/criu", "/usr/sbin/ip"];
+/// for checkpoint/restore; iproute2's `ip`, which CRIU runs to save and restore a network
+/// namespace's addresses and routes; GNU `tar` and `gzip`, which CRIU runs to save tmpfs
+/// contents (busybox's tar lacks the options it passes); iptables' save/restore (package
+/// `iptables`; nft and legacy), which CRIU runs to save and restore a network namespace's
+/// rules.
+pub const DEFAULT_TOOLS: &[&str] = &[
+    "/usr/sbin/criu",
+    "/usr/sbin/ip",
+    "/usr/bin/tar",
+    "/usr/bin/gzip",
+    "/usr/sbin/iptables-save",
+    "/usr/sbin/iptables-restore",
+    "/usr/sbin/ip6tables-save",
+    "/usr/sbin/ip6tables-restore",
+    "/usr/sbin/iptables-legacy-save",
+    "/usr/sbin/iptables-legacy-restore",
+    "/usr/sbin/ip6tables-legacy-save",
+    "/usr/sbin/ip6tables-legacy-restore",
+];
 
 /// The [`DEFAULT_TOOLS`] present on this host.
 pub fn default_tools() -> Vec<PathBuf> {

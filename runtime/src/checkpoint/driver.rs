@@ -63,6 +63,13 @@ fn run_criu(criu: &Path, args: &[String]) -> Result<bool, CheckpointError> {
     Ok(status.success())
 }
 
+fn has_iptables_restore() -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .any(|d| d.join("iptables-restore").exists())
+}
+
 fn failure_reason(log: &Path) -> String {
     let text = fs::read_to_string(log).unwrap_or_default();
     plan::criu_error_line(&text).unwrap_or_else(|| "no reason in the log".into())
@@ -136,6 +143,7 @@ pub fn checkpoint(store: &StateStore, id: &str, opts: &CheckpointOptions) -> Res
             .filter(|(_, k)| k.starts_with("file["))
             .map(|(_, k)| k.clone())
             .collect(),
+        network_lock: plan::NETWORK_LOCK,
     };
     if !run_criu(&criu.path, &plan::dump_args(&dump))? {
         let log = work.join(plan::DUMP_LOG);
@@ -262,6 +270,7 @@ pub fn restore(store: &StateStore, id: &str, opts: &RestoreOptions) -> Result<Op
         binds: plan::bind_mounts(&spec, &bundle),
         stdio: meta.stdio.clone(),
         cgroup_root,
+        network_lock: plan::NETWORK_LOCK,
     };
     if !run_criu(&criu.path, &plan::restore_args(&rp))? {
         let log = work.join(plan::RESTORE_LOG);

@@ -121,7 +121,13 @@ pub struct DumpPlan {
     pub binds: Vec<BindMount>,
     /// Files (stdio) to dump as external: `file[...]` keys.
     pub external_files: Vec<String>,
+    /// `--network-lock` method; `None`: CRIU's default (iptables).
+    pub network_lock: Option<&'static str>,
 }
+
+/// How CRIU locks the container's network while it works: nftables, through the libnftables
+/// CRIU links (its default, iptables, needs `iptables-restore` and the xtables mark match).
+pub const NETWORK_LOCK: Option<&str> = Some("nftables");
 
 /// The log file name CRIU writes (in the work dir).
 pub const DUMP_LOG: &str = "dump.log";
@@ -158,6 +164,10 @@ pub fn dump_args(p: &DumpPlan) -> Vec<String> {
         a.push("--external".into());
         a.push(f.clone());
     }
+    if let Some(m) = p.network_lock {
+        a.push("--network-lock".into());
+        a.push(m.into());
+    }
     for (on, flag) in [
         (p.leave_running, "--leave-running"),
         (p.tcp_established, "--tcp-established"),
@@ -191,6 +201,8 @@ pub struct RestorePlan {
     pub stdio: Vec<(i32, String)>,
     /// The restored container's cgroup (`--cgroup-root`): the tree's root cgroup goes here.
     pub cgroup_root: Option<String>,
+    /// `--network-lock` method, as at dump.
+    pub network_lock: Option<&'static str>,
 }
 
 /// `criu restore` arguments (always `--restore-detached`: isorun waits itself, or not).
@@ -229,6 +241,10 @@ pub fn restore_args(p: &RestorePlan) -> Vec<String> {
     }
     if p.tcp_established {
         a.push("--tcp-established".into());
+    }
+    if let Some(m) = p.network_lock {
+        a.push("--network-lock".into());
+        a.push(m.into());
     }
     if p.file_locks {
         a.push("--file-locks".into());
@@ -313,6 +329,7 @@ mod tests {
             file_locks: true,
             binds: vec![BindMount { destination: "/data".into(), source: "/srv/data".into() }],
             external_files: vec!["file[1f:10]".into()],
+            network_lock: NETWORK_LOCK,
         };
         let a = dump_args(&p).join(" ");
         assert!(
@@ -324,6 +341,9 @@ mod tests {
         assert!(a.contains("--external file[1f:10]"), "{a}");
         assert!(a.contains("--leave-running") && a.contains("--file-locks"), "{a}");
         assert!(!a.contains("--tcp-established"), "{a}");
+        assert!(a.contains("--network-lock nftables"), "{a}");
+        let a = dump_args(&DumpPlan { network_lock: None, ..p }).join(" ");
+        assert!(!a.contains("--network-lock"), "CRIU's default; {a}");
     }
 
     #[test]
@@ -338,6 +358,7 @@ mod tests {
             binds: vec![BindMount { destination: "/data".into(), source: "/srv/new".into() }],
             stdio: vec![(0, "file[1f:10]".into()), (1, "pipe:[77]".into())],
             cgroup_root: Some("/isorun/new".into()),
+            network_lock: None,
         };
         let a = restore_args(&p).join(" ");
         assert!(a.starts_with("restore --images-dir /img --work-dir /img --log-file restore.log"), "{a}");
