@@ -10,6 +10,9 @@ use serde_json::{json, Value};
 
 use super::{Container, Ctx, Verdict};
 
+/// PATH for CRIU when the caller has none (the guest agent): it runs `ip` and `tar` by name.
+const GUEST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// The container's init: a counter ticking every 0.2 s in /tmp (a tmpfs CRIU saves).
 pub const COUNTER: &str = "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done";
 
@@ -38,7 +41,8 @@ fn loopback_up() {
     let flags = std::fs::read_to_string("/sys/class/net/lo/flags").unwrap_or_default();
     let up = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).is_ok_and(|f| f & 1 == 1);
     if !up {
-        let _ = std::process::Command::new("ip").args(["link", "set", "lo", "up"]).status();
+        let ip = ["/usr/sbin/ip", "/sbin/ip", "/bin/ip"].into_iter().find(|p| Path::new(p).exists());
+        let _ = std::process::Command::new(ip.unwrap_or("ip")).args(["link", "set", "lo", "up"]).status();
     }
 }
 
@@ -52,7 +56,8 @@ pub fn criu_unusable() -> Option<String> {
             };
             loopback_up();
             let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-            match std::process::Command::new(&criu).arg("check").output() {
+            let path = std::env::var_os("PATH").unwrap_or_else(|| GUEST_PATH.into());
+            match std::process::Command::new(&criu).env("PATH", path).arg("check").output() {
                 Err(e) => Some(format!("{} check: {e}", criu.display())),
                 Ok(o) if o.status.success() => None,
                 Ok(o) => {

@@ -58,16 +58,17 @@ fn read_spec(bundle: &Path) -> Result<(oci_spec::runtime::Spec, String), Checkpo
     Ok((config.spec().clone(), digest))
 }
 
-fn run_criu(criu: &Path, args: &[String]) -> Result<bool, CheckpointError> {
-    let status = std::process::Command::new(criu).args(args).status().map_err(io("run", criu))?;
-    Ok(status.success())
-}
+/// CRIU runs `ip`, `iptables-save`, `tar` by name: a caller without `PATH` (an init, a
+/// minimal service) gets the usual directories rather than glibc's `/bin:/usr/bin`.
+pub(super) const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-fn has_iptables_restore() -> bool {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/sbin".into()])
-        .any(|d| d.join("iptables-restore").exists())
+fn run_criu(criu: &Path, args: &[String]) -> Result<bool, CheckpointError> {
+    let mut cmd = std::process::Command::new(criu);
+    if std::env::var_os("PATH").is_none() {
+        cmd.env("PATH", DEFAULT_PATH);
+    }
+    let status = cmd.args(args).status().map_err(io("run", criu))?;
+    Ok(status.success())
 }
 
 fn failure_reason(log: &Path) -> String {
@@ -254,6 +255,13 @@ pub fn restore(store: &StateStore, id: &str, opts: &RestoreOptions) -> Result<Op
     mount(Some(&rootfs), &root, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
         .map_err(|e| io("bind-mount rootfs on", &root)(e.into()))?;
     undo.root_mount = Some(root.clone());
+    if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        // CRIU bind-mounts this as the container's root and does not restore the root
+        // mount's flags; a bind inherits the read-only flag of its source.
+        let flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
+        mount(None::<&str>, &root, None::<&str>, flags, None::<&str>)
+            .map_err(|e| io("remount read-only", &root)(e.into()))?;
+    }
     if !opts.detach {
         // The restored init is re-parented to us when CRIU exits: we can wait for it.
         nix::sys::prctl::set_child_subreaper(true)

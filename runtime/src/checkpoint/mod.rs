@@ -147,6 +147,7 @@ pub fn preflight() -> Result<Criu, CheckpointError> {
         return Err(CheckpointError::CriuTooOld { criu: path, found: version });
     }
     let check = std::process::Command::new(&path)
+        .env("PATH", std::env::var_os("PATH").unwrap_or_else(|| driver::DEFAULT_PATH.into()))
         .arg("check")
         .output()
         .map_err(|e| CheckpointError::CriuVersion { criu: path.clone(), detail: e.to_string() })?;
