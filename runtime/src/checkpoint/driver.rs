@@ -95,7 +95,7 @@ fn stdio_of(pid: i32) -> Vec<(i32, String)> {
 
 fn refuse_joined_namespaces(id: &str, spec: &oci_spec::runtime::Spec) -> Result<(), CheckpointError> {
     let joined = spec.linux().as_ref().and_then(|l| l.namespaces().as_ref()).into_iter().flatten();
-    for ns in joined.filter(|ns| ns.path().is_some()) {
+    if let Some(ns) = joined.into_iter().find(|ns| ns.path().is_some()) {
         return Err(CheckpointError::Unsupported {
             id: id.into(),
             what: format!("a {:?} namespace joined by path (linux.namespaces)", ns.typ()),

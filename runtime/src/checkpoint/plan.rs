@@ -17,7 +17,7 @@ pub const META_FILE: &str = "isorun-checkpoint.json";
 /// Parses `criu --version` output (`Version: 3.17.1`, maybe followed by `GitID: ...`).
 pub fn parse_criu_version(out: &str) -> Option<(u32, u32, u32)> {
     let v = out.lines().find_map(|l| l.trim().strip_prefix("Version:"))?.trim();
-    let mut it = v.split(|c: char| c == '.' || c == '-').map(|p| p.parse::<u32>());
+    let mut it = v.split(['.', '-']).map(|p| p.parse::<u32>());
     let major = it.next()?.ok()?;
     let minor = it.next()?.ok()?;
     let patch = it.next().and_then(Result::ok).unwrap_or(0);
