@@ -25,4 +25,6 @@ pub mod lab;
 #[cfg(feature = "host")]
 pub mod matrix;
 #[cfg(feature = "host")]
+pub mod migrate;
+#[cfg(feature = "host")]
 pub mod vm;

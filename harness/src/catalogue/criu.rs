@@ -57,9 +57,10 @@ pub fn criu_unusable() -> Option<String> {
             loopback_up();
             let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
             let path = std::env::var_os("PATH").unwrap_or_else(|| GUEST_PATH.into());
-            match std::process::Command::new(&criu).env("PATH", path).arg("check").output() {
+            match std::process::Command::new(&criu).env("PATH", &path).arg("check").output() {
                 Err(e) => Some(format!("{} check: {e}", criu.display())),
-                Ok(o) if o.status.success() => None,
+                Ok(o) if o.status.success() => super::criu_probe::probe(&criu, &path)
+                    .map(|why| format!("{why} (kernel {}, criu check passes)", kernel.trim())),
                 Ok(o) => {
                     let all = format!(
                         "{}{}",

@@ -10,6 +10,7 @@
 mod cgroup;
 mod checkpoint;
 mod criu;
+mod criu_probe;
 mod ctx;
 mod facts;
 mod lifecycle;

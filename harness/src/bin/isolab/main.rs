@@ -2,6 +2,7 @@
 
 mod kernels;
 mod lab_cmds;
+mod migrate_cmd;
 mod run;
 
 use std::path::PathBuf;
@@ -135,6 +136,16 @@ enum Cmd {
         /// cgroup modes to boot each kernel with.
         #[arg(long, value_delimiter = ',', default_value = "v1,v2")]
         cgroup: Vec<String>,
+    },
+    /// Live migration: checkpoint a running container in one VM, restore it in a second VM on
+    /// the same kernel, check its counter and open file survived. Exit 0 migrated, 1 a
+    /// property did not hold, 2 an error; a kernel CRIU cannot work on is a SKIP (exit 0).
+    Migrate {
+        /// Kernel name.
+        kernel: String,
+        /// cgroup hierarchy.
+        #[arg(long, default_value = "v2")]
+        cgroup: String,
     },
     /// Measure boot-to-hello time per kernel (sequential runs).
     BenchBoot {
@@ -302,6 +313,9 @@ fn real_main() -> Result<()> {
             Ok(())
         }
         Cmd::Boot { kernel, cgroup, command } => run::boot(&cli.g, &matrix, kernel, cgroup, command),
+        Cmd::Migrate { kernel, cgroup } => {
+            std::process::exit(migrate_cmd::migrate(&cli.g, &matrix, kernel, cgroup)?)
+        }
         Cmd::BenchBoot { names, runs } => run::bench(&cli.g, &matrix, names, *runs),
         Cmd::Smoke { names, cgroup } => run::check(&cli.g, &matrix, names, cgroup),
         Cmd::Check { host, only, out, baseline } => {
