@@ -16,12 +16,15 @@ const GUEST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
 /// The container's init: a counter ticking every 0.2 s in /tmp (a tmpfs CRIU saves).
 pub const COUNTER: &str = "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done";
 
-/// The first line of a CRIU log or output that says why (skipping `exited, status=1` of a
-/// helper CRIU ran before the real reason).
+/// Error lines CRIU prints while probing optional features, before the real reason: a
+/// helper's exit status, no `tun` device, a missing sock_diag module.
+pub const NOISE: &[&str] = &["exited, status=1", "tun: ", "Diag module missing"];
+
+/// The first line of a CRIU log or output that says why (not [`NOISE`]).
 pub fn criu_reason(out: &str) -> String {
     out.lines()
         .filter_map(|l| l.find("Error (").map(|i| l[i..].trim()))
-        .find(|l| !l.ends_with("exited, status=1"))
+        .find(|l| !NOISE.iter().any(|n| l.contains(n)))
         .map(str::to_string)
         .or_else(|| out.lines().rev().map(str::trim).find(|l| !l.is_empty()).map(str::to_string))
         .unwrap_or_else(|| "no output".into())
@@ -160,6 +163,9 @@ mod tests {
                    Error (criu/vdso.c:381): vdso: Unexpected rt vDSO area bounds\n";
         assert_eq!(criu_reason(out), "Error (criu/vdso.c:381): vdso: Unexpected rt vDSO area bounds");
         assert_eq!(criu_reason("Looks good.\n"), "Looks good.");
+        let out = "Error (criu/tun.c:85): tun: Unable to create tun: No such file or directory\n\
+                   Error (criu/vdso.c:381): vdso: Unexpected rt vDSO area bounds\n";
+        assert!(criu_reason(out).contains("vDSO"), "the tun probe is noise");
         assert_eq!(criu_reason(""), "no output");
     }
 }

@@ -24,14 +24,17 @@ pub fn parse_criu_version(out: &str) -> Option<(u32, u32, u32)> {
     Some((major, minor, patch))
 }
 
-/// The first `Error (...)` line of a CRIU log that says something (CRIU prints
-/// `exited, status=1` for a helper that failed before the real reason), without the
-/// timestamp; else the last non-empty line.
+/// Error lines CRIU prints while probing optional features, before the real reason: a
+/// helper's exit status, no `tun` device, a missing sock_diag module.
+pub const CRIU_NOISE: &[&str] = &["exited, status=1", "tun: ", "Diag module missing"];
+
+/// The first `Error (...)` line of a CRIU log that says something (not [`CRIU_NOISE`]),
+/// without the timestamp; else the last non-empty line.
 pub fn criu_error_line(log: &str) -> Option<String> {
     let errors: Vec<&str> = log
         .lines()
         .filter_map(|l| l.find("Error (").map(|i| l[i..].trim()))
-        .filter(|l| !l.ends_with("exited, status=1"))
+        .filter(|l| !CRIU_NOISE.iter().any(|n| l.contains(n)))
         .collect();
     let line = errors
         .iter()
@@ -278,6 +281,11 @@ mod tests {
         let log = "(0.3) Error (criu/cr-dump.c:203): 75 has rseq but kernel lacks get_rseq_conf feature\n\
                    (0.3) Error (criu/cr-dump.c:2053): Dumping FAILED.\n";
         assert!(criu_error_line(log).unwrap().contains("rseq"));
+        // debian-7.2 without a tun device: an optional probe's error comes first.
+        let log = "(0.1) Error (criu/tun.c:85): tun: Unable to create tun: No such file or directory\n\
+                   (0.1) Error (criu/sockets.c:209): sockets: Diag module missing (-2)\n\
+                   (0.2) Error (criu/vdso.c:381): vdso: Unexpected rt vDSO area bounds\n";
+        assert!(criu_error_line(log).unwrap().contains("vDSO"));
         assert_eq!(
             criu_error_line("(0.3) Error (x.c:1): Dumping FAILED.\n").unwrap(),
             "Error (x.c:1): Dumping FAILED."
