@@ -59,7 +59,7 @@ pub fn config() -> String {
 }
 
 const BUNDLE: &str = r#"ip link set lo up
-criu check >/tmp/criu-check 2>&1 || { echo "skip=$(grep 'Error (' /tmp/criu-check | grep -v 'exited, status' | head -n1)"; exit 0; }
+criu check >/tmp/criu-check 2>&1 || { echo "skip=$(grep 'Error (' /tmp/criu-check | grep -v -e 'exited, status' -e 'tun: ' -e 'Diag module missing' | head -n1)"; exit 0; }
 B=/tmp/mig; mkdir -p $B/rootfs/bin $B/rootfs/proc $B/rootfs/sys $B/rootfs/dev $B/rootfs/tmp $B/rootfs/etc
 cp /bin/busybox $B/rootfs/bin/
 for a in $(busybox --list); do [ $a = busybox ] || ln -sf busybox $B/rootfs/bin/$a; done
