@@ -144,7 +144,7 @@ pub fn locate_runtime(explicit: Option<&Path>) -> Result<PathBuf, LabError> {
 /// namespace's addresses and routes; GNU `tar` and `gzip`, which CRIU runs to save tmpfs
 /// contents (busybox's tar lacks the options it passes); iptables' save/restore (package
 /// `iptables`; nft and legacy), which CRIU runs to save and restore a network namespace's
-/// rules.
+/// rules and to lock it (with the `mark` match and standard target iptables loads).
 pub const DEFAULT_TOOLS: &[&str] = &[
     "/usr/sbin/criu",
     "/usr/sbin/ip",
@@ -158,6 +158,8 @@ pub const DEFAULT_TOOLS: &[&str] = &[
     "/usr/sbin/iptables-legacy-restore",
     "/usr/sbin/ip6tables-legacy-save",
     "/usr/sbin/ip6tables-legacy-restore",
+    "/usr/lib/x86_64-linux-gnu/xtables/libxt_mark.so",
+    "/usr/lib/x86_64-linux-gnu/xtables/libxt_standard.so",
 ];
 
 /// The [`DEFAULT_TOOLS`] present on this host.

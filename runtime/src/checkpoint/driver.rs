@@ -71,6 +71,11 @@ fn run_criu(criu: &Path, args: &[String]) -> Result<bool, CheckpointError> {
     Ok(status.success())
 }
 
+fn has_iptables_restore() -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into());
+    std::env::split_paths(&path).any(|d| d.join("iptables-restore").exists())
+}
+
 fn failure_reason(log: &Path) -> String {
     let text = fs::read_to_string(log).unwrap_or_default();
     plan::criu_error_line(&text).unwrap_or_else(|| "no reason in the log".into())
@@ -144,7 +149,7 @@ pub fn checkpoint(store: &StateStore, id: &str, opts: &CheckpointOptions) -> Res
             .filter(|(_, k)| k.starts_with("file["))
             .map(|(_, k)| k.clone())
             .collect(),
-        network_lock: plan::NETWORK_LOCK,
+        network_lock: plan::network_lock(has_iptables_restore()),
     };
     if !run_criu(&criu.path, &plan::dump_args(&dump))? {
         let log = work.join(plan::DUMP_LOG);
@@ -278,7 +283,7 @@ pub fn restore(store: &StateStore, id: &str, opts: &RestoreOptions) -> Result<Op
         binds: plan::bind_mounts(&spec, &bundle),
         stdio: meta.stdio.clone(),
         cgroup_root,
-        network_lock: plan::NETWORK_LOCK,
+        network_lock: plan::network_lock(has_iptables_restore()),
     };
     if !run_criu(&criu.path, &plan::restore_args(&rp))? {
         let log = work.join(plan::RESTORE_LOG);

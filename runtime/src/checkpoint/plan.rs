@@ -128,9 +128,13 @@ pub struct DumpPlan {
     pub network_lock: Option<&'static str>,
 }
 
-/// How CRIU locks the container's network while it works: nftables, through the libnftables
-/// CRIU links (its default, iptables, needs `iptables-restore` and the xtables mark match).
-pub const NETWORK_LOCK: Option<&str> = Some("nftables");
+/// How CRIU locks the container's network while it works: its default, iptables (runc's
+/// too), when `iptables-restore` is there; else nftables through the libnftables CRIU links.
+/// (CRIU 3.17's nftables lock is named after the init's pid, so a restore under another pid
+/// cannot remove it and the restored namespace keeps dropping traffic: iptables first.)
+pub fn network_lock(has_iptables_restore: bool) -> Option<&'static str> {
+    (!has_iptables_restore).then_some("nftables")
+}
 
 /// The log file name CRIU writes (in the work dir).
 pub const DUMP_LOG: &str = "dump.log";

@@ -79,7 +79,7 @@ fn dump_arguments() {
         file_locks: true,
         binds: vec![BindMount { destination: "/data".into(), source: "/srv/data".into() }],
         external_files: vec!["file[1f:10]".into()],
-        network_lock: NETWORK_LOCK,
+        network_lock: network_lock(false),
     };
     let a = dump_args(&p).join(" ");
     assert!(a.starts_with("dump --tree 42 --images-dir /img --work-dir /work --log-file dump.log"), "{a}");
@@ -89,6 +89,7 @@ fn dump_arguments() {
     assert!(a.contains("--leave-running") && a.contains("--file-locks"), "{a}");
     assert!(!a.contains("--tcp-established"), "{a}");
     assert!(a.contains("--network-lock nftables"), "{a}");
+    assert_eq!(network_lock(true), None, "iptables-restore present: CRIU's default, as runc");
     let a = dump_args(&DumpPlan { network_lock: None, ..p }).join(" ");
     assert!(!a.contains("--network-lock"), "CRIU's default; {a}");
 }
