@@ -71,6 +71,8 @@ pub struct LabOptions {
     pub compression: Compression,
     /// Strip module signatures in the image.
     pub strip_module_signatures: bool,
+    /// Extra host programs packed into the image with their libraries (e.g. criu).
+    pub tools: Vec<PathBuf>,
     /// Boot the unpacked ELF vmlinux through PVH when possible (see `image::vmlinux`).
     pub pvh: bool,
     /// `quiet` kernel.
@@ -140,6 +142,34 @@ pub fn locate_runtime(explicit: Option<&Path>) -> Result<PathBuf, LabError> {
     )
 }
 
+/// Host programs packed into every guest image when present: CRIU (`criu`, package `criu`)
+/// for checkpoint/restore; iproute2's `ip`, which CRIU runs to save and restore a network
+/// namespace's addresses and routes; GNU `tar` and `gzip`, which CRIU runs to save tmpfs
+/// contents (busybox's tar lacks the options it passes); iptables' save/restore (package
+/// `iptables`; nft and legacy), which CRIU runs to save and restore a network namespace's
+/// rules and to lock it (with the `mark` match and standard target iptables loads).
+pub const DEFAULT_TOOLS: &[&str] = &[
+    "/usr/sbin/criu",
+    "/usr/sbin/ip",
+    "/usr/bin/tar",
+    "/usr/bin/gzip",
+    "/usr/sbin/iptables-save",
+    "/usr/sbin/iptables-restore",
+    "/usr/sbin/ip6tables-save",
+    "/usr/sbin/ip6tables-restore",
+    "/usr/sbin/iptables-legacy-save",
+    "/usr/sbin/iptables-legacy-restore",
+    "/usr/sbin/ip6tables-legacy-save",
+    "/usr/sbin/ip6tables-legacy-restore",
+    "/usr/lib/x86_64-linux-gnu/xtables/libxt_mark.so",
+    "/usr/lib/x86_64-linux-gnu/xtables/libxt_standard.so",
+];
+
+/// The [`DEFAULT_TOOLS`] present on this host.
+pub fn default_tools() -> Vec<PathBuf> {
+    DEFAULT_TOOLS.iter().map(PathBuf::from).filter(|p| p.is_file()).collect()
+}
+
 /// The private apt setup in the cache for one suite (`<cache>/apt/<suite>`): one suite per
 /// list directory, so every apt call parses one suite's index, not the whole matrix's.
 pub fn private_apt(cache: &Path, suite: &str) -> Result<apt::PrivateApt, LabError> {
@@ -185,6 +215,7 @@ pub fn image_for(
         init_override: init_override.map(Path::to_path_buf),
         compression: o.compression,
         strip_module_signatures: o.strip_module_signatures,
+        tools: o.tools.clone(),
     };
     image::build(&inputs, &o.cache.join("images"), progress)
         .map_err(|source| LabError::Image { kernel: k.files.name.clone(), source })

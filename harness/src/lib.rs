@@ -25,6 +25,8 @@ pub mod lab;
 #[cfg(feature = "host")]
 pub mod matrix;
 #[cfg(feature = "host")]
+pub mod migrate;
+#[cfg(feature = "host")]
 pub mod snapshot;
 #[cfg(feature = "host")]
 pub mod vm;

@@ -9,6 +9,7 @@
 
 pub mod cgroups;
 pub mod channel;
+pub mod checkpoint;
 pub mod config;
 pub mod container;
 pub mod features;

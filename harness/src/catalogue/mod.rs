@@ -8,6 +8,9 @@
 //! The same code runs on the host (`isolab check --host`) and in the guest (the agent).
 
 mod cgroup;
+mod checkpoint;
+mod criu;
+mod criu_probe;
 mod ctx;
 mod facts;
 mod lifecycle;
@@ -88,6 +91,7 @@ pub fn catalogue() -> Vec<Assertion> {
     all.extend(cgroup::assertions());
     all.extend(security::assertions());
     all.extend(lifecycle::assertions());
+    all.extend(checkpoint::assertions());
     all
 }
 

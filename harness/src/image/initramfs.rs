@@ -80,6 +80,9 @@ pub struct ImageInputs {
     pub compression: Compression,
     /// Strip module signatures (faster loading, `E` taint; see `modules::strip_signature`).
     pub strip_module_signatures: bool,
+    /// Extra host programs (e.g. `/usr/sbin/criu`) packed at their host paths with their
+    /// shared libraries.
+    pub tools: Vec<PathBuf>,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ImageError + '_ {
@@ -127,6 +130,16 @@ fn file_list(inp: &ImageInputs) -> Result<Vec<(String, PathBuf)>, ImageError> {
             }
         }
     }
+    for tool in &inp.tools {
+        files.push((tool.to_string_lossy().trim_start_matches('/').to_string(), tool.clone()));
+        if elf::dyn_info(tool)?.interpreter.is_some() {
+            for lib in elf::closure(tool)? {
+                files.push((lib.to_string_lossy().trim_start_matches('/').to_string(), lib));
+            }
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    files.retain(|(guest, _)| seen.insert(guest.clone()));
     for (name, path) in &inp.modules {
         files.push((format!("lib/modules/{}/{name}.ko", inp.release), path.clone()));
     }
@@ -269,6 +282,7 @@ mod tests {
             init_override: init.or_else(|| Some(dir.join("init"))),
             compression: Compression::None,
             strip_module_signatures: true,
+            tools: vec![PathBuf::from("/usr/bin/getconf")],
         }
     }
 
@@ -294,6 +308,10 @@ mod tests {
         let has = |n: &str| entries.iter().any(|e| e.name == n);
         assert!(has("init") && has("bin/busybox") && has("bin/sh") && has("isolab/rootfs/bin/sh"));
         assert!(has("usr/bin/ls") && has("isolab/runtime") && has("dev/console"));
+        assert!(has("usr/bin/getconf"), "extra tools packed at their host path");
+        let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+        let unique: std::collections::HashSet<&str> = names.iter().copied().collect();
+        assert_eq!(names.len(), unique.len(), "a library shared by runtime and tool is packed once");
         assert!(entries.iter().any(|e| e.name.ends_with("libc.so.6")), "runtime libraries packed");
         assert!(entries.iter().any(|e| e.name.contains("ld-linux-x86-64")), "interpreter packed");
     }

@@ -66,6 +66,7 @@ pub fn options() -> LabOptions {
         cpu_model: None,
         compression: Compression::None,
         strip_module_signatures: true,
+        tools: lab::default_tools(),
         pvh: true,
         quiet: true,
         extra_cmdline: vec![],

@@ -179,6 +179,11 @@ fn setup(ctx: &ChildContext<'_>, state: &[u8]) -> StepResult<exec::Prepared> {
         spec.process().as_ref().ok_or(("process", InitError::Process("no process in config".into())))?;
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
     let console = ctx.console_socket.as_ref().map(|s| s.as_fd());
+    if process.terminal() != Some(true) {
+        // The init leads its own session, as runc's does (the console path makes one with
+        // its pty): nothing ties it to the caller's session, and CRIU can checkpoint it.
+        step("setsid", nix::unistd::setsid().map(drop).map_err(sys("setsid")))?;
+    }
     finish_process(process, seccomp, ctx.plan.new_user_ns, console, ctx.preserve_fds)
 }
 

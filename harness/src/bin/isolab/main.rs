@@ -2,6 +2,7 @@
 
 mod kernels;
 mod lab_cmds;
+mod migrate_cmd;
 mod run;
 mod snapshot_cmds;
 
@@ -143,6 +144,16 @@ enum Cmd {
     /// The cache: `prune` bounds the disk use of snapshots and images.
     #[command(subcommand)]
     Cache(CacheCmd),
+    /// Live migration: checkpoint a running container in one VM, restore it in a second VM on
+    /// the same kernel, check its counter and open file survived. Exit 0 migrated, 1 a
+    /// property did not hold, 2 an error; a kernel CRIU cannot work on is a SKIP (exit 0).
+    Migrate {
+        /// Kernel name.
+        kernel: String,
+        /// cgroup hierarchy.
+        #[arg(long, default_value = "v2")]
+        cgroup: String,
+    },
     /// Measure boot-to-hello time per kernel (sequential runs).
     BenchBoot {
         /// Kernel names (default: the default set).
@@ -276,6 +287,7 @@ fn options(g: &Global) -> Result<LabOptions> {
         compression,
         pvh: !g.no_pvh,
         strip_module_signatures: !g.keep_module_signatures,
+        tools: lab::default_tools(),
         quiet: !g.verbose_console,
         extra_cmdline: g.append.clone(),
         boot_timeout: Duration::from_secs(g.boot_timeout),
@@ -351,6 +363,9 @@ fn real_main() -> Result<()> {
             std::process::exit(snapshot_cmds::run(&cli.g, &matrix, kernel, cgroup, cli.g.cpus, command)?)
         }
         Cmd::Cache(CacheCmd::Prune { max_size }) => snapshot_cmds::prune_cache(&cli.g, max_size),
+        Cmd::Migrate { kernel, cgroup } => {
+            std::process::exit(migrate_cmd::migrate(&cli.g, &matrix, kernel, cgroup)?)
+        }
         Cmd::BenchBoot { names, runs } => run::bench(&cli.g, &matrix, names, *runs),
         Cmd::Smoke { names, cgroup } => run::check(&cli.g, &matrix, names, cgroup),
         Cmd::Check { host, only, out, baseline } => {

@@ -183,6 +183,60 @@ pub enum Command {
         #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
         format: ListFormat,
     },
+    /// Checkpoint a running container with CRIU (it stops unless --leave-running).
+    Checkpoint(CheckpointArgs),
+    /// Restore a container from a CRIU checkpoint.
+    Restore(RestoreArgs),
+}
+
+/// Options of `checkpoint`, as runc's.
+#[derive(Debug, clap::Args)]
+pub struct CheckpointArgs {
+    /// The container id.
+    pub id: String,
+    /// Directory for the CRIU images.
+    #[arg(long, default_value = "checkpoint")]
+    pub image_path: PathBuf,
+    /// Directory for CRIU's logs (default: the image directory).
+    #[arg(long)]
+    pub work_path: Option<PathBuf>,
+    /// Keep the container running after the checkpoint.
+    #[arg(long)]
+    pub leave_running: bool,
+    /// Checkpoint established TCP connections.
+    #[arg(long)]
+    pub tcp_established: bool,
+    /// Checkpoint file locks.
+    #[arg(long)]
+    pub file_locks: bool,
+}
+
+/// Options of `restore`, as runc's.
+#[derive(Debug, clap::Args)]
+pub struct RestoreArgs {
+    /// The container id.
+    pub id: String,
+    /// Directory of the CRIU images.
+    #[arg(long, default_value = "checkpoint")]
+    pub image_path: PathBuf,
+    /// Directory for CRIU's logs (default: the image directory).
+    #[arg(long)]
+    pub work_path: Option<PathBuf>,
+    /// The bundle (its config.json must be the checkpointed one).
+    #[arg(short, long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Return once restored.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// File to write the restored init's pid to.
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// Restore established TCP connections.
+    #[arg(long)]
+    pub tcp_established: bool,
+    /// Restore file locks.
+    #[arg(long)]
+    pub file_locks: bool,
 }
 
 /// Options of `exec`, as runc's.

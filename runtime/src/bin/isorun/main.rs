@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use cli::{Cli, Command, CreateArgs, ExecArgs, ListFormat, LogFormat, LogLevel, UpdateArgs};
+use isolab_runtime::checkpoint;
 use isolab_runtime::container::{self, CreateOptions};
 use isolab_runtime::state::StateStore;
 
@@ -91,6 +92,28 @@ fn create_options(a: &CreateArgs) -> CreateOptions {
     }
 }
 
+fn checkpoint_options(a: &cli::CheckpointArgs) -> checkpoint::CheckpointOptions {
+    checkpoint::CheckpointOptions {
+        image_path: a.image_path.clone(),
+        work_path: a.work_path.clone(),
+        leave_running: a.leave_running,
+        tcp_established: a.tcp_established,
+        file_locks: a.file_locks,
+    }
+}
+
+fn restore_options(a: &cli::RestoreArgs) -> checkpoint::RestoreOptions {
+    checkpoint::RestoreOptions {
+        image_path: a.image_path.clone(),
+        work_path: a.work_path.clone(),
+        bundle: a.bundle.clone(),
+        detach: a.detach,
+        pid_file: a.pid_file.clone(),
+        tcp_established: a.tcp_established,
+        file_locks: a.file_locks,
+    }
+}
+
 fn dispatch(cli: Cli) -> Result<u8> {
     if cli.systemd_cgroup {
         tracing::warn!("--systemd-cgroup ignored: isorun manages cgroups through cgroupfs");
@@ -135,6 +158,12 @@ fn dispatch(cli: Cli) -> Result<u8> {
         Command::Exec(a) => {
             let code = container::exec(&store, &a.id, &exec_options(&store, &a)?)?;
             return Ok(u8::try_from(code).unwrap_or(255));
+        }
+        Command::Checkpoint(a) => checkpoint::checkpoint(&store, &a.id, &checkpoint_options(&a))?,
+        Command::Restore(a) => {
+            if let Some(code) = checkpoint::restore(&store, &a.id, &restore_options(&a))? {
+                return Ok(u8::try_from(code).unwrap_or(255));
+            }
         }
     }
     Ok(0)
