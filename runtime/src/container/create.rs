@@ -143,6 +143,8 @@ pub(super) fn create_with_console(
         None => console,
     };
     let terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
+    let net_devices = spec.linux().as_ref().and_then(|l| l.net_devices().clone()).unwrap_or_default();
+    crate::net::check_devices_exist(&net_devices)?;
 
     let dir = store.create_dir(id)?;
     let mut dir_guard = DirGuard { store, id, armed: true };
@@ -199,6 +201,9 @@ pub(super) fn create_with_console(
     drop(fifo);
     drop(console);
     let mut child_guard = ChildGuard { pid, armed: true };
+    // Declared after the child guard, so dropped before it: devices go back before the
+    // init (and with it the network namespace) dies.
+    let mut devices_guard = NetDevicesGuard { ns: None, devices: &net_devices };
 
     // The init is placed in its cgroup before it runs anything of the container's.
     let wants_cpus = spec
@@ -212,7 +217,8 @@ pub(super) fn create_with_console(
         Some(_) => Ok(()),
         None => cgroup.add_task(pid).map_err(ContainerError::from),
     }
-    .and_then(|()| write_id_maps(pid, &plan));
+    .and_then(|()| write_id_maps(pid, &plan))
+    .and_then(|()| move_net_devices(pid, &plan, &net_devices, &mut devices_guard));
     let hook_state = hook_state_json(id, pid, &bundle, spec);
     let msg = if go.is_ok() { ParentMsg::Go(hook_state.clone()) } else { ParentMsg::Abort };
     channel::send_parent(&parent_sock, &msg).map_err(host("send to init"))?;
@@ -260,15 +266,50 @@ pub(super) fn create_with_console(
         hooks: spec.hooks().clone(),
         process: spec.process().clone(),
         seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
+        net_devices: net_devices.clone(),
     };
     store.save(&record)?;
     if let Some(p) = &opts.pid_file {
         write_pid_file(p, pid).map_err(bundle_err("pid file", p))?;
     }
+    devices_guard.ns = None;
     child_guard.armed = false;
     cgroup_guard.armed = false;
     dir_guard.armed = false;
     Ok(Created { pid, terminal })
+}
+
+/// Gives linux.netDevices back to the host unless disarmed (`ns` taken).
+struct NetDevicesGuard<'a> {
+    ns: Option<fs::File>,
+    devices: &'a std::collections::HashMap<String, oci_spec::runtime::LinuxNetDevice>,
+}
+
+impl Drop for NetDevicesGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(ns) = &self.ns {
+            let _ = crate::net::move_out(ns, self.devices);
+        }
+    }
+}
+
+/// Move linux.netDevices into the init's network namespace (the one it joins, if any).
+fn move_net_devices(
+    pid: Pid,
+    plan: &NamespacePlan,
+    devices: &std::collections::HashMap<String, oci_spec::runtime::LinuxNetDevice>,
+    guard: &mut NetDevicesGuard<'_>,
+) -> Result<(), ContainerError> {
+    if devices.is_empty() {
+        return Ok(());
+    }
+    let ns = match plan.join.iter().find(|(f, _)| *f == CloneFlags::CLONE_NEWNET) {
+        Some((_, path)) => fs::File::open(path).map_err(bundle_err("linux.namespaces network path", path))?,
+        None => crate::net::netns_of(pid.as_raw())?,
+    };
+    crate::net::move_in(&ns, devices)?;
+    guard.ns = Some(ns);
+    Ok(())
 }
 
 /// Kernels before 6.3 (and their stable branches without the fix) do not apply the cpuset of
