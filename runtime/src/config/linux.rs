@@ -229,7 +229,10 @@ fn net_devices(linux: &Map<String, Value>, ns: &Namespaces, r: &mut Report) {
             Some(n) => {
                 let name_path = field(&path, "name");
                 if let Err(e) = crate::net::check_ifname(&name_path, n) {
-                    r.error(&name_path, e.to_string().trim_start_matches(&format!("{name_path}: ")).to_owned());
+                    r.error(
+                        &name_path,
+                        e.to_string().trim_start_matches(&format!("{name_path}: ")).to_owned(),
+                    );
                 }
                 n
             }

@@ -108,7 +108,10 @@ pub fn up(root: &Path, opts: &NetOptions, id: &str, pid: i32) -> Result<Attached
     let ns = netns_of(pid)?;
     let own = netns_of(std::process::id() as i32)?;
     if same_file(&ns, &own) {
-        return Err(invalid("pid", format!("process {pid} shares isorun's network namespace (no network namespace of its own)")));
+        return Err(invalid(
+            "pid",
+            format!("process {pid} shares isorun's network namespace (no network namespace of its own)"),
+        ));
     }
     let nl = Nl::new()?;
     let mut leases = LeaseFile::open(root, &opts.bridge)?;
@@ -117,7 +120,8 @@ pub fn up(root: &Path, opts: &NetOptions, id: &str, pid: i32) -> Result<Attached
     for subnet in std::iter::once(&opts.subnet).chain(opts.subnet6.as_ref()) {
         for (route, oif) in nl.routes(subnet.is_v6())? {
             if Some(oif) != bridge_idx && route.overlaps(subnet) {
-                let dev = links.iter().find(|l| l.0 == oif).map_or_else(|| format!("link {oif}"), |l| l.1.clone());
+                let dev =
+                    links.iter().find(|l| l.0 == oif).map_or_else(|| format!("link {oif}"), |l| l.1.clone());
                 return Err(NetError::Overlap { subnet: *subnet, route, dev });
             }
         }
@@ -131,7 +135,9 @@ pub fn up(root: &Path, opts: &NetOptions, id: &str, pid: i32) -> Result<Attached
         return Err(invalid("id", format!("container {id} is already attached to {}", opts.bridge)));
     }
     let (v4, v6) = leases.leases.allocate(&opts.subnet, opts.subnet6.as_ref())?;
-    let start = crate::state::proc_stat(pid).map(|s| s.1).ok_or_else(|| invalid("pid", format!("process {pid} is gone")))?;
+    let start = crate::state::proc_stat(pid)
+        .map(|s| s.1)
+        .ok_or_else(|| invalid("pid", format!("process {pid} is gone")))?;
 
     let created = bridge_idx.is_none();
     let br = match bridge_idx {
@@ -200,6 +206,9 @@ fn attach(
         nl.rename(i, &opts.ifname)?;
         if let Some(mac) = opts.mac {
             nl.set_mac(i, mac)?;
+        }
+        if let Some(mtu) = opts.mtu {
+            nl.set_mtu(i, mtu)?;
         }
         nl.set_up(i, true)?;
         nl.set_up(nl.must_index("lo")?, true)?;

@@ -51,10 +51,16 @@ impl Cidr {
         let prefix: u8 = p.parse().map_err(|_| format!("{p:?} is not a prefix length"))?;
         let (v, width) = bits(addr);
         if prefix > width - 2 {
-            return Err(format!("/{prefix} leaves no room for a gateway and a container (at most /{})", width - 2));
+            return Err(format!(
+                "/{prefix} leaves no room for a gateway and a container (at most /{})",
+                width - 2
+            ));
         }
         if v & !mask(prefix, width) != 0 {
-            return Err(format!("{s} has host bits set (the network is {})", from_bits(v & mask(prefix, width), width == 128)));
+            return Err(format!(
+                "{s} has host bits set (the network is {})",
+                from_bits(v & mask(prefix, width), width == 128)
+            ));
         }
         Ok(Cidr { addr, prefix })
     }

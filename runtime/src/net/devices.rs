@@ -25,7 +25,7 @@ pub fn check_devices_exist(devices: &HashMap<String, LinuxNetDevice>) -> Result<
     for host in names {
         if crate::sys::net::if_index(host).is_none() {
             return Err(NetError::Invalid {
-                field: format!("linux.netDevices.{host}"),
+                field: format!("linux.netDevices.{}", serde_json::Value::from(host.as_str())),
                 reason: format!("no network device {host:?} on the host"),
             });
         }

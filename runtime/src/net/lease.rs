@@ -87,9 +87,17 @@ impl LeaseFile {
         let dir = root.join("net");
         fs::create_dir_all(&dir).map_err(io("mkdir", &dir))?;
         let lock_path = dir.join(format!("{bridge}.lock"));
-        let f = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io("open", &lock_path))?;
-        let lock = Flock::lock(f, FlockArg::LockExclusive)
-            .map_err(|(_, e)| NetError::Io { op: "flock", path: lock_path.clone(), source: e.into() })?;
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io("open", &lock_path))?;
+        let lock = Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| NetError::Io {
+            op: "flock",
+            path: lock_path.clone(),
+            source: e.into(),
+        })?;
         let path = dir.join(format!("{bridge}.json"));
         let leases = match fs::read(&path) {
             Ok(b) => serde_json::from_slice(&b).map_err(|e| NetError::Io {
@@ -147,8 +155,9 @@ mod tests {
     #[test]
     fn v6_alongside() {
         let l = Leases::default();
-        let (a, b) =
-            l.allocate(&Cidr::parse("10.1.0.0/24").unwrap(), Some(&Cidr::parse("fd00:1::/64").unwrap())).unwrap();
+        let (a, b) = l
+            .allocate(&Cidr::parse("10.1.0.0/24").unwrap(), Some(&Cidr::parse("fd00:1::/64").unwrap()))
+            .unwrap();
         assert_eq!((a.to_string(), b.unwrap().to_string()), ("10.1.0.2".into(), "fd00:1::2".into()));
     }
 

@@ -51,15 +51,21 @@ impl Nl {
             tokio::spawn(conn);
             Ok::<_, std::io::Error>(handle)
         });
-        let handle =
-            handle.map_err(|source| NetError::Io { op: "open a netlink socket", path: "-".into(), source })?;
+        let handle = handle.map_err(|source| NetError::Io {
+            op: "open a netlink socket",
+            path: "-".into(),
+            source,
+        })?;
         Ok(Nl { rt, handle })
     }
 
     /// The index of link `name`, None if there is none.
     pub(crate) fn index(&self, name: &str) -> Result<Option<u32>, NetError> {
         let req = self.handle.link().get().match_name(name.to_owned()).execute();
-        match self.rt.block_on(async { futures::pin_mut!(req); req.try_next().await }) {
+        match self.rt.block_on(async {
+            futures::pin_mut!(req);
+            req.try_next().await
+        }) {
             Ok(msg) => Ok(msg.map(|m| m.header.index)),
             Err(e) if errno_of(&e) == Some(libc::ENODEV) => Ok(None),
             Err(e) => Err(nl_err(format!("get link {name}"))(e)),
@@ -81,7 +87,9 @@ impl Nl {
         if let Some(m) = mtu {
             b = b.mtu(m);
         }
-        self.rt.block_on(self.handle.link().add(b.build()).execute()).map_err(nl_err(format!("add bridge {name}")))?;
+        self.rt
+            .block_on(self.handle.link().add(b.build()).execute())
+            .map_err(nl_err(format!("add bridge {name}")))?;
         self.must_index(name)
     }
 
@@ -112,7 +120,18 @@ impl Nl {
 
     /// Rename link `index` (it must be down).
     pub(crate) fn rename(&self, index: u32, name: &str) -> Result<(), NetError> {
-        self.set(format!("rename link {index} to {name}"), LinkUnspec::new_with_index(index).name(name).build())
+        self.set(
+            format!("rename link {index} to {name}"),
+            LinkUnspec::new_with_index(index).name(name).build(),
+        )
+    }
+
+    /// Set the MTU of link `index`.
+    pub(crate) fn set_mtu(&self, index: u32, mtu: u32) -> Result<(), NetError> {
+        self.set(
+            format!("set the MTU of link {index} to {mtu}"),
+            LinkUnspec::new_with_index(index).mtu(mtu).build(),
+        )
     }
 
     /// Set the MAC address of link `index`.
@@ -129,7 +148,9 @@ impl Nl {
 
     /// Delete link `index`.
     pub(crate) fn delete(&self, index: u32, name: &str) -> Result<(), NetError> {
-        self.rt.block_on(self.handle.link().del(index).execute()).map_err(nl_err(format!("delete link {name}")))
+        self.rt
+            .block_on(self.handle.link().del(index).execute())
+            .map_err(nl_err(format!("delete link {name}")))
     }
 
     /// Add `ip/prefix` to link `index` (IPv6 without duplicate address detection, so it is
@@ -145,10 +166,16 @@ impl Nl {
     /// Add a default route via `gw` on link `index`.
     pub(crate) fn add_default_route(&self, index: u32, gw: IpAddr) -> Result<(), NetError> {
         let msg = match gw {
-            IpAddr::V4(g) => RouteMessageBuilder::<std::net::Ipv4Addr>::new().gateway(g).output_interface(index).build(),
-            IpAddr::V6(g) => RouteMessageBuilder::<std::net::Ipv6Addr>::new().gateway(g).output_interface(index).build(),
+            IpAddr::V4(g) => {
+                RouteMessageBuilder::<std::net::Ipv4Addr>::new().gateway(g).output_interface(index).build()
+            }
+            IpAddr::V6(g) => {
+                RouteMessageBuilder::<std::net::Ipv6Addr>::new().gateway(g).output_interface(index).build()
+            }
         };
-        self.rt.block_on(self.handle.route().add(msg).execute()).map_err(nl_err(format!("add default route via {gw}")))
+        self.rt
+            .block_on(self.handle.route().add(msg).execute())
+            .map_err(nl_err(format!("add default route via {gw}")))
     }
 
     /// Every route of the main tables with a destination (not a default route): its
@@ -160,8 +187,11 @@ impl Nl {
             RouteMessageBuilder::<std::net::Ipv4Addr>::new().build()
         };
         let req = self.handle.route().get(query).execute();
-        let msgs: Vec<RouteMessage> =
-            self.rt.block_on(req.try_collect()).map_err(nl_err(if v6 { "list IPv6 routes" } else { "list IPv4 routes" }))?;
+        let msgs: Vec<RouteMessage> = self.rt.block_on(req.try_collect()).map_err(nl_err(if v6 {
+            "list IPv6 routes"
+        } else {
+            "list IPv4 routes"
+        }))?;
         Ok(msgs.iter().filter_map(route_dst).collect())
     }
 

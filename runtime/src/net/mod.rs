@@ -87,9 +87,15 @@ pub enum NetError {
 pub fn check_ifname(field: &str, name: &str) -> Result<(), NetError> {
     let bad = |reason: String| Err(NetError::Invalid { field: field.to_owned(), reason });
     if name.is_empty() || name.len() > IFNAME_MAX {
-        return bad(format!("interface name {name:?} must be 1 to {IFNAME_MAX} bytes (IFNAMSIZ), it is {}", name.len()));
+        return bad(format!(
+            "interface name {name:?} must be 1 to {IFNAME_MAX} bytes (IFNAMSIZ), it is {}",
+            name.len()
+        ));
     }
-    if name == "." || name == ".." || name.bytes().any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0) {
+    if name == "."
+        || name == ".."
+        || name.bytes().any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0)
+    {
         return bad(format!("interface name {name:?} may not be . or .. or hold /, :, NUL or whitespace"));
     }
     Ok(())
@@ -115,7 +121,9 @@ pub(crate) fn in_netns<T: Send>(
             f()
         })
         .join()
-        .unwrap_or_else(|_| Err(NetError::Invalid { field: what.to_owned(), reason: "netns thread panicked".into() }))
+        .unwrap_or_else(|_| {
+            Err(NetError::Invalid { field: what.to_owned(), reason: "netns thread panicked".into() })
+        })
     })
 }
 

@@ -76,8 +76,12 @@ pub fn run(root: &Path, store: &StateStore, args: NetArgs) -> Result<()> {
                 bail!("container {id} has no running init (pid {pid})");
             }
             let a = net::up(root, &opts, &id, pid)?;
-            let v6 = a.v6.map(|ip| format!(" {ip}/{}", opts.subnet6.map_or(0, |s| s.prefix))).unwrap_or_default();
-            println!("{id}: {ifname} {}/{}{v6} on {bridge} (host end {})", a.v4, opts.subnet.prefix, a.host_veth);
+            let v6 =
+                a.v6.map(|ip| format!(" {ip}/{}", opts.subnet6.map_or(0, |s| s.prefix))).unwrap_or_default();
+            println!(
+                "{id}: {ifname} {}/{}{v6} on {bridge} (host end {})",
+                a.v4, opts.subnet.prefix, a.host_veth
+            );
         }
         NetCmd::Down { bridge, id } => {
             let (id, _) = target(store, id)?;
