@@ -152,7 +152,10 @@ pub fn up(root: &Path, opts: &NetOptions, id: &str, pid: i32) -> Result<Attached
             }
         },
     };
-    leases.leases.created_bridge |= created;
+    if created {
+        leases.leases.created_bridge = true;
+        leases.leases.bridge_index = Some(br);
+    }
     let (host, peer) = veth_names(&opts.bridge, id);
     let attached = attach(&nl, opts, br, &ns, (&host, &peer), (v4, v6));
     if let Err(e) = attached {
@@ -162,6 +165,7 @@ pub fn up(root: &Path, opts: &NetOptions, id: &str, pid: i32) -> Result<Attached
         if created && leases.leases.leases.is_empty() {
             let _ = nl.delete(br, &opts.bridge);
             leases.leases.created_bridge = false;
+            leases.leases.bridge_index = None;
         }
         leases.save()?;
         return Err(e);
@@ -240,12 +244,13 @@ pub fn down(root: &Path, bridge: &str, id: &str) -> Result<(), NetError> {
     if leases.leases.leases.is_empty() && leases.leases.created_bridge {
         let links = nl.links()?;
         match links.iter().find(|l| l.1 == bridge).map(|l| l.0) {
-            Some(br) if !links.iter().any(|l| l.2 == Some(br)) => {
-                nl.delete(br, bridge)?;
-                leases.leases.created_bridge = false;
-            }
-            Some(_) => {}
-            None => leases.leases.created_bridge = false,
+            Some(br) if links.iter().any(|l| l.2 == Some(br)) => {}
+            Some(br) if leases.leases.bridge_index == Some(br) => nl.delete(br, bridge)?,
+            _ => {}
+        }
+        if nl.index(bridge)?.is_none_or(|i| leases.leases.bridge_index != Some(i)) {
+            leases.leases.created_bridge = false;
+            leases.leases.bridge_index = None;
         }
     }
     leases.save()

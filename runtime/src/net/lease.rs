@@ -35,6 +35,10 @@ pub struct Lease {
 pub struct Leases {
     /// We created the bridge: the last `net down` deletes it.
     pub created_bridge: bool,
+    /// The index of the bridge we created: a same-named bridge elsewhere (another network
+    /// namespace, a later one of someone else) is never deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge_index: Option<u32>,
     /// Container id → lease.
     pub leases: BTreeMap<String, Lease>,
 }
