@@ -207,6 +207,24 @@ fn net_devices_move_in_renamed_and_back_after_delete() {
 }
 
 #[test]
+fn net_devices_come_back_after_a_foreground_run_exits_by_itself() {
+    let n = Net::new();
+    let ok = n.ns.run(&["ip", "link", "add", "ndhost1", "type", "veth", "peer", "name", "ndpeer1"]);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    let b = n.bundle("ndrun", &["ls", "/sys/class/net"], |s| {
+        s["linux"]["netDevices"] = json!({"ndhost1": {"name": "inner1"}});
+    });
+    let (code, out, err) = n.isorun(&["run", "--bundle", &b, &unique_id("ndrun")]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["inner1", "lo"], "{err}");
+    assert!(
+        n.ns.links().contains(&"ndhost1".to_owned()),
+        "a veth moved in died with the netns: {:?}",
+        n.ns.links()
+    );
+}
+
+#[test]
 fn fifty_concurrent_networked_creates_get_distinct_addresses_and_leave_nothing() {
     let mut n = Net::new();
     let hooks = n.hooks("isobr-c", "10.232.0.0/24", &[]);

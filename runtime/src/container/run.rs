@@ -60,7 +60,16 @@ pub fn run(store: &StateStore, id: &str, opts: &CreateOptions, detach: bool) -> 
         (true, Some(sock)) => Some(receive_master(sock.as_fd())?),
         _ => None,
     };
+    // linux.netDevices must go back before the namespace dies: hold it open past the init.
+    let devices = store.load(id).map(|r| r.net_devices).unwrap_or_default();
+    let held = (!devices.is_empty()).then(|| crate::net::netns_of(created.pid.as_raw()).ok()).flatten();
     let code = foreground_with_signals(created.pid, master.as_ref());
+    if let Some(ns) = held {
+        if let Err(e) = crate::net::move_out(&ns, &devices) {
+            tracing::warn!("{e}");
+            eprintln!("isorun: warning: linux.netDevices of {id}: {e}");
+        }
+    }
     delete(store, id, true)?;
     code
 }

@@ -84,7 +84,11 @@ pub fn run(root: &Path, store: &StateStore, args: NetArgs) -> Result<()> {
             );
         }
         NetCmd::Down { bridge, id } => {
-            let (id, _) = target(store, id)?;
+            // By id the container need not exist any more (`delete` first, then `net down`).
+            let id = match id {
+                Some(id) => id,
+                None => target(store, None)?.0,
+            };
             net::down(root, &bridge, &id)?;
         }
     }
