@@ -236,9 +236,12 @@ pub fn down(root: &Path, bridge: &str, id: &str) -> Result<(), NetError> {
     let mut leases = LeaseFile::open(root, bridge)?;
     let mut gone: Vec<Lease> = leases.leases.leases.remove(id).into_iter().collect();
     gone.extend(leases.leases.reclaim(crate::state::process_alive).into_iter().map(|(_, l)| l));
+    // The leases go even when a veth cannot be deleted; the first error is returned after.
+    let mut first = Ok(());
     for l in &gone {
-        if let Some(i) = nl.index(&l.host_veth)? {
-            nl.delete(i, &l.host_veth)?;
+        if let Err(e) = nl.index(&l.host_veth).and_then(|i| i.map_or(Ok(()), |i| nl.delete(i, &l.host_veth)))
+        {
+            first = first.and(Err(e));
         }
     }
     if leases.leases.leases.is_empty() && leases.leases.created_bridge {
@@ -253,7 +256,8 @@ pub fn down(root: &Path, bridge: &str, id: &str) -> Result<(), NetError> {
             leases.leases.bridge_index = None;
         }
     }
-    leases.save()
+    leases.save()?;
+    first
 }
 
 #[cfg(test)]

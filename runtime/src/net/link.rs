@@ -146,11 +146,13 @@ impl Nl {
         self.set(format!("move link {name} to another network namespace"), msg)
     }
 
-    /// Delete link `index`.
+    /// Delete link `index` (already gone is fine: a veth dies with its peer's namespace,
+    /// asynchronously).
     pub(crate) fn delete(&self, index: u32, name: &str) -> Result<(), NetError> {
-        self.rt
-            .block_on(self.handle.link().del(index).execute())
-            .map_err(nl_err(format!("delete link {name}")))
+        match self.rt.block_on(self.handle.link().del(index).execute()) {
+            Err(e) if errno_of(&e) == Some(libc::ENODEV) => Ok(()),
+            r => r.map_err(nl_err(format!("delete link {name}"))),
+        }
     }
 
     /// Add `ip/prefix` to link `index` (IPv6 without duplicate address detection, so it is
