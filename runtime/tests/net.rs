@@ -157,14 +157,20 @@ fn two_containers_on_a_bridge_ping_and_connect() {
     let (v4, v6) = (lease["v4"].as_str().unwrap().to_owned(), lease["v6"].as_str().unwrap().to_owned());
     assert_eq!((v4.as_str(), v6.as_str()), ("10.231.0.2", "fd00:231::2"));
     let script = format!(
-        "cat /sys/class/net/eth0/mtu; ping -c 1 -W 5 {v4} >/dev/null && echo ping4-ok; \
+        "cat /sys/class/net/eth0/mtu /sys/class/net/eth0/address; ping -c 1 -W 5 {v4} >/dev/null && echo ping4-ok; \
          ping -c 1 -W 5 {v6} >/dev/null && echo ping6-ok; nc -w 5 {v4} 7000 </dev/null"
     );
-    let cli = n.bundle("cli", &["sh", "-c", &script], |s| s["hooks"] = hooks.clone());
+    let flags = ["--subnet6", "fd00:231::/64", "--mtu", "1400", "--mac", "02:00:00:00:00:42"];
+    let cli_hooks = n.hooks("isobr-a", "10.231.0.0/24", &flags);
+    let cli = n.bundle("cli", &["sh", "-c", &script], |s| s["hooks"] = cli_hooks);
     let c = n.id("cli");
     let (code, out, err) = n.isorun(&["run", "--bundle", &cli, &c]);
     assert_eq!(code, 0, "client: {out} {err}");
-    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["1400", "ping4-ok", "ping6-ok", "pong"], "{err}");
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["1400", "02:00:00:00:00:42", "ping4-ok", "ping6-ok", "pong"],
+        "{err}"
+    );
     // The client was deleted by `run`: its lease and veth are gone, the server's remain.
     let leases = n.leases("isobr-a").unwrap();
     assert_eq!(leases["leases"].as_object().unwrap().keys().collect::<Vec<_>>(), [&srv]);
@@ -222,6 +228,31 @@ fn net_devices_come_back_after_a_foreground_run_exits_by_itself() {
         "a veth moved in died with the netns: {:?}",
         n.ns.links()
     );
+}
+
+#[test]
+fn a_crashed_containers_lease_is_reclaimed_by_the_next_create() {
+    let mut n = Net::new();
+    let hooks = n.hooks("isobr-r", "10.236.0.0/30", &[]);
+    let b = n.bundle("crash", &["sleep", "100"], |s| s["hooks"] = hooks);
+    let first = n.id("crash");
+    assert_eq!(n.isorun(&["create", "--bundle", &b, &first]).0, 0);
+    let pid = n.leases("isobr-r").unwrap()["leases"][&first]["pid"].as_i64().unwrap() as i32;
+    // A crash: the init dies and nobody runs `delete` or `net down`.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let gone = (0..500).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        !Path::new(&format!("/proc/{pid}")).exists()
+    });
+    assert!(gone, "init {pid} still there");
+    // The /30 has one address: the next create gets it only if the stale lease is reclaimed.
+    let second = n.id("crash");
+    let (code, _, err) = n.isorun(&["create", "--bundle", &b, &second]);
+    assert_eq!(code, 0, "{err}");
+    let leases = n.leases("isobr-r").unwrap();
+    let held: Vec<&String> = leases["leases"].as_object().unwrap().keys().collect();
+    assert_eq!(held, [&second]);
+    assert_eq!(leases["leases"][&second]["v4"], "10.236.0.2");
 }
 
 #[test]
