@@ -198,6 +198,14 @@ fn net_devices_move_in_renamed_and_back_after_delete() {
     let mut n = Net::new();
     let ok = n.ns.run(&["ip", "link", "add", "ndhost0", "type", "veth", "peer", "name", "ndpeer0"]);
     assert!(ok.status.success(), "{}", text(&ok.stderr));
+    // A create that fails after the move gives the device back (a veth would die with the netns).
+    let b = n.bundle("ndfail", &["true"], |s| {
+        s["linux"]["netDevices"] = json!({"ndhost0": {"name": "inner0"}});
+        s["hooks"] = json!({"createRuntime": [{"path": "/bin/false"}]});
+    });
+    let failed = n.id("ndfail");
+    assert_ne!(n.isorun(&["create", "--bundle", &b, &failed]).0, 0, "a failing hook must fail create");
+    assert!(n.ns.links().contains(&"ndhost0".to_owned()), "lost by a failed create: {:?}", n.ns.links());
     let b = n.bundle("nd", &["sleep", "100"], |s| {
         s["linux"]["netDevices"] = json!({"ndhost0": {"name": "inner0"}});
     });

@@ -203,7 +203,7 @@ pub(super) fn create_with_console(
     let mut child_guard = ChildGuard { pid, armed: true };
     // Declared after the child guard, so dropped before it: devices go back before the
     // init (and with it the network namespace) dies.
-    let mut devices_guard = NetDevicesGuard { ns: None, devices: &net_devices };
+    let mut devices_guard = None;
 
     // The init is placed in its cgroup before it runs anything of the container's.
     let wants_cpus = spec
@@ -218,7 +218,11 @@ pub(super) fn create_with_console(
         None => cgroup.add_task(pid).map_err(ContainerError::from),
     }
     .and_then(|()| write_id_maps(pid, &plan))
-    .and_then(|()| move_net_devices(pid, &plan, &net_devices, &mut devices_guard));
+    .and_then(|()| {
+        let join = plan.join.iter().find(|(f, _)| *f == CloneFlags::CLONE_NEWNET).map(|(_, p)| p.as_path());
+        devices_guard = crate::net::move_in_for(pid.as_raw(), join, &net_devices)?;
+        Ok(())
+    });
     let hook_state = hook_state_json(id, pid, &bundle, spec);
     let msg = if go.is_ok() { ParentMsg::Go(hook_state.clone()) } else { ParentMsg::Abort };
     channel::send_parent(&parent_sock, &msg).map_err(host("send to init"))?;
@@ -272,44 +276,13 @@ pub(super) fn create_with_console(
     if let Some(p) = &opts.pid_file {
         write_pid_file(p, pid).map_err(bundle_err("pid file", p))?;
     }
-    devices_guard.ns = None;
+    if let Some(moved) = devices_guard {
+        moved.keep();
+    }
     child_guard.armed = false;
     cgroup_guard.armed = false;
     dir_guard.armed = false;
     Ok(Created { pid, terminal })
-}
-
-/// Gives linux.netDevices back to the host unless disarmed (`ns` taken).
-struct NetDevicesGuard<'a> {
-    ns: Option<fs::File>,
-    devices: &'a std::collections::HashMap<String, oci_spec::runtime::LinuxNetDevice>,
-}
-
-impl Drop for NetDevicesGuard<'_> {
-    fn drop(&mut self) {
-        if let Some(ns) = &self.ns {
-            let _ = crate::net::move_out(ns, self.devices);
-        }
-    }
-}
-
-/// Move linux.netDevices into the init's network namespace (the one it joins, if any).
-fn move_net_devices(
-    pid: Pid,
-    plan: &NamespacePlan,
-    devices: &std::collections::HashMap<String, oci_spec::runtime::LinuxNetDevice>,
-    guard: &mut NetDevicesGuard<'_>,
-) -> Result<(), ContainerError> {
-    if devices.is_empty() {
-        return Ok(());
-    }
-    let ns = match plan.join.iter().find(|(f, _)| *f == CloneFlags::CLONE_NEWNET) {
-        Some((_, path)) => fs::File::open(path).map_err(bundle_err("linux.namespaces network path", path))?,
-        None => crate::net::netns_of(pid.as_raw())?,
-    };
-    crate::net::move_in(&ns, devices)?;
-    guard.ns = Some(ns);
-    Ok(())
 }
 
 /// Kernels before 6.3 (and their stable branches without the fix) do not apply the cpuset of

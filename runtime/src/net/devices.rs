@@ -96,3 +96,45 @@ pub fn move_out(ns: &File, devices: &HashMap<String, LinuxNetDevice>) -> Result<
         first
     })
 }
+
+/// Devices moved into a container: given back when dropped, unless kept.
+#[derive(Debug)]
+pub struct MovedDevices<'a> {
+    ns: Option<File>,
+    devices: &'a HashMap<String, LinuxNetDevice>,
+}
+
+impl MovedDevices<'_> {
+    /// The container was created: the devices stay in it (`delete` gives them back).
+    pub fn keep(mut self) {
+        self.ns = None;
+    }
+}
+
+impl Drop for MovedDevices<'_> {
+    fn drop(&mut self) {
+        if let Some(ns) = &self.ns {
+            let _ = move_out(ns, self.devices);
+        }
+    }
+}
+
+/// Move `devices` into the network namespace of `pid`, or the one at `join` that it is about
+/// to join; None when there is nothing to move.
+pub fn move_in_for<'a>(
+    pid: i32,
+    join: Option<&std::path::Path>,
+    devices: &'a HashMap<String, LinuxNetDevice>,
+) -> Result<Option<MovedDevices<'a>>, NetError> {
+    if devices.is_empty() {
+        return Ok(None);
+    }
+    let ns = match join {
+        Some(path) => {
+            File::open(path).map_err(|source| NetError::Io { op: "open", path: path.to_owned(), source })?
+        }
+        None => netns_of(pid)?,
+    };
+    move_in(&ns, devices)?;
+    Ok(Some(MovedDevices { ns: Some(ns), devices }))
+}

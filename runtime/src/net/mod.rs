@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 pub use bridge::{down, up, Attached, NetOptions};
 pub use cidr::Cidr;
-pub use devices::{check_devices_exist, move_in, move_out};
+pub use devices::{check_devices_exist, move_in, move_in_for, move_out, MovedDevices};
 
 /// Longest interface name (IFNAMSIZ - 1).
 pub const IFNAME_MAX: usize = 15;
