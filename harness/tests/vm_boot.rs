@@ -44,7 +44,7 @@ fn boots_and_says_hello(name: &str, cgroup: CgroupMode) {
     assert_eq!(*cgroup_mode, cgroup);
     let wanted: Vec<&String> = k.modules.iter().map(|(n, _)| n).collect();
     assert_eq!(modules_loaded.iter().collect::<Vec<_>>(), wanted, "all modules loaded, in order");
-    for m in ["veth", "bridge", "overlay"] {
+    for m in ["veth", "bridge", "dummy", "overlay"] {
         assert!(modules_loaded.iter().any(|l| l == m), "{m} not loaded: {modules_loaded:?}");
     }
     assert!(cgroup_controllers.iter().any(|c| c == "pids"), "{cgroup_controllers:?}");

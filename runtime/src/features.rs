@@ -39,7 +39,8 @@ pub fn features() -> Value {
             "apparmor": { "enabled": true },
             "selinux": { "enabled": true },
             "intelRdt": { "enabled": false },
-            "mountExtensions": { "idmap": { "enabled": false } }
+            "mountExtensions": { "idmap": { "enabled": false } },
+            "netDevices": { "enabled": true }
         },
         "annotations": {
             "org.opencontainers.runtime-spec.features.isorun.version": env!("CARGO_PKG_VERSION")

@@ -16,6 +16,7 @@ pub mod features;
 pub mod hooks;
 pub mod init;
 pub mod lsm;
+pub mod net;
 pub mod rootfs;
 pub mod seccomp;
 pub mod state;

@@ -120,6 +120,9 @@ pub struct ContainerRecord {
     /// The config's seccomp profile: `exec`'d processes get it too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+    /// linux.netDevices moved into the container: given back on delete.
+    #[serde(default, skip_serializing_if = "std::collections::HashMap::is_empty")]
+    pub net_devices: std::collections::HashMap<String, oci_spec::runtime::LinuxNetDevice>,
 }
 
 impl ContainerRecord {
@@ -336,6 +339,7 @@ mod tests {
             hooks: None,
             process: None,
             seccomp: None,
+            net_devices: Default::default(),
         };
         store.save(&rec).unwrap();
         assert_eq!(store.load("c1").unwrap(), rec);

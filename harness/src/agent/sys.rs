@@ -45,6 +45,17 @@ pub fn umount(target: &Path) -> io::Result<()> {
     }
 }
 
+/// `unshare(CLONE_NEWNET)`: the calling *thread* moves to a new network namespace (and every
+/// process it spawns from then on starts there).
+pub fn unshare_net() -> io::Result<()> {
+    // SAFETY: unshare takes no pointers; CLONE_NEWNET only changes this thread's namespace.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// `finit_module(2)` on an open module file, no parameters.
 pub fn finit_module(file: &std::fs::File) -> io::Result<()> {
     let params = c"";

@@ -16,6 +16,7 @@ mod facts;
 mod lifecycle;
 mod mount;
 mod net;
+mod net_bridge;
 mod nsmisc;
 mod pid;
 mod security;
@@ -86,6 +87,7 @@ pub fn catalogue() -> Vec<Assertion> {
     all.extend(mount::assertions());
     all.extend(uts_ipc::assertions());
     all.extend(net::assertions());
+    all.extend(net_bridge::assertions());
     all.extend(user::assertions());
     all.extend(nsmisc::assertions());
     all.extend(cgroup::assertions());

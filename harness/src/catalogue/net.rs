@@ -19,7 +19,8 @@ pub fn assertions() -> Vec<Assertion> {
     vec![
         Assertion {
             id: "net.only_lo",
-            description: "a new network namespace has only lo (seen inside and via /proc/<pid>/net)",
+            description:
+                "a new network namespace has only lo, and it is up (seen inside and via /proc/<pid>/net)",
             needs: NEEDS,
             check: only_lo,
             weaken: no_net_ns,
@@ -60,10 +61,14 @@ fn only_lo(ctx: &mut Ctx) -> Verdict {
     let from_host =
         dev_names(&std::fs::read_to_string(format!("/proc/{}/net/dev", c.pid)).unwrap_or_default());
     let own_ns = ns_link(&c.pid.to_string()) != ns_link("self");
-    Verdict::check(inside == ["lo"] && from_host == ["lo"] && own_ns, || {
+    // lo is UP (IFF_UP, bit 0 of its flags), as runc leaves it.
+    let flags = ctx.exec(&c, &["cat", "/sys/class/net/lo/flags"]).stdout;
+    let lo_up = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).is_ok_and(|f| f & 1 == 1);
+    Verdict::check(inside == ["lo"] && from_host == ["lo"] && own_ns && lo_up, || {
         format!(
-            "interfaces inside {inside:?}, via /proc/{}/net/dev {from_host:?}, own netns: {own_ns}",
-            c.pid
+            "interfaces inside {inside:?}, via /proc/{}/net/dev {from_host:?}, own netns: {own_ns}, lo flags {:?}",
+            c.pid,
+            flags.trim()
         )
     })
 }

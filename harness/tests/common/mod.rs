@@ -58,5 +58,6 @@ pub fn passes_and_control_fails(id: &str) {
     }
     assert_eq!(outcome, Outcome::Pass, "{id}: {detail}");
     let (weak, detail) = run(id, true);
+    eprintln!("{id} against its negative control: {detail}");
     assert_eq!(weak, Outcome::Fail, "{id} against its weakened config must FAIL: {detail}");
 }

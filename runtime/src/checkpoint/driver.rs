@@ -106,6 +106,13 @@ fn refuse_joined_namespaces(id: &str, spec: &oci_spec::runtime::Spec) -> Result<
             what: format!("a {:?} namespace joined by path (linux.namespaces)", ns.typ()),
         });
     }
+    // Host devices moved in cannot be described to CRIU (nor given back after a dump).
+    if spec.linux().as_ref().and_then(|l| l.net_devices().as_ref()).is_some_and(|d| !d.is_empty()) {
+        return Err(CheckpointError::Unsupported {
+            id: id.into(),
+            what: "host network devices moved in (linux.netDevices)".into(),
+        });
+    }
     Ok(())
 }
 
@@ -315,6 +322,7 @@ pub fn restore(store: &StateStore, id: &str, opts: &RestoreOptions) -> Result<Op
         hooks: spec.hooks().clone(),
         process: spec.process().clone(),
         seccomp: linux.and_then(|l| l.seccomp().clone()),
+        net_devices: Default::default(),
     };
     store.save(&record)?;
     if let Some(p) = &opts.pid_file {

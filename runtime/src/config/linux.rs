@@ -86,6 +86,7 @@ pub(crate) fn validate(
     time_offsets(linux, ns, r);
     sysctl(linux, doc, ns, r);
     devices(linux, r);
+    net_devices(linux, ns, r);
     for key in ["maskedPaths", "readonlyPaths"] {
         for (path, p) in r.strings_at(linux, "linux", key).unwrap_or_default() {
             if !p.starts_with('/') {
@@ -207,5 +208,39 @@ fn devices(linux: &Map<String, Value>, r: &mut Report) {
         for key in ["fileMode", "uid", "gid"] {
             r.u32_at(dev, &path, key);
         }
+    }
+}
+
+/// `linux.netDevices` (runtime-spec 1.2): host name → `{"name": new name}`, both valid
+/// interface names, no two devices with the same name inside, and a network namespace.
+fn net_devices(linux: &Map<String, Value>, ns: &Namespaces, r: &mut Report) {
+    let Some(devs) = r.object_at(linux, "linux", "netDevices") else { return };
+    if !devs.is_empty() && !ns.contains("network") {
+        r.error("linux.netDevices", "requires a network namespace in linux.namespaces");
+    }
+    let mut inside: Vec<(&str, &str)> = Vec::new();
+    for (host, value) in devs {
+        let path = map_key("linux.netDevices", host);
+        if let Err(e) = crate::net::check_ifname(&path, host) {
+            r.error(&path, e.to_string().trim_start_matches(&format!("{path}: ")).to_owned());
+        }
+        let Some(dev) = r.object(value, &path) else { continue };
+        let name = match r.str_at(dev, &path, "name").filter(|n| !n.is_empty()) {
+            Some(n) => {
+                let name_path = field(&path, "name");
+                if let Err(e) = crate::net::check_ifname(&name_path, n) {
+                    r.error(
+                        &name_path,
+                        e.to_string().trim_start_matches(&format!("{name_path}: ")).to_owned(),
+                    );
+                }
+                n
+            }
+            None => host.as_str(),
+        };
+        if let Some((other, _)) = inside.iter().find(|(_, n)| *n == name) {
+            r.error(&path, format!("moves to {} inside, like linux.netDevices.{other}", quote(name)));
+        }
+        inside.push((host, name));
     }
 }

@@ -143,6 +143,8 @@ pub(super) fn create_with_console(
         None => console,
     };
     let terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
+    let net_devices = spec.linux().as_ref().and_then(|l| l.net_devices().clone()).unwrap_or_default();
+    crate::net::check_devices_exist(&net_devices)?;
 
     let dir = store.create_dir(id)?;
     let mut dir_guard = DirGuard { store, id, armed: true };
@@ -199,6 +201,9 @@ pub(super) fn create_with_console(
     drop(fifo);
     drop(console);
     let mut child_guard = ChildGuard { pid, armed: true };
+    // Declared after the child guard, so dropped before it: devices go back before the
+    // init (and with it the network namespace) dies.
+    let mut devices_guard = None;
 
     // The init is placed in its cgroup before it runs anything of the container's.
     let wants_cpus = spec
@@ -212,7 +217,12 @@ pub(super) fn create_with_console(
         Some(_) => Ok(()),
         None => cgroup.add_task(pid).map_err(ContainerError::from),
     }
-    .and_then(|()| write_id_maps(pid, &plan));
+    .and_then(|()| write_id_maps(pid, &plan))
+    .and_then(|()| {
+        let join = plan.join.iter().find(|(f, _)| *f == CloneFlags::CLONE_NEWNET).map(|(_, p)| p.as_path());
+        devices_guard = crate::net::move_in_for(pid.as_raw(), join, &net_devices)?;
+        Ok(())
+    });
     let hook_state = hook_state_json(id, pid, &bundle, spec);
     let msg = if go.is_ok() { ParentMsg::Go(hook_state.clone()) } else { ParentMsg::Abort };
     channel::send_parent(&parent_sock, &msg).map_err(host("send to init"))?;
@@ -260,10 +270,14 @@ pub(super) fn create_with_console(
         hooks: spec.hooks().clone(),
         process: spec.process().clone(),
         seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
+        net_devices: net_devices.clone(),
     };
     store.save(&record)?;
     if let Some(p) = &opts.pid_file {
         write_pid_file(p, pid).map_err(bundle_err("pid file", p))?;
+    }
+    if let Some(moved) = devices_guard {
+        moved.keep();
     }
     child_guard.armed = false;
     cgroup_guard.armed = false;

@@ -93,6 +93,9 @@ pub enum ContainerError {
     /// A signal name or number that is not a signal.
     #[error("invalid signal {0:?}")]
     BadSignal(String),
+    /// linux.netDevices could not be moved in or out.
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
 }
 
 /// The errno inside an io::Error (EIO when it carries none).

@@ -184,6 +184,15 @@ pub fn delete(store: &StateStore, id: &str, force: bool) -> Result<(), Container
                 op: "delete (not stopped; use --force)",
             });
         }
+        // Devices moved in go back first: a virtual one dies with the namespace.
+        if !rec.net_devices.is_empty() {
+            let moved_out =
+                crate::net::netns_of(rec.pid).and_then(|ns| crate::net::move_out(&ns, &rec.net_devices));
+            if let Err(e) = moved_out {
+                tracing::warn!("{e}");
+                eprintln!("isorun: warning: linux.netDevices of {id}: {e}");
+            }
+        }
         kill_and_wait(&rec)?;
     }
     if let Some(cgroup) = rec.cgroup() {

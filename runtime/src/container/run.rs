@@ -46,6 +46,11 @@ pub fn run(store: &StateStore, id: &str, opts: &CreateOptions, detach: bool) -> 
         None => (None, None),
     };
     let created = create_with_console(store, id, opts, theirs)?;
+    // linux.netDevices must go back before the namespace dies: hold it open, from before
+    // the process can exit until after it has.
+    let devices =
+        if detach { Default::default() } else { store.load(id).map(|r| r.net_devices).unwrap_or_default() };
+    let held = (!devices.is_empty()).then(|| crate::net::netns_of(created.pid.as_raw()).ok()).flatten();
     // Blocked before start so no forwarded signal or SIGCHLD is lost before the foreground
     // loop's signalfd exists.
     forwarded_mask().thread_block().map_err(host("sigprocmask"))?;
@@ -61,6 +66,12 @@ pub fn run(store: &StateStore, id: &str, opts: &CreateOptions, detach: bool) -> 
         _ => None,
     };
     let code = foreground_with_signals(created.pid, master.as_ref());
+    if let Some(ns) = held {
+        if let Err(e) = crate::net::move_out(&ns, &devices) {
+            tracing::warn!("{e}");
+            eprintln!("isorun: warning: linux.netDevices of {id}: {e}");
+        }
+    }
     delete(store, id, true)?;
     code
 }

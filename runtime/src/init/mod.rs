@@ -161,6 +161,9 @@ fn setup(ctx: &ChildContext<'_>, state: &[u8]) -> StepResult<exec::Prepared> {
         )?;
     }
     step("namespaces", join_namespaces(ctx.plan))?;
+    if ctx.plan.clone_flags & libc::CLONE_NEWNET as u64 != 0 {
+        step("network", crate::sys::net::loopback_up().map_err(sys("ioctl(SIOCSIFFLAGS, lo up)")))?;
+    }
     if ctx.plan.new_user_ns {
         step("user namespace", become_ns_root())?;
     }

@@ -2,4 +2,5 @@
 //! `process.rs` (clone3, setdomainname, ...) belongs to the core; `mount.rs` to rootfs.
 
 pub mod mount;
+pub mod net;
 pub mod process;

@@ -100,6 +100,8 @@ pub enum Command {
     },
     /// Create a container; its process waits until `start`.
     Create(CreateArgs),
+    /// Bridge networking: `net up` / `net down`, directly or as createRuntime/poststop hooks.
+    Net(crate::net::NetArgs),
     /// Start the process of a created container.
     Start {
         /// The container id.

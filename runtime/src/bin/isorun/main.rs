@@ -2,6 +2,7 @@
 //! subcommands onto it, sets up logging and turns errors into one line on stderr.
 
 mod cli;
+mod net;
 
 use std::io::Write;
 use std::path::Path;
@@ -125,6 +126,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
             container::create(&store, &a.id, &create_options(&a))?;
         }
         Command::Start { id } => container::start(&store, &id)?,
+        Command::Net(a) => net::run(&cli.root, &store, a)?,
         Command::Run { args, detach } => {
             let code = container::run(&store, &args.id, &create_options(&args), detach)?;
             return Ok(u8::try_from(code).unwrap_or(255));
