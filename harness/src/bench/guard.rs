@@ -4,7 +4,9 @@
 //! for the runtime command in flight (a half-made container cannot be deleted) and then
 //! deletes everything that is still registered.
 
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -15,7 +17,7 @@ use super::BenchError;
 type Entry = (PathBuf, PathBuf, String);
 
 static LIVE: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
-/// Held while a runtime command runs, so the signal handler never races one.
+/// Held while a runtime command runs, so the signal handler does not race one.
 static IN_FLIGHT: Mutex<()> = Mutex::new(());
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -38,15 +40,22 @@ pub fn live_count() -> usize {
     lock(&LIVE).len()
 }
 
-/// Runs a runtime command (stdin/stdout null, stderr captured) unless an interrupt is
-/// being handled.
+/// Runs a runtime command unless an interrupt is being handled: stdin and stdout null,
+/// stderr into an unlinked temp file (not a pipe: a detached container inherits it and would
+/// hold a pipe open until it exits), returned in `Output::stderr`.
 pub fn run(cmd: &mut Command) -> Result<Output, BenchError> {
     let _g = lock(&IN_FLIGHT);
     if STOP.load(Ordering::SeqCst) {
         return Err(BenchError::Interrupted);
     }
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-    cmd.output().map_err(|source| BenchError::Spawn { cmd: describe(cmd), source })
+    let spawn_err = |error| BenchError::Spawn { cmd: describe(cmd), error };
+    let mut err = tempfile::tempfile().map_err(spawn_err)?;
+    let for_child = err.try_clone().map_err(|error| BenchError::Spawn { cmd: describe(cmd), error })?;
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(for_child);
+    let status = cmd.status().map_err(|error| BenchError::Spawn { cmd: describe(cmd), error })?;
+    let mut stderr = Vec::new();
+    let _ = err.seek(SeekFrom::Start(0)).and_then(|_| err.read_to_end(&mut stderr));
+    Ok(Output { status, stdout: Vec::new(), stderr })
 }
 
 /// The command line, for messages.
@@ -91,7 +100,17 @@ pub fn cleanup_all() -> Vec<String> {
 pub fn install_signal_handler() -> Result<(), ctrlc::Error> {
     ctrlc::set_handler(|| {
         STOP.store(true, Ordering::SeqCst);
-        let _g = lock(&IN_FLIGHT);
+        // Let the command in flight finish (a runtime's create takes milliseconds), but
+        // never wait forever for it.
+        let t = Instant::now();
+        let _g = loop {
+            match IN_FLIGHT.try_lock() {
+                Ok(g) => break Some(g),
+                Err(std::sync::TryLockError::Poisoned(p)) => break Some(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) if t.elapsed() > Duration::from_secs(10) => break None,
+                Err(std::sync::TryLockError::WouldBlock) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        };
         crate::vm::guard::kill_all();
         let n = live_count();
         let failed = cleanup_all();

@@ -20,22 +20,22 @@ pub use workspace::{resolve_runtimes, Runtime, Workspace};
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
     /// A file or directory could not be read or written.
-    #[error("{what} {path}: {source}")]
+    #[error("{what} {path}: {error}")]
     Io {
         /// What was attempted (`write config.json`, ...).
         what: &'static str,
         /// The path.
         path: PathBuf,
-        /// The error.
-        source: std::io::Error,
+        /// The error (shown in the message, so not a `source`).
+        error: std::io::Error,
     },
     /// A command could not be started.
-    #[error("spawn {cmd}: {source}")]
+    #[error("spawn {cmd}: {error}")]
     Spawn {
         /// The command line.
         cmd: String,
-        /// The error.
-        source: std::io::Error,
+        /// The error (shown in the message, so not a `source`).
+        error: std::io::Error,
     },
     /// A command ran and failed.
     #[error("{cmd}: {status}: {stderr}")]
@@ -70,5 +70,5 @@ pub enum BenchError {
 
 fn io_err(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> BenchError {
     let path = path.into();
-    move |source| BenchError::Io { what, path, source }
+    move |error| BenchError::Io { what, path, error }
 }

@@ -31,6 +31,8 @@ pub fn resolve_runtimes(names: &[String], isorun: Result<PathBuf, String>) -> Ve
             } else {
                 find_on_path(n).ok_or_else(|| format!("{n}: not found on PATH, /usr/sbin or /sbin"))
             };
+            // Absolute: the bench runs `spec` in the bundle directory.
+            let path = path.map(|p| std::fs::canonicalize(&p).unwrap_or(p));
             Runtime { name, path }
         })
         .collect()
