@@ -8,13 +8,16 @@
 //! - `phase/exec_true`: fork + execve of the rootfs's busybox `true` + wait (no namespaces);
 //! - `lifecycle/create_start_wait_delete`: the library's create, start, waitpid, delete;
 //! - `run/*`: the `isorun run` binary end to end: default, without netns, with a user ns.
+//!
 //! Needs root; without it every group prints SKIP and measures nothing.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use isolab_benches::{add_user_ns, can_run, clone_and_reap, drop_net_ns, isorun_bin, isorun_run, time_in_child, Bundle};
+use isolab_benches::{
+    add_user_ns, can_run, clone_and_reap, drop_net_ns, isorun_bin, isorun_run, time_in_child, Bundle,
+};
 use isolab_runtime::config::parse_config;
 use isolab_runtime::container::plan::plan_namespaces;
 use isolab_runtime::container::{self, CreateOptions};
@@ -47,7 +50,9 @@ fn phases(c: &mut Criterion) {
     g.bench_function("rootfs_setup", |x| {
         x.iter_custom(|n| {
             (0..n)
-                .map(|_| time_in_child(plan.clone_flags, || setup_rootfs(spec, &opts).map_err(|e| e.to_string())))
+                .map(|_| {
+                    time_in_child(plan.clone_flags, || setup_rootfs(spec, &opts).map_err(|e| e.to_string()))
+                })
                 .sum()
         })
     });
@@ -90,7 +95,9 @@ fn run_binary(c: &mut Criterion) {
         return;
     }
     let Some(bin) = isorun_bin() else {
-        eprintln!("SKIP run/*: no isorun binary (cargo build --release -p isolab-runtime, or ISOLAB_BENCH_ISORUN)");
+        eprintln!(
+            "SKIP run/*: no isorun binary (cargo build --release -p isolab-runtime, or ISOLAB_BENCH_ISORUN)"
+        );
         return;
     };
     let bundles = [

@@ -86,7 +86,9 @@ pub const DEFAULT_SPEC: &str = include_str!("../../runtime/src/spec/default.json
 /// Adds a user namespace mapping 0..65536 to 100000..165536.
 pub fn add_user_ns(spec: &mut Value) {
     let map = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
-    spec["linux"]["namespaces"].as_array_mut().map(|ns| ns.push(json!({ "type": "user" })));
+    if let Some(ns) = spec["linux"]["namespaces"].as_array_mut() {
+        ns.push(json!({ "type": "user" }));
+    }
     spec["linux"]["uidMappings"] = map.clone();
     spec["linux"]["gidMappings"] = map;
 }

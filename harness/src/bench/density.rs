@@ -35,6 +35,10 @@ pub struct Point {
     pub process_pss_kib: f64,
     /// meminfo_kib − process_pss_kib: what the runtime costs the host per container.
     pub host_kib: f64,
+    /// (Slab + KernelStack + PageTables + Percpu) after − before, over N, KiB: the kernel's
+    /// share, less disturbed by other processes' page cache and anonymous memory than the
+    /// whole meminfo delta on a shared machine.
+    pub kernel_kib: f64,
     /// Mean memory cgroup usage of a container (its process included), KiB.
     pub cgroup_kib: f64,
     /// The first error.
@@ -81,25 +85,27 @@ fn line(p: &Point) -> String {
     match &p.error {
         Some(e) => format!("ERROR after {} started: {e}", p.started),
         None => format!(
-            "start {:.2} s ({:.1} ms each), delete {:.2} s ({:.1} ms each), host {:.0} KiB/container",
-            p.start_total_s, p.start_per_ms, p.delete_total_s, p.delete_per_ms, p.host_kib
+            "start {:.2} s ({:.1} ms each), delete {:.2} s ({:.1} ms each), host {:.0} KiB, kernel {:.0} KiB per container",
+            p.start_total_s, p.start_per_ms, p.delete_total_s, p.delete_per_ms, p.host_kib, p.kernel_kib
         ),
     }
 }
 
 fn one(ws: &Workspace, rt: &Path, root: &Path, idx: usize, p: &mut Point) -> Result<(), BenchError> {
-    let ids: Vec<String> = (0..p.n).map(|k| format!("isolab-dens-{}-{idx}-{}-{k}", std::process::id(), p.n)).collect();
+    let ids: Vec<String> =
+        (0..p.n).map(|k| format!("isolab-dens-{}-{idx}-{}-{k}", std::process::id(), p.n)).collect();
     std::thread::sleep(Duration::from_millis(500));
-    let before = used_kib();
+    let before = meminfo_kib();
     let t = Instant::now();
     let started = start_all(ws, rt, root, &ids, p);
     p.start_total_s = t.elapsed().as_secs_f64();
     if started.is_ok() {
         p.start_per_ms = p.start_total_s * 1000.0 / p.n as f64;
         std::thread::sleep(Duration::from_millis(500));
-        let after = used_kib();
+        let after = meminfo_kib();
         let (pss, cg) = per_process(ws, &ids);
-        p.meminfo_kib = (after - before) / p.n as f64;
+        p.meminfo_kib = (after.0 - before.0) / p.n as f64;
+        p.kernel_kib = (after.1 - before.1) / p.n as f64;
         p.process_pss_kib = pss;
         p.cgroup_kib = cg;
         p.host_kib = p.meminfo_kib - pss;
@@ -111,7 +117,13 @@ fn one(ws: &Workspace, rt: &Path, root: &Path, idx: usize, p: &mut Point) -> Res
     started.and(deleted)
 }
 
-fn start_all(ws: &Workspace, rt: &Path, root: &Path, ids: &[String], p: &mut Point) -> Result<(), BenchError> {
+fn start_all(
+    ws: &Workspace,
+    rt: &Path,
+    root: &Path,
+    ids: &[String],
+    p: &mut Point,
+) -> Result<(), BenchError> {
     for id in ids {
         guard::register(rt, root, id);
         let mut c = Command::new(rt);
@@ -167,10 +179,11 @@ fn per_process(ws: &Workspace, ids: &[String]) -> (f64, f64) {
     (pss / n, cg / n)
 }
 
-/// MemTotal − MemAvailable, KiB.
-fn used_kib() -> f64 {
+/// (MemTotal − MemAvailable, Slab + KernelStack + PageTables + Percpu), KiB.
+fn meminfo_kib() -> (f64, f64) {
     let m = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    field_kib(&m, "MemTotal:").unwrap_or(0.0) - field_kib(&m, "MemAvailable:").unwrap_or(0.0)
+    let f = |k| field_kib(&m, k).unwrap_or(0.0);
+    (f("MemTotal:") - f("MemAvailable:"), f("Slab:") + f("KernelStack:") + f("PageTables:") + f("Percpu:"))
 }
 
 /// The KiB value of `key` in a /proc key-value file (meminfo, smaps_rollup).
@@ -189,7 +202,11 @@ pub fn memory_cgroup_file(proc_cgroup: &str) -> Option<String> {
             return Some(format!("/sys/fs/cgroup/memory{path}/memory.usage_in_bytes"));
         }
         if ctrl.is_empty() {
-            let base = if Path::new("/sys/fs/cgroup/unified").is_dir() { "/sys/fs/cgroup/unified" } else { "/sys/fs/cgroup" };
+            let base = if Path::new("/sys/fs/cgroup/unified").is_dir() {
+                "/sys/fs/cgroup/unified"
+            } else {
+                "/sys/fs/cgroup"
+            };
             v2 = Some(format!("{base}{path}/memory.current"));
         }
     }
@@ -212,7 +229,10 @@ mod tests {
     #[test]
     fn v1_memory_hierarchy_wins() {
         let c = "9:name=systemd:/\n4:memory:/isorun/x\n0::/isorun/x\n";
-        assert_eq!(memory_cgroup_file(c).as_deref(), Some("/sys/fs/cgroup/memory/isorun/x/memory.usage_in_bytes"));
+        assert_eq!(
+            memory_cgroup_file(c).as_deref(),
+            Some("/sys/fs/cgroup/memory/isorun/x/memory.usage_in_bytes")
+        );
     }
 
     #[test]

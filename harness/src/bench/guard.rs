@@ -6,10 +6,10 @@
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use super::BenchError;
 
@@ -20,6 +20,10 @@ static LIVE: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
 /// Held while a runtime command runs, so the signal handler does not race one.
 static IN_FLIGHT: Mutex<()> = Mutex::new(());
 static STOP: AtomicBool = AtomicBool::new(false);
+/// Held for a whole cleanup: the main thread's and the signal handler's never interleave.
+static CLEANUP: Mutex<()> = Mutex::new(());
+/// Temp dirs (bundle, state roots) to remove after the containers on an interrupt.
+static DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 fn lock<T>(m: &'static Mutex<T>) -> MutexGuard<'static, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -28,6 +32,11 @@ fn lock<T>(m: &'static Mutex<T>) -> MutexGuard<'static, T> {
 /// Registers a container before it is created.
 pub fn register(runtime: &Path, root: &Path, id: &str) {
     lock(&LIVE).push((runtime.to_path_buf(), root.to_path_buf(), id.to_owned()));
+}
+
+/// Registers a temp dir for removal by the signal handler (its owner removes it otherwise).
+pub fn register_dir(dir: &Path) {
+    lock(&DIRS).push(dir.to_path_buf());
 }
 
 /// Forgets a container its runtime has deleted.
@@ -70,6 +79,11 @@ pub fn describe(cmd: &Command) -> String {
 /// Force-deletes every registered container; returns the ids that could not be deleted
 /// with their errors.
 pub fn cleanup_all() -> Vec<String> {
+    let _c = lock(&CLEANUP);
+    delete_registered()
+}
+
+fn delete_registered() -> Vec<String> {
     let all = std::mem::take(&mut *lock(&LIVE));
     let mut failed = Vec::new();
     for (rt, root, id) in all {
@@ -107,13 +121,20 @@ pub fn install_signal_handler() -> Result<(), ctrlc::Error> {
             match IN_FLIGHT.try_lock() {
                 Ok(g) => break Some(g),
                 Err(std::sync::TryLockError::Poisoned(p)) => break Some(p.into_inner()),
-                Err(std::sync::TryLockError::WouldBlock) if t.elapsed() > Duration::from_secs(10) => break None,
+                Err(std::sync::TryLockError::WouldBlock) if t.elapsed() > Duration::from_secs(10) => {
+                    break None
+                }
                 Err(std::sync::TryLockError::WouldBlock) => std::thread::sleep(Duration::from_millis(10)),
             }
         };
         crate::vm::guard::kill_all();
+        // Wait for a cleanup the main thread may be doing, then finish it; held until exit.
+        let _c = lock(&CLEANUP);
         let n = live_count();
-        let failed = cleanup_all();
+        let failed = delete_registered();
+        for d in std::mem::take(&mut *lock(&DIRS)) {
+            let _ = std::fs::remove_dir_all(d);
+        }
         eprintln!("isolab bench: interrupted; deleted {} container(s)", n - failed.len());
         for f in failed {
             eprintln!("isolab bench: could not delete {f}");

@@ -84,14 +84,14 @@ fn draw_density(path: &Path, points: &[Point]) -> Result<(), String> {
     runtimes.dedup();
     let nmax = ok.iter().map(|p| p.n).max().unwrap_or(1) as f64 * 1.05;
     let tmax = ok.iter().map(|p| p.start_per_ms.max(p.delete_per_ms)).fold(1.0f64, f64::max) * 1.1;
-    let mmax = ok.iter().map(|p| p.host_kib.max(p.cgroup_kib)).fold(1.0f64, f64::max) * 1.1;
+    let mmax = ok.iter().map(|p| p.host_kib.max(p.kernel_kib)).fold(1.0f64, f64::max) * 1.1;
     let mmin = ok.iter().map(|p| p.host_kib).fold(0.0f64, f64::min) * 1.1;
     let root = SVGBackend::new(path, (1200, 500)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let (left, right) = root.split_horizontally(600);
     let panels = [
         (left, "time per container", "ms", 0.0, tmax),
-        (right, "host memory per container (beyond its process)", "KiB", mmin, mmax),
+        (right, "host memory per container: meminfo − PSS (solid), kernel (pale)", "KiB", mmin, mmax),
     ];
     for (pi, (area, title, unit, lo, hi)) in panels.into_iter().enumerate() {
         let mut chart = ChartBuilder::on(&area)
@@ -111,7 +111,10 @@ fn draw_density(path: &Path, points: &[Point]) -> Result<(), String> {
                     (format!("{rt} delete"), mine.iter().map(|p| (p.n as f64, p.delete_per_ms)).collect()),
                 ]
             } else {
-                vec![(rt.to_string(), mine.iter().map(|p| (p.n as f64, p.host_kib)).collect())]
+                vec![
+                    (format!("{rt} host"), mine.iter().map(|p| (p.n as f64, p.host_kib)).collect()),
+                    (format!("{rt} kernel"), mine.iter().map(|p| (p.n as f64, p.kernel_kib)).collect()),
+                ]
             };
             for (ci, (name, pts)) in curves.into_iter().enumerate() {
                 let style = if ci == 0 { color.stroke_width(2) } else { color.mix(0.5).stroke_width(2) };

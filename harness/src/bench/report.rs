@@ -91,7 +91,8 @@ pub fn series_table(series: &[Series], base: &str, unit: &str) -> String {
     for s in series {
         match (&s.summary, &s.error) {
             (Some(x), err) => {
-                let r = ratio(x.median, base_median).map(|r| format!("{r:.2}×")).unwrap_or_else(|| "-".into());
+                let r =
+                    ratio(x.median, base_median).map(|r| format!("{r:.2}×")).unwrap_or_else(|| "-".into());
                 let _ = writeln!(
                     t,
                     "{:<w$}  {:>5}  {:>10.2}  {:>10.2}  {:>10.2}  {:>10.2}  {:>9}",
@@ -122,8 +123,17 @@ pub fn series_table(series: &[Series], base: &str, unit: &str) -> String {
 pub fn density_table(points: &[Point]) -> String {
     let w = points.iter().map(|p| p.runtime.len()).max().unwrap_or(7).max(7);
     let mut t = format!(
-        "{:<w$}  {:>5}  {:>9}  {:>12}  {:>9}  {:>12}  {:>10}  {:>9}  {:>10}\n",
-        "runtime", "N", "start s", "ms/container", "delete s", "ms/container", "host KiB/c", "pss KiB", "cgroup KiB"
+        "{:<w$}  {:>5}  {:>9}  {:>12}  {:>9}  {:>12}  {:>10}  {:>12}  {:>9}  {:>10}\n",
+        "runtime",
+        "N",
+        "start s",
+        "ms/container",
+        "delete s",
+        "ms/container",
+        "host KiB/c",
+        "kernel KiB/c",
+        "pss KiB",
+        "cgroup KiB"
     );
     for p in points {
         if let Some(e) = &p.error {
@@ -132,7 +142,7 @@ pub fn density_table(points: &[Point]) -> String {
         }
         let _ = writeln!(
             t,
-            "{:<w$}  {:>5}  {:>9.2}  {:>12.2}  {:>9.2}  {:>12.2}  {:>10.0}  {:>9.0}  {:>10.0}",
+            "{:<w$}  {:>5}  {:>9.2}  {:>12.2}  {:>9.2}  {:>12.2}  {:>10.0}  {:>12.0}  {:>9.0}  {:>10.0}",
             p.runtime,
             p.n,
             p.start_total_s,
@@ -140,6 +150,7 @@ pub fn density_table(points: &[Point]) -> String {
             p.delete_total_s,
             p.delete_per_ms,
             p.host_kib,
+            p.kernel_kib,
             p.process_pss_kib,
             p.cgroup_kib
         );
@@ -187,7 +198,13 @@ mod tests {
 
     #[test]
     fn density_error_rows_say_how_far_they_got() {
-        let p = Point { runtime: "runc".into(), n: 100, started: 42, error: Some("boom".into()), ..Point::default() };
+        let p = Point {
+            runtime: "runc".into(),
+            n: 100,
+            started: 42,
+            error: Some("boom".into()),
+            ..Point::default()
+        };
         let t = density_table(&[p]);
         assert!(t.lines().nth(1).unwrap().ends_with("ERROR after 42 started: boom"), "{t}");
     }

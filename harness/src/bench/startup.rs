@@ -4,7 +4,6 @@
 //! warm-up rounds that are not recorded. `unshare` of the same namespaces plus `true` runs
 //! alongside as the floor.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
@@ -64,7 +63,13 @@ pub fn run(ws: &Workspace, runtimes: &[Runtime], o: &StartupOptions) -> Result<V
     if o.floor {
         let mut c = Command::new("unshare");
         c.args(["--fork", "--pid", "--mount", "--net", "--uts", "--ipc", "--cgroup", "--mount-proc", "true"]);
-        let s = Series { runtime: FLOOR.into(), path: "unshare".into(), samples_ms: vec![], summary: None, error: None };
+        let s = Series {
+            runtime: FLOOR.into(),
+            path: "unshare".into(),
+            samples_ms: vec![],
+            summary: None,
+            error: None,
+        };
         all.push((s, Some(c)));
     }
     let k = all.len();
@@ -118,7 +123,7 @@ fn time_one(
     let is_runtime = series.runtime != FLOOR;
     if is_runtime {
         cmd.arg(id);
-        let rt = runtimes[idx].path.as_ref().map(PathBuf::clone).unwrap_or_default();
+        let rt = runtimes[idx].path.clone().unwrap_or_default();
         guard::register(&rt, &ws.root(idx), id);
     }
     let t = Instant::now();

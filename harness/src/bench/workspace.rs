@@ -23,7 +23,8 @@ pub fn resolve_runtimes(names: &[String], isorun: Result<PathBuf, String>) -> Ve
     names
         .iter()
         .map(|n| {
-            let name = Path::new(n).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or(n.clone());
+            let name =
+                Path::new(n).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or(n.clone());
             let path = if n == "isorun" {
                 isorun.clone()
             } else if n.contains('/') {
@@ -60,16 +61,18 @@ impl Workspace {
     /// newest every runtime compared here accepts: crun 1.8.1 rejects 1.3.0).
     pub fn new(spec_runtime: &Path, busybox: &Path, args: &[&str]) -> Result<Self, BenchError> {
         let dir = tempfile::Builder::new()
-            .prefix("isolab-bench-")
+            .prefix(&format!("isolab-bench-{}-", std::process::id()))
             .tempdir_in("/tmp")
             .map_err(io_err("create temp dir in", "/tmp"))?;
+        super::guard::register_dir(dir.path());
         let ws = Workspace { dir };
         let rootfs = ws.bundle().join("rootfs");
         let bin = rootfs.join("bin");
         std::fs::create_dir_all(&bin).map_err(io_err("create", &bin))?;
         std::fs::copy(busybox, bin.join("busybox")).map_err(io_err("copy", busybox))?;
         for applet in ["sh", "true", "sleep", "cat", "ls"] {
-            std::os::unix::fs::symlink("busybox", bin.join(applet)).map_err(io_err("symlink", bin.join(applet)))?;
+            std::os::unix::fs::symlink("busybox", bin.join(applet))
+                .map_err(io_err("symlink", bin.join(applet)))?;
         }
         for d in ["proc", "sys", "dev", "tmp", "etc"] {
             std::fs::create_dir_all(rootfs.join(d)).map_err(io_err("create", rootfs.join(d)))?;
@@ -150,8 +153,12 @@ mod tests {
         assert_eq!(s["process"]["terminal"], json!(false));
         assert_eq!(s["process"]["args"], json!(["/bin/true"]));
         assert_eq!(s["ociVersion"], json!("1.0.2"));
-        let types: Vec<&str> =
-            s["linux"]["namespaces"].as_array().unwrap().iter().map(|n| n["type"].as_str().unwrap()).collect();
+        let types: Vec<&str> = s["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap())
+            .collect();
         assert_eq!(types, ["pid", "mount", "network", "ipc", "uts", "cgroup"]);
     }
 

@@ -219,7 +219,8 @@ fn boot_cmd(g: &Global, m: &Matrix, names: &[String], runs: usize, out: &Path, m
     } else {
         None
     };
-    let j = BenchJson { bench: "boot".into(), host, series, guest_series, matrix_wall_s, ..BenchJson::default() };
+    let j =
+        BenchJson { bench: "boot".into(), host, series, guest_series, matrix_wall_s, ..BenchJson::default() };
     report::write_json(out, &j)?;
     let svg = out.join("boot.svg");
     plot::distribution_svg(&svg, "QEMU start to agent hello (TCG)", &j.series, "s")?;
