@@ -50,7 +50,7 @@ pub struct Point {
 pub fn run(ws: &Workspace, runtimes: &[Runtime], ns: &[usize], max_n: &[(String, usize)]) -> Vec<Point> {
     let mut points = Vec::new();
     let mut broken: Vec<bool> = vec![false; runtimes.len()];
-    for &n in ns {
+    'all: for &n in ns {
         for (i, r) in runtimes.iter().enumerate() {
             let limit = max_n.iter().find(|(name, _)| *name == r.name).map(|(_, m)| *m);
             if limit.is_some_and(|m| n > m) {
@@ -69,16 +69,17 @@ pub fn run(ws: &Workspace, runtimes: &[Runtime], ns: &[usize], max_n: &[(String,
             broken[i] = p.error.is_some();
             eprintln!("isolab bench density: {} N={n}: {}", r.name, line(&p));
             points.push(p);
-            if matches!(&p_err(&points), Some(e) if e == "interrupted") {
-                return points;
+            if points.last().and_then(|p| p.error.as_deref()) == Some("interrupted") {
+                break 'all;
             }
         }
     }
+    // What a failed create may have left, while the state roots still exist.
+    let failed = guard::cleanup_all();
+    if !failed.is_empty() {
+        eprintln!("isolab bench density: left behind after cleanup: {}", failed.join("; "));
+    }
     points
-}
-
-fn p_err(points: &[Point]) -> Option<String> {
-    points.last().and_then(|p| p.error.clone())
 }
 
 fn line(p: &Point) -> String {

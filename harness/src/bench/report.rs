@@ -73,14 +73,15 @@ pub fn write_json(out: &Path, j: &BenchJson) -> Result<(), BenchError> {
 }
 
 /// The latency table: median, p95, mean, min and the ratio of each median to `base`'s
-/// (the unit is `unit`: `ms` or `s`, samples are ms); errors on their own line.
-pub fn series_table(series: &[Series], base: &str, unit: &str) -> String {
+/// (the unit is `unit`: `ms` or `s`, samples are ms); errors on their own line. `what`
+/// heads the first column (`runtime`, `kernel`).
+pub fn series_table(series: &[Series], what: &str, base: &str, unit: &str) -> String {
     let div = if unit == "s" { 1000.0 } else { 1.0 };
     let base_median = series.iter().find(|s| s.runtime == base).and_then(|s| s.summary).map(|s| s.median);
     let w = series.iter().map(|s| s.runtime.len()).max().unwrap_or(7).max(7);
     let mut t = format!(
         "{:<w$}  {:>5}  {:>10}  {:>10}  {:>10}  {:>10}  {:>9}\n",
-        "runtime",
+        what,
         "runs",
         format!("median {unit}"),
         format!("p95 {unit}"),
@@ -181,6 +182,7 @@ mod tests {
                 series("runc", &[30.0, 33.0, 36.0], None),
                 series("crun", &[], Some("cgroups in hybrid mode not supported")),
             ],
+            "runtime",
             "isorun",
             "ms",
         );
@@ -192,7 +194,7 @@ mod tests {
 
     #[test]
     fn no_base_means_no_ratio() {
-        let t = series_table(&[series("runc", &[2000.0], None)], "isorun", "s");
+        let t = series_table(&[series("runc", &[2000.0], None)], "runtime", "isorun", "s");
         assert!(t.lines().nth(1).unwrap().contains("2.00") && t.trim_end().ends_with('-'), "{t}");
     }
 

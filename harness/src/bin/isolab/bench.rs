@@ -110,7 +110,7 @@ fn startup_cmd(g: &Global, c: &Common, o: &StartupOptions) -> Result<()> {
     let host = HostInfo::detect();
     eprintln!("isolab bench startup: {} runs + {} warm-up per runtime, interleaved", o.runs, o.warmup);
     let series = startup::run(&ws, &rts, o)?;
-    print!("{}", report::series_table(&series, "isorun", "ms"));
+    print!("{}", report::series_table(&series, "runtime", "isorun", "ms"));
     let out = out_dir(c, "startup");
     let j = BenchJson { bench: "startup".into(), host, series, ..BenchJson::default() };
     report::write_json(&out, &j)?;
@@ -199,9 +199,9 @@ fn boot_cmd(g: &Global, m: &Matrix, names: &[String], runs: usize, out: &Path, m
     let (series, guest_series) = (mk(&wall), mk(&guest));
     let base = series.first().map(|s| s.runtime.clone()).unwrap_or_default();
     println!("wall time from QEMU start to the agent's hello (TCG, {} MiB, {} vCPU):", o.memory_mb, o.cpus);
-    print!("{}", report::series_table(&series, &base, "s"));
+    print!("{}", report::series_table(&series, "kernel", &base, "s"));
     println!("guest uptime at hello:");
-    print!("{}", report::series_table(&guest_series, &base, "s"));
+    print!("{}", report::series_table(&guest_series, "kernel", &base, "s"));
     let matrix_wall_s = if matrix {
         let t = Instant::now();
         let args = lab_cmds::MatrixArgs {
