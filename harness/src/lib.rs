@@ -13,6 +13,8 @@ pub mod protocol;
 pub mod report;
 
 #[cfg(feature = "host")]
+pub mod bench;
+#[cfg(feature = "host")]
 pub mod cache;
 #[cfg(feature = "host")]
 pub mod check;

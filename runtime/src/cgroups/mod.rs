@@ -19,12 +19,14 @@ mod error;
 mod fsio;
 pub mod layout;
 pub mod path;
+mod prime;
 pub mod resources;
 pub mod stats;
 mod sys;
 
 pub use error::CgroupError;
 pub use layout::{Hierarchies, Layout};
+pub use prime::{prime_attach, prime_target, Primed};
 pub use resources::Setting;
 pub use stats::{Event, Stats};
 

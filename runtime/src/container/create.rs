@@ -114,6 +114,8 @@ pub(super) fn create_with_console(
     console: Option<OwnedFd>,
 ) -> Result<Created, ContainerError> {
     state::validate_id(id)?;
+    // v1 hosts: start the cgroup attach wait now, in parallel with the work before clone3.
+    let primed = crate::cgroups::prime_attach();
     let bundle = fs::canonicalize(&opts.bundle).map_err(bundle_err("bundle", &opts.bundle))?;
     let config_path = bundle.join("config.json");
     let bytes = fs::read(&config_path).map_err(bundle_err("config", &config_path))?;
@@ -181,6 +183,7 @@ pub(super) fn create_with_console(
     let late_cgroupns = plan.new_cgroup_ns && cgroup_fd.is_none();
     let flags =
         if late_cgroupns { plan.clone_flags & !(libc::CLONE_NEWCGROUP as u64) } else { plan.clone_flags };
+    primed.wait();
     let pid = match clone_into(flags, cgroup_fd.as_ref().map(|f| f.as_fd())).map_err(host("clone3"))? {
         Forked::Child => {
             drop(parent_sock);

@@ -1,5 +1,6 @@
 //! `isolab`: boot throwaway VMs on a matrix of real kernels.
 
+mod bench;
 mod kernels;
 mod lab_cmds;
 mod migrate_cmd;
@@ -154,14 +155,10 @@ enum Cmd {
         #[arg(long, default_value = "v2")]
         cgroup: String,
     },
-    /// Measure boot-to-hello time per kernel (sequential runs).
-    BenchBoot {
-        /// Kernel names (default: the default set).
-        names: Vec<String>,
-        /// Boots per kernel.
-        #[arg(long, default_value_t = 5)]
-        runs: usize,
-    },
+    /// Benchmarks, side by side: `startup` and `density` against several OCI runtimes,
+    /// `boot` (VM boot to the agent's hello per kernel). Writes bench.json and SVG plots.
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
 }
 
 #[derive(Subcommand)]
@@ -339,7 +336,10 @@ fn main() {
 
 fn real_main() -> Result<()> {
     let cli = Cli::parse();
-    vm::guard::install_signal_handler().context("install signal handler")?;
+    // `isolab bench` installs its own handler (it also deletes the containers it made).
+    if !matches!(cli.cmd, Cmd::Bench(_)) {
+        vm::guard::install_signal_handler().context("install signal handler")?;
+    }
     let matrix = Matrix::load(&matrix_path(&cli.g))?;
     match &cli.cmd {
         Cmd::Kernels(KernelsCmd::List) => kernels::list(&cli.g, &matrix),
@@ -366,7 +366,7 @@ fn real_main() -> Result<()> {
         Cmd::Migrate { kernel, cgroup } => {
             std::process::exit(migrate_cmd::migrate(&cli.g, &matrix, kernel, cgroup)?)
         }
-        Cmd::BenchBoot { names, runs } => run::bench(&cli.g, &matrix, names, *runs),
+        Cmd::Bench(b) => bench::bench(&cli.g, &matrix, b),
         Cmd::Smoke { names, cgroup } => run::check(&cli.g, &matrix, names, cgroup),
         Cmd::Check { host, only, out, baseline } => {
             if !host {

@@ -1,4 +1,4 @@
-//! `isolab boot`, `check`, `bench-boot`: booting VMs.
+//! `isolab boot`, `smoke`: booting VMs.
 
 use std::path::{Path, PathBuf};
 
@@ -51,44 +51,6 @@ pub fn boot(g: &Global, m: &Matrix, kernel: &str, cgroup: &str, command: &[Strin
         std::process::exit(125);
     }
     std::process::exit(report.exit_code().unwrap_or(0));
-}
-
-pub fn bench(g: &Global, m: &Matrix, names: &[String], runs: usize) -> Result<()> {
-    let o = options(g)?;
-    for spec in m.select(names)? {
-        let (k, _, img) = resolve(g, m, &spec.name)?;
-        let req = Request { protocol_version: PROTOCOL_VERSION, action: Action::Idle };
-        let mut walls = Vec::new();
-        let mut guest = Vec::new();
-        for _ in 0..runs {
-            let r = lab::boot(&k, &img, CgroupMode::V2, &req, &o, false, &mut |_| {});
-            if let Some(e) = r.error {
-                bail!("{}: {e}\n{}", spec.name, r.console_tail.join("\n"));
-            }
-            walls.push(r.boot_time.unwrap_or_default().as_secs_f64());
-            if let Some(Event::Hello { uptime_ms, phases_ms, .. }) = r.hello {
-                guest.push(uptime_ms as f64 / 1000.0);
-                if std::env::var_os("ISOLAB_SHOW_PHASES").is_some() {
-                    eprintln!("{}: {phases_ms:?}", spec.name);
-                }
-            }
-        }
-        let median = |v: &mut Vec<f64>| {
-            v.sort_by(|a, b| a.total_cmp(b));
-            v.get(v.len() / 2).copied().unwrap_or(0.0)
-        };
-        let raw = |v: &[f64]| v.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" ");
-        let (rw, rg) = (raw(&walls), raw(&guest));
-        println!(
-            "{:<12} wall-to-hello median {:.2}s [{}]  guest-uptime median {:.2}s [{}]",
-            spec.name,
-            median(&mut walls),
-            rw,
-            median(&mut guest),
-            rg
-        );
-    }
-    Ok(())
 }
 
 fn note_accel(o: &LabOptions, k: &CheckedKernel, img: &Path) {

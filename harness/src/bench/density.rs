@@ -1,0 +1,245 @@
+//! Density: N detached `sleep` containers per runtime (`run -d`), one after the other; the
+//! total and per-container start time; host memory per container — the /proc/meminfo delta
+//! (MemTotal − MemAvailable) over N, minus the sleep process's own PSS — beside the mean of
+//! the containers' memory cgroup usage; then the time to `delete --force` them all. Every
+//! container is registered with the guard before it is created.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::{guard, BenchError, Runtime, Workspace};
+
+/// One runtime at one N.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Point {
+    /// Display name.
+    pub runtime: String,
+    /// Containers asked for.
+    pub n: usize,
+    /// Containers started before the end (or the error).
+    pub started: usize,
+    /// Time to start them all, s.
+    pub start_total_s: f64,
+    /// … per container, ms.
+    pub start_per_ms: f64,
+    /// Time to delete them all, s.
+    pub delete_total_s: f64,
+    /// … per container, ms.
+    pub delete_per_ms: f64,
+    /// (MemTotal − MemAvailable) after − before, over N, KiB.
+    pub meminfo_kib: f64,
+    /// Mean PSS of one sleep process, KiB.
+    pub process_pss_kib: f64,
+    /// meminfo_kib − process_pss_kib: what the runtime costs the host per container.
+    pub host_kib: f64,
+    /// (Slab + KernelStack + PageTables + Percpu) after − before, over N, KiB: the kernel's
+    /// share, less disturbed by other processes' page cache and anonymous memory than the
+    /// whole meminfo delta on a shared machine.
+    pub kernel_kib: f64,
+    /// Mean memory cgroup usage of a container (its process included), KiB.
+    pub cgroup_kib: f64,
+    /// The first error.
+    pub error: Option<String>,
+}
+
+/// Runs every N (ascending) for every runtime; a runtime that fails at one N keeps the
+/// error and is not tried at larger ones.
+pub fn run(ws: &Workspace, runtimes: &[Runtime], ns: &[usize], max_n: &[(String, usize)]) -> Vec<Point> {
+    let mut points = Vec::new();
+    let mut broken: Vec<bool> = vec![false; runtimes.len()];
+    'all: for &n in ns {
+        for (i, r) in runtimes.iter().enumerate() {
+            let limit = max_n.iter().find(|(name, _)| *name == r.name).map(|(_, m)| *m);
+            if limit.is_some_and(|m| n > m) {
+                continue;
+            }
+            let mut p = Point { runtime: r.name.clone(), n, ..Point::default() };
+            match (&r.path, broken[i]) {
+                (Err(e), _) => p.error = Some(e.clone()),
+                (Ok(_), true) => continue,
+                (Ok(rt), false) => {
+                    if let Err(e) = one(ws, rt, &ws.root(i), i, &mut p) {
+                        p.error = Some(e.to_string());
+                    }
+                }
+            }
+            broken[i] = p.error.is_some();
+            eprintln!("isolab bench density: {} N={n}: {}", r.name, line(&p));
+            points.push(p);
+            if points.last().and_then(|p| p.error.as_deref()) == Some("interrupted") {
+                break 'all;
+            }
+        }
+    }
+    // What a failed create may have left, while the state roots still exist.
+    let failed = guard::cleanup_all();
+    if !failed.is_empty() {
+        eprintln!("isolab bench density: left behind after cleanup: {}", failed.join("; "));
+    }
+    points
+}
+
+fn line(p: &Point) -> String {
+    match &p.error {
+        Some(e) => format!("ERROR after {} started: {e}", p.started),
+        None => format!(
+            "start {:.2} s ({:.1} ms each), delete {:.2} s ({:.1} ms each), host {:.0} KiB, kernel {:.0} KiB per container",
+            p.start_total_s, p.start_per_ms, p.delete_total_s, p.delete_per_ms, p.host_kib, p.kernel_kib
+        ),
+    }
+}
+
+fn one(ws: &Workspace, rt: &Path, root: &Path, idx: usize, p: &mut Point) -> Result<(), BenchError> {
+    let ids: Vec<String> =
+        (0..p.n).map(|k| format!("isolab-dens-{}-{idx}-{}-{k}", std::process::id(), p.n)).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let before = meminfo_kib();
+    let t = Instant::now();
+    let started = start_all(ws, rt, root, &ids, p);
+    p.start_total_s = t.elapsed().as_secs_f64();
+    if started.is_ok() {
+        p.start_per_ms = p.start_total_s * 1000.0 / p.n as f64;
+        std::thread::sleep(Duration::from_millis(500));
+        let after = meminfo_kib();
+        let (pss, cg) = per_process(ws, &ids);
+        p.meminfo_kib = (after.0 - before.0) / p.n as f64;
+        p.kernel_kib = (after.1 - before.1) / p.n as f64;
+        p.process_pss_kib = pss;
+        p.cgroup_kib = cg;
+        p.host_kib = p.meminfo_kib - pss;
+    }
+    let t = Instant::now();
+    let deleted = delete_all(rt, root, &ids[..p.started]);
+    p.delete_total_s = t.elapsed().as_secs_f64();
+    p.delete_per_ms = p.delete_total_s * 1000.0 / p.started.max(1) as f64;
+    started.and(deleted)
+}
+
+fn start_all(
+    ws: &Workspace,
+    rt: &Path,
+    root: &Path,
+    ids: &[String],
+    p: &mut Point,
+) -> Result<(), BenchError> {
+    for id in ids {
+        guard::register(rt, root, id);
+        let mut c = Command::new(rt);
+        c.arg("--root").arg(root).args(["run", "-d", "--pid-file"]).arg(ws.file(&format!("{id}.pid")));
+        c.arg("-b").arg(ws.bundle()).arg(id);
+        let out = guard::run(&mut c)?;
+        if !out.status.success() {
+            return Err(failed(&c, &out));
+        }
+        p.started += 1;
+    }
+    Ok(())
+}
+
+fn delete_all(rt: &Path, root: &Path, ids: &[String]) -> Result<(), BenchError> {
+    let mut first = Ok(());
+    for id in ids {
+        let mut c = Command::new(rt);
+        c.arg("--root").arg(root).args(["delete", "--force", id]);
+        match guard::run(&mut c) {
+            Ok(out) if out.status.success() => guard::unregister(id),
+            Ok(out) => first = first.and(Err(failed(&c, &out))),
+            Err(e) => first = first.and(Err(e)),
+        }
+    }
+    first
+}
+
+fn failed(c: &Command, out: &std::process::Output) -> BenchError {
+    BenchError::Failed {
+        cmd: guard::describe(c),
+        status: out.status.to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).trim().lines().last().unwrap_or("").to_owned(),
+    }
+}
+
+/// Mean PSS of the containers' processes and mean memory-cgroup usage, KiB.
+fn per_process(ws: &Workspace, ids: &[String]) -> (f64, f64) {
+    let (mut pss, mut cg, mut n) = (0.0, 0.0, 0usize);
+    for id in ids {
+        let Some(pid) = std::fs::read_to_string(ws.file(&format!("{id}.pid"))).ok() else { continue };
+        let pid = pid.trim();
+        let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+        let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        let usage = memory_cgroup_file(&cgroups)
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .and_then(|s| s.trim().parse::<f64>().ok());
+        pss += field_kib(&rollup, "Pss:").unwrap_or(0.0);
+        cg += usage.unwrap_or(0.0) / 1024.0;
+        n += 1;
+    }
+    let n = n.max(1) as f64;
+    (pss / n, cg / n)
+}
+
+/// (MemTotal − MemAvailable, Slab + KernelStack + PageTables + Percpu), KiB.
+fn meminfo_kib() -> (f64, f64) {
+    let m = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let f = |k| field_kib(&m, k).unwrap_or(0.0);
+    (f("MemTotal:") - f("MemAvailable:"), f("Slab:") + f("KernelStack:") + f("PageTables:") + f("Percpu:"))
+}
+
+/// The KiB value of `key` in a /proc key-value file (meminfo, smaps_rollup).
+pub fn field_kib(text: &str, key: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// The usage file of a process's memory cgroup from its /proc/PID/cgroup: the v1 `memory`
+/// hierarchy when there is one, else the unified hierarchy's `memory.current`.
+pub fn memory_cgroup_file(proc_cgroup: &str) -> Option<String> {
+    let mut v2 = None;
+    for l in proc_cgroup.lines() {
+        let mut parts = l.splitn(3, ':');
+        let (_, ctrl, path) = (parts.next()?, parts.next()?, parts.next()?);
+        if ctrl.split(',').any(|c| c == "memory") {
+            return Some(format!("/sys/fs/cgroup/memory{path}/memory.usage_in_bytes"));
+        }
+        if ctrl.is_empty() {
+            let base = if Path::new("/sys/fs/cgroup/unified").is_dir() {
+                "/sys/fs/cgroup/unified"
+            } else {
+                "/sys/fs/cgroup"
+            };
+            v2 = Some(format!("{base}{path}/memory.current"));
+        }
+    }
+    v2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meminfo_and_rollup_fields() {
+        let m = "MemTotal:       24000000 kB\nMemFree:  100 kB\nMemAvailable:   20000000 kB\n";
+        assert_eq!(field_kib(m, "MemTotal:"), Some(24000000.0));
+        assert_eq!(field_kib(m, "MemAvailable:"), Some(20000000.0));
+        assert_eq!(field_kib(m, "Pss:"), None);
+        assert_eq!(field_kib("Rss: 12 kB\nPss:  7 kB\n", "Pss:"), Some(7.0));
+    }
+
+    #[test]
+    fn v1_memory_hierarchy_wins() {
+        let c = "9:name=systemd:/\n4:memory:/isorun/x\n0::/isorun/x\n";
+        assert_eq!(
+            memory_cgroup_file(c).as_deref(),
+            Some("/sys/fs/cgroup/memory/isorun/x/memory.usage_in_bytes")
+        );
+    }
+
+    #[test]
+    fn unified_only_uses_memory_current() {
+        let f = memory_cgroup_file("0::/a/b\n").unwrap();
+        assert!(f.ends_with("/a/b/memory.current"), "{f}");
+        assert_eq!(memory_cgroup_file("garbage"), None);
+    }
+}

@@ -1,0 +1,178 @@
+//! The bench's private world: runtimes resolved by name or path, one busybox bundle shared
+//! by all of them, and a private `--root` per runtime under a temp dir that is removed at
+//! the end.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+use super::{io_err, BenchError};
+
+/// A runtime to compare: its display name and its binary, or why it cannot be used.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    /// Display name (`isorun`, `runc`, `crun`, or the file name of a path).
+    pub name: String,
+    /// The binary, or the reason it was not found.
+    pub path: Result<PathBuf, String>,
+}
+
+/// Resolves `names` (`isorun`, a name on PATH, or a path); `isorun` is the binary given.
+pub fn resolve_runtimes(names: &[String], isorun: Result<PathBuf, String>) -> Vec<Runtime> {
+    names
+        .iter()
+        .map(|n| {
+            let name =
+                Path::new(n).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or(n.clone());
+            let path = if n == "isorun" {
+                isorun.clone()
+            } else if n.contains('/') {
+                Some(PathBuf::from(n)).filter(|p| p.is_file()).ok_or_else(|| format!("{n}: no such file"))
+            } else {
+                find_on_path(n).ok_or_else(|| format!("{n}: not found on PATH, /usr/sbin or /sbin"))
+            };
+            // Absolute: the bench runs `spec` in the bundle directory.
+            let path = path.map(|p| std::fs::canonicalize(&p).unwrap_or(p));
+            Runtime { name, path }
+        })
+        .collect()
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let found = path
+        .split(':')
+        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"])
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file());
+    found
+}
+
+/// The temp dir with the bundle and the state roots.
+#[derive(Debug)]
+pub struct Workspace {
+    dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    /// Makes the bundle: a busybox rootfs and the `spec` of `spec_runtime`, terminal off,
+    /// `args`, a cgroup namespace added (all namespaces but user), ociVersion 1.0.2 (the
+    /// newest every runtime compared here accepts: crun 1.8.1 rejects 1.3.0).
+    pub fn new(spec_runtime: &Path, busybox: &Path, args: &[&str]) -> Result<Self, BenchError> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("isolab-bench-{}-", std::process::id()))
+            .tempdir_in("/tmp")
+            .map_err(io_err("create temp dir in", "/tmp"))?;
+        super::guard::register_dir(dir.path());
+        let ws = Workspace { dir };
+        let rootfs = ws.bundle().join("rootfs");
+        let bin = rootfs.join("bin");
+        std::fs::create_dir_all(&bin).map_err(io_err("create", &bin))?;
+        std::fs::copy(busybox, bin.join("busybox")).map_err(io_err("copy", busybox))?;
+        for applet in ["sh", "true", "sleep", "cat", "ls"] {
+            std::os::unix::fs::symlink("busybox", bin.join(applet))
+                .map_err(io_err("symlink", bin.join(applet)))?;
+        }
+        for d in ["proc", "sys", "dev", "tmp", "etc"] {
+            std::fs::create_dir_all(rootfs.join(d)).map_err(io_err("create", rootfs.join(d)))?;
+        }
+        let mut spec = Command::new(spec_runtime);
+        spec.arg("spec").current_dir(ws.bundle());
+        let out = super::guard::run(&mut spec)?;
+        if !out.status.success() {
+            return Err(BenchError::Failed {
+                cmd: super::guard::describe(&spec),
+                status: out.status.to_string(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            });
+        }
+        ws.set_args(args)?;
+        Ok(ws)
+    }
+
+    /// Rewrites config.json for `args` (the same edits as [`Workspace::new`]).
+    pub fn set_args(&self, args: &[&str]) -> Result<(), BenchError> {
+        let path = self.bundle().join("config.json");
+        let text = std::fs::read(&path).map_err(io_err("read", &path))?;
+        let mut spec: Value = serde_json::from_slice(&text)
+            .map_err(|e| BenchError::Config { path: path.clone(), reason: e.to_string() })?;
+        edit_spec(&mut spec, args).map_err(|reason| BenchError::Config { path: path.clone(), reason })?;
+        let bytes = serde_json::to_vec_pretty(&spec).unwrap_or_default();
+        std::fs::write(&path, bytes).map_err(io_err("write", &path))
+    }
+
+    /// The bundle directory.
+    pub fn bundle(&self) -> PathBuf {
+        self.dir.path().join("bundle")
+    }
+
+    /// The private state root of runtime number `i`.
+    pub fn root(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("root-{i}"))
+    }
+
+    /// A file in the workspace (pid files, ...).
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+/// The bench's edits of a runtime's default spec (pure): no terminal, `args`, every
+/// namespace but user (cgroup added when missing), ociVersion 1.0.2.
+pub fn edit_spec(spec: &mut Value, args: &[&str]) -> Result<(), String> {
+    let process = spec.get_mut("process").and_then(Value::as_object_mut).ok_or("no process object")?;
+    process.insert("terminal".into(), json!(false));
+    process.insert("args".into(), json!(args));
+    spec["ociVersion"] = json!("1.0.2");
+    let ns = spec
+        .pointer_mut("/linux/namespaces")
+        .and_then(Value::as_array_mut)
+        .ok_or("no linux.namespaces array")?;
+    for ty in ["pid", "network", "ipc", "uts", "mount", "cgroup"] {
+        if !ns.iter().any(|n| n["type"] == ty) {
+            ns.push(json!({ "type": ty }));
+        }
+    }
+    ns.retain(|n| n["type"] != "user");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edits_a_runc_like_spec() {
+        let mut s = json!({
+            "ociVersion": "1.3.0",
+            "process": { "terminal": true, "args": ["sh"] },
+            "linux": { "namespaces": [{ "type": "pid" }, { "type": "mount" }, { "type": "user" }] }
+        });
+        edit_spec(&mut s, &["/bin/true"]).unwrap();
+        assert_eq!(s["process"]["terminal"], json!(false));
+        assert_eq!(s["process"]["args"], json!(["/bin/true"]));
+        assert_eq!(s["ociVersion"], json!("1.0.2"));
+        let types: Vec<&str> = s["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(types, ["pid", "mount", "network", "ipc", "uts", "cgroup"]);
+    }
+
+    #[test]
+    fn rejects_a_spec_without_namespaces() {
+        let mut s = json!({ "process": {}, "linux": {} });
+        assert_eq!(edit_spec(&mut s, &["true"]), Err("no linux.namespaces array".to_string()));
+    }
+
+    #[test]
+    fn unknown_runtime_is_reported_not_dropped() {
+        let r = resolve_runtimes(&["isorun".into(), "no-such-runtime-xyz".into()], Err("not built".into()));
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].path, Err("not built".to_string()));
+        assert!(r[1].path.as_ref().unwrap_err().contains("no-such-runtime-xyz"));
+    }
+}

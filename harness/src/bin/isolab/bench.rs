@@ -1,0 +1,231 @@
+//! `isolab bench startup|density|boot`: the side-by-side benchmarks (harness/src/bench).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use isolab_harness::bench::report::{self, BenchJson, HostInfo};
+use isolab_harness::bench::startup::{self, Series, StartupOptions};
+use isolab_harness::bench::stats::summarize;
+use isolab_harness::bench::{density, guard, plot, resolve_runtimes, Runtime, Workspace};
+use isolab_harness::kernels::Matrix;
+use isolab_harness::lab;
+use isolab_harness::protocol::{Action, CgroupMode, Event, Request, PROTOCOL_VERSION};
+
+use super::{lab_cmds, options, Global};
+
+#[derive(Subcommand)]
+pub enum BenchCmd {
+    /// Start latency: `run` of /bin/true in one busybox bundle (all namespaces but user,
+    /// cgroup, pivot_root, readonly root) per runtime, interleaved, plus `unshare` as the floor.
+    Startup {
+        #[command(flatten)]
+        c: Common,
+        /// Measured runs per runtime.
+        #[arg(long, default_value_t = 30)]
+        runs: usize,
+        /// Unrecorded runs per runtime first.
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        /// Leave out the `unshare` floor.
+        #[arg(long)]
+        no_floor: bool,
+    },
+    /// Density: N detached `sleep` containers per runtime, their memory, then delete them all.
+    Density {
+        #[command(flatten)]
+        c: Common,
+        /// The N to measure, ascending.
+        #[arg(long, value_delimiter = ',', default_value = "100,500,1000")]
+        n: Vec<usize>,
+        /// Largest N per runtime, e.g. runc=200 (runc needs ~50 ms to start and ~110 ms to
+        /// delete a container here); larger N are skipped for it, and say so.
+        #[arg(long, value_delimiter = ',', default_value = "runc=200,crun=200")]
+        max_n: Vec<String>,
+    },
+    /// VM boot: wall time from QEMU start to the agent's hello per kernel (and guest uptime).
+    Boot {
+        /// Kernel names (default: the default set).
+        names: Vec<String>,
+        /// Boots per kernel (interleaved across kernels).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Output directory.
+        #[arg(long, default_value = "isolab-bench/boot")]
+        out: PathBuf,
+        /// Also time the full default matrix (`isolab matrix`, both cgroup modes).
+        #[arg(long)]
+        matrix: bool,
+    },
+}
+
+#[derive(Args)]
+pub struct Common {
+    /// Runtimes to compare: `isorun` (this build, or --runtime), names on PATH, or paths.
+    #[arg(long, value_delimiter = ',', default_value = "isorun,runc,crun")]
+    runtimes: Vec<String>,
+    /// Output directory (bench.json and SVG plots; default isolab-bench/<bench>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+pub fn bench(g: &Global, m: &Matrix, cmd: &BenchCmd) -> Result<()> {
+    guard::install_signal_handler().context("install signal handler")?;
+    let r = match cmd {
+        BenchCmd::Startup { c, runs, warmup, no_floor } => {
+            let o = StartupOptions { runs: *runs, warmup: *warmup, floor: !no_floor };
+            startup_cmd(g, c, &o)
+        }
+        BenchCmd::Density { c, n, max_n } => density_cmd(g, c, n, max_n),
+        BenchCmd::Boot { names, runs, out, matrix } => boot_cmd(g, m, names, *runs, out, *matrix),
+    };
+    let left = guard::cleanup_all();
+    if !left.is_empty() {
+        bail!("could not delete: {}", left.join("; "));
+    }
+    r
+}
+
+fn runtimes(g: &Global, c: &Common) -> Vec<Runtime> {
+    let isorun = lab::locate_runtime(g.runtime.as_deref()).map_err(|e| e.to_string());
+    resolve_runtimes(&c.runtimes, isorun)
+}
+
+/// The bundle's config comes from the first usable runtime's `spec`.
+fn workspace(g: &Global, rts: &[Runtime], args: &[&str]) -> Result<Workspace> {
+    let Some(first) = rts.iter().find_map(|r| r.path.as_ref().ok()) else {
+        bail!("none of the runtimes can be found: {:?}", rts.iter().map(|r| &r.path).collect::<Vec<_>>());
+    };
+    Ok(Workspace::new(first, &g.busybox, args)?)
+}
+
+fn out_dir(c: &Common, bench: &str) -> PathBuf {
+    c.out.clone().unwrap_or_else(|| PathBuf::from("isolab-bench").join(bench))
+}
+
+fn startup_cmd(g: &Global, c: &Common, o: &StartupOptions) -> Result<()> {
+    let rts = runtimes(g, c);
+    let ws = workspace(g, &rts, &["/bin/true"])?;
+    let host = HostInfo::detect();
+    eprintln!("isolab bench startup: {} runs + {} warm-up per runtime, interleaved", o.runs, o.warmup);
+    let series = startup::run(&ws, &rts, o)?;
+    print!("{}", report::series_table(&series, "runtime", "isorun", "ms"));
+    let out = out_dir(c, "startup");
+    let j = BenchJson { bench: "startup".into(), host, series, ..BenchJson::default() };
+    report::write_json(&out, &j)?;
+    let svg = out.join("startup.svg");
+    plot::distribution_svg(&svg, "run /bin/true: wall time per run", &j.series, "ms")?;
+    println!("wrote {}/bench.json, {}", out.display(), svg.display());
+    Ok(())
+}
+
+fn density_cmd(g: &Global, c: &Common, ns: &[usize], max_n: &[String]) -> Result<()> {
+    let mut ns = ns.to_vec();
+    ns.sort_unstable();
+    let limits: Vec<(String, usize)> = max_n
+        .iter()
+        .map(|s| {
+            let (name, n) = s.split_once('=').with_context(|| format!("--max-n {s}: expected NAME=N"))?;
+            Ok((name.to_owned(), n.parse().with_context(|| format!("--max-n {s}: {n} is not a number"))?))
+        })
+        .collect::<Result<_>>()?;
+    let rts = runtimes(g, c);
+    for (name, lim) in &limits {
+        let skipped: Vec<String> = ns.iter().filter(|n| *n > lim).map(|n| n.to_string()).collect();
+        if rts.iter().any(|r| &r.name == name) && !skipped.is_empty() {
+            eprintln!("isolab bench density: {name}: N={} skipped (--max-n {name}={lim})", skipped.join(","));
+        }
+    }
+    let ws = workspace(g, &rts, &["sleep", "86400"])?;
+    let host = HostInfo::detect();
+    let points = density::run(&ws, &rts, &ns, &limits);
+    print!("{}", report::density_table(&points));
+    let out = out_dir(c, "density");
+    let j = BenchJson { bench: "density".into(), host, density: points, ..BenchJson::default() };
+    report::write_json(&out, &j)?;
+    let svg = out.join("density.svg");
+    plot::density_svg(&svg, &j.density)?;
+    println!("wrote {}/bench.json, {}", out.display(), svg.display());
+    if j.density.iter().any(|p| p.error.as_deref() == Some("interrupted")) {
+        bail!("interrupted");
+    }
+    Ok(())
+}
+
+fn boot_cmd(g: &Global, m: &Matrix, names: &[String], runs: usize, out: &Path, matrix: bool) -> Result<()> {
+    let o = options(g)?;
+    let host = HostInfo::detect();
+    let mut kernels = Vec::new();
+    for spec in m.select(names)? {
+        let k = lab::checked_kernel(spec, m, &o.cache)?;
+        let img = super::build_image(&k, &o)?;
+        kernels.push((k, img));
+    }
+    let req = Request { protocol_version: PROTOCOL_VERSION, action: Action::Idle };
+    let mut wall: Vec<Vec<f64>> = vec![Vec::new(); kernels.len()];
+    let mut guest: Vec<Vec<f64>> = vec![Vec::new(); kernels.len()];
+    let mut errors: Vec<Option<String>> = vec![None; kernels.len()];
+    for round in 0..runs {
+        for (i, (k, img)) in kernels.iter().enumerate() {
+            if errors[i].is_some() {
+                continue;
+            }
+            let r = lab::boot(k, img, CgroupMode::V2, &req, &o, false, &mut |_| {});
+            if let Some(e) = r.error {
+                errors[i] = Some(format!("{e}: {}", r.console_tail.last().cloned().unwrap_or_default()));
+                continue;
+            }
+            wall[i].push(r.boot_time.unwrap_or_default().as_secs_f64() * 1000.0);
+            if let Some(Event::Hello { uptime_ms, .. }) = r.hello {
+                guest[i].push(uptime_ms as f64);
+            }
+            eprintln!("isolab bench boot: round {}/{runs} {}", round + 1, k.files.name);
+        }
+    }
+    let mk = |samples: &[Vec<f64>]| -> Vec<Series> {
+        kernels
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| Series {
+                runtime: k.files.name.clone(),
+                path: String::new(),
+                samples_ms: samples[i].clone(),
+                summary: summarize(&samples[i]),
+                error: errors[i].clone(),
+            })
+            .collect()
+    };
+    let (series, guest_series) = (mk(&wall), mk(&guest));
+    let base = series.first().map(|s| s.runtime.clone()).unwrap_or_default();
+    println!("wall time from QEMU start to the agent's hello (TCG, {} MiB, {} vCPU):", o.memory_mb, o.cpus);
+    print!("{}", report::series_table(&series, "kernel", &base, "s"));
+    println!("guest uptime at hello:");
+    print!("{}", report::series_table(&guest_series, "kernel", &base, "s"));
+    let matrix_wall_s = if matrix {
+        let t = Instant::now();
+        let args = lab_cmds::MatrixArgs {
+            kernels: vec![],
+            cgroup: vec!["v1".into(), "v2".into()],
+            only: String::new(),
+            shard: None,
+            out: out.join("matrix"),
+            baseline: None,
+            fresh: false,
+            per_vm: None,
+        };
+        let code = lab_cmds::matrix(g, m, &args)?;
+        let s = t.elapsed().as_secs_f64();
+        println!("full default matrix: {s:.1} s wall (exit {code})");
+        Some(s)
+    } else {
+        None
+    };
+    let j =
+        BenchJson { bench: "boot".into(), host, series, guest_series, matrix_wall_s, ..BenchJson::default() };
+    report::write_json(out, &j)?;
+    let svg = out.join("boot.svg");
+    plot::distribution_svg(&svg, "QEMU start to agent hello (TCG)", &j.series, "s")?;
+    println!("wrote {}/bench.json, {}", out.display(), svg.display());
+    Ok(())
+}
