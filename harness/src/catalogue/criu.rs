@@ -13,8 +13,10 @@ use super::{Container, Ctx, Verdict};
 /// PATH for CRIU when the caller has none (the guest agent): it runs `ip` and `tar` by name.
 const GUEST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// The container's init: a counter ticking every 0.2 s in /tmp (a tmpfs CRIU saves).
-pub const COUNTER: &str = "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done";
+/// The container's init: a counter ticking every 0.2 s in /tmp (a tmpfs CRIU saves), its stdio
+/// on the container's /dev/null so that no process of it holds a host file CRIU must resolve.
+pub const COUNTER: &str =
+    "exec </dev/null >/dev/null 2>&1; i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done";
 
 /// Error lines CRIU prints while probing optional features, before the real reason: a
 /// helper's exit status, no `tun` device, a missing sock_diag module.
@@ -138,7 +140,14 @@ pub fn round_trip<T>(
     let img = images.0.to_string_lossy().into_owned();
     let out = ctx.runtime_cmd(&["checkpoint", "--image-path", &img, &c.id]);
     if out.code != 0 {
-        return Err(Verdict::fail(format!("checkpoint failed ({}): {}", out.code, out.stderr.trim())));
+        // Which processes the container held when CRIU refused it (a leftover is the usual cause).
+        let ps = ctx.runtime_cmd(&["ps", &c.id]);
+        return Err(Verdict::fail(format!(
+            "checkpoint failed ({}): {}; processes: {}",
+            out.code,
+            out.stderr.trim(),
+            ps.stdout.split_whitespace().collect::<Vec<_>>().join(" ")
+        )));
     }
     let bundle: PathBuf = ctx.dir().join("bundles").join(&c.id);
     let b = bundle.to_string_lossy().into_owned();
