@@ -92,7 +92,9 @@ pub fn render_ktap(records: &[Record]) -> String {
         let n = i + 1;
         match r.status {
             Outcome::Pass => out.push_str(&format!("ok {n} {name}\n")),
-            Outcome::Skip => out.push_str(&format!("ok {n} {name} # SKIP {}\n", ktap_text(first_line(&r.detail)))),
+            Outcome::Skip => {
+                out.push_str(&format!("ok {n} {name} # SKIP {}\n", ktap_text(first_line(&r.detail))))
+            }
             Outcome::Fail | Outcome::Error => {
                 for l in r.detail.lines() {
                     out.push_str(&format!("# {}\n", l.replace(|c: char| c.is_control(), "_")));
