@@ -34,8 +34,11 @@ fn is_bad(o: Outcome) -> bool {
     matches!(o, Outcome::Fail | Outcome::Error)
 }
 
+/// Records by [`Record::key`].
+type ByKey<'a> = BTreeMap<(String, String, String), &'a Record>;
+
 /// The record of each key, the last one winning (as in [`super::merge`]), in first-seen order.
-fn latest(records: &[Record]) -> (Vec<&Record>, BTreeMap<(String, String, String), &Record>) {
+fn latest(records: &[Record]) -> (Vec<&Record>, ByKey<'_>) {
     let mut by_key = BTreeMap::new();
     let mut order = Vec::new();
     for r in records {
