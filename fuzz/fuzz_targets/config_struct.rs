@@ -12,12 +12,35 @@ use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Map, Value};
 
 const NS: &[&str] = &["pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time", "pidd"];
-const CAPS: &[&str] = &["CAP_CHOWN", "CAP_KILL", "CAP_SYS_ADMIN", "CAP_NET_RAW", "CAP_BPF", "cap_kill", "CHOWN"];
+const CAPS: &[&str] =
+    &["CAP_CHOWN", "CAP_KILL", "CAP_SYS_ADMIN", "CAP_NET_RAW", "CAP_BPF", "cap_kill", "CHOWN"];
 const RLIMITS: &[&str] = &["RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_CORE", "RLIMIT_FOO", "RLIMIT_AS"];
 const DESTS: &[&str] = &["/proc", "/dev", "/dev/pts", "/sys", "/tmp", "tmp", "/../etc", "/a/../../b", ""];
 const TYPES: &[&str] = &["proc", "tmpfs", "devpts", "sysfs", "bind", "cgroup", "mqueue", "none"];
-const OPTS: &[&str] = &["nosuid", "noexec", "nodev", "ro", "rw", "rbind", "bind", "rprivate", "mode=755", "idmap", "rro", "tmpcopyup", "size=65536k"];
-const SYSCTLS: &[&str] = &["net.ipv4.ip_forward", "kernel.shmmax", "fs.mqueue.msg_max", "kernel.hostname", "vm.swappiness", "net..x", "kernel/../x"];
+const OPTS: &[&str] = &[
+    "nosuid",
+    "noexec",
+    "nodev",
+    "ro",
+    "rw",
+    "rbind",
+    "bind",
+    "rprivate",
+    "mode=755",
+    "idmap",
+    "rro",
+    "tmpcopyup",
+    "size=65536k",
+];
+const SYSCTLS: &[&str] = &[
+    "net.ipv4.ip_forward",
+    "kernel.shmmax",
+    "fs.mqueue.msg_max",
+    "kernel.hostname",
+    "vm.swappiness",
+    "net..x",
+    "kernel/../x",
+];
 const VERSIONS: &[&str] = &["1.0.2", "1.1.0", "1.2.0", "1.3.0", "1.0.0-rc1", "2.0.0", ""];
 
 #[derive(Debug, Arbitrary)]
@@ -240,7 +263,8 @@ fn build(c: &Config) -> Value {
     if !c.hooks.is_empty() {
         let mut hooks = Map::new();
         for (kind, path, args, timeout) in &c.hooks {
-            let kinds = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"];
+            let kinds =
+                ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"];
             let k = kinds[usize::from(*kind) % kinds.len()];
             let mut h = json!({"path": path, "args": args});
             if let Some(t) = timeout {
@@ -254,13 +278,18 @@ fn build(c: &Config) -> Value {
         doc.insert("hooks".into(), hooks.into());
     }
     if !c.annotations.is_empty() {
-        doc.insert("annotations".into(), c.annotations.iter().cloned().map(|(k, v)| (k, Value::from(v))).collect::<Map<_, _>>().into());
+        doc.insert(
+            "annotations".into(),
+            c.annotations.iter().cloned().map(|(k, v)| (k, Value::from(v))).collect::<Map<_, _>>().into(),
+        );
     }
     if let Some((key, kind)) = c.clobber {
         let keys: Vec<String> = doc.keys().cloned().collect();
         if !keys.is_empty() {
             let k = &keys[usize::from(key) % keys.len()];
-            doc[k] = [json!(null), json!(1), json!("x"), json!([]), json!({}), json!(true)][usize::from(kind) % 6].clone();
+            doc[k] = [json!(null), json!(1), json!("x"), json!([]), json!({}), json!(true)]
+                [usize::from(kind) % 6]
+                .clone();
         }
     }
     Value::Object(doc)
@@ -284,7 +313,8 @@ fuzz_target!(|c: Config| {
                 let first = e.path.split(['.', '[']).next().unwrap_or_default();
                 assert!(
                     e.path == "(json)" || top.contains_key(first) || e.reason.contains("missing"),
-                    "error path {:?} names no member of the input: {e}", e.path
+                    "error path {:?} names no member of the input: {e}",
+                    e.path
                 );
             }
         }

@@ -38,7 +38,10 @@ fn check(entries: &[IdMapEntry]) {
         assert!(u64::from(a.container_id) + u64::from(a.size) <= u64::from(u32::MAX) + 1);
         assert!(u64::from(a.host_id) + u64::from(a.size) <= u64::from(u32::MAX) + 1);
         for b in &entries[i + 1..] {
-            assert!(!overlap(a.container_id, b.container_id, a.size, b.size), "container overlap {a:?} {b:?}");
+            assert!(
+                !overlap(a.container_id, b.container_id, a.size, b.size),
+                "container overlap {a:?} {b:?}"
+            );
             assert!(!overlap(a.host_id, b.host_id, a.size, b.size), "host overlap {a:?} {b:?}");
         }
     }

@@ -12,7 +12,13 @@ fuzz_target!(|data: &[u8]| {
     let options: Vec<&str> = text.split(',').collect();
     let parsed = parse_mount_options(&options);
     assert!(parsed.flags.intersection(parsed.clear_flags).is_empty(), "{options:?} → {parsed:?}");
-    assert_eq!(parsed.rec_attr_set & parsed.rec_attr_clr & !isolab_runtime::config::mount_options::attr::MOUNT_ATTR__ATIME, 0, "{options:?}");
+    assert_eq!(
+        parsed.rec_attr_set
+            & parsed.rec_attr_clr
+            & !isolab_runtime::config::mount_options::attr::MOUNT_ATTR__ATIME,
+        0,
+        "{options:?}"
+    );
     let data_opts: Vec<&str> = options.iter().copied().filter(|o| !is_known_option(o)).collect();
     assert_eq!(parsed.data, data_opts.join(","), "{options:?}");
     if options.contains(&"rbind") {

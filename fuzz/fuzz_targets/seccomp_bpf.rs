@@ -13,24 +13,67 @@ use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Map, Value};
 
 const ACTIONS: &[&str] = &[
-    "SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD",
-    "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP", "SCMP_ACT_NOTIFY",
+    "SCMP_ACT_ALLOW",
+    "SCMP_ACT_ERRNO",
+    "SCMP_ACT_KILL",
+    "SCMP_ACT_KILL_PROCESS",
+    "SCMP_ACT_KILL_THREAD",
+    "SCMP_ACT_LOG",
+    "SCMP_ACT_TRACE",
+    "SCMP_ACT_TRAP",
+    "SCMP_ACT_NOTIFY",
 ];
 const OPS: &[&str] = &[
-    "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT", "SCMP_CMP_MASKED_EQ",
+    "SCMP_CMP_EQ",
+    "SCMP_CMP_GE",
+    "SCMP_CMP_GT",
+    "SCMP_CMP_LE",
+    "SCMP_CMP_LT",
+    "SCMP_CMP_MASKED_EQ",
     "SCMP_CMP_NE",
 ];
 const ARCHES: &[&str] = &[
-    "SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM",
-    "SCMP_ARCH_S390X", "SCMP_ARCH_PPC64", "SCMP_ARCH_PPC64LE", "SCMP_ARCH_MIPS", "SCMP_ARCH_RISCV64",
+    "SCMP_ARCH_X86_64",
+    "SCMP_ARCH_X86",
+    "SCMP_ARCH_X32",
+    "SCMP_ARCH_AARCH64",
+    "SCMP_ARCH_ARM",
+    "SCMP_ARCH_S390X",
+    "SCMP_ARCH_PPC64",
+    "SCMP_ARCH_PPC64LE",
+    "SCMP_ARCH_MIPS",
+    "SCMP_ARCH_RISCV64",
     "SCMP_ARCH_LOONGARCH64",
 ];
 const FLAGS: &[&str] =
     &["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_TSYNC"];
 const SYSCALLS: &[&str] = &[
-    "read", "write", "open", "openat", "close", "mkdir", "mkdirat", "clone", "clone3", "execve",
-    "socket", "ptrace", "kexec_load", "personality", "ioctl", "mount", "umount2", "unshare",
-    "setns", "keyctl", "bpf", "perf_event_open", "uname", "getpid", "socketcall", "ipc",
+    "read",
+    "write",
+    "open",
+    "openat",
+    "close",
+    "mkdir",
+    "mkdirat",
+    "clone",
+    "clone3",
+    "execve",
+    "socket",
+    "ptrace",
+    "kexec_load",
+    "personality",
+    "ioctl",
+    "mount",
+    "umount2",
+    "unshare",
+    "setns",
+    "keyctl",
+    "bpf",
+    "perf_event_open",
+    "uname",
+    "getpid",
+    "socketcall",
+    "ipc",
 ];
 
 #[derive(Debug, Arbitrary)]
