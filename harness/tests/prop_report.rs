@@ -109,6 +109,7 @@ proptest! {
     fn a_report_never_differs_from_itself(records in any_records()) {
         prop_assert!(diff(&records, &records).is_empty(), "{:?}", diff(&records, &records));
         let merged = merge(std::slice::from_ref(&records));
+        prop_assert_eq!(merge(std::slice::from_ref(&merged)), merged.clone(), "merge is not idempotent");
         prop_assert!(diff(&merged, &records).is_empty(), "a report differs from its own merge");
         prop_assert!(diff(&records, &merged).is_empty());
         // Everything missing from a run is listed, never as a regression.
@@ -155,4 +156,29 @@ fn duplicate_keys_count_once_in_a_diff() {
     let d = diff(&[a], &twice);
     assert_eq!(d.len(), 1);
     assert!(d[0].regression, "the last record (FAIL) is the one compared");
+}
+
+/// Regression (found by the `report_readers` fuzz target): merging a merged report reordered
+/// it when cells listed assertions in different orders (the order came from the input order,
+/// not from the cells).
+#[test]
+fn merging_a_merged_report_changes_nothing() {
+    let r = |c: &str, a: &str| record("k", c, a, Outcome::Pass, String::new());
+    let records = vec![r("v2", "b"), r("v2", "a"), r("v1", "a"), r("v1", "b")];
+    let once = merge(std::slice::from_ref(&records));
+    let order: Vec<(&str, &str)> = once.iter().map(|x| (x.cgroup.as_str(), x.assertion.as_str())).collect();
+    assert_eq!(order, [("v1", "a"), ("v1", "b"), ("v2", "a"), ("v2", "b")]);
+    assert_eq!(merge(std::slice::from_ref(&once)), once);
+    let parts = vec![vec![r("v2", "b"), r("v2", "a")], vec![r("v1", "a"), r("v1", "b")]];
+    assert_eq!(merge(&parts), once, "the order of the parts does not matter");
+}
+
+/// The `report_readers` fuzz input itself (harness/tests/data/fuzz-merge-not-idempotent.json).
+#[test]
+fn the_fuzzed_results_json_merges_idempotently() {
+    let records: Vec<Record> =
+        serde_json::from_str(include_str!("data/fuzz-merge-not-idempotent.json")).unwrap();
+    let merged = merge(std::slice::from_ref(&records));
+    assert_eq!(merge(std::slice::from_ref(&merged)), merged);
+    assert!(diff(&records, &records).is_empty() && diff(&merged, &records).is_empty());
 }
