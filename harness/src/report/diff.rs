@@ -1,6 +1,8 @@
 //! The diff of a run against a stored baseline (`results.json`): what changed, and which
 //! changes are regressions a kernel team gates on.
 
+use std::collections::BTreeMap;
+
 use super::Record;
 use crate::protocol::Outcome;
 
@@ -32,12 +34,30 @@ fn is_bad(o: Outcome) -> bool {
     matches!(o, Outcome::Fail | Outcome::Error)
 }
 
-/// Compare `current` with `baseline`; unchanged results are not listed.
+/// Records by [`Record::key`].
+type ByKey<'a> = BTreeMap<(String, String, String), &'a Record>;
+
+/// The record of each key, the last one winning (as in [`super::merge`]), in first-seen order.
+fn latest(records: &[Record]) -> (Vec<&Record>, ByKey<'_>) {
+    let mut by_key = BTreeMap::new();
+    let mut order = Vec::new();
+    for r in records {
+        if by_key.insert(r.key(), r).is_none() {
+            order.push(r.key());
+        }
+    }
+    (order.iter().map(|k| by_key[k]).collect(), by_key)
+}
+
+/// Compare `current` with `baseline`; unchanged results are not listed. A key listed twice
+/// in one file (a hand-edited baseline) counts once, its last record winning, as in a merge.
 pub fn diff(baseline: &[Record], current: &[Record]) -> Vec<Change> {
+    let (baseline, base_by_key) = latest(baseline);
+    let (current, current_by_key) = latest(current);
     let mut out = Vec::new();
     for c in current {
         let what = format!("{} {}", c.cell(), c.assertion);
-        match baseline.iter().find(|b| b.key() == c.key()) {
+        match base_by_key.get(&c.key()) {
             Some(b) if b.status == c.status => {}
             Some(b) => out.push(Change {
                 what,
@@ -49,7 +69,7 @@ pub fn diff(baseline: &[Record], current: &[Record]) -> Vec<Change> {
         }
     }
     for b in baseline {
-        if !current.iter().any(|c| c.key() == b.key()) {
+        if !current_by_key.contains_key(&b.key()) {
             out.push(Change {
                 what: format!("{} {}", b.cell(), b.assertion),
                 from: Some(b.status),

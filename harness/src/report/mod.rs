@@ -92,18 +92,23 @@ pub fn exit_code(records: &[Record], changes: &[Change]) -> i32 {
 }
 
 /// Join shard outputs: all records, one per key (the last one wins), in a stable order
-/// (kernel, cgroup, then first-seen assertion order).
+/// (kernel, cgroup, then assertion order). The assertion order is the order first seen going
+/// through the cells in (kernel, cgroup) order, so it does not depend on the order of the
+/// parts, and merging a merged report again changes nothing.
 pub fn merge(parts: &[Vec<Record>]) -> Vec<Record> {
-    let mut order: Vec<String> = Vec::new();
-    let mut by_key: std::collections::BTreeMap<(String, String, String), Record> = Default::default();
-    for r in parts.iter().flatten() {
-        if !order.contains(&r.assertion) {
-            order.push(r.assertion.clone());
-        }
-        by_key.insert(r.key(), r.clone());
+    let mut by_cell: Vec<&Record> = parts.iter().flatten().collect();
+    by_cell.sort_by(|a, b| (&a.kernel, &a.cgroup).cmp(&(&b.kernel, &b.cgroup))); // stable
+    let mut rank: std::collections::HashMap<&str, usize> = Default::default();
+    for r in &by_cell {
+        let next = rank.len();
+        rank.entry(r.assertion.as_str()).or_insert(next);
     }
-    let mut out: Vec<Record> = by_key.into_values().collect();
-    out.sort_by_key(|r| (r.kernel.clone(), r.cgroup.clone(), order.iter().position(|a| *a == r.assertion)));
+    let mut by_key: std::collections::BTreeMap<(String, String, String), &Record> = Default::default();
+    for r in parts.iter().flatten() {
+        by_key.insert(r.key(), r);
+    }
+    let mut out: Vec<Record> = by_key.into_values().cloned().collect();
+    out.sort_by_key(|r| (r.kernel.clone(), r.cgroup.clone(), rank[r.assertion.as_str()]));
     out
 }
 

@@ -76,19 +76,28 @@ fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or("")
 }
 
+/// One KTAP line's worth of `s`: control characters (a newline would start a new test line)
+/// and `#` (which starts a directive) become `_`.
+fn ktap_text(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() || c == '#' { '_' } else { c }).collect()
+}
+
 /// KTAP version 1: one test line per record, `# SKIP reason` for skips, diagnostics for
-/// failures.
+/// failures. Names and reasons come from results.json and the guest: whatever they hold,
+/// each record stays one test line.
 pub fn render_ktap(records: &[Record]) -> String {
     let mut out = format!("KTAP version 1\n1..{}\n", records.len());
     for (i, r) in records.iter().enumerate() {
-        let name = format!("{}:{}", r.cell(), r.assertion);
+        let name = ktap_text(&format!("{}:{}", r.cell(), r.assertion));
         let n = i + 1;
         match r.status {
             Outcome::Pass => out.push_str(&format!("ok {n} {name}\n")),
-            Outcome::Skip => out.push_str(&format!("ok {n} {name} # SKIP {}\n", first_line(&r.detail))),
+            Outcome::Skip => {
+                out.push_str(&format!("ok {n} {name} # SKIP {}\n", ktap_text(first_line(&r.detail))))
+            }
             Outcome::Fail | Outcome::Error => {
                 for l in r.detail.lines() {
-                    out.push_str(&format!("# {l}\n"));
+                    out.push_str(&format!("# {}\n", l.replace(|c: char| c.is_control(), "_")));
                 }
                 let tag = if r.status == Outcome::Error { " # ERROR" } else { "" };
                 out.push_str(&format!("not ok {n} {name}{tag}\n"));

@@ -125,6 +125,12 @@ pub fn kernel_cmdline(o: &CmdlineOptions) -> String {
     w.join(" ")
 }
 
+/// `p` as the value of a QEMU `key=value,...` option: a comma is written `,,` (a temp dir may
+/// hold one; unescaped, it would end the value and start a bogus key).
+fn opt_value(p: &std::path::Path) -> String {
+    p.display().to_string().replace(',', ",,")
+}
+
 /// The QEMU arguments (pure).
 pub fn qemu_args(c: &QemuConfig) -> Vec<String> {
     let mut a: Vec<String> = Vec::new();
@@ -134,16 +140,16 @@ pub fn qemu_args(c: &QemuConfig) -> Vec<String> {
         format!("q35,accel={},sata=off,smbus=off,usb=off,vmport=off,smm=off,graphics=off", c.accel.as_str());
     push(&["-machine", &machine]);
     let default_cpu = if c.accel == Accel::Kvm { "host" } else { DEFAULT_TCG_CPU };
-    push(&["-cpu", c.cpu.as_deref().unwrap_or(default_cpu)]);
+    push(&["-cpu", c.cpu.as_deref().filter(|m| !m.is_empty()).unwrap_or(default_cpu)]);
     push(&["-m", &c.memory_mb.to_string(), "-smp", &c.cpus.to_string()]);
     push(&["-nodefaults", "-no-user-config", "-no-reboot", "-display", "none"]);
     push(&["-kernel", &c.kernel.to_string_lossy(), "-initrd", &c.initrd.to_string_lossy()]);
     push(&["-append", &c.cmdline]);
     match &c.console {
-        Console::Socket(p) => push(&["-chardev", &format!("socket,id=con,path={}", p.display())]),
+        Console::Socket(p) => push(&["-chardev", &format!("socket,id=con,path={}", opt_value(p))]),
         Console::Stdio => push(&["-chardev", "stdio,id=con,signal=off"]),
     }
-    push(&["-chardev", &format!("socket,id=chan,path={}", c.channel.display())]);
+    push(&["-chardev", &format!("socket,id=chan,path={}", opt_value(&c.channel))]);
     push(&["-serial", "chardev:con", "-serial", "chardev:chan"]);
     a
 }

@@ -30,6 +30,7 @@ use serde_json::Value;
 
 pub mod idmap;
 mod linux;
+mod locate;
 pub mod mount_options;
 pub mod names;
 mod process;
@@ -156,7 +157,11 @@ pub fn mount_destination(mount: &Mount) -> PathBuf {
 /// Parse and validate config.json bytes. Pure: touches nothing on the system.
 pub fn parse_config(bytes: &[u8]) -> Result<ValidConfig, ConfigErrors> {
     let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-        ConfigErrors(vec![ConfigError { path: validate::DOCUMENT.into(), reason: e.to_string() }])
+        let reason = match locate::path_at(bytes, e.line(), e.column()) {
+            Some(at) => format!("{e}, in {at}"),
+            None => e.to_string(),
+        };
+        ConfigErrors(vec![ConfigError { path: validate::DOCUMENT.into(), reason }])
     })?;
     let mut report = report::Report::default();
     validate::validate(&value, &mut report);

@@ -85,8 +85,25 @@ fn args(p: &Map<String, Value>, r: &mut Report) {
     for (path, arg) in r.strings_at(p, "process", "args").unwrap_or_default() {
         if arg.contains('\0') {
             r.error(path, "contains a NUL byte");
+        } else if let Some(reason) = too_long_for_execve(arg) {
+            r.error(path, reason);
         }
     }
+}
+
+/// The kernel's limit on one argument or environment string of execve(2), terminating NUL
+/// included (`MAX_ARG_STRLEN`, 32 pages): a longer one fails with E2BIG at `start`, after
+/// `create` said yes, so it is refused here.
+pub(crate) const MAX_ARG_STRLEN: usize = 32 * 4096;
+
+fn too_long_for_execve(s: &str) -> Option<String> {
+    (s.len() >= MAX_ARG_STRLEN).then(|| {
+        format!(
+            "{} bytes, execve(2) accepts at most {} per string (MAX_ARG_STRLEN)",
+            s.len(),
+            MAX_ARG_STRLEN - 1
+        )
+    })
 }
 
 fn cwd(p: &Map<String, Value>, r: &mut Report) {
@@ -108,6 +125,8 @@ fn env(p: &Map<String, Value>, r: &mut Report) {
             r.error(path, format!("{} is not of the form KEY=value", quote(var)));
         } else if var.contains('\0') {
             r.error(path, "contains a NUL byte");
+        } else if let Some(reason) = too_long_for_execve(var) {
+            r.error(path, reason);
         }
     }
 }

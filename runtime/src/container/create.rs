@@ -132,6 +132,18 @@ pub(super) fn create_with_console(
             source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
         });
     }
+    if rootfs == Path::new("/") {
+        // A rootfs that is (or links to) the host's root would have the container's mounts
+        // and masks set up over the host's own tree.
+        return Err(ContainerError::Bundle {
+            what: "root.path",
+            path: root,
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "resolves to the host's root directory",
+            ),
+        });
+    }
     crate::lsm::check(spec, crate::lsm::HostLsms::detect())?;
     let plan = plan_namespaces(spec);
     if !plan.new_mount_ns && !plan.join.iter().any(|(f, _)| *f == CloneFlags::CLONE_NEWNS) {
