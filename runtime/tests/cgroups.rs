@@ -242,8 +242,18 @@ fn freeze_stops_and_thaw_resumes_a_child() {
         }
         n
     };
-    std::thread::sleep(Duration::from_millis(30));
-    assert!(drain() > 0, "child runs");
+    // Polled, not slept for: a loaded machine may not schedule the child for a while.
+    let runs_within = |limit: Duration| {
+        let t = std::time::Instant::now();
+        while t.elapsed() < limit {
+            if drain() > 0 {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    };
+    assert!(runs_within(Duration::from_secs(10)), "child runs");
     assert!(!cg.mgr.is_frozen());
     cg.mgr.freeze().unwrap();
     assert!(cg.mgr.is_frozen());
@@ -253,8 +263,7 @@ fn freeze_stops_and_thaw_resumes_a_child() {
     assert_eq!(drain(), 0, "a frozen child does not run");
     cg.mgr.thaw().unwrap();
     assert!(!cg.mgr.is_frozen());
-    std::thread::sleep(Duration::from_millis(50));
-    assert!(drain() > 0, "a thawed child runs again");
+    assert!(runs_within(Duration::from_secs(10)), "a thawed child runs again");
 }
 
 static WFD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
@@ -346,24 +355,24 @@ fn default_and_relative_paths_resolve_on_this_host() {
     assert!(e.contains("systemd cgroup paths are not supported (cgroupfs driver)"), "{e}");
 }
 
-/// Start latency: creating (every hierarchy), joining and removing an empty cgroup is cheap.
+/// Creating (every hierarchy), joining and removing a cgroup: the process is in it while
+/// joined, and every directory is gone after remove. (Its cost is measured by the benches.)
 #[test]
-fn create_add_remove_is_fast() {
+fn create_add_remove_leaves_nothing() {
     let mut cg = Cg::new("{}");
     let (pid, go) = cg.child(|| 0);
-    let t = std::time::Instant::now();
     let mgr = CgroupManager::new("t", Some(&format!("{}-2", cg.mgr.path()))).unwrap();
     mgr.create(Some(
         &serde_json::from_str(r#"{"pids":{"limit":100},"memory":{"limit":104857600}}"#).unwrap(),
     ))
     .unwrap();
-    let created = t.elapsed();
+    let dirs = mgr.dirs();
+    assert!(!dirs.is_empty() && dirs.iter().all(|d| d.is_dir()), "{dirs:?}");
     mgr.add_task(pid).unwrap();
-    let added = t.elapsed();
+    assert_eq!(mgr.pids().unwrap(), vec![pid.as_raw()]);
     cg.mgr.add_task(pid).unwrap();
     mgr.remove().unwrap();
-    let removed = t.elapsed();
     nix::unistd::write(&go, b"x").unwrap();
-    eprintln!("create {created:?}, +add_task {:?}, +remove {:?}", added - created, removed - added);
-    assert!(removed < Duration::from_millis(50), "{removed:?}");
+    let left: Vec<_> = dirs.iter().filter(|d| d.exists()).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
