@@ -13,6 +13,13 @@ fn running(f: &mut Fixture, edit: impl FnOnce(&mut serde_json::Value)) -> String
     let bundle = f.bundle();
     let out = f.isorun(&["run", "-d", "--bundle", bundle.to_str().unwrap(), &id]);
     assert!(out.status.success(), "run -d: {}", text(&out.stderr));
+    // `start` returns once the init may go on (as runc's does); wait until it has become sleep.
+    let pid = f.state(&id)["pid"].as_i64().unwrap();
+    let t = std::time::Instant::now();
+    while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim() != "sleep" {
+        assert!(t.elapsed() < std::time::Duration::from_secs(10), "the init never became sleep");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     id
 }
 

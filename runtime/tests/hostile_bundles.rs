@@ -99,6 +99,15 @@ fn add_mount(c: &mut Value, m: Value) {
 #[test_case("seccomp-action-unknown", Hostile::Config(|c| c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_BOGUS"})), "linux.seccomp.defaultAction" ; "seccomp-action-unknown")]
 #[test_case("seccomp-arg-index", Hostile::Config(|c| c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
     "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 9, "value": 1, "op": "SCMP_CMP_EQ"}]}]})), "linux.seccomp.syscalls[0].args[0].index" ; "seccomp-arg-index")]
+#[test_case("seccomp-notify", Hostile::Config(|c| c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+    "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]})), "linux.seccomp.syscalls[0].action" ; "seccomp-notify")]
+// libseccomp 2.5.4 never returns from seccomp_rule_add on this (found by the seccomp_bpf
+// fuzzer, reproduced in C alone): isorun gives up after its compile limit (10 s).
+#[test_case("seccomp-libseccomp-loop", Hostile::Config(|c| c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+    "syscalls": [
+        {"names": ["getpid"], "action": "SCMP_ACT_TRAP", "args": [{"index": 4, "value": 3487314580478320997u64, "op": "SCMP_CMP_EQ"}, {"index": 1, "value": 7287514030843961633u64, "op": "SCMP_CMP_NE"}]},
+        {"names": ["getpid"], "action": "SCMP_ACT_TRAP", "args": [{"index": 4, "value": 3559372174516248933u64, "op": "SCMP_CMP_EQ"}, {"index": 1, "value": 7287514030843961633u64, "op": "SCMP_CMP_NE"}]}]})),
+    "linux.seccomp: libseccomp did not finish" ; "seccomp-libseccomp-loop")]
 #[test_case("version-unknown", Hostile::Config(|c| c["ociVersion"] = json!("9.9.9")), "ociVersion" ; "version-unknown")]
 #[test_case("oom-score-adj", Hostile::Config(|c| c["process"]["oomScoreAdj"] = json!(5000)), "process.oomScoreAdj" ; "oom-score-adj")]
 fn hostile_bundle_is_refused_and_leaves_nothing(name: &str, hostile: Hostile, field: &str) {

@@ -101,6 +101,9 @@ fn bundle_err<'a>(
     move |source| ContainerError::Bundle { what, path: path.to_owned(), source }
 }
 
+/// How long libseccomp may take to compile a profile (a docker-sized one takes ~13 ms).
+pub(crate) const SECCOMP_COMPILE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Create container `id` from the bundle in `opts`.
 pub fn create(store: &StateStore, id: &str, opts: &CreateOptions) -> Result<Created, ContainerError> {
     create_with_console(store, id, opts, None)
@@ -159,6 +162,8 @@ pub(super) fn create_with_console(
     let terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
     let net_devices = spec.linux().as_ref().and_then(|l| l.net_devices().clone()).unwrap_or_default();
     crate::net::check_devices_exist(&net_devices)?;
+    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let filter = seccomp.map(|p| crate::seccomp::compile_within(p, SECCOMP_COMPILE_LIMIT)).transpose()?;
 
     let dir = store.create_dir(id)?;
     let mut dir_guard = DirGuard { store, id, armed: true };
@@ -208,6 +213,7 @@ pub(super) fn create_with_console(
                 console_socket: console,
                 preserve_fds: opts.preserve_fds,
                 unshare_cgroupns: late_cgroupns,
+                seccomp: filter.as_ref(),
             })
         }
         Forked::Parent(pid) => pid,

@@ -124,6 +124,11 @@ pub fn exec(store: &StateStore, id: &str, opts: &ExecOptions) -> Result<i32, Con
         return Err(ContainerError::WrongStatus { id: id.to_owned(), status, op: "exec (not running)" });
     }
     let pid = rec.pid;
+    let filter = rec
+        .seccomp
+        .as_ref()
+        .map(|p| crate::seccomp::compile_within(p, super::create::SECCOMP_COMPILE_LIMIT))
+        .transpose()?;
     let mut namespaces = Vec::new();
     for (name, flag) in join_order() {
         if !same_ns(pid, name) {
@@ -161,7 +166,7 @@ pub fn exec(store: &StateStore, id: &str, opts: &ExecOptions) -> Result<i32, Con
             drop(parent_sock);
             exec_child_main(JoinContext {
                 process: &opts.process,
-                seccomp: rec.seccomp.as_ref(),
+                seccomp: filter.as_ref(),
                 namespaces,
                 root,
                 in_user_ns,

@@ -96,6 +96,9 @@ pub enum ContainerError {
     /// linux.netDevices could not be moved in or out.
     #[error(transparent)]
     Net(#[from] crate::net::NetError),
+    /// linux.seccomp could not be compiled (before anything is created).
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
 }
 
 /// The errno inside an io::Error (EIO when it carries none).

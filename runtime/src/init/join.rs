@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 
 use nix::sched::{setns, CloneFlags};
-use oci_spec::runtime::{LinuxSeccomp, Process};
+use oci_spec::runtime::Process;
 
 use super::{exec, exit, finish_process, InitError, StepResult};
 use crate::channel::{self, ChildMsg, ParentMsg};
@@ -15,8 +15,8 @@ use crate::channel::{self, ChildMsg, ParentMsg};
 pub struct JoinContext<'a> {
     /// The process to run.
     pub process: &'a Process,
-    /// The container's seccomp profile.
-    pub seccomp: Option<&'a LinuxSeccomp>,
+    /// The container's seccomp filter, compiled by the parent.
+    pub seccomp: Option<&'a crate::seccomp::Filter>,
     /// Namespaces to join, user first, each (flag, open ns file, path for errors).
     pub namespaces: Vec<(CloneFlags, OwnedFd, PathBuf)>,
     /// The init's root directory (/proc/<pid>/root), entered after the namespaces so a

@@ -86,6 +86,8 @@ pub struct ChildContext<'a> {
     pub preserve_fds: i32,
     /// Create the cgroup namespace now (the parent placed us in our cgroup after clone).
     pub unshare_cgroupns: bool,
+    /// The seccomp filter, compiled by the parent.
+    pub seccomp: Option<&'a crate::seccomp::Filter>,
 }
 
 /// Run the container's init. Never returns.
@@ -180,21 +182,20 @@ fn setup(ctx: &ChildContext<'_>, state: &[u8]) -> StepResult<exec::Prepared> {
     step("rootfs", rootfs::setup_rootfs_with(spec, &ctx.rootfs, &mut hooks_now).map_err(InitError::from))?;
     let process =
         spec.process().as_ref().ok_or(("process", InitError::Process("no process in config".into())))?;
-    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
     let console = ctx.console_socket.as_ref().map(|s| s.as_fd());
     if process.terminal() != Some(true) {
         // The init leads its own session, as runc's does (the console path makes one with
         // its pty): nothing ties it to the caller's session, and CRIU can checkpoint it.
         step("setsid", nix::unistd::setsid().map(drop).map_err(sys("setsid")))?;
     }
-    finish_process(process, seccomp, ctx.plan.new_user_ns, console, ctx.preserve_fds)
+    finish_process(process, ctx.seccomp, ctx.plan.new_user_ns, console, ctx.preserve_fds)
 }
 
 /// The process part shared by a container's init and `exec`: terminal, executable and cwd,
 /// seccomp and credentials (in the order their privileges allow), fds.
 pub(crate) fn finish_process(
     process: &oci_spec::runtime::Process,
-    seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
+    filter: Option<&crate::seccomp::Filter>,
     in_user_ns: bool,
     console_socket: Option<std::os::fd::BorrowedFd<'_>>,
     preserve_fds: i32,
@@ -203,19 +204,15 @@ pub(crate) fn finish_process(
         step("console", console::setup_console(console_socket, process.console_size()))?;
     }
     let prepared = step("process", exec::prepare(process))?;
-    let filter = match seccomp {
-        Some(profile) => Some(step("seccomp", crate::seccomp::compile(profile).map_err(InitError::from))?),
-        None => None,
-    };
     // With no_new_privs the filter goes on last (no privilege needed); without it, loading a
     // filter needs CAP_SYS_ADMIN, so it goes on before the capabilities are dropped (runc).
     let nnp = process.no_new_privileges() == Some(true);
-    if let (Some(f), false) = (&filter, nnp) {
+    if let (Some(f), false) = (filter, nnp) {
         step("seccomp", crate::seccomp::install(f).map_err(InitError::from))?;
     }
     step("credentials", creds::apply(process, in_user_ns))?;
     step("lsm", crate::lsm::apply_on_exec(process).map_err(|e| InitError::Process(e.to_string())))?;
-    if let (Some(f), true) = (&filter, nnp) {
+    if let (Some(f), true) = (filter, nnp) {
         step("seccomp", crate::seccomp::install(f).map_err(InitError::from))?;
     }
     step("fds", crate::sys::process::cloexec_from(3 + preserve_fds).map_err(sys("close_range")))?;

@@ -147,6 +147,16 @@ pub enum SeccompError {
         /// libseccomp's error.
         source: libseccomp::error::SeccompError,
     },
+    /// libseccomp did not finish translating the profile in time.
+    #[error(
+        "linux.seccomp: libseccomp did not finish compiling the profile within {limit:?} (libseccomp \
+         2.5.x loops forever on some rule sets, e.g. two rules for one syscall whose conditions \
+         compare different arguments)"
+    )]
+    Stuck {
+        /// How long it was given.
+        limit: std::time::Duration,
+    },
     /// The exported program could not be read back.
     #[error("linux.seccomp: reading the exported BPF program: {0}")]
     Export(#[source] std::io::Error),
@@ -229,9 +239,24 @@ impl Filter {
     }
 }
 
-/// Translate the profile (in the child, before `Ready`, so errors reach `create`).
+/// Translate the profile (in the parent, before clone: see [`compile_within`]).
 pub fn compile(profile: &LinuxSeccomp) -> Result<Filter, SeccompError> {
     context::compile(profile)
+}
+
+/// [`compile`] on a worker thread, given at most `limit`: libseccomp can loop forever on
+/// some profiles (found by fuzzing; reproduced in C alone), and a config.json must not hang
+/// `create`. On timeout the worker is abandoned; the caller fails and exits.
+pub fn compile_within(profile: &LinuxSeccomp, limit: std::time::Duration) -> Result<Filter, SeccompError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let profile = profile.clone();
+    std::thread::Builder::new()
+        .name("seccomp-compile".into())
+        .spawn(move || {
+            let _ = tx.send(compile(&profile));
+        })
+        .map_err(SeccompError::Export)?;
+    rx.recv_timeout(limit).unwrap_or(Err(SeccompError::Stuck { limit }))
 }
 
 /// Install the filter on this process (and its future children). Loading needs
