@@ -195,6 +195,25 @@ fn error_path(e: &SeccompError) -> bool {
     }
 }
 
+/// libseccomp 2.5.4 never returns from `seccomp_rule_add` on some profiles where one syscall
+/// has more than one conditional rule (fuzz/notes/README.md; reproduced in C alone).
+/// isorun bounds that with a timeout (`seccomp::compile_within`, tested in
+/// runtime/tests/hostile_bundles.rs); here such profiles are left out so that the target keeps
+/// fuzzing isorun's translation instead of rediscovering libseccomp's loop.
+fn libseccomp_may_loop(json: &Value) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    let rules = json["syscalls"].as_array().into_iter().flatten();
+    for rule in rules.filter(|r| r["args"].as_array().is_some_and(|a| !a.is_empty())) {
+        // A name twice in one entry is two rules for libseccomp as well.
+        for name in rule["names"].as_array().into_iter().flatten().filter_map(|n| n.as_str()) {
+            if !seen.insert(name) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
 fuzz_target!(|p: Profile| {
     let json = to_json(&p);
     let profile = match seccomp::parse(&json) {
@@ -204,6 +223,9 @@ fuzz_target!(|p: Profile| {
             return;
         }
     };
+    if libseccomp_may_loop(&json) {
+        return;
+    }
     match seccomp::compile(&profile) {
         Ok(filter) => check_program(filter.instructions()),
         Err(e) => assert!(error_path(&e), "{e}"),
