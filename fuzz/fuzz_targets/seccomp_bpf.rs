@@ -23,15 +23,7 @@ const ACTIONS: &[&str] = &[
     "SCMP_ACT_TRAP",
     "SCMP_ACT_NOTIFY",
 ];
-const OPS: &[&str] = &[
-    "SCMP_CMP_EQ",
-    "SCMP_CMP_GE",
-    "SCMP_CMP_GT",
-    "SCMP_CMP_LE",
-    "SCMP_CMP_LT",
-    "SCMP_CMP_MASKED_EQ",
-    "SCMP_CMP_NE",
-];
+const OPS: &[&str] = &seccomp::SUPPORTED_OPERATORS;
 const ARCHES: &[&str] = &[
     "SCMP_ARCH_X86_64",
     "SCMP_ARCH_X86",

@@ -15,15 +15,7 @@ const ACTIONS: &[&str] = &[
     "SCMP_ACT_LOG",
     "SCMP_ACT_TRAP",
 ];
-const OPS: &[&str] = &[
-    "SCMP_CMP_EQ",
-    "SCMP_CMP_GE",
-    "SCMP_CMP_GT",
-    "SCMP_CMP_LE",
-    "SCMP_CMP_LT",
-    "SCMP_CMP_MASKED_EQ",
-    "SCMP_CMP_NE",
-];
+const OPS: &[&str] = &seccomp::SUPPORTED_OPERATORS;
 const SYSCALLS: &[&str] = &[
     "read",
     "write",
