@@ -102,15 +102,7 @@ fn restore_refuses_a_directory_that_is_not_a_checkpoint_and_leaves_nothing() {
     let images = f.tmp.path().join("empty");
     std::fs::create_dir_all(&images).unwrap();
     let id = f.id("rst");
-    let out = f.isorun(&[
-        "restore",
-        "-d",
-        "--image-path",
-        images.to_str().unwrap(),
-        "-b",
-        f.bundle().to_str().unwrap(),
-        &id,
-    ]);
+    let out = restore_detached(&f, &images, &id);
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(
@@ -118,6 +110,12 @@ fn restore_refuses_a_directory_that_is_not_a_checkpoint_and_leaves_nothing() {
         "{err}"
     );
     assert!(!f.root().join(&id).exists(), "no state directory left");
+}
+
+/// `isorun restore -d` of `id` from `images`, with the fixture's bundle.
+fn restore_detached(f: &Fixture, images: &std::path::Path, id: &str) -> std::process::Output {
+    let (images, bundle) = (images.to_str().unwrap(), f.bundle());
+    f.isorun(&["restore", "-d", "--image-path", images, "-b", bundle.to_str().unwrap(), id])
 }
 
 #[test]
@@ -129,15 +127,7 @@ fn restore_refuses_images_of_another_config_and_leaves_nothing() {
     let meta = json!({ "id": "x", "config_sha256": "00".repeat(32), "cgroup_path": null, "stdio": [], "criu_version": "3.17.1" });
     std::fs::write(images.join("isorun-checkpoint.json"), meta.to_string()).unwrap();
     let id = f.id("rst");
-    let out = f.isorun(&[
-        "restore",
-        "-d",
-        "--image-path",
-        images.to_str().unwrap(),
-        "-b",
-        f.bundle().to_str().unwrap(),
-        &id,
-    ]);
+    let out = restore_detached(&f, &images, &id);
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(
