@@ -180,7 +180,12 @@ impl Ctx {
             Ok(mut c) => wait_with_timeout(&mut c, self.timeout),
         };
         let read = |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
-        let output = RunOutput { code, stdout: read(&out), stderr: read(&err) };
+        let mut output = RunOutput { code: code.0, stdout: read(&out), stderr: read(&err) };
+        if let Some(tree) = code.1 {
+            output
+                .stderr
+                .push_str(&format!("\n[killed after {:?}; its processes then: {tree}]", self.timeout));
+        }
         let _ = std::fs::remove_file(&out);
         let _ = std::fs::remove_file(&err);
         output
@@ -194,8 +199,9 @@ impl Ctx {
         self.delete(&id);
         if out.code == -1 {
             return Err(Verdict::error(format!(
-                "runtime run timed out after {:?}: {}",
+                "runtime run timed out after {:?}: stdout {:?}; stderr: {}",
                 self.timeout,
+                out.stdout.trim(),
                 out.stderr.trim()
             )));
         }
@@ -278,19 +284,22 @@ impl Drop for Ctx {
     }
 }
 
-fn wait_with_timeout(child: &mut std::process::Child, timeout: Duration) -> i32 {
+/// The child's exit code (128 + signal if killed), or -1 and what its process tree was doing
+/// when it was killed at the timeout.
+fn wait_with_timeout(child: &mut std::process::Child, timeout: Duration) -> (i32, Option<String>) {
     let end = Instant::now() + timeout;
     loop {
         match child.try_wait() {
             Ok(Some(st)) => {
                 use std::os::unix::process::ExitStatusExt;
-                return st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0));
+                return (st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0)), None);
             }
             Ok(None) if Instant::now() < end => std::thread::sleep(Duration::from_millis(2)),
             _ => {
+                let tree = super::ptree::describe(child.id() as i32);
                 let _ = child.kill();
                 let _ = child.wait();
-                return -1;
+                return (-1, Some(tree));
             }
         }
     }

@@ -19,6 +19,7 @@ mod net;
 mod net_bridge;
 mod nsmisc;
 mod pid;
+mod ptree;
 mod security;
 mod user;
 pub mod util;

@@ -2,6 +2,7 @@
 //! parallel runs.
 
 pub mod args;
+mod error;
 pub mod guard;
 pub mod qmp;
 pub mod run;

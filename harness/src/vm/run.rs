@@ -9,6 +9,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::args::{qemu_args, Console, QemuConfig};
+pub use super::error::VmError;
 use super::guard::VmGuard;
 use super::snapvm::{self, SnapMode};
 use crate::protocol::{decode_line, encode_line, Event, Request, PROTOCOL_VERSION};
@@ -18,68 +19,6 @@ const STOP_MARKERS: &[&str] = &["reboot: System halted", "reboot: Power down", "
 
 /// Lines of console kept for error reports.
 pub const CONSOLE_TAIL: usize = 50;
-
-/// Why a VM run is an ERROR.
-#[derive(Debug, thiserror::Error)]
-pub enum VmError {
-    /// QEMU could not be started.
-    #[error("cannot start `{command}`: {source}")]
-    Spawn {
-        /// The command.
-        command: String,
-        /// errno.
-        source: std::io::Error,
-    },
-    /// Temp dir / socket setup failed.
-    #[error("{what}: {source}")]
-    Setup {
-        /// What was being set up (with its path).
-        what: String,
-        /// errno.
-        source: std::io::Error,
-    },
-    /// No hello from the agent within the boot timeout.
-    #[error("no agent hello within {secs}s of boot")]
-    BootTimeout {
-        /// The timeout.
-        secs: u64,
-    },
-    /// No event from the agent within the step timeout.
-    #[error("no progress from the agent for {secs}s")]
-    StepTimeout {
-        /// The timeout.
-        secs: u64,
-    },
-    /// The console showed a kernel panic.
-    #[error("kernel panic: {line}")]
-    KernelPanic {
-        /// The panic line.
-        line: String,
-    },
-    /// QEMU exited before the agent said `Done`.
-    #[error("QEMU exited before the agent finished ({status}){stderr}")]
-    QemuDied {
-        /// Exit status.
-        status: String,
-        /// QEMU's stderr, if any.
-        stderr: String,
-    },
-    /// The guest halted or powered off without the agent saying `Done`.
-    #[error("the guest stopped before the agent finished: {line}")]
-    GuestStopped {
-        /// The kernel's last words.
-        line: String,
-    },
-    /// Saving or restoring a snapshot failed (QMP).
-    #[error("snapshot: {0}")]
-    Snapshot(#[from] super::qmp::QmpError),
-    /// The agent speaks another protocol version.
-    #[error("agent speaks protocol v{guest}, host v{PROTOCOL_VERSION}")]
-    Version {
-        /// The guest's version.
-        guest: u32,
-    },
-}
 
 /// Timeouts of one run.
 #[derive(Debug, Clone, Copy)]
