@@ -6,15 +6,13 @@
 use isolab_runtime::config::parse_config;
 use libfuzzer_sys::fuzz_target;
 
+#[path = "../common/round_trip.rs"]
+mod round_trip;
+
 fuzz_target!(|data: &[u8]| {
     match parse_config(data) {
         Ok(valid) => {
-            let again = serde_json::to_vec(valid.spec()).expect("a valid spec serialises");
-            let second = match parse_config(&again) {
-                Ok(v) => v,
-                Err(e) => panic!("a validated config must validate again after a serde round trip:\n{e}"),
-            };
-            assert_eq!(second.spec(), valid.spec(), "the serde round trip changed the spec");
+            round_trip::assert_round_trips(&valid);
             // Helpers the runtime calls on every valid config must not panic either.
             let _ = valid.namespaces();
             let _ = valid.uid_map_content();

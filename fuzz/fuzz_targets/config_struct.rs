@@ -9,6 +9,9 @@
 use arbitrary::Arbitrary;
 use isolab_runtime::config::parse_config;
 use libfuzzer_sys::fuzz_target;
+
+#[path = "../common/round_trip.rs"]
+mod round_trip;
 use serde_json::{json, Map, Value};
 
 const NS: &[&str] = &["pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time", "pidd"];
@@ -300,12 +303,7 @@ fuzz_target!(|c: Config| {
     let bytes = serde_json::to_vec(&doc).expect("serialises");
     match parse_config(&bytes) {
         Ok(valid) => {
-            let again = serde_json::to_vec(valid.spec()).expect("a valid spec serialises");
-            let second = match parse_config(&again) {
-                Ok(v) => v,
-                Err(e) => panic!("a validated config must validate again after a serde round trip:\n{e}"),
-            };
-            assert_eq!(second.spec(), valid.spec(), "the serde round trip changed the spec");
+            round_trip::assert_round_trips(&valid);
         }
         Err(errors) => {
             let top = doc.as_object().expect("an object");

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 
-use super::{Assertion, Ctx, Need, Verdict};
+use super::{Assertion, Container, Ctx, Need, Verdict};
 use crate::v;
 
 const NEEDS: &[Need] = &[Need::Namespace("net")];
@@ -140,7 +140,12 @@ fn leased(ctx: &Ctx, bridge: &str, id: &str) -> Option<String> {
 }
 
 /// Start the server on bridge X and run `script` (with `$A` its address) on `bridge`.
-fn server_and_client(ctx: &mut Ctx, bridge: &str, subnet: &str, script: &str) -> Result<String, Verdict> {
+fn server_and_client(
+    ctx: &mut Ctx,
+    bridge: &str,
+    subnet: &str,
+    script: &str,
+) -> Result<(Container, String), Verdict> {
     let hook = hook_binary(ctx)?;
     let server = ctx.start(on_bridge(ctx, &hook, SERVER, BRIDGE_X, SUBNET_X))?;
     let Some(a) = leased(ctx, BRIDGE_X, &server.id) else {
@@ -156,18 +161,39 @@ fn server_and_client(ctx: &mut Ctx, bridge: &str, subnet: &str, script: &str) ->
             out.stderr.trim()
         )));
     }
-    Ok(out.stdout)
+    Ok((server, out.stdout))
 }
+
+/// The client's side of `net.bridge_reachable`: a ping, then up to three TCP exchanges, each
+/// bounded by `timeout` (busybox nc's -w bounds only the connect). A stalled exchange prints
+/// the client's sockets and neighbours, so a flake says where it stalled.
+const REACH_SCRIPT: &str = "ping -c 1 -W 5 $A >/dev/null && echo ping-ok; \
+    for i in 1 2 3; do r=$(timeout -s KILL 10 nc -w 5 $A 7000 </dev/null); e=$?; \
+    if [ \"$r\" = pong ]; then echo pong; break; fi; \
+    echo \"stalled: attempt $i printed '$r', exit $e; client tcp and arp:\"; cat /proc/net/tcp /proc/net/arp; done";
 
 fn bridge_reachable(ctx: &mut Ctx) -> Verdict {
     if let Err(v) = hook_binary(ctx) {
         return v;
     }
     in_private_netns(ctx, |ctx| {
-        let script = "ping -c 1 -W 5 $A >/dev/null && echo ping-ok; nc -w 5 $A 7000 </dev/null";
-        let out = v!(server_and_client(ctx, BRIDGE_X, SUBNET_X, script));
+        let (server, out) = v!(server_and_client(ctx, BRIDGE_X, SUBNET_X, REACH_SCRIPT));
         let words: Vec<&str> = out.split_whitespace().collect();
-        Verdict::check(words == ["ping-ok", "pong"], || format!("client on {BRIDGE_X} printed {out:?}"))
+        if words == ["ping-ok", "pong"] {
+            return Verdict::pass();
+        }
+        // Reaching is shown by one exchange; a stalled one before it is disclosed, not hidden.
+        if words.first() == Some(&"ping-ok") && words.last() == Some(&"pong") {
+            return Verdict {
+                detail: format!("a TCP exchange stalled before one worked: {out:?}"),
+                ..Verdict::pass()
+            };
+        }
+        let seen = ctx.exec(&server, &["sh", "-c", "ps -o pid,stat,args; cat /proc/net/tcp"]);
+        Verdict::fail(format!(
+            "client on {BRIDGE_X} printed {out:?}; the server container then: {:?}",
+            seen.stdout
+        ))
     })
 }
 
@@ -180,7 +206,7 @@ fn bridge_isolated(ctx: &mut Ctx) -> Verdict {
             "GW=$(ip route | awk '/^default/ {print $3}'); ping -c 1 -W 3 $GW >/dev/null && echo gw-ok; \
                       ping -c 1 -W 2 $A >/dev/null && echo ping-ok; nc -w 2 $A 7000 </dev/null; \
                       echo ifs $(ls /sys/class/net)";
-        let out = v!(server_and_client(ctx, BRIDGE_Y, SUBNET_Y, script));
+        let (_, out) = v!(server_and_client(ctx, BRIDGE_Y, SUBNET_Y, script));
         if !out.contains("gw-ok") {
             return Verdict::error(format!(
                 "the container on {BRIDGE_Y} cannot reach its own gateway: {out:?}"

@@ -65,16 +65,58 @@ fn all() -> Vec<Proc> {
         .collect()
 }
 
-/// `root`'s process tree, a line per process: `pid state comm wchan=… cmdline`.
+/// The function names of a kernel stack (`[<0>] do_select+0x3a/0x60` → `do_select`), innermost
+/// first, at most `n`.
+pub fn stack_functions(stack: &str, n: usize) -> Vec<&str> {
+    stack
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .map(|f| f.split('+').next().unwrap_or(f))
+        .take(n)
+        .collect()
+}
+
+/// The sockets of a `/proc/net/tcp` table with a state other than LISTEN (0A), as
+/// `local>remote:state`, hex as the kernel prints it.
+pub fn tcp_connections(table: &str) -> Vec<String> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() > 3 && f[3] != "0A").then(|| format!("{}>{}:{}", f[1], f[2], f[3]))
+        })
+        .collect()
+}
+
+/// `root`'s process tree, a line per process: `pid state comm wchan=… stack=… cmdline`, and
+/// the TCP connections of each network namespace the tree is in (once per namespace).
 pub fn describe(root: i32) -> String {
     let procs = all();
+    let mut netns_seen = Vec::new();
     descendants(&procs, root)
         .into_iter()
         .filter_map(|pid| procs.iter().find(|p| p.pid == pid))
         .map(|p| {
             let wchan = read(p.pid, "wchan");
             let wchan = if wchan.is_empty() || wchan == "0" { "-".to_owned() } else { wchan };
-            format!("{} {} {} wchan={} {}", p.pid, p.state, p.comm, wchan, read(p.pid, "cmdline"))
+            let stack = read(p.pid, "stack");
+            let mut line = format!(
+                "{} {} {} wchan={} stack={} {}",
+                p.pid,
+                p.state,
+                p.comm,
+                wchan,
+                stack_functions(&stack, 4).join("<"),
+                read(p.pid, "cmdline")
+            );
+            let ns = std::fs::read_link(format!("/proc/{}/ns/net", p.pid)).ok();
+            if ns.is_some() && !netns_seen.contains(&ns) {
+                netns_seen.push(ns);
+                let tcp = tcp_connections(&read(p.pid, "net/tcp"));
+                line.push_str(&format!(" [its netns's tcp: {}]", tcp.join(" ")));
+            }
+            line
         })
         .collect::<Vec<_>>()
         .join("; ")
@@ -114,6 +156,18 @@ mod tests {
         assert_eq!(descendants(&procs, 10), [10, 11, 13, 12]);
         assert_eq!(descendants(&procs, 20), [20]);
         assert_eq!(descendants(&procs, 99), Vec::<i32>::new());
+    }
+
+    #[test]
+    fn stacks_and_tcp_tables() {
+        let stack =
+            "[<0>] do_select+0x3a/0x60\n[<0>] core_sys_select+0x1f/0x30\n[<0>] __x64_sys_select+0x1/0x2\n";
+        assert_eq!(stack_functions(stack, 2), ["do_select", "core_sys_select"]);
+        assert_eq!(stack_functions("", 2), Vec::<&str>::new());
+        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue\n   \
+            0: 00000000:1B58 00000000:0000 0A 00000000:00000000\n   \
+            1: 02014D0A:1B58 03014D0A:A2C4 01 00000000:00000000\n";
+        assert_eq!(tcp_connections(tcp), ["02014D0A:1B58>03014D0A:A2C4:01"]);
     }
 
     #[test]
