@@ -23,7 +23,7 @@ fn sample() -> Vec<Record> {
     vec![
         rec("debian-6.1", "v1", "pid.init_is_pid1", Pass, ""),
         rec("debian-6.1", "v1", "cgroup.memory.oom_kill", Fail, "no OOM kill counted"),
-        rec("debian-6.1", "v2", "pid.init_is_pid1", Pass, ""),
+        rec("debian-6.1", "v2", "pid.init_is_pid1", Pass, "a TCP exchange stalled before one worked"),
         rec("debian-6.1", "v2", "cgroup.memory.oom_kill", Skip, "no memory controller"),
         rec("debian-6.12", "v1", "pid.init_is_pid1", Error, "VM died <panic> & \"quotes\""),
     ]
@@ -48,6 +48,10 @@ fn table_has_rows_columns_and_lists_problems() {
     );
     assert!(lines[2].trim_end().ends_with('-'), "missing cell shown as -: {}", lines[2]);
     assert!(t.contains("FAIL debian-6.1/v1 cgroup.memory.oom_kill: no OOM kill counted"));
+    assert!(
+        t.contains("NOTE (pass) debian-6.1/v2 pid.init_is_pid1: a TCP exchange stalled before one worked")
+    );
+    assert_eq!(t.matches("debian-6.1/v1 pid.init_is_pid1").count(), 0, "a plain pass is not listed");
     assert!(!t.contains('\x1b'));
     assert!(render_table(&sample(), true).contains("\x1b[32m"));
 }

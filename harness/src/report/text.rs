@@ -70,12 +70,15 @@ pub fn render_table(records: &[Record], use_colour: bool) -> String {
         out.truncate(trimmed);
         out.push('\n');
     }
-    let problems: Vec<&Record> =
-        records.iter().filter(|r| matches!(r.status, Outcome::Fail | Outcome::Error)).collect();
-    for r in problems {
+    // Failures and errors, then passes that carry a note (e.g. a disclosed retry).
+    let listed = records
+        .iter()
+        .filter(|r| matches!(r.status, Outcome::Fail | Outcome::Error))
+        .chain(records.iter().filter(|r| r.status == Outcome::Pass && !r.detail.is_empty()));
+    for r in listed {
         out.push_str(&format!(
             "{} {} {}: {}\n",
-            glyph(r.status),
+            if r.status == Outcome::Pass { "NOTE (pass)" } else { glyph(r.status) },
             r.cell(),
             r.assertion,
             r.detail.lines().next().unwrap_or("")
