@@ -59,7 +59,7 @@ pub fn config() -> String {
 }
 
 const BUNDLE: &str = r#"ip link set lo up
-criu check >/tmp/criu-check 2>&1 || { echo "skip=$(grep 'Error (' /tmp/criu-check | grep -v -e 'exited, status' -e 'tun: ' -e 'Diag module missing' | head -n1)"; exit 0; }
+u=$(/init criu-usable); [ -z "$u" ] || { echo "$u"; exit 0; }
 B=/tmp/mig; mkdir -p $B/rootfs/bin $B/rootfs/proc $B/rootfs/sys $B/rootfs/dev $B/rootfs/tmp $B/rootfs/etc
 cp /bin/busybox $B/rootfs/bin/
 for a in $(busybox --list); do [ $a = busybox ] || ln -sf busybox $B/rootfs/bin/$a; done
@@ -209,7 +209,7 @@ pub fn migrate(
     progress("source VM: start the container, checkpoint it, send the images");
     let src = run_vm("source", k, image, cgroup, o, format!("{BUNDLE}{SOURCE}"), cfg.clone())?;
     if let Some(reason) = src.keys.get("skip") {
-        return Ok(Outcome::Skipped(format!("criu check fails on {}: {reason}", k.files.name)));
+        return Ok(Outcome::Skipped(format!("CRIU cannot work on {}: {reason}", k.files.name)));
     }
     if src.image.is_empty() {
         return Err(MigrateError::Step { vm: "source", step: "send images", output: src.lines.join("\n") });

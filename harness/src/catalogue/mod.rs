@@ -25,6 +25,7 @@ mod user;
 pub mod util;
 mod uts_ipc;
 
+pub use criu::criu_unusable;
 pub use ctx::{Container, Ctx, CtxError, RunOutput};
 pub use facts::{Facts, Layout, Need};
 
