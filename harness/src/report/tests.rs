@@ -52,6 +52,20 @@ fn table_has_rows_columns_and_lists_problems() {
         t.contains("NOTE (pass) debian-6.1/v2 pid.init_is_pid1: a TCP exchange stalled before one worked")
     );
     assert_eq!(t.matches("debian-6.1/v1 pid.init_is_pid1").count(), 0, "a plain pass is not listed");
+}
+
+#[test]
+fn passes_of_a_retried_cell_share_one_note() {
+    let retried = "(cell retried: the first VM broke: kernel panic)";
+    let mut recs = sample();
+    for id in ["a.one", "a.two", "a.three"] {
+        recs.push(rec("debian-7.2", "v2", id, Pass, retried));
+    }
+    recs.push(rec("debian-7.2", "v2", "a.four", Pass, "another note"));
+    let t = render_table(&recs, false);
+    assert!(t.contains(&format!("NOTE (3 passes) debian-7.2/v2: {retried}\n")), "{t}");
+    assert!(t.contains("NOTE (pass) debian-7.2/v2 a.four: another note\n"), "{t}");
+    assert_eq!(t.matches("NOTE").count(), 3, "{t}");
     assert!(!t.contains('\x1b'));
     assert!(render_table(&sample(), true).contains("\x1b[32m"));
 }

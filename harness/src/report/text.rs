@@ -70,19 +70,35 @@ pub fn render_table(records: &[Record], use_colour: bool) -> String {
         out.truncate(trimmed);
         out.push('\n');
     }
-    // Failures and errors, then passes that carry a note (e.g. a disclosed retry).
-    let listed = records
-        .iter()
-        .filter(|r| matches!(r.status, Outcome::Fail | Outcome::Error))
-        .chain(records.iter().filter(|r| r.status == Outcome::Pass && !r.detail.is_empty()));
-    for r in listed {
+    for r in records.iter().filter(|r| matches!(r.status, Outcome::Fail | Outcome::Error)) {
         out.push_str(&format!(
             "{} {} {}: {}\n",
-            if r.status == Outcome::Pass { "NOTE (pass)" } else { glyph(r.status) },
+            glyph(r.status),
             r.cell(),
             r.assertion,
             r.detail.lines().next().unwrap_or("")
         ));
     }
+    out.push_str(&pass_notes(records));
     out
+}
+
+/// Passes that carry a note (a disclosed retry), a line per cell and note: a retried cell's
+/// dozens of passes share one line.
+fn pass_notes(records: &[Record]) -> String {
+    let mut groups: Vec<(String, &str, Vec<&str>)> = Vec::new();
+    for r in records.iter().filter(|r| r.status == Outcome::Pass && !r.detail.is_empty()) {
+        let note = r.detail.lines().next().unwrap_or("");
+        match groups.iter_mut().find(|(cell, n, _)| *cell == r.cell() && *n == note) {
+            Some(g) => g.2.push(&r.assertion),
+            None => groups.push((r.cell(), note, vec![&r.assertion])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(cell, note, ids)| match ids.as_slice() {
+            [one] => format!("NOTE (pass) {cell} {one}: {note}\n"),
+            many => format!("NOTE ({} passes) {cell}: {note}\n", many.len()),
+        })
+        .collect()
 }
