@@ -44,6 +44,15 @@ fn pause_resume_update_events_ps_and_cleanup() {
         std::fs::read_to_string(mem.join("memory.limit_in_bytes")).unwrap().trim(),
         (64u64 << 20).to_string()
     );
+    // A page size that is a path (found by the exec_update_json fuzz target) is refused by
+    // name, and nothing is written.
+    let bad = bundle.join("bad-resources.json");
+    std::fs::write(&bad, r#"{"hugepageLimits":[{"pageSize":"2MB/../../x","limit":1}],"pids":{"limit":7}}"#)
+        .unwrap();
+    let out = f.isorun(&["update", "--resources", bad.to_str().unwrap(), &id]);
+    assert!(!out.status.success(), "a path as pageSize was accepted");
+    assert!(text(&out.stderr).contains("linux.resources.hugepageLimits"), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read_to_string(pids_dir.join("pids.max")).unwrap().trim(), "20");
 
     let out = f.isorun(&["events", "--stats", &id]);
     assert!(out.status.success(), "events: {}", text(&out.stderr));

@@ -35,6 +35,13 @@ fn unsupported(field: &str, reason: &str) -> CgroupError {
     CgroupError::Unsupported { field: field.to_owned(), reason: reason.to_owned() }
 }
 
+/// Whether `s` names a huge page size the way the hugetlb controller's files do (`2MB`,
+/// `1GB`, `64KB`): digits, then `KB`, `MB` or `GB`.
+pub fn is_page_size(s: &str) -> bool {
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    digits > 0 && digits <= 10 && matches!(&s[digits..], "KB" | "MB" | "GB")
+}
+
 /// runc's default device rules, appended after the config's rules (mknod anything; use
 /// null, zero, full, random, urandom, tty, console pts, ptmx, tun).
 pub const DEFAULT_DEVICES: &[&str] = &[
@@ -94,6 +101,14 @@ pub fn plan(res: &LinuxResources, v2: bool) -> Result<Vec<Setting>, CgroupError>
         block_io(b, v2, &mut out);
     }
     for h in res.hugepage_limits().iter().flatten() {
+        // The size becomes part of a file name: `isorun update --resources` reaches here
+        // without config.json's validation, so it is checked here too.
+        if !is_page_size(h.page_size()) {
+            return Err(unsupported(
+                "linux.resources.hugepageLimits",
+                &format!("{:?} is not a page size like \"2MB\" (digits, then KB, MB or GB)", h.page_size()),
+            ));
+        }
         let (file, v) =
             if v2 { ("max", h.limit().to_string()) } else { ("limit_in_bytes", h.limit().to_string()) };
         out.push(set(
@@ -124,6 +139,16 @@ pub fn plan(res: &LinuxResources, v2: bool) -> Result<Vec<Setting>, CgroupError>
             out.push(set("linux.resources.network.classID", "net_cls", "net_cls.classid", id));
         }
         for p in n.priorities().iter().flatten() {
+            let name = p.name();
+            if name.is_empty()
+                || name.len() > 15
+                || name.bytes().any(|b| b.is_ascii_whitespace() || b == b'/')
+            {
+                return Err(unsupported(
+                    "linux.resources.network.priorities",
+                    &format!("{name:?} is not an interface name (1 to 15 bytes, no whitespace or /)"),
+                ));
+            }
             out.push(set(
                 "linux.resources.network.priorities",
                 "net_prio",

@@ -66,9 +66,28 @@ fn v2_settings(json: &str, want: &[(&str, &str)]) {
 #[test_case(r#"{"unified":{"../x":"1"}}"#, true, "not a cgroup file name" ; "unified traversal")]
 #[test_case(r#"{"memory":{"swappiness":101}}"#, false, "0..=100" ; "v1 swappiness range")]
 #[test_case(r#"{"network":{"classID":1}}"#, true, "linux.resources.network" ; "v2 net_cls")]
+// Found by the exec_update_json fuzz target: `update --resources` planned a write to
+// `hugetlb.4MB////….limit_in_bytes`, a path, not a file of the cgroup.
+#[test_case(r#"{"hugepageLimits":[{"pageSize":"4MB////////","limit":209715200}]}"#, false, "linux.resources.hugepageLimits: \"4MB////////\" is not a page size" ; "hugetlb slashes")]
+#[test_case(r#"{"hugepageLimits":[{"pageSize":"2MB/../../x","limit":1}]}"#, true, "is not a page size" ; "hugetlb traversal")]
+#[test_case(r#"{"hugepageLimits":[{"pageSize":"","limit":1}]}"#, true, "is not a page size" ; "hugetlb empty")]
+#[test_case(r#"{"hugepageLimits":[{"pageSize":"MB","limit":1}]}"#, false, "is not a page size" ; "hugetlb no digits")]
+#[test_case(r#"{"network":{"priorities":[{"name":"eth0\n1","priority":1}]}}"#, false, "linux.resources.network.priorities" ; "net_prio newline")]
+#[test_case(r#"{"network":{"priorities":[{"name":"","priority":1}]}}"#, false, "not an interface name" ; "net_prio empty")]
 fn plan_errors(json: &str, v2: bool, msg: &str) {
     let e = plan(&res(json), v2).unwrap_err().to_string();
     assert!(e.contains(msg), "{e}");
+}
+
+#[test_case("2MB", true ; "2MB")]
+#[test_case("1GB", true ; "1GB")]
+#[test_case("64KB", true ; "64KB")]
+#[test_case("2M", false ; "no B")]
+#[test_case("2mb", false ; "lower case")]
+#[test_case("2MB ", false ; "trailing space")]
+#[test_case("99999999999MB", false ; "eleven digits")]
+fn page_sizes(s: &str, ok: bool) {
+    assert_eq!(is_page_size(s), ok, "{s:?}");
 }
 
 #[test]

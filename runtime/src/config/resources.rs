@@ -170,10 +170,13 @@ fn hugepages(res: &Map<String, Value>, r: &mut Report) {
         let Some(limit) = r.object(item, &at) else { continue };
         if r.require(limit, &at, "pageSize") {
             if let Some(size) = r.str_at(limit, &at, "pageSize") {
-                if size.is_empty() || size.contains('/') {
+                if !crate::cgroups::resources::is_page_size(size) {
                     r.error(
                         field(&at, "pageSize"),
-                        format!("{} is not a page size like \"2MB\"", quote(size)),
+                        format!(
+                            "{} is not a page size like \"2MB\" (digits, then KB, MB or GB)",
+                            quote(size)
+                        ),
                     );
                 }
             }
