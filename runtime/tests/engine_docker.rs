@@ -8,7 +8,7 @@ use engine_support::cmd::Out;
 use engine_support::daemons::Private;
 use engine_support::image;
 use engine_support::steps::Steps;
-use engine_support::Runtime;
+use engine_support::{process_alive, Runtime};
 
 const IMG: &str = "isolab/busybox:1";
 
@@ -41,27 +41,8 @@ impl Docker {
 
     /// Through `script`, so that the client has a terminal (`docker run -it`).
     fn with_tty(&self, args: &[&str]) -> Out {
-        let line = shell_quote(&self.p.docker(args));
-        self.p.run(engine_support::cmd::argv(&["/usr/bin/script", "-qec", &line, "/dev/null"]), None)
+        self.p.run(engine_support::cmd::under_script(&self.p.docker(args)), None)
     }
-}
-
-fn shell_quote(argv: &[String]) -> String {
-    argv.iter().map(|a| format!("'{}'", a.replace('\'', "'\\''"))).collect::<Vec<_>>().join(" ")
-}
-
-/// Is a process with exactly this command line alive anywhere on the host?
-fn process_alive(cmdline: &str) -> Vec<u32> {
-    let want: Vec<u8> = cmdline.split(' ').flat_map(|w| w.bytes().chain([0])).collect();
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let pid = e.file_name().to_string_lossy().parse::<u32>().ok()?;
-            (std::fs::read(e.path().join("cmdline")).ok()? == want).then_some(pid)
-        })
-        .collect()
 }
 
 fn scenario(rt: Runtime) {
@@ -73,7 +54,8 @@ fn scenario(rt: Runtime) {
     p.start_dockerd(&[("isorun", &bin)]);
     let tar = image::rootfs_tarball(p.dir.path());
     let env = format!("ENV {}", image::PATH_ENV);
-    let imp = p.run(p.docker(&["import", "-c", &env, "-c", "CMD [\"sh\"]", &tar.display().to_string(), IMG]), None);
+    let imp =
+        p.run(p.docker(&["import", "-c", &env, "-c", "CMD [\"sh\"]", &tar.display().to_string(), IMG]), None);
     assert_eq!(imp.code, 0, "docker import of the busybox rootfs failed: {}", imp.brief());
     let k = Docker { p, rt };
     let mut s = Steps::new("docker", rt.name());
@@ -91,12 +73,27 @@ fn basics(k: &Docker, s: &mut Steps) {
     });
     s.step("run -t", || k.run(&["--rm", "-t"], &["tty"]).expect(0, &["/dev/pts/0"]));
     s.step("run -i (stdin)", || {
-        let out = k.d_in(&["run", "--rm", "-i", "--runtime", k.rt.name(), "--network", "none", IMG, "cat"], "hello\n");
+        let out = k.d_in(
+            &["run", "--rm", "-i", "--runtime", k.rt.name(), "--network", "none", IMG, "cat"],
+            "hello\n",
+        );
         out.expect_stdout("hello")
     });
     s.step("run -it (client tty)", || {
-        k.with_tty(&["run", "--rm", "-it", "--runtime", k.rt.name(), "--network", "none", IMG, "sh", "-c", "tty; exit 3"])
-            .expect(3, &["/dev/pts/0"])
+        k.with_tty(&[
+            "run",
+            "--rm",
+            "-it",
+            "--runtime",
+            k.rt.name(),
+            "--network",
+            "none",
+            IMG,
+            "sh",
+            "-c",
+            "tty; exit 3",
+        ])
+        .expect(3, &["/dev/pts/0"])
     });
     s.step("exit code", || k.run(&["--rm"], &["sh", "-c", "exit 7"]).expect(7, &[]));
     s.step("volume (bind and named)", || {
@@ -104,8 +101,11 @@ fn basics(k: &Docker, s: &mut Steps) {
         std::fs::create_dir_all(&host).unwrap();
         std::fs::write(host.join("in"), "from-host\n").unwrap();
         let bind = format!("{}:/data", host.display());
-        k.run(&["--rm", "-v", &bind, "-v", "isovol:/named"], &["sh", "-c", "cat /data/in; echo out > /data/out; echo n > /named/f"])
-            .expect_stdout("from-host")?;
+        k.run(
+            &["--rm", "-v", &bind, "-v", "isovol:/named"],
+            &["sh", "-c", "cat /data/in; echo out > /data/out; echo n > /named/f"],
+        )
+        .expect_stdout("from-host")?;
         match std::fs::read_to_string(host.join("out")) {
             Ok(t) if t == "out\n" => {}
             other => return Err(format!("host side of the bind mount: {other:?}")),
@@ -154,7 +154,8 @@ fn detached(k: &Docker, s: &mut Steps) {
     });
     s.step("update without --memory", || {
         k.d(&["update", "--cpu-shares", "512", "--pids-limit", "99", c]).expect(0, &[])?;
-        k.d(&["exec", c, "cat", "/sys/fs/cgroup/cpu/cpu.shares", "/sys/fs/cgroup/pids/pids.max"]).expect_stdout("512\n99")
+        k.d(&["exec", c, "cat", "/sys/fs/cgroup/cpu/cpu.shares", "/sys/fs/cgroup/pids/pids.max"])
+            .expect_stdout("512\n99")
     });
     s.step("update --memory", || {
         k.d(&["update", "--memory", "64m", "--memory-swap", "64m", c]).expect(0, &[])?;
@@ -177,7 +178,8 @@ fn detached(k: &Docker, s: &mut Steps) {
 
 fn limits_and_security(k: &Docker, s: &mut Steps) {
     s.step("OOM: exit 137, OOMKilled", || {
-        k.run(&["--name", "oom", "-m", "32m", "--memory-swap", "32m"], &["tail", "/dev/zero"]).expect(137, &[])?;
+        k.run(&["--name", "oom", "-m", "32m", "--memory-swap", "32m"], &["tail", "/dev/zero"])
+            .expect(137, &[])?;
         let got = k.inspect("oom", "{{.State.OOMKilled}} {{.State.ExitCode}}");
         k.d(&["rm", "oom"]);
         if got == "true 137" {
@@ -187,23 +189,32 @@ fn limits_and_security(k: &Docker, s: &mut Steps) {
         }
     });
     s.step("--pids-limit (fork fails)", || {
-        let script = "cat /sys/fs/cgroup/pids/pids.max; for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 30 & done 2>&1;";
+        let script =
+            "cat /sys/fs/cgroup/pids/pids.max; for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 30 & done 2>&1;";
         k.run(&["--rm", "--pids-limit", "8"], &["sh", "-c", script]).expect(2, &["8\n", "can't fork"])
     });
     s.step("--read-only", || {
         k.run(&["--rm", "--read-only"], &["touch", "/x"]).expect(1, &["Read-only file system"])
     });
     s.step("--cap-drop", || {
-        k.run(&["--rm", "--cap-drop", "CHOWN", "--cap-drop", "NET_RAW"], &["sh", "-c", "grep CapEff /proc/self/status; chown 1 /tmp"])
-            .expect(1, &["00000000a80405fa", "Operation not permitted"])
+        k.run(
+            &["--rm", "--cap-drop", "CHOWN", "--cap-drop", "NET_RAW"],
+            &["sh", "-c", "grep CapEff /proc/self/status; chown 1 /tmp"],
+        )
+        .expect(1, &["00000000a80405fa", "Operation not permitted"])
     });
-    s.step("--user", || k.run(&["--rm", "--user", "65534:65534"], &["sh", "-c", "echo $(id -u) $(id -g)"]).expect_stdout("65534 65534"));
+    s.step("--user", || {
+        k.run(&["--rm", "--user", "65534:65534"], &["sh", "-c", "echo $(id -u) $(id -g)"])
+            .expect_stdout("65534 65534")
+    });
     s.step("no-new-privileges", || {
-        k.run(&["--rm", "--security-opt", "no-new-privileges"], &["grep", "NoNewPrivs", "/proc/self/status"]).expect(0, &["NoNewPrivs:\t1"])
+        k.run(&["--rm", "--security-opt", "no-new-privileges"], &["grep", "NoNewPrivs", "/proc/self/status"])
+            .expect(0, &["NoNewPrivs:\t1"])
     });
     s.step("default seccomp profile", || {
         k.run(&["--rm"], &["grep", "Seccomp:", "/proc/self/status"]).expect(0, &["Seccomp:\t2"])?;
-        k.run(&["--rm", "--security-opt", "seccomp=unconfined"], &["grep", "Seccomp:", "/proc/self/status"]).expect(0, &["Seccomp:\t0"])
+        k.run(&["--rm", "--security-opt", "seccomp=unconfined"], &["grep", "Seccomp:", "/proc/self/status"])
+            .expect(0, &["Seccomp:\t0"])
     });
 }
 
@@ -214,7 +225,9 @@ fn errors_and_signals(k: &Docker, s: &mut Steps) {
     s.step("error: not in $PATH (127)", || {
         k.run(&["--rm"], &["nosuchcmd"]).expect(127, &["executable file not found in $PATH"])
     });
-    s.step("error: not executable (126)", || k.run(&["--rm"], &["/etc/passwd"]).expect(126, &["permission denied"]));
+    s.step("error: not executable (126)", || {
+        k.run(&["--rm"], &["/etc/passwd"]).expect(126, &["permission denied"])
+    });
     s.step("error: file mounted on a directory", || {
         let f = k.p.path("afile");
         std::fs::write(&f, "x").unwrap();
@@ -222,7 +235,8 @@ fn errors_and_signals(k: &Docker, s: &mut Steps) {
         k.run(&["--rm", "-v", &v], &["true"]).expect(125, &["not a directory"])
     });
     s.step("signal TERM + docker wait", || {
-        k.run(&["-d", "--name", "sig"], &["sh", "-c", "trap 'exit 42' TERM; while true; do sleep 0.1; done"]).expect(0, &[])?;
+        k.run(&["-d", "--name", "sig"], &["sh", "-c", "trap 'exit 42' TERM; while true; do sleep 0.1; done"])
+            .expect(0, &[])?;
         std::thread::sleep(std::time::Duration::from_millis(500));
         k.d(&["kill", "-s", "TERM", "sig"]).expect(0, &[])?;
         let w = k.d(&["wait", "sig"]);
@@ -261,7 +275,10 @@ fn pid_namespaces(k: &Docker, s: &mut Steps) {
         let out = k.run(&["--rm", "--pid", "container:pidx"], &["cat", "/proc/1/cmdline"]);
         out.expect(0, &["sleep"])?;
         let marker = "sleep 4244";
-        let bg = k.run(&["--name", "pidy", "--pid", "container:pidx"], &["sh", "-c", &format!("{marker} & echo bg")]);
+        let bg = k.run(
+            &["--name", "pidy", "--pid", "container:pidx"],
+            &["sh", "-c", &format!("{marker} & echo bg")],
+        );
         std::thread::sleep(std::time::Duration::from_millis(500));
         let left = process_alive(marker);
         let rm = k.d(&["rm", "pidy"]);

@@ -120,3 +120,9 @@ pub fn run(argv: &[String], env: &[(String, String)], stdin: Option<&str>, limit
 pub fn argv(parts: &[&str]) -> Vec<String> {
     parts.iter().map(|s| s.to_string()).collect()
 }
+
+/// `argv` run by `script`, so that the client has a terminal (`docker run -it`, `ctr run -t`).
+pub fn under_script(client: &[String]) -> Vec<String> {
+    let line = client.iter().map(|a| format!("'{}'", a.replace('\'', "'\\''"))).collect::<Vec<_>>().join(" ");
+    argv(&["/usr/bin/script", "-qec", &line, "/dev/null"])
+}

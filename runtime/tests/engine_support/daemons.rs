@@ -22,6 +22,7 @@ pub struct Private {
     pub tag: String,
     daemons: Vec<(&'static str, Child)>,
     podman_used: bool,
+    started: std::time::SystemTime,
 }
 
 impl Private {
@@ -31,7 +32,10 @@ impl Private {
         let tag = format!("isolab-eng-{}-{engine}", std::process::id());
         // TMPDIR of the daemons and clients (runc's exec process files, console sockets).
         std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
-        Private { dir, tag, daemons: Vec::new(), podman_used: false }
+        // A private, empty docker client config (podman reads DOCKER_CONFIG's for auth too).
+        std::fs::create_dir_all(dir.path().join("docker-client")).unwrap();
+        std::fs::write(dir.path().join("docker-client/config.json"), "{}").unwrap();
+        Private { dir, tag, daemons: Vec::new(), podman_used: false, started: std::time::SystemTime::now() }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -90,7 +94,11 @@ impl Private {
             last = Some(out);
             std::thread::sleep(Duration::from_millis(200));
         }
-        panic!("{name} did not become ready in 60 s ({:?}): {}", last.map(|o| o.brief()), self.log_tail(name));
+        panic!(
+            "{name} did not become ready in 60 s ({:?}): {}",
+            last.map(|o| o.brief()),
+            self.log_tail(name)
+        );
     }
 
     pub fn log_tail(&self, name: &str) -> String {
@@ -168,7 +176,8 @@ impl Private {
 
     /// argv of ctr on the private containerd, in this test's namespace.
     pub fn ctr(&self, args: &[&str]) -> Vec<String> {
-        let mut v = cmd::argv(&["/usr/bin/ctr", "--address", &self.containerd_sock(), "--namespace", &self.tag]);
+        let mut v =
+            cmd::argv(&["/usr/bin/ctr", "--address", &self.containerd_sock(), "--namespace", &self.tag]);
         v.extend(args.iter().map(|s| s.to_string()));
         v
     }
@@ -255,6 +264,7 @@ impl Drop for Private {
             }
         }
         sweep(self.dir.path(), &self.tag);
+        remove_stale_shim_sockets(self.started);
     }
 }
 
@@ -282,11 +292,8 @@ fn sweep(dir: &Path, tag: &str) {
         std::thread::sleep(Duration::from_millis(300));
     }
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut points: Vec<&str> = mountinfo
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|m| m.starts_with(&d))
-        .collect();
+    let mut points: Vec<&str> =
+        mountinfo.lines().filter_map(|l| l.split(' ').nth(4)).filter(|m| m.starts_with(&d)).collect();
     points.reverse();
     for m in points {
         if let Err(e) = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH) {
@@ -341,4 +348,18 @@ fn walk_cgroup(dir: &Path, remove: bool) -> usize {
         }
     }
     n
+}
+
+/// containerd 1.6's shims bind their socket under /run/containerd/s whatever containerd's
+/// state dir; a shim that was killed leaves it. Remove those this test's time made that no
+/// socket is bound to any more (/proc/net/unix).
+fn remove_stale_shim_sockets(since: std::time::SystemTime) {
+    let bound = std::fs::read_to_string("/proc/net/unix").unwrap_or_default();
+    for e in std::fs::read_dir("/run/containerd/s").into_iter().flatten().flatten() {
+        let path = e.path();
+        let fresh = e.metadata().and_then(|m| m.modified()).map(|t| t >= since).unwrap_or(false);
+        if fresh && !bound.contains(&*path.to_string_lossy()) {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
 }

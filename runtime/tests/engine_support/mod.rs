@@ -5,10 +5,10 @@
 //! for the README table (`ci/engine-table`).
 #![allow(dead_code)]
 
+pub mod cmd;
 /// The runtime tests' fixtures (the busybox rootfs builder is shared).
 #[path = "../common/mod.rs"]
 pub mod common;
-pub mod cmd;
 pub mod daemons;
 pub mod image;
 pub mod steps;
@@ -57,4 +57,19 @@ pub fn require_engines(binaries: &[&str]) {
              tini from Debian) and ci/setup (runc, busybox-static) to have run"
         );
     }
+}
+
+/// Host pids of the processes whose command line is exactly `cmdline` (words joined by spaces):
+/// finds what a container left running.
+pub fn process_alive(cmdline: &str) -> Vec<u32> {
+    let want: Vec<u8> = cmdline.split(' ').flat_map(|w| w.bytes().chain([0])).collect();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+            (std::fs::read(e.path().join("cmdline")).ok()? == want).then_some(pid)
+        })
+        .collect()
 }

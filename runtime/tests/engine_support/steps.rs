@@ -13,7 +13,10 @@ pub enum Outcome {
     Pass,
     Fail(String),
     /// Fails here with runc too, for the stated reason of this host (reported, not counted).
-    HostFail { reason: String, error: String },
+    HostFail {
+        reason: String,
+        error: String,
+    },
 }
 
 #[derive(Debug)]
