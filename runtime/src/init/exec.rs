@@ -7,17 +7,39 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::unistd::{chdir, execve, read};
+use nix::unistd::{chdir, read};
 use oci_spec::runtime::Process;
 
 use super::{sys, InitError};
 
 /// What execve needs, resolved before `Ready` is sent so `create` reports a missing binary.
+/// The pointer arrays are built up front: nothing allocates after the seccomp filter.
 #[derive(Debug)]
 pub struct Prepared {
     path: CString,
-    args: Vec<CString>,
-    env: Vec<CString>,
+    // The strings the pointer arrays point into (heap data: stable when the Vec moves).
+    _args: Vec<CString>,
+    _env: Vec<CString>,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+}
+
+/// NULL-terminated pointers to `strings`, for execve.
+fn pointers(strings: &[CString]) -> Vec<*const libc::c_char> {
+    strings.iter().map(|s| s.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
+}
+
+/// What happens between the exec fifo and execve, in this order: the seccomp filter, then
+/// (only when the filter needed CAP_SYS_ADMIN that the process must not keep) one capset to
+/// the final sets, then execve. Nothing else runs under the filter.
+#[derive(Debug)]
+pub struct Launch<'a> {
+    /// argv, envp, path.
+    pub prepared: Prepared,
+    /// The filter to install last.
+    pub filter: Option<&'a crate::seccomp::Filter>,
+    /// The capability sets to drop to after the filter.
+    pub final_caps: Option<crate::sys::process::CapMasks>,
 }
 
 /// Resolve the executable, build argv/envp and enter cwd.
@@ -41,10 +63,14 @@ pub fn prepare(process: &Process) -> Result<Prepared, InitError> {
     let cstr = |s: &str, what: &str| {
         CString::new(s).map_err(|_| InitError::Process(format!("{what} contains a NUL byte: {s:?}")))
     };
+    let args: Vec<CString> = args.iter().map(|a| cstr(a, "process.args")).collect::<Result<_, _>>()?;
+    let env: Vec<CString> = env.iter().map(|e| cstr(e, "process.env")).collect::<Result<_, _>>()?;
     Ok(Prepared {
         path: cstr(&exe.to_string_lossy(), "process.args[0]")?,
-        args: args.iter().map(|a| cstr(a, "process.args")).collect::<Result<_, _>>()?,
-        env: env.iter().map(|e| cstr(e, "process.env")).collect::<Result<_, _>>()?,
+        argv: pointers(&args),
+        envp: pointers(&env),
+        _args: args,
+        _env: env,
     })
 }
 
@@ -82,16 +108,37 @@ pub fn wait_for_start(fifo: BorrowedFd<'_>) -> bool {
     }
 }
 
-/// execve the user process; on failure, say why on stderr and exit 127.
-pub fn exec(p: &Prepared) -> ! {
+/// Reset signal dispositions, install the seccomp filter, drop to the final capabilities if
+/// the filter needed more, and execve the user process. On failure, say why on stderr and
+/// exit (127 when execve itself failed).
+pub fn exec(launch: &Launch<'_>) -> ! {
     crate::sys::process::reset_signals();
-    let err = match execve(&p.path, &p.args, &p.env) {
-        Err(e) => e,
-        Ok(never) => match never {},
-    };
-    eprintln!("isorun: exec {:?}: {err}", p.path);
+    if let Some(f) = launch.filter {
+        if let Err(e) = crate::seccomp::install(f) {
+            die(1, format_args!("seccomp: {e}"));
+        }
+    }
+    if let Some(caps) = launch.final_caps {
+        if let Err(e) = crate::sys::process::capset(caps) {
+            die(
+                1,
+                format_args!(
+                    "capset to the final capabilities after the seccomp filter: {e} (without \
+                     process.noNewPrivileges the filter needs CAP_SYS_ADMIN, dropped only after it: \
+                     the profile must allow capset)"
+                ),
+            );
+        }
+    }
+    let p = &launch.prepared;
+    let err = crate::sys::process::execve_raw(&p.path, &p.argv, &p.envp);
+    die(127, format_args!("exec {:?}: {err}", p.path))
+}
+
+fn die(code: i32, msg: std::fmt::Arguments<'_>) -> ! {
+    eprintln!("isorun: {msg}");
     // SAFETY: _exit ends this process at once; nothing of the parent's state is shared.
-    unsafe { libc::_exit(127) }
+    unsafe { libc::_exit(code) }
 }
 
 #[cfg(test)]
