@@ -66,7 +66,7 @@ pub enum ContainerError {
     #[error("container init exited before it was ready ({0})")]
     InitDied(String),
     /// The operation is not allowed in the container's current status.
-    #[error("container {id:?} is {status}: cannot {op}")]
+    #[error("container {id:?} is {status}: cannot {op}{}", runc_words(*.status, .op))]
     WrongStatus {
         /// The container.
         id: String,
@@ -101,6 +101,18 @@ pub enum ContainerError {
     Seccomp(#[from] crate::seccomp::SeccompError),
 }
 
+/// runc's words for a wrong status, which callers match on: containerd's shim treats a
+/// kill answered "container not running" as "already finished".
+fn runc_words(status: Status, op: &str) -> &'static str {
+    match status {
+        Status::Stopped => ": container not running",
+        Status::Paused => ": container paused",
+        Status::Running | Status::Created if op.starts_with("delete") => ": container still running",
+        Status::Running if op.starts_with("resume") => ": container not paused",
+        _ => "",
+    }
+}
+
 /// The errno inside an io::Error (EIO when it carries none).
 fn errno_of(e: &std::io::Error) -> nix::errno::Errno {
     nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
@@ -109,4 +121,39 @@ fn errno_of(e: &std::io::Error) -> nix::errno::Errno {
 fn host(step: impl Into<String>) -> impl FnOnce(nix::errno::Errno) -> ContainerError {
     let step = step.into();
     move |errno| ContainerError::Host { step, errno }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use test_case::test_case;
+
+    #[test_case(
+        Status::Stopped,
+        "kill (not running)",
+        "container \"c\" is stopped: cannot kill (not running): container not running"
+    )]
+    #[test_case(
+        Status::Paused,
+        "exec (not running)",
+        "container \"c\" is paused: cannot exec (not running): container paused"
+    )]
+    #[test_case(
+        Status::Running,
+        "delete (not stopped; use --force)",
+        "container \"c\" is running: cannot delete (not stopped; use --force): container still running"
+    )]
+    #[test_case(
+        Status::Running,
+        "resume (not paused)",
+        "container \"c\" is running: cannot resume (not paused): container not paused"
+    )]
+    #[test_case(
+        Status::Created,
+        "pause (not running)",
+        "container \"c\" is created: cannot pause (not running)"
+    )]
+    fn wrong_status_reads_like_runc(status: Status, op: &'static str, want: &str) {
+        assert_eq!(ContainerError::WrongStatus { id: "c".into(), status, op }.to_string(), want);
+    }
 }

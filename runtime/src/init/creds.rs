@@ -13,9 +13,13 @@ use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
 use oci_spec::runtime::{PosixRlimitType, Process};
 
 use super::{sys, InitError};
+use crate::sys::process::CapMasks;
 
-/// Apply everything credential-like of `process` to this process.
-pub fn apply(process: &Process, in_user_ns: bool) -> Result<(), InitError> {
+/// Apply everything credential-like of `process` to this process. With `keep_admin` (a
+/// seccomp filter without no_new_privs is still to be loaded, which needs CAP_SYS_ADMIN),
+/// CAP_SYS_ADMIN stays effective and permitted and the final sets are returned, for one
+/// capset after the filter.
+pub fn apply(process: &Process, in_user_ns: bool, keep_admin: bool) -> Result<Option<CapMasks>, InitError> {
     for rl in process.rlimits().iter().flatten() {
         let res = resource_of(rl.typ());
         setrlimit(res, rl.soft(), rl.hard()).map_err(sys(format!("setrlimit({:?})", rl.typ())))?;
@@ -51,10 +55,28 @@ pub fn apply(process: &Process, in_user_ns: bool) -> Result<(), InitError> {
     setresgid(gid, gid, gid).map_err(sys(format!("setresgid({gid})")))?;
     setresuid(uid, uid, uid).map_err(sys(format!("setresuid({uid})")))?;
     nix::sys::prctl::set_keepcaps(false).map_err(sys("prctl(PR_CLEAR_KEEPCAPS)"))?;
+    let (inheritable, effective, permitted) = (
+        want(caps.and_then(|c| c.inheritable().as_ref()))?,
+        want(caps.and_then(|c| c.effective().as_ref()))?,
+        want(caps.and_then(|c| c.permitted().as_ref()))?,
+    );
+    let keep = keep_admin && !effective.contains(&Capability::CAP_SYS_ADMIN);
+    let final_caps = keep.then(|| CapMasks {
+        effective: mask(&effective),
+        permitted: mask(&permitted),
+        inheritable: mask(&inheritable),
+    });
+    let with_admin = |set: &CapsHashSet| {
+        let mut s = set.clone();
+        if keep {
+            s.insert(Capability::CAP_SYS_ADMIN);
+        }
+        s
+    };
     let sets = [
-        (CapSet::Inheritable, want(caps.and_then(|c| c.inheritable().as_ref()))?),
-        (CapSet::Effective, want(caps.and_then(|c| c.effective().as_ref()))?),
-        (CapSet::Permitted, want(caps.and_then(|c| c.permitted().as_ref()))?),
+        (CapSet::Inheritable, inheritable.clone()),
+        (CapSet::Effective, with_admin(&effective)),
+        (CapSet::Permitted, with_admin(&permitted)),
     ];
     for (set, value) in &sets {
         caps::set(None, *set, value).map_err(|e| InitError::Process(format!("capset {set:?}: {e}")))?;
@@ -70,7 +92,11 @@ pub fn apply(process: &Process, in_user_ns: bool) -> Result<(), InitError> {
     if process.no_new_privileges() == Some(true) {
         nix::sys::prctl::set_no_new_privs().map_err(sys("prctl(PR_SET_NO_NEW_PRIVS)"))?;
     }
-    Ok(())
+    Ok(final_caps)
+}
+
+fn mask(set: &CapsHashSet) -> u64 {
+    set.iter().fold(0, |m, c| m | c.bitmask())
 }
 
 fn cap_err(what: &str, cap: Capability, e: caps::errors::CapsError) -> InitError {

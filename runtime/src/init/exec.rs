@@ -7,17 +7,39 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::unistd::{chdir, execve, read};
+use nix::unistd::{chdir, read};
 use oci_spec::runtime::Process;
 
 use super::{sys, InitError};
 
 /// What execve needs, resolved before `Ready` is sent so `create` reports a missing binary.
+/// The pointer arrays are built up front: nothing allocates after the seccomp filter.
 #[derive(Debug)]
 pub struct Prepared {
     path: CString,
-    args: Vec<CString>,
-    env: Vec<CString>,
+    // The strings the pointer arrays point into (heap data: stable when the Vec moves).
+    _args: Vec<CString>,
+    _env: Vec<CString>,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+}
+
+/// NULL-terminated pointers to `strings`, for execve.
+fn pointers(strings: &[CString]) -> Vec<*const libc::c_char> {
+    strings.iter().map(|s| s.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
+}
+
+/// What happens between the exec fifo and execve, in this order: the seccomp filter, then
+/// (only when the filter needed CAP_SYS_ADMIN that the process must not keep) one capset to
+/// the final sets, then execve. Nothing else runs under the filter.
+#[derive(Debug)]
+pub struct Launch<'a> {
+    /// argv, envp, path.
+    pub prepared: Prepared,
+    /// The filter to install last.
+    pub filter: Option<&'a crate::seccomp::Filter>,
+    /// The capability sets to drop to after the filter.
+    pub final_caps: Option<crate::sys::process::CapMasks>,
 }
 
 /// Resolve the executable, build argv/envp and enter cwd.
@@ -35,26 +57,68 @@ pub fn prepare(process: &Process) -> Result<Prepared, InitError> {
         .rev()
         .find_map(|e| e.strip_prefix("PATH="))
         .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    let exe = lookup(first, path_var).ok_or_else(|| {
-        InitError::Process(format!("exec {first:?}: executable file not found in $PATH ({path_var})"))
-    })?;
+    let exe = lookup(first, path_var).map_err(|e| InitError::Process(e.to_string()))?;
     let cstr = |s: &str, what: &str| {
         CString::new(s).map_err(|_| InitError::Process(format!("{what} contains a NUL byte: {s:?}")))
     };
+    let args: Vec<CString> = args.iter().map(|a| cstr(a, "process.args")).collect::<Result<_, _>>()?;
+    let env: Vec<CString> = env.iter().map(|e| cstr(e, "process.env")).collect::<Result<_, _>>()?;
     Ok(Prepared {
         path: cstr(&exe.to_string_lossy(), "process.args[0]")?,
-        args: args.iter().map(|a| cstr(a, "process.args")).collect::<Result<_, _>>()?,
-        env: env.iter().map(|e| cstr(e, "process.env")).collect::<Result<_, _>>()?,
+        argv: pointers(&args),
+        envp: pointers(&env),
+        _args: args,
+        _env: env,
     })
 }
 
-/// PATH lookup as execvp would do it, but with the container's PATH.
-fn lookup(name: &str, path_var: &str) -> Option<PathBuf> {
-    let is_exec = |p: &Path| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+/// Why the executable could not be found, worded as runc's (Go's `exec.LookPath`): Docker
+/// turns "executable file not found" and "no such file or directory" into exit 127 and
+/// "permission denied" into 126.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    /// A name without `/` found nowhere in PATH as an executable file.
+    #[error("exec: {0:?}: executable file not found in $PATH")]
+    NotInPath(String),
+    /// A path that cannot be stat'ed (`exec: "/x": stat /x: no such file or directory`).
+    #[error("exec: {name:?}: stat {name}: {reason}")]
+    Stat {
+        /// The path as given.
+        name: String,
+        /// strerror, lower case as Go's.
+        reason: String,
+    },
+    /// A path that exists but is not an executable file (a directory, mode without x).
+    #[error("exec: {0:?}: permission denied")]
+    NotExecutable(String),
+}
+
+/// PATH lookup as Go's `exec.LookPath` does it (runc), with the container's PATH: a name
+/// with a `/` is taken as is; otherwise the first executable regular file in PATH.
+fn lookup(name: &str, path_var: &str) -> Result<PathBuf, LookupError> {
+    let is_exec = |m: &std::fs::Metadata| !m.is_dir() && m.permissions().mode() & 0o111 != 0;
     if name.contains('/') {
-        return is_exec(Path::new(name)).then(|| PathBuf::from(name));
+        return match Path::new(name).metadata() {
+            Ok(m) if is_exec(&m) => Ok(PathBuf::from(name)),
+            Ok(_) => Err(LookupError::NotExecutable(name.to_owned())),
+            Err(e) => Err(LookupError::Stat { name: name.to_owned(), reason: go_strerror(&e) }),
+        };
     }
-    path_var.split(':').map(|d| Path::new(if d.is_empty() { "." } else { d }).join(name)).find(|p| is_exec(p))
+    path_var
+        .split(':')
+        .map(|d| Path::new(if d.is_empty() { "." } else { d }).join(name))
+        .find(|p| p.metadata().is_ok_and(|m| is_exec(&m)))
+        .ok_or_else(|| LookupError::NotInPath(name.to_owned()))
+}
+
+/// An io error's strerror in Go's spelling ("no such file or directory").
+fn go_strerror(e: &std::io::Error) -> String {
+    let errno = Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+    let mut s = errno.desc().to_owned();
+    if let Some(first) = s.get_mut(0..1) {
+        first.make_ascii_lowercase();
+    }
+    s
 }
 
 /// HOME from the container's /etc/passwd, else `/` (as runc does).
@@ -82,16 +146,37 @@ pub fn wait_for_start(fifo: BorrowedFd<'_>) -> bool {
     }
 }
 
-/// execve the user process; on failure, say why on stderr and exit 127.
-pub fn exec(p: &Prepared) -> ! {
+/// Reset signal dispositions, install the seccomp filter, drop to the final capabilities if
+/// the filter needed more, and execve the user process. On failure, say why on stderr and
+/// exit (127 when execve itself failed).
+pub fn exec(launch: &Launch<'_>) -> ! {
     crate::sys::process::reset_signals();
-    let err = match execve(&p.path, &p.args, &p.env) {
-        Err(e) => e,
-        Ok(never) => match never {},
-    };
-    eprintln!("isorun: exec {:?}: {err}", p.path);
+    if let Some(f) = launch.filter {
+        if let Err(e) = crate::seccomp::install(f) {
+            die(1, format_args!("seccomp: {e}"));
+        }
+    }
+    if let Some(caps) = launch.final_caps {
+        if let Err(e) = crate::sys::process::capset(caps) {
+            die(
+                1,
+                format_args!(
+                    "capset to the final capabilities after the seccomp filter: {e} (without \
+                     process.noNewPrivileges the filter needs CAP_SYS_ADMIN, dropped only after it: \
+                     the profile must allow capset)"
+                ),
+            );
+        }
+    }
+    let p = &launch.prepared;
+    let err = crate::sys::process::execve_raw(&p.path, &p.argv, &p.envp);
+    die(127, format_args!("exec {:?}: {err}", p.path))
+}
+
+fn die(code: i32, msg: std::fmt::Arguments<'_>) -> ! {
+    eprintln!("isorun: {msg}");
     // SAFETY: _exit ends this process at once; nothing of the parent's state is shared.
-    unsafe { libc::_exit(127) }
+    unsafe { libc::_exit(code) }
 }
 
 #[cfg(test)]
@@ -108,7 +193,28 @@ mod tests {
         std::fs::write(b.join("tool"), "").unwrap();
         std::fs::set_permissions(b.join("tool"), std::fs::Permissions::from_mode(0o755)).unwrap();
         let path = format!("{}:{}", a.display(), b.display());
-        assert_eq!(lookup("tool", &path), Some(b.join("tool")));
-        assert_eq!(lookup("missing", &path), None);
+        assert_eq!(lookup("tool", &path), Ok(b.join("tool")));
+        assert_eq!(lookup("missing", &path), Err(LookupError::NotInPath("missing".into())));
+    }
+
+    /// runc's (Go's) wording, which Docker maps to 127 and 126.
+    #[test]
+    fn lookup_errors_read_like_runcs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let plain = tmp.path().join("plain");
+        std::fs::write(&plain, "").unwrap();
+        let (plain, dir) = (plain.to_str().unwrap(), tmp.path().to_str().unwrap());
+        let missing = format!("{dir}/missing");
+        let cases: [(&str, String); 4] = [
+            (plain, format!("exec: {plain:?}: permission denied")),
+            (dir, format!("exec: {dir:?}: permission denied")),
+            (&missing, format!("exec: {missing:?}: stat {missing}: no such file or directory")),
+            ("nope", "exec: \"nope\": executable file not found in $PATH".to_owned()),
+        ];
+        for (name, want) in cases {
+            let got = lookup(name, dir).unwrap_err().to_string();
+            assert_eq!(got, want);
+            assert_eq!(got.contains("$PATH"), !name.contains('/'), "{got}");
+        }
     }
 }

@@ -57,7 +57,10 @@ pub fn exec_child_main(ctx: JoinContext<'_>) -> ! {
     exec::exec(&prepared)
 }
 
-fn join_and_prepare(ctx: &JoinContext<'_>, console: Option<BorrowedFd<'_>>) -> StepResult<exec::Prepared> {
+fn join_and_prepare<'a>(
+    ctx: &JoinContext<'a>,
+    console: Option<BorrowedFd<'_>>,
+) -> StepResult<exec::Launch<'a>> {
     for (flag, fd, path) in &ctx.namespaces {
         setns(fd.as_fd(), *flag)
             .map_err(|errno| ("namespaces", InitError::Setns { path: path.clone(), errno }))?;

@@ -154,7 +154,7 @@ fn before_pivot(ctx: &ChildContext<'_>, state: &[u8]) -> Result<(), String> {
     hooks::run_hooks("createContainer", create_hooks, state).map_err(|e| e.to_string())
 }
 
-fn setup(ctx: &ChildContext<'_>, state: &[u8]) -> StepResult<exec::Prepared> {
+fn setup<'a>(ctx: &ChildContext<'a>, state: &[u8]) -> StepResult<exec::Launch<'a>> {
     let spec = ctx.spec;
     if ctx.unshare_cgroupns {
         step(
@@ -192,31 +192,26 @@ fn setup(ctx: &ChildContext<'_>, state: &[u8]) -> StepResult<exec::Prepared> {
 }
 
 /// The process part shared by a container's init and `exec`: terminal, executable and cwd,
-/// seccomp and credentials (in the order their privileges allow), fds.
-pub(crate) fn finish_process(
+/// fds, LSM labels and credentials. The seccomp filter is not installed here: it goes on in
+/// [`exec::exec`], after the exec fifo and the startContainer hooks, as the last step before
+/// execve (runc does so with noNewPrivileges). Without noNewPrivileges loading it needs
+/// CAP_SYS_ADMIN, so that capability is kept until then and one capset follows the filter.
+pub(crate) fn finish_process<'a>(
     process: &oci_spec::runtime::Process,
-    filter: Option<&crate::seccomp::Filter>,
+    filter: Option<&'a crate::seccomp::Filter>,
     in_user_ns: bool,
     console_socket: Option<std::os::fd::BorrowedFd<'_>>,
     preserve_fds: i32,
-) -> StepResult<exec::Prepared> {
+) -> StepResult<exec::Launch<'a>> {
     if process.terminal() == Some(true) {
         step("console", console::setup_console(console_socket, process.console_size()))?;
     }
     let prepared = step("process", exec::prepare(process))?;
-    // With no_new_privs the filter goes on last (no privilege needed); without it, loading a
-    // filter needs CAP_SYS_ADMIN, so it goes on before the capabilities are dropped (runc).
-    let nnp = process.no_new_privileges() == Some(true);
-    if let (Some(f), false) = (filter, nnp) {
-        step("seccomp", crate::seccomp::install(f).map_err(InitError::from))?;
-    }
-    step("credentials", creds::apply(process, in_user_ns))?;
-    step("lsm", crate::lsm::apply_on_exec(process).map_err(|e| InitError::Process(e.to_string())))?;
-    if let (Some(f), true) = (filter, nnp) {
-        step("seccomp", crate::seccomp::install(f).map_err(InitError::from))?;
-    }
     step("fds", crate::sys::process::cloexec_from(3 + preserve_fds).map_err(sys("close_range")))?;
-    Ok(prepared)
+    step("lsm", crate::lsm::apply_on_exec(process).map_err(|e| InitError::Process(e.to_string())))?;
+    let keep_admin = filter.is_some() && process.no_new_privileges() != Some(true);
+    let final_caps = step("credentials", creds::apply(process, in_user_ns, keep_admin))?;
+    Ok(exec::Launch { prepared, filter, final_caps })
 }
 
 fn join_namespaces(plan: &NamespacePlan) -> Result<(), InitError> {

@@ -1,5 +1,5 @@
-//! OCI seccomp profile (`linux.seccomp`) → classic-BPF filter, installed as one of the last
-//! steps before exec.
+//! OCI seccomp profile (`linux.seccomp`) → classic-BPF filter, installed as the last step
+//! before exec.
 //!
 //! # How
 //!
@@ -45,13 +45,16 @@
 //! * Not supported (an error naming the JSON path): `SCMP_ACT_NOTIFY`, `listenerPath` with
 //!   it, and `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`.
 //!
-//! # The profile is the user's responsibility
+//! # Installed last
 //!
-//! Like runc, the filter applies to the rest of the container's init too: after [`install`]
-//! it still calls `prctl`, `capset`, `setgroups`/`setresgid`/`setresuid` (when
-//! noNewPrivileges is false the filter goes on before capabilities are dropped),
-//! `close_range`, `openat`/`read` on the exec fifo, `write`, then `execve`. A profile that
-//! denies those makes `create`/`start` fail.
+//! [`install`] runs in the container's init after everything else (credentials, fds, LSM
+//! labels, the exec fifo wait, startContainer hooks, signal dispositions), right before
+//! execve, whose pointer arrays are built beforehand so nothing allocates under the filter.
+//! With noNewPrivileges only execve follows the filter (as runc). Without it, loading the
+//! filter needs CAP_SYS_ADMIN: the init keeps it until then, and one allocation-free
+//! `capset` to the final sets follows the filter; a profile that denies capset makes the
+//! start fail with that said (runc, which loads such filters before dropping capabilities,
+//! needs capset, setgroups, setresuid, prctl, close_range, ... allowed).
 
 mod context;
 mod sys;

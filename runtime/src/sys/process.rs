@@ -1,5 +1,6 @@
 //! Raw process syscalls that `nix` does not wrap: clone3 (with its clone fallback),
-//! setdomainname, close_range, TIOCSCTTY.
+//! setdomainname, close_range, TIOCSCTTY, and the allocation-free capset/execve that run
+//! after the seccomp filter.
 
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
@@ -113,6 +114,60 @@ fn cloexec_each(first: RawFd) -> Result<(), Errno> {
         }
     }
     Ok(())
+}
+
+/// The three capability sets as 64-bit masks (bit n = capability n).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CapMasks {
+    /// Effective set.
+    pub effective: u64,
+    /// Permitted set.
+    pub permitted: u64,
+    /// Inheritable set.
+    pub inheritable: u64,
+}
+
+/// capset(2) with `_LINUX_CAPABILITY_VERSION_3`. Allocation-free: it runs after the seccomp
+/// filter, where the profile may deny brk/mmap.
+pub fn capset(m: CapMasks) -> Result<(), Errno> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let header = Header { version: VERSION_3, pid: 0 };
+    let split = |v: u64| (v as u32, (v >> 32) as u32);
+    let (e, p, i) = (split(m.effective), split(m.permitted), split(m.inheritable));
+    let data = [
+        Data { effective: e.0, permitted: p.0, inheritable: i.0 },
+        Data { effective: e.1, permitted: p.1, inheritable: i.1 },
+    ];
+    // SAFETY: the header and the two data structs (version 3 takes two) are valid for the
+    // call; the kernel only reads them.
+    let ret = unsafe { libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) };
+    Errno::result(ret).map(drop)
+}
+
+/// execve(2) on prebuilt NUL-terminated pointer arrays (no allocation, unlike nix's).
+/// Returns only on failure.
+pub fn execve_raw(
+    path: &std::ffi::CStr,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+) -> Errno {
+    debug_assert!(argv.last().is_some_and(|p| p.is_null()) && envp.last().is_some_and(|p| p.is_null()));
+    // SAFETY: `path` is NUL-terminated; `argv` and `envp` are NULL-terminated arrays of
+    // pointers to NUL-terminated strings owned by the caller, alive for the call.
+    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    Errno::last()
 }
 
 /// Make `fd` (a terminal) the controlling terminal of this session (ioctl TIOCSCTTY).

@@ -2,6 +2,7 @@
 //! subcommands onto it, sets up logging and turns errors into one line on stderr.
 
 mod cli;
+mod logging;
 mod net;
 
 use std::io::Write;
@@ -10,14 +11,14 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use cli::{Cli, Command, CreateArgs, ExecArgs, ListFormat, LogFormat, LogLevel, UpdateArgs};
+use cli::{Cli, Command, CreateArgs, ExecArgs, ListFormat, UpdateArgs};
 use isolab_runtime::checkpoint;
 use isolab_runtime::container::{self, CreateOptions};
 use isolab_runtime::state::StateStore;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli);
+    logging::init(&cli);
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -43,44 +44,6 @@ fn one_line(e: &anyhow::Error) -> String {
         }
     }
     msg.replace('\n', " ")
-}
-
-fn init_logging(cli: &Cli) {
-    let level = if cli.debug {
-        tracing::Level::DEBUG
-    } else {
-        match cli.log_level {
-            LogLevel::Trace => tracing::Level::TRACE,
-            LogLevel::Debug => tracing::Level::DEBUG,
-            LogLevel::Info => tracing::Level::INFO,
-            LogLevel::Warn => tracing::Level::WARN,
-            LogLevel::Error => tracing::Level::ERROR,
-        }
-    };
-    // Without --log, errors already go to stderr as one line: log nothing else there
-    // unless asked for with --debug or --log-level.
-    let Some(path) = &cli.log else {
-        if cli.debug || !matches!(cli.log_level, LogLevel::Warn | LogLevel::Error) {
-            let b = tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr);
-            let _ = match cli.log_format {
-                LogFormat::Json => b.json().try_init(),
-                LogFormat::Text => b.try_init(),
-            };
-        }
-        return;
-    };
-    let Ok(file) = std::fs::OpenOptions::new().create(true).append(true).open(path) else {
-        eprintln!("isorun: cannot open log file {}", path.display());
-        return;
-    };
-    let b = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_ansi(false)
-        .with_writer(std::sync::Mutex::new(file));
-    let _ = match cli.log_format {
-        LogFormat::Json => b.json().try_init(),
-        LogFormat::Text => b.try_init(),
-    };
 }
 
 fn create_options(a: &CreateArgs) -> CreateOptions {
