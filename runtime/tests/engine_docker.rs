@@ -232,7 +232,8 @@ fn errors_and_signals(k: &Docker, s: &mut Steps) {
         let f = k.p.path("afile");
         std::fs::write(&f, "x").unwrap();
         let v = format!("{}:/etc", f.display());
-        k.run(&["--rm", "-v", &v], &["true"]).expect(125, &["not a directory"])
+        k.run(&["--rm", "-v", &v], &["true"])
+            .expect(125, &["Are you trying to mount a directory onto a file"])
     });
     s.step("signal TERM + docker wait", || {
         k.run(&["-d", "--name", "sig"], &["sh", "-c", "trap 'exit 42' TERM; while true; do sleep 0.1; done"])
@@ -252,16 +253,22 @@ fn errors_and_signals(k: &Docker, s: &mut Steps) {
     });
 }
 
+/// `sleep N` with N unique to this test process: a command line to look for on the host after
+/// the container's init exited (the runc and isorun tests run at the same time).
+fn unique_sleep(n: u32) -> String {
+    format!("sleep {}", 4_000_000 + std::process::id() * 4 + n)
+}
+
 fn pid_namespaces(k: &Docker, s: &mut Steps) {
     s.step("--pid host", || {
         let host_comm = std::fs::read_to_string("/proc/1/comm").unwrap();
         k.run(&["--rm", "--pid", "host"], &["cat", "/proc/1/comm"]).expect_stdout(host_comm.trim())
     });
     s.step("--pid host: background process killed at exit", || {
-        let marker = "sleep 4243";
+        let marker = unique_sleep(1);
         let out = k.run(&["--name", "ph", "--pid", "host"], &["sh", "-c", &format!("{marker} & echo bg")]);
         std::thread::sleep(std::time::Duration::from_millis(500));
-        let left = process_alive(marker);
+        let left = process_alive(&marker);
         let rm = k.d(&["rm", "ph"]);
         out.expect_stdout("bg")?;
         rm.expect(0, &[])?;
@@ -274,13 +281,13 @@ fn pid_namespaces(k: &Docker, s: &mut Steps) {
         k.run(&["-d", "--name", "pidx"], &["sleep", "1001"]).expect(0, &[])?;
         let out = k.run(&["--rm", "--pid", "container:pidx"], &["cat", "/proc/1/cmdline"]);
         out.expect(0, &["sleep"])?;
-        let marker = "sleep 4244";
+        let marker = unique_sleep(2);
         let bg = k.run(
             &["--name", "pidy", "--pid", "container:pidx"],
             &["sh", "-c", &format!("{marker} & echo bg")],
         );
         std::thread::sleep(std::time::Duration::from_millis(500));
-        let left = process_alive(marker);
+        let left = process_alive(&marker);
         let rm = k.d(&["rm", "pidy"]);
         k.d(&["rm", "-f", "pidx"]).expect(0, &[])?;
         bg.expect_stdout("bg")?;
