@@ -45,19 +45,23 @@ impl Docker {
     }
 }
 
-fn scenario(rt: Runtime) {
+/// A private containerd + dockerd with `isorun` registered, and the busybox image imported.
+fn start(isorun: &std::path::Path) -> Private {
     engine_support::require_engines(&["/usr/sbin/dockerd", "/usr/bin/containerd", "/usr/bin/docker"]);
-    let bin = rt.binary();
-    assert!(bin.exists(), "{} is missing (ENGINE_ISORUN?)", bin.display());
+    assert!(isorun.exists(), "{} is missing (ENGINE_ISORUN?)", isorun.display());
     let mut p = Private::new("docker");
     p.start_containerd();
-    p.start_dockerd(&[("isorun", &bin)]);
+    p.start_dockerd(&[("isorun", isorun)]);
     let tar = image::rootfs_tarball(p.dir.path());
     let env = format!("ENV {}", image::PATH_ENV);
     let imp =
         p.run(p.docker(&["import", "-c", &env, "-c", "CMD [\"sh\"]", &tar.display().to_string(), IMG]), None);
     assert_eq!(imp.code, 0, "docker import of the busybox rootfs failed: {}", imp.brief());
-    let k = Docker { p, rt };
+    p
+}
+
+fn scenario(rt: Runtime) {
+    let k = Docker { p: start(&Runtime::Isorun.binary()), rt };
     let mut s = Steps::new("docker", rt.name());
     basics(&k, &mut s);
     detached(&k, &mut s);
@@ -307,4 +311,46 @@ fn docker_runc() {
 #[test]
 fn docker_isorun() {
     scenario(Runtime::Isorun);
+}
+
+/// `docker run --rm IMAGE true` with runc and with isorun, 20 each, alternating; medians with
+/// the load average. A benchmark (about a minute): `ci/engine-bench` runs it with the release
+/// isorun.
+#[test]
+#[ignore = "benchmark, run by ci/engine-bench"]
+fn docker_run_true_latency() {
+    let p = start(&Runtime::Isorun.binary());
+    let mut times: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let load = |when: &str| {
+        format!("{when}: {}", std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim())
+    };
+    let load_before = load("before");
+    for _ in 0..20 {
+        for (i, rt) in [Runtime::Runc, Runtime::Isorun].into_iter().enumerate() {
+            let t = std::time::Instant::now();
+            let out = p.run(
+                p.docker(&["run", "--rm", "--network", "none", "--runtime", rt.name(), IMG, "true"]),
+                None,
+            );
+            times[i].push(t.elapsed().as_secs_f64());
+            assert_eq!(out.code, 0, "docker run --rm --runtime {} {IMG} true: {}", rt.name(), out.brief());
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (v[9] + v[10]) / 2.0
+    };
+    let (runc, isorun) = (median(&mut times[0]), median(&mut times[1]));
+    let report = format!(
+        "docker run --rm IMAGE true, median of 20 each (alternating): runc {runc:.3} s, isorun {isorun:.3} s \
+         (isorun {}); min runc {:.3} s, isorun {:.3} s; load average {load_before}, {}\n",
+        Runtime::Isorun.binary().display(),
+        times[0][0],
+        times[1][0],
+        load("after")
+    );
+    eprint!("{report}");
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("engine-steps");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("docker-run-true.txt"), report).unwrap();
 }
