@@ -318,6 +318,7 @@ fn write_setting(dir: &Path, s: &Setting) -> Result<(), CgroupError> {
     let path = dir.join(&s.file);
     match fsio::write_raw(&path, &s.value) {
         Ok(()) => Ok(()),
+        Err(Errno::ENOENT) if s.optional => Ok(()),
         Err(Errno::ENOENT) => match s.fallback.map(|f| dir.join(f)).filter(|p| p.exists()) {
             Some(alt) => fsio::write(&alt, &s.value),
             None => Err(CgroupError::MissingFile {
