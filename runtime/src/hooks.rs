@@ -61,27 +61,45 @@ pub enum HookError {
 }
 
 /// Run `hooks` of `kind` in order, each with `state` (the OCI state JSON) on stdin. Stops at
-/// the first failure.
+/// the first failure. A hook without `env` inherits isorun's environment (runc: Go's
+/// `exec.Cmd` with a nil `Env`); `"env": []` means an empty one.
 pub fn run_hooks(kind: &'static str, hooks: &[Hook], state: &[u8]) -> Result<(), HookError> {
+    run_hooks_with_env(kind, hooks, state, None)
+}
+
+/// As [`run_hooks`], but a hook without `env` gets `default_env` when it is given: the
+/// container process's environment for startContainer hooks, which runc runs in its init
+/// after it has replaced its own environment with the process's.
+pub fn run_hooks_with_env(
+    kind: &'static str,
+    hooks: &[Hook],
+    state: &[u8],
+    default_env: Option<&[String]>,
+) -> Result<(), HookError> {
     for (index, hook) in hooks.iter().enumerate() {
-        run_one(kind, index, hook, state)?;
+        run_one(kind, index, hook, state, default_env)?;
     }
     Ok(())
 }
 
-fn run_one(kind: &'static str, index: usize, hook: &Hook, state: &[u8]) -> Result<(), HookError> {
+fn run_one(
+    kind: &'static str,
+    index: usize,
+    hook: &Hook,
+    state: &[u8],
+    default_env: Option<&[String]>,
+) -> Result<(), HookError> {
     let path = hook.path().clone();
     let args = hook.args().as_deref().unwrap_or_default();
     let mut cmd = Command::new(&path);
     if let Some(arg0) = args.first() {
         cmd.arg0(arg0);
     }
-    cmd.args(args.iter().skip(1))
-        .env_clear()
-        .envs(hook.env().iter().flatten().filter_map(|kv| kv.split_once('=')))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    cmd.args(args.iter().skip(1));
+    if let Some(env) = hook.env().as_deref().or(default_env) {
+        cmd.env_clear().envs(env.iter().filter_map(|kv| kv.split_once('=')));
+    }
+    cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
     let spawn_err = |source| HookError::Spawn { kind, index, path: path.clone(), source };
     let mut child = cmd.spawn().map_err(spawn_err)?;
     if let Some(mut stdin) = child.stdin.take() {
@@ -126,6 +144,21 @@ mod tests {
         }));
         run_hooks("prestart", &[h], br#"{"id":"x"}"#).unwrap();
         assert_eq!(std::fs::read_to_string(&out).unwrap(), "{\"id\":\"x\"}sh hello\n");
+    }
+
+    #[test]
+    fn without_env_a_hook_inherits_or_gets_the_default() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        let h = hook(serde_json::json!({
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("echo \"${{CARGO_MANIFEST_DIR:+inherited}} $FROM_PROCESS\" > {}", out.display())]
+        }));
+        run_hooks("prestart", std::slice::from_ref(&h), b"{}").unwrap();
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "inherited \n", "inherits isorun's env");
+        let env = ["FROM_PROCESS=yes".to_owned()];
+        run_hooks_with_env("startContainer", &[h], b"{}", Some(&env)).unwrap();
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), " yes\n", "the process's env only");
     }
 
     #[test]

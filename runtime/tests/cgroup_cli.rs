@@ -108,3 +108,40 @@ fn unenforceable_or_bad_resources_are_rejected_with_their_path() {
     assert!(text(&out.stderr).contains("linux.resources.pids.limit"), "{}", text(&out.stderr));
     assert!(!f.root().join(&id).exists());
 }
+
+/// Docker's `update` without `--memory` sends zeros for what it does not change; on v1,
+/// writing them fails (EBUSY) or sets a 0 soft limit. runc treats them as unset.
+#[test]
+fn update_with_the_engines_zeros_changes_only_what_is_set() {
+    let mut f = Fixture::new();
+    f.config(&["sleep", "100"], |s| {
+        s["linux"]["resources"]["memory"] = json!({"limit": 64 << 20, "reservation": 32 << 20});
+    });
+    let id = f.id("cgzero");
+    let bundle = f.bundle();
+    let out = f.isorun(&["run", "-d", "--bundle", bundle.to_str().unwrap(), &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let pid = f.state(&id)["pid"].as_i64().unwrap();
+    let zeros = json!({
+        "memory": {"limit": 0, "reservation": 0, "swap": 0, "kernel": 0},
+        "cpu": {"shares": 0, "quota": 0, "period": 0, "cpus": "", "mems": ""},
+        "blockIO": {"weight": 0},
+        "pids": {"limit": 25}
+    });
+    let file = f.tmp.path().join("zeros.json");
+    std::fs::write(&file, zeros.to_string()).unwrap();
+    let out = f.isorun(&["update", "-r", file.to_str().unwrap(), &id]);
+    assert!(out.status.success(), "update: {}", text(&out.stderr));
+    let read = |c: &str, file: &str| {
+        let dir = cgroup_dir(pid, c).unwrap_or_else(|| cgroup_dir(pid, "").expect("a cgroup2 path"));
+        std::fs::read_to_string(dir.join(file)).unwrap().trim().to_owned()
+    };
+    if std::path::Path::new("/sys/fs/cgroup/memory").is_dir() {
+        assert_eq!(read("memory", "memory.limit_in_bytes"), (64u64 << 20).to_string());
+        assert_eq!(read("memory", "memory.soft_limit_in_bytes"), (32u64 << 20).to_string());
+    } else {
+        assert_eq!(read("memory", "memory.max"), (64u64 << 20).to_string());
+        assert_eq!(read("memory", "memory.low"), (32u64 << 20).to_string());
+    }
+    assert_eq!(read("pids", "pids.max"), "25");
+}

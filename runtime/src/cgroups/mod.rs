@@ -22,6 +22,7 @@ pub mod path;
 mod prime;
 pub mod resources;
 pub mod stats;
+mod sub;
 mod sys;
 
 pub use error::CgroupError;
@@ -29,6 +30,7 @@ pub use layout::{Hierarchies, Layout};
 pub use prime::{prime_attach, prime_target, Primed};
 pub use resources::Setting;
 pub use stats::{Event, Stats};
+pub use sub::{parse_sub_cgroups, SubCgroups};
 
 /// The cgroup of one container.
 #[derive(Debug, Clone)]
@@ -318,6 +320,7 @@ fn write_setting(dir: &Path, s: &Setting) -> Result<(), CgroupError> {
     let path = dir.join(&s.file);
     match fsio::write_raw(&path, &s.value) {
         Ok(()) => Ok(()),
+        Err(Errno::ENOENT) if s.optional => Ok(()),
         Err(Errno::ENOENT) => match s.fallback.map(|f| dir.join(f)).filter(|p| p.exists()) {
             Some(alt) => fsio::write(&alt, &s.value),
             None => Err(CgroupError::MissingFile {

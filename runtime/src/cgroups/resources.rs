@@ -18,6 +18,9 @@ pub struct Setting {
     pub file: String,
     /// A file to write instead when `file` does not exist (`blkio.bfq.weight`).
     pub fallback: Option<&'static str>,
+    /// Skip it when the kernel has no such file (runc's swap -1 that follows memory -1 only
+    /// "if swap accounting is enabled").
+    pub optional: bool,
     /// The value.
     pub value: String,
 }
@@ -28,7 +31,14 @@ fn set(
     file: impl Into<String>,
     value: impl ToString,
 ) -> Setting {
-    Setting { field, controller, file: file.into(), fallback: None, value: value.to_string() }
+    Setting {
+        field,
+        controller,
+        file: file.into(),
+        fallback: None,
+        optional: false,
+        value: value.to_string(),
+    }
 }
 
 fn unsupported(field: &str, reason: &str) -> CgroupError {
@@ -85,12 +95,18 @@ pub fn blkio_weight_to_io(w: u16) -> u64 {
 
 /// The settings for `res` on a v1 (`v2 == false`) or v2 cgroup, in write order. Errors for
 /// fields the cgroup version cannot express; kernel memory limits are ignored with a warning.
+///
+/// Zero means "unset" wherever runc's libcontainer (cgroups/fs, fs2) treats it so, because
+/// engines send zeros for what they do not change (Docker's `update` without `--memory`:
+/// `"memory":{"limit":0,"reservation":0}`): memory limit, reservation and swap, pids limit,
+/// cpu shares/quota/period/realtime, blkio weights (also per device), net_cls classID.
+/// Zero stays a value for hugepage limits and throttles, as in runc.
 pub fn plan(res: &LinuxResources, v2: bool) -> Result<Vec<Setting>, CgroupError> {
     let mut out = Vec::new();
     if let Some(m) = res.memory() {
         memory(m, v2, &mut out)?;
     }
-    if let Some(p) = res.pids() {
+    if let Some(p) = res.pids().filter(|p| p.limit() != 0) {
         let v = if p.limit() > 0 { p.limit().to_string() } else { "max".to_owned() };
         out.push(set("linux.resources.pids.limit", "pids", "pids.max", v));
     }
@@ -132,10 +148,13 @@ pub fn plan(res: &LinuxResources, v2: bool) -> Result<Vec<Setting>, CgroupError>
         }
     }
     if let Some(n) = res.network() {
-        if v2 && (n.class_id().is_some() || n.priorities().is_some()) {
+        if v2
+            && (n.class_id().is_some_and(|id| id != 0)
+                || n.priorities().as_ref().is_some_and(|p| !p.is_empty()))
+        {
             return Err(unsupported("linux.resources.network", "net_cls/net_prio do not exist on cgroup v2"));
         }
-        if let Some(id) = n.class_id() {
+        if let Some(id) = n.class_id().filter(|id| *id != 0) {
             out.push(set("linux.resources.network.classID", "net_cls", "net_cls.classid", id));
         }
         for p in n.priorities().iter().flatten() {
@@ -183,6 +202,7 @@ pub fn plan(res: &LinuxResources, v2: bool) -> Result<Vec<Setting>, CgroupError>
                 controller,
                 file: k.clone(),
                 fallback: None,
+                optional: false,
                 value: v.clone(),
             });
         }
@@ -199,9 +219,11 @@ fn leak_controller(c: &str) -> &'static str {
 }
 
 fn memory(m: &LinuxMemory, v2: bool, out: &mut Vec<Setting>) -> Result<(), CgroupError> {
-    if m.kernel().is_some() || m.kernel_tcp().is_some() {
+    if m.kernel().is_some_and(|k| k != 0) || m.kernel_tcp().is_some_and(|k| k != 0) {
         tracing::warn!("linux.resources.memory.kernel/kernelTCP are deprecated and ignored");
     }
+    let nonzero = |v: Option<i64>| v.filter(|v| *v != 0);
+    let (limit, swap, reservation) = (nonzero(m.limit()), nonzero(m.swap()), nonzero(m.reservation()));
     if v2 {
         if m.disable_oom_killer() == Some(true) {
             return Err(unsupported(
@@ -216,42 +238,46 @@ fn memory(m: &LinuxMemory, v2: bool, out: &mut Vec<Setting>) -> Result<(), Cgrou
             ));
         }
         let max = |v: i64| if v < 0 { "max".to_owned() } else { v.to_string() };
-        if let Some(l) = m.limit() {
+        if let Some(l) = limit {
             out.push(set("linux.resources.memory.limit", "memory", "memory.max", max(l)));
         }
-        if let Some(r) = m.reservation() {
+        if let Some(r) = reservation {
             out.push(set("linux.resources.memory.reservation", "memory", "memory.low", max(r)));
         }
-        if let Some(s) = m.swap() {
-            let limit = m.limit().unwrap_or(0);
-            let v = match (s, limit) {
-                (0, -1) | (-1, _) => "max".to_owned(),
-                (0, _) => return Ok(()),
-                (_, 0 | -1) => {
-                    return Err(unsupported(
-                        "linux.resources.memory.swap",
-                        "a swap limit needs a memory limit",
-                    ))
-                }
-                (s, l) if s < l => {
-                    return Err(unsupported(
-                        "linux.resources.memory.swap",
-                        "memory+swap must be >= the memory limit",
-                    ))
-                }
-                (s, l) => (s - l).to_string(),
-            };
-            out.push(set("linux.resources.memory.swap", "memory", "memory.swap.max", v));
-        }
+        // runc's ConvertMemorySwapToCgroupV2Value: memory.swap.max is swap - limit.
+        let v = match (swap.unwrap_or(0), limit.unwrap_or(0)) {
+            (0, -1) | (-1, _) => "max".to_owned(),
+            (0, _) => return Ok(()),
+            (_, 0 | -1) => {
+                return Err(unsupported("linux.resources.memory.swap", "a swap limit needs a memory limit"))
+            }
+            (s, l) if s < l => {
+                return Err(unsupported(
+                    "linux.resources.memory.swap",
+                    "memory+swap must be >= the memory limit",
+                ))
+            }
+            (s, l) => (s - l).to_string(),
+        };
+        out.push(set("linux.resources.memory.swap", "memory", "memory.swap.max", v));
         return Ok(());
     }
-    if let Some(l) = m.limit() {
+    if let Some(l) = limit {
         out.push(set("linux.resources.memory.limit", "memory", "memory.limit_in_bytes", l));
     }
-    if let Some(s) = m.swap() {
-        out.push(set("linux.resources.memory.swap", "memory", "memory.memsw.limit_in_bytes", s));
+    match (limit, swap) {
+        (_, Some(s)) => {
+            out.push(set("linux.resources.memory.swap", "memory", "memory.memsw.limit_in_bytes", s))
+        }
+        // runc: unlimited memory without a swap value makes memory+swap unlimited too, where
+        // the kernel accounts swap.
+        (Some(-1), None) => out.push(Setting {
+            optional: true,
+            ..set("linux.resources.memory.swap", "memory", "memory.memsw.limit_in_bytes", -1)
+        }),
+        _ => {}
     }
-    if let Some(r) = m.reservation() {
+    if let Some(r) = reservation {
         out.push(set("linux.resources.memory.reservation", "memory", "memory.soft_limit_in_bytes", r));
     }
     if let Some(s) = m.swappiness() {
@@ -351,7 +377,7 @@ fn block_io(b: &LinuxBlockIo, v2: bool, out: &mut Vec<Setting>) {
         ));
     }
     for d in b.weight_device().iter().flatten() {
-        if let Some(w) = d.weight() {
+        if let Some(w) = d.weight().filter(|w| *w != 0) {
             let (file, v) =
                 if v2 { ("io.weight", blkio_weight_to_io(w)) } else { ("blkio.weight_device", u64::from(w)) };
             out.push(set(
@@ -361,7 +387,7 @@ fn block_io(b: &LinuxBlockIo, v2: bool, out: &mut Vec<Setting>) {
                 format!("{}:{} {v}", d.major(), d.minor()),
             ));
         }
-        if let Some(w) = d.leaf_weight().filter(|_| !v2) {
+        if let Some(w) = d.leaf_weight().filter(|w| !v2 && *w != 0) {
             out.push(set(
                 "linux.resources.blockIO.weightDevice",
                 ctl,

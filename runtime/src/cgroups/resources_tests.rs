@@ -16,7 +16,7 @@ fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
 #[test_case(r#"{"memory":{"limit":1048576,"swap":2097152,"reservation":4096,"swappiness":10}}"#,
     &[("memory.limit_in_bytes","1048576"),("memory.memsw.limit_in_bytes","2097152"),("memory.soft_limit_in_bytes","4096"),("memory.swappiness","10")] ; "memory")]
 #[test_case(r#"{"memory":{"limit":-1,"disableOOMKiller":true,"kernel":1}}"#,
-    &[("memory.limit_in_bytes","-1"),("memory.oom_control","1")] ; "memory unlimited no oom kernel ignored")]
+    &[("memory.limit_in_bytes","-1"),("memory.memsw.limit_in_bytes","-1"),("memory.oom_control","1")] ; "memory unlimited no oom kernel ignored")]
 #[test_case(r#"{"pids":{"limit":10}}"#, &[("pids.max","10")] ; "pids")]
 #[test_case(r#"{"pids":{"limit":-1}}"#, &[("pids.max","max")] ; "pids unlimited")]
 #[test_case(r#"{"cpu":{"shares":512,"quota":50000,"period":100000,"realtimeRuntime":950,"realtimePeriod":1000,"cpus":"0-1","mems":"0"}}"#,
@@ -96,4 +96,32 @@ fn conversions() {
     assert_eq!(shares_to_weight(2), 1);
     assert_eq!(shares_to_weight(1024), 39);
     assert_eq!(blkio_weight_to_io(1000), 10000);
+}
+
+/// What Docker sends for the fields it does not change: runc writes none of it.
+const ENGINE_ZEROS: &str = r#"{"memory":{"limit":0,"reservation":0,"swap":0,"kernel":0},"pids":{"limit":0},
+    "cpu":{"shares":0,"quota":0,"period":0,"realtimeRuntime":0,"realtimePeriod":0,"cpus":"","mems":""},
+    "blockIO":{"weight":0,"leafWeight":0,"weightDevice":[{"major":8,"minor":0,"weight":0,"leafWeight":0}]},
+    "network":{"classID":0}}"#;
+
+#[test_case(false ; "v1")]
+#[test_case(true ; "v2")]
+fn engine_zeros_are_unset(v2: bool) {
+    assert_eq!(files(ENGINE_ZEROS, v2), pairs(&[]));
+}
+
+#[test_case(r#"{"memory":{"limit":0,"reservation":0},"pids":{"limit":5}}"#, false, &[("pids.max","5")] ; "v1 zeros beside a pids limit")]
+#[test_case(r#"{"memory":{"limit":1048576,"reservation":0}}"#, false, &[("memory.limit_in_bytes","1048576")] ; "v1 no soft limit 0")]
+#[test_case(r#"{"memory":{"limit":1048576,"reservation":0,"swap":0}}"#, true, &[("memory.max","1048576")] ; "v2 zeros")]
+#[test_case(r#"{"memory":{"limit":-1}}"#, true, &[("memory.max","max"),("memory.swap.max","max")] ; "v2 unlimited memory means unlimited swap")]
+#[test_case(r#"{"memory":{"limit":2097152,"swap":2097152}}"#, true, &[("memory.max","2097152"),("memory.swap.max","0")] ; "v2 swap equal to memory disables swap")]
+fn zeros_beside_values(json: &str, v2: bool, want: &[(&str, &str)]) {
+    assert_eq!(files(json, v2), pairs(want));
+}
+
+#[test]
+fn v1_unlimited_memory_also_unlimits_swap_where_accounted() {
+    let got = plan(&res(r#"{"memory":{"limit":-1}}"#), false).unwrap();
+    let swap = got.iter().find(|s| s.file == "memory.memsw.limit_in_bytes").expect("memsw setting");
+    assert_eq!((swap.value.as_str(), swap.optional), ("-1", true));
 }

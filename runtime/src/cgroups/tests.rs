@@ -54,7 +54,7 @@ const V1_FILES: &[(&str, &str)] = &[
 #[test_case(V1, "pids", "pids.max", r#"{"pids":{"limit":7}}"#, "7" ; "v1 pids")]
 #[test_case(V1, "cpu", "cpu.cfs_quota_us", r#"{"cpu":{"quota":5000,"period":10000}}"#, "5000" ; "v1 cpu comounted")]
 #[test_case(HYBRID, "cpu", "cpu.shares", r#"{"cpu":{"shares":100}}"#, "100" ; "hybrid cpu")]
-#[test_case(HYBRID, "pids", "pids.max", r#"{"pids":{"limit":0}}"#, "max" ; "hybrid pids")]
+#[test_case(HYBRID, "pids", "pids.max", r#"{"pids":{"limit":-1}}"#, "max" ; "hybrid pids")]
 fn v1_writes(mountinfo: &str, controller: &str, file: &str, json: &str, want: &str) {
     let f = fake(mountinfo, V1_FILES);
     f.mgr.create(Some(&res(json))).unwrap();

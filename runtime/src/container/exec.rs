@@ -31,6 +31,10 @@ pub struct ExecOptions {
     pub console_socket: Option<PathBuf>,
     /// Pass fds 3..3+N.
     pub preserve_fds: i32,
+    /// `--ignore-paused`: exec in a paused container too (the process starts frozen).
+    pub ignore_paused: bool,
+    /// `--cgroup`: the sub-cgroups to run the process in.
+    pub sub_cgroups: crate::cgroups::SubCgroups,
 }
 
 /// The namespaces `exec` joins, in order: user first (the others are checked against it).
@@ -120,8 +124,17 @@ pub fn exec_process(base: Option<&Process>, o: &ExecOverrides) -> Result<Process
 pub fn exec(store: &StateStore, id: &str, opts: &ExecOptions) -> Result<i32, ContainerError> {
     let rec = store.load(id)?;
     let status = store.status(&rec);
-    if !matches!(status, Status::Created | Status::Running) {
-        return Err(ContainerError::WrongStatus { id: id.to_owned(), status, op: "exec (not running)" });
+    match status {
+        Status::Created | Status::Running => {}
+        Status::Paused if opts.ignore_paused => {}
+        Status::Paused => {
+            return Err(ContainerError::WrongStatus {
+                id: id.to_owned(),
+                status,
+                op: "exec in a paused container (use --ignore-paused to override)",
+            })
+        }
+        _ => return Err(ContainerError::WrongStatus { id: id.to_owned(), status, op: "exec (not running)" }),
     }
     let pid = rec.pid;
     let filter = rec
@@ -181,7 +194,7 @@ pub fn exec(store: &StateStore, id: &str, opts: &ExecOptions) -> Result<i32, Con
     drop(console);
     let guard = KillOnDrop(Some(child));
     let placed = match &cgroup {
-        Some(cg) => cg.add_task(child).map_err(ContainerError::from),
+        Some(cg) => cg.add_task_sub(child, &opts.sub_cgroups).map_err(ContainerError::from),
         None => Ok(()),
     };
     let msg = if placed.is_ok() { ParentMsg::Go(Vec::new()) } else { ParentMsg::Abort };

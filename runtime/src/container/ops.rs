@@ -103,10 +103,18 @@ pub fn start(store: &StateStore, id: &str) -> Result<(), ContainerError> {
 }
 
 /// `kill`: send `signal` to the init (or, with `all`, to every process of the container).
+/// With `all`, a stopped container's cgroup is signalled too (runc): with a shared pid
+/// namespace (`--pid host`, `--pid container:X`) processes outlive the init there.
 pub fn kill(store: &StateStore, id: &str, signal: i32, all: bool) -> Result<(), ContainerError> {
     let rec = store.load(id)?;
     let status = store.status(&rec);
     if status == Status::Stopped {
+        if all {
+            if let Some(cg) = rec.cgroup() {
+                signal_cgroup(&cg, signal);
+            }
+            return Ok(());
+        }
         return Err(ContainerError::WrongStatus { id: id.to_owned(), status, op: "kill (not running)" });
     }
     signal_container(&rec, signal, all)
@@ -121,6 +129,31 @@ fn signal_container(rec: &ContainerRecord, signal: i32, all: bool) -> Result<(),
     signal_pinned(rec, pidfd.as_fd(), signal, all)
 }
 
+/// Signal every process in `cg` as runc's `signalAllProcesses`: frozen meanwhile, so none
+/// forks away; thawed after (a paused cgroup stays frozen, except for SIGKILL, which only
+/// kills thawed processes). Failures to signal one process only warn; returns how many
+/// processes were signalled.
+fn signal_cgroup(cg: &crate::cgroups::CgroupManager, signal: i32) -> usize {
+    let was_frozen = cg.is_frozen();
+    let froze = !was_frozen && cg.freeze().map_err(|e| tracing::warn!("{e}")).is_ok();
+    let pids = cg.pids().unwrap_or_else(|e| {
+        tracing::warn!("{e}");
+        Vec::new()
+    });
+    let sig = nix::sys::signal::Signal::try_from(signal).ok();
+    for pid in &pids {
+        if let Err(e) = nix::sys::signal::kill(Pid::from_raw(*pid), sig) {
+            tracing::debug!("kill({pid}, {signal}): {e}");
+        }
+    }
+    if froze || (was_frozen && signal == libc::SIGKILL) {
+        if let Err(e) = cg.thaw() {
+            tracing::warn!("{e}");
+        }
+    }
+    pids.len()
+}
+
 /// Signal the init through its (already checked) pidfd, and with `all` every other process.
 fn signal_pinned(
     rec: &ContainerRecord,
@@ -131,21 +164,48 @@ fn signal_pinned(
     if all {
         // Every process of the container: its cgroup knows them all; without one, its pid
         // namespace does (when it has its own).
-        let pids = match rec.cgroup().map(|cg| cg.pids()) {
-            Some(Ok(pids)) => pids,
-            _ if rec.own_pid_ns => pids_in_ns_of(rec.pid),
-            _ => Vec::new(),
-        };
-        for pid in pids {
-            if pid != rec.pid {
-                let _ = nix::sys::signal::kill(
-                    Pid::from_raw(pid),
-                    nix::sys::signal::Signal::try_from(signal).ok(),
-                );
+        match rec.cgroup() {
+            Some(cg) => {
+                signal_cgroup(&cg, signal);
+            }
+            None if rec.own_pid_ns => {
+                for pid in pids_in_ns_of(rec.pid).into_iter().filter(|p| *p != rec.pid) {
+                    let _ = nix::sys::signal::kill(
+                        Pid::from_raw(pid),
+                        nix::sys::signal::Signal::try_from(signal).ok(),
+                    );
+                }
+            }
+            None => {}
+        }
+    }
+    match pidfd_send_signal(pidfd, signal) {
+        // Already signalled through the cgroup and gone: that is what was asked.
+        Err(Errno::ESRCH) if all => Ok(()),
+        r => r.map_err(host(format!("kill({}, {signal})", rec.pid))),
+    }
+}
+
+/// SIGKILL whatever is left in the cgroup of a stopped container and wait (bounded) until it
+/// is empty, so it can be removed (runc's destroy does the same).
+fn kill_leftovers(cg: &crate::cgroups::CgroupManager) -> Result<(), ContainerError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match cg.pids() {
+            Ok(p) if p.is_empty() => return Ok(()),
+            Err(_) => return Ok(()), // gone already: remove() says what is wrong, if anything
+            Ok(p) if std::time::Instant::now() >= deadline => {
+                return Err(ContainerError::Host {
+                    step: format!("wait for {} process(es) of {} to die after SIGKILL", p.len(), cg.path()),
+                    errno: Errno::ETIMEDOUT,
+                })
+            }
+            Ok(_) => {
+                signal_cgroup(cg, libc::SIGKILL);
+                std::thread::sleep(Duration::from_millis(10));
             }
         }
     }
-    pidfd_send_signal(pidfd, signal).map_err(host(format!("kill({}, {signal})", rec.pid)))
 }
 
 /// Every host pid whose pid namespace is the one of `pid`.
@@ -196,6 +256,7 @@ pub fn delete(store: &StateStore, id: &str, force: bool) -> Result<(), Container
         kill_and_wait(&rec)?;
     }
     if let Some(cgroup) = rec.cgroup() {
+        kill_leftovers(&cgroup)?;
         cgroup.remove()?;
     }
     // poststop: after the container is gone, before delete returns; failures only warn.

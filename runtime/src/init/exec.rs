@@ -19,9 +19,32 @@ pub struct Prepared {
     path: CString,
     // The strings the pointer arrays point into (heap data: stable when the Vec moves).
     _args: Vec<CString>,
-    _env: Vec<CString>,
+    env: Vec<CString>,
     argv: Vec<*const libc::c_char>,
     envp: Vec<*const libc::c_char>,
+}
+
+impl Prepared {
+    /// The environment the process gets, as `KEY=VALUE` strings.
+    pub fn env_strings(&self) -> Vec<String> {
+        self.env.iter().map(|e| e.to_string_lossy().into_owned()).collect()
+    }
+}
+
+/// The environment with one entry per name, the last value winning at the place of the
+/// first (runc sets each entry with setenv in order): `exec --env K=V` overrides the
+/// config's K.
+pub fn merge_env(env: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(env.len());
+    let name = |e: &str| e.split_once('=').map_or(e.len(), |(k, _)| k.len());
+    for e in env {
+        let key = &e[..name(e)];
+        match out.iter_mut().find(|o| &o[..name(o)] == key) {
+            Some(slot) => slot.clone_from(e),
+            None => out.push(e.clone()),
+        }
+    }
+    out
 }
 
 /// NULL-terminated pointers to `strings`, for execve.
@@ -46,7 +69,7 @@ pub struct Launch<'a> {
 pub fn prepare(process: &Process) -> Result<Prepared, InitError> {
     let args = process.args().as_deref().unwrap_or_default();
     let first = args.first().ok_or_else(|| InitError::Process("process.args is empty".into()))?;
-    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    let mut env = merge_env(process.env().as_deref().unwrap_or_default());
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", home_of(process.user().uid())));
     }
@@ -68,7 +91,7 @@ pub fn prepare(process: &Process) -> Result<Prepared, InitError> {
         argv: pointers(&args),
         envp: pointers(&env),
         _args: args,
-        _env: env,
+        env,
     })
 }
 
@@ -195,6 +218,14 @@ mod tests {
         let path = format!("{}:{}", a.display(), b.display());
         assert_eq!(lookup("tool", &path), Ok(b.join("tool")));
         assert_eq!(lookup("missing", &path), Err(LookupError::NotInPath("missing".into())));
+    }
+
+    #[test_case::test_case(&["A=1", "B=2", "A=3"], &["A=3", "B=2"] ; "last wins at the first place")]
+    #[test_case::test_case(&["PATH=/bin", "X=", "X=y=z"], &["PATH=/bin", "X=y=z"] ; "values with =")]
+    #[test_case::test_case(&["AB=1", "A=2"], &["AB=1", "A=2"] ; "prefix is another name")]
+    fn env_merges_like_setenv(env: &[&str], want: &[&str]) {
+        let env: Vec<String> = env.iter().map(|s| s.to_string()).collect();
+        assert_eq!(merge_env(&env), want);
     }
 
     /// runc's (Go's) wording, which Docker maps to 127 and 126.

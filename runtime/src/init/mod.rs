@@ -118,7 +118,8 @@ pub fn child_main(ctx: ChildContext<'_>) -> ! {
     }
     let start_hooks =
         ctx.spec.hooks().as_ref().and_then(|h| h.start_container().as_deref()).unwrap_or_default();
-    if let Err(e) = hooks::run_hooks("startContainer", start_hooks, &state) {
+    let env = prepared.prepared.env_strings();
+    if let Err(e) = hooks::run_hooks_with_env("startContainer", start_hooks, &state, Some(&env)) {
         eprintln!("isorun: {e}");
         exit(1);
     }

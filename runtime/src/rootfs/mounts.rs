@@ -87,6 +87,9 @@ pub fn mount_entry(ctx: &mut Ctx, m: &Mount) -> Result<(), RootfsError> {
         return Err(RootfsError::InvalidMount { destination: dest, reason });
     }
     let typ = m.typ().as_deref().unwrap_or("");
+    if matches!(typ, "proc" | "sysfs") {
+        check_ordinary_directory(&ctx.rootfs, &dest, typ)?;
+    }
     // Judge where the destination really lands, after symlinks.
     let inside = ctx.resolve(&dest)?;
     let inside = Path::new("/").join(inside.strip_prefix(&ctx.rootfs).unwrap_or(Path::new("")));
@@ -127,6 +130,31 @@ pub fn mount_entry(ctx: &mut Ctx, m: &Mount) -> Result<(), RootfsError> {
 pub fn as_rbind(opts: &MountOptions) -> MountOptions {
     let flags = opts.flags | MsFlags::MS_BIND | MsFlags::MS_REC;
     MountOptions { bind: true, rec: true, flags, ..opts.clone() }
+}
+
+/// procfs and sysfs go on an ordinary directory, never through a symlink (runc refuses: "has
+/// been a fun attack scenario"): every component of `dest` in `rootfs` that exists must be a
+/// directory, not a link.
+fn check_ordinary_directory(rootfs: &Path, dest: &Path, typ: &str) -> Result<(), RootfsError> {
+    let mut host = rootfs.to_path_buf();
+    for c in dest.components().filter(|c| matches!(c, std::path::Component::Normal(_))) {
+        host.push(c);
+        match std::fs::symlink_metadata(&host) {
+            Err(_) => return Ok(()), // created as a directory later
+            Ok(m) if m.is_dir() => {}
+            Ok(m) => {
+                let what = if m.file_type().is_symlink() { "a symlink" } else { "not a directory" };
+                return Err(RootfsError::InvalidMount {
+                    destination: dest.to_path_buf(),
+                    reason: format!(
+                        "filesystem {typ:?} must be mounted on ordinary directory: {} is {what}",
+                        host.display()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Only a procfs may sit on /proc, and below it only the files lxcfs-style tools replace.
@@ -286,6 +314,24 @@ mod tests {
     #[test_case("/procfoo", "tmpfs", false, true ; "prefix is not proc")]
     fn proc_destinations(dest: &str, typ: &str, bind: bool, ok: bool) {
         assert_eq!(check_proc_destination(Path::new(dest), typ, bind).is_ok(), ok);
+    }
+
+    #[test]
+    fn proc_and_sys_only_on_ordinary_directories() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        std::fs::create_dir_all(r.join("real/sys")).unwrap();
+        std::os::unix::fs::symlink("/proc", r.join("proc")).unwrap();
+        std::os::unix::fs::symlink("real", r.join("up")).unwrap();
+        std::fs::write(r.join("file"), "").unwrap();
+        let check =
+            |d: &str, t: &str| check_ordinary_directory(r, Path::new(d), t).map_err(|e| e.to_string());
+        let err = check("/proc", "proc").unwrap_err();
+        assert!(err.contains(&format!("{}/proc is a symlink", r.display())), "{err}");
+        assert!(check("/up/sys", "sysfs").unwrap_err().contains("/up is a symlink"));
+        assert!(check("/file", "sysfs").unwrap_err().contains("is not a directory"));
+        assert!(check("/real/sys", "sysfs").is_ok());
+        assert!(check("/missing/sys", "sysfs").is_ok());
     }
 
     #[test]

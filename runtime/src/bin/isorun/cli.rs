@@ -285,6 +285,13 @@ pub struct ExecArgs {
     /// Pass N additional fds (3..3+N).
     #[arg(long, default_value_t = 0)]
     pub preserve_fds: i32,
+    /// Allow exec in a paused container (runc 1.1).
+    #[arg(long)]
+    pub ignore_paused: bool,
+    /// Run the process in an existing sub-cgroup: `[<controller>[,<controller>]:]<path>`,
+    /// repeatable (runc 1.1).
+    #[arg(long)]
+    pub cgroup: Vec<String>,
 }
 
 /// Options of `update`, as runc's.

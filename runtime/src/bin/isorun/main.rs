@@ -219,6 +219,8 @@ fn exec_options(store: &StateStore, a: &ExecArgs) -> Result<container::ExecOptio
         pid_file: a.pid_file.clone(),
         console_socket: a.console_socket.clone(),
         preserve_fds: a.preserve_fds,
+        ignore_paused: a.ignore_paused,
+        sub_cgroups: isolab_runtime::cgroups::parse_sub_cgroups(&a.cgroup)?,
     })
 }
 
