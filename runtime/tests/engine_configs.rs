@@ -40,12 +40,13 @@ fn recorder(p: &Private, engine: &str) -> (PathBuf, PathBuf) {
 }
 
 /// Store `captured` as `engine`'s config: pretty JSON, the private dir's path replaced by
-/// `/capture` so that a regeneration differs only where the engine's config does.
+/// `/capture` and the test's tag by `isolab-capture` (container ids, and what derives from
+/// them, still differ between captures).
 fn store_config(p: &Private, engine: &str, captured: &Path) {
     let text = std::fs::read_to_string(captured).unwrap_or_else(|e| {
         panic!("{engine} did not run the recording runtime ({}): {e}", captured.display())
     });
-    let text = text.replace(&*p.dir.path().to_string_lossy(), "/capture");
+    let text = text.replace(&*p.dir.path().to_string_lossy(), "/capture").replace(&p.tag, "isolab-capture");
     let value: serde_json::Value = serde_json::from_str(&text).unwrap();
     std::fs::create_dir_all(store()).unwrap();
     let mut pretty = serde_json::to_string_pretty(&value).unwrap();
