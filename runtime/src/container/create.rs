@@ -148,6 +148,12 @@ pub(super) fn create_with_console(
         });
     }
     crate::lsm::check(spec, crate::lsm::HostLsms::detect())?;
+    if spec.linux().as_ref().is_some_and(|l| l.intel_rdt().is_some()) {
+        return Err(ContainerError::Unsupported {
+            field: "linux.intelRdt",
+            reason: "Intel RDT (resctrl) is not implemented by isorun",
+        });
+    }
     let plan = plan_namespaces(spec);
     if !plan.new_mount_ns && !plan.join.iter().any(|(f, _)| *f == CloneFlags::CLONE_NEWNS) {
         return Err(ContainerError::Init {

@@ -193,6 +193,14 @@ pub fn exec(store: &StateStore, id: &str, opts: &ExecOptions) -> Result<i32, Con
     drop(child_sock);
     drop(console);
     let guard = KillOnDrop(Some(child));
+    // process.execCPUAffinity.initial: the affinity before the move into the cgroup.
+    let initial = opts.process.exec_cpu_affinity().as_ref().and_then(|a| a.initial().clone());
+    if let Some(list) = initial {
+        let set = crate::init::cpu_set(&list, "process.execCPUAffinity.initial")
+            .map_err(|message| ContainerError::Init { step: "process attributes".into(), message })?;
+        nix::sched::sched_setaffinity(child, &set)
+            .map_err(host(format!("sched_setaffinity({child}) (process.execCPUAffinity.initial)")))?;
+    }
     let placed = match &cgroup {
         Some(cg) => cg.add_task_sub(child, &opts.sub_cgroups).map_err(ContainerError::from),
         None => Ok(()),

@@ -65,6 +65,7 @@ fn join_and_prepare<'a>(
         setns(fd.as_fd(), *flag)
             .map_err(|errno| ("namespaces", InitError::Setns { path: path.clone(), errno }))?;
     }
+    super::attrs::apply_exec_affinity(ctx.process).map_err(|e| ("process attributes", e))?;
     nix::unistd::fchdir(ctx.root.as_fd())
         .map_err(|e| ("root", super::sys("fchdir(/proc/<init>/root)")(e)))?;
     nix::unistd::chroot(".").map_err(|e| ("root", super::sys("chroot(/proc/<init>/root)")(e)))?;

@@ -2,10 +2,13 @@
 //! `execve`. It never returns: it execs the user process or exits after reporting the
 //! failed step to the parent over the sync socket.
 
+mod attrs;
 mod console;
 mod creds;
 mod exec;
 pub mod join;
+
+pub use attrs::cpu_set;
 
 use std::fs;
 use std::os::fd::{AsFd, OwnedFd};
@@ -179,6 +182,7 @@ fn setup<'a>(ctx: &ChildContext<'a>, state: &[u8]) -> StepResult<exec::Launch<'a
     if let Some(d) = spec.domainname() {
         step("domainname", set_domainname(d).map_err(sys(format!("setdomainname({d:?})"))))?;
     }
+    step("process attributes", attrs::apply_linux(spec.linux().as_ref()))?;
     let mut hooks_now = || before_pivot(ctx, state);
     step("rootfs", rootfs::setup_rootfs_with(spec, &ctx.rootfs, &mut hooks_now).map_err(InitError::from))?;
     let process =
@@ -209,6 +213,7 @@ pub(crate) fn finish_process<'a>(
     }
     let prepared = step("process", exec::prepare(process))?;
     step("fds", crate::sys::process::cloexec_from(3 + preserve_fds).map_err(sys("close_range")))?;
+    step("process attributes", attrs::apply_process(process))?;
     step("lsm", crate::lsm::apply_on_exec(process).map_err(|e| InitError::Process(e.to_string())))?;
     let keep_admin = filter.is_some() && process.no_new_privileges() != Some(true);
     let final_caps = step("credentials", creds::apply(process, in_user_ns, keep_admin))?;
