@@ -91,6 +91,8 @@ pub struct ChildContext<'a> {
     pub unshare_cgroupns: bool,
     /// The seccomp filter, compiled by the parent.
     pub seccomp: Option<&'a crate::seccomp::Filter>,
+    /// `SCMP_ACT_NOTIFY`: the socket connected to `linux.seccomp.listenerPath`.
+    pub seccomp_listener: Option<OwnedFd>,
 }
 
 /// Run the container's init. Never returns.
@@ -102,7 +104,7 @@ pub fn child_main(ctx: ChildContext<'_>) -> ! {
         Ok(ParentMsg::Go(state)) => state,
         _ => exit(1),
     };
-    let prepared = match setup(&ctx, &state) {
+    let mut prepared = match setup(&ctx, &state) {
         Ok(p) => p,
         Err((step, e)) => {
             let msg = ChildMsg::Failed { step: step.to_owned(), message: e.to_string() };
@@ -110,6 +112,11 @@ pub fn child_main(ctx: ChildContext<'_>) -> ! {
             exit(1);
         }
     };
+    if let Some(sock) = ctx.seccomp_listener {
+        let metadata =
+            ctx.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()?.listener_metadata().clone());
+        prepared.listener = Some((sock, crate::seccomp::listener_message(&state, None, metadata.as_deref())));
+    }
     if channel::send_child(&ctx.sock, &ChildMsg::Ready).is_err() {
         exit(1);
     }
@@ -217,7 +224,7 @@ pub(crate) fn finish_process<'a>(
     step("lsm", crate::lsm::apply_on_exec(process).map_err(|e| InitError::Process(e.to_string())))?;
     let keep_admin = filter.is_some() && process.no_new_privileges() != Some(true);
     let final_caps = step("credentials", creds::apply(process, in_user_ns, keep_admin))?;
-    Ok(exec::Launch { prepared, filter, final_caps })
+    Ok(exec::Launch { prepared, filter, final_caps, listener: None })
 }
 
 fn join_namespaces(plan: &NamespacePlan) -> Result<(), InitError> {
