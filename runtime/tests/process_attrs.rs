@@ -5,30 +5,13 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::{text, Fixture};
-use serde_json::{json, Value};
-
-fn running(f: &mut Fixture, edit: impl FnOnce(&mut Value)) -> String {
-    f.config(&["sleep", "100"], edit);
-    let id = f.id("attrs");
-    let bundle = f.bundle();
-    let out = f.isorun(&["run", "-d", "--bundle", bundle.to_str().unwrap(), &id]);
-    assert!(out.status.success(), "run -d: {}", text(&out.stderr));
-    let pid = f.state(&id)["pid"].as_i64().unwrap();
-    let t = Instant::now();
-    while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim() != "sleep" {
-        assert!(t.elapsed() < Duration::from_secs(10), "the init never became sleep");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    id
-}
+use serde_json::json;
 
 #[test]
 fn scheduler_and_io_priority_are_applied() {
     let mut f = Fixture::new();
-    let id = running(&mut f, |s| {
+    let id = f.running_sleep(|s| {
         s["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 5});
         s["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 6});
     });
@@ -58,7 +41,7 @@ fn personality_and_memory_policy_are_applied() {
 #[test]
 fn exec_cpu_affinity_applies_to_exec() {
     let mut f = Fixture::new();
-    let id = running(&mut f, |s| s["process"]["execCPUAffinity"] = json!({"initial": "0", "final": "1"}));
+    let id = f.running_sleep(|s| s["process"]["execCPUAffinity"] = json!({"initial": "0", "final": "1"}));
     let out = f.isorun(&["exec", &id, "grep", "Cpus_allowed_list", "/proc/self/status"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).split_whitespace().last(), Some("1"), "{}", text(&out.stdout));
@@ -81,7 +64,7 @@ fn intel_rdt_and_systemd_cgroup_are_refused_by_name() {
 #[test]
 fn check_before_update_refuses_a_limit_below_usage() {
     let mut f = Fixture::new();
-    let id = running(&mut f, |s| s["linux"]["resources"]["memory"] = json!({"limit": 64 << 20}));
+    let id = f.running_sleep(|s| s["linux"]["resources"]["memory"] = json!({"limit": 64 << 20}));
     let file = f.tmp.path().join("r.json");
     std::fs::write(&file, json!({"memory": {"limit": 4096, "checkBeforeUpdate": true}}).to_string()).unwrap();
     let out = f.isorun(&["update", "-r", file.to_str().unwrap(), &id]);
