@@ -7,27 +7,11 @@ mod common;
 use common::{text, Fixture};
 use serde_json::json;
 
-fn running(f: &mut Fixture, edit: impl FnOnce(&mut serde_json::Value)) -> String {
-    f.config(&["sleep", "60"], edit);
-    let id = f.id("exec");
-    let bundle = f.bundle();
-    let out = f.isorun(&["run", "-d", "--bundle", bundle.to_str().unwrap(), &id]);
-    assert!(out.status.success(), "run -d: {}", text(&out.stderr));
-    // `start` returns once the init may go on (as runc's does); wait until it has become sleep.
-    let pid = f.state(&id)["pid"].as_i64().unwrap();
-    let t = std::time::Instant::now();
-    while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim() != "sleep" {
-        assert!(t.elapsed() < std::time::Duration::from_secs(10), "the init never became sleep");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    id
-}
-
 #[test]
 fn exec_joins_the_containers_namespaces_and_root() {
     let mut f = Fixture::new();
     std::fs::write(f.bundle().join("rootfs/marker"), "in-rootfs\n").unwrap();
-    let id = running(&mut f, |s| s["hostname"] = json!("exec-box"));
+    let id = f.running_sleep(|s| s["hostname"] = json!("exec-box"));
     let pid = f.state(&id)["pid"].as_i64().unwrap();
     let out = f.isorun(&["exec", &id, "sh", "-c", "hostname; cat /marker; ps -o pid,comm | grep -c sleep; for n in net ipc mnt; do readlink /proc/self/ns/$n; done"]);
     assert!(out.status.success(), "exec: {}", text(&out.stderr));
@@ -45,7 +29,7 @@ fn exec_joins_the_containers_namespaces_and_root() {
 #[test]
 fn exec_returns_the_exit_status_and_applies_user_and_env() {
     let mut f = Fixture::new();
-    let id = running(&mut f, |_| {});
+    let id = f.running_sleep(|_| {});
     let out = f.isorun(&[
         "exec",
         "--user",
@@ -64,7 +48,7 @@ fn exec_returns_the_exit_status_and_applies_user_and_env() {
 #[test]
 fn exec_with_process_json_and_capabilities() {
     let mut f = Fixture::new();
-    let id = running(&mut f, |_| {});
+    let id = f.running_sleep(|_| {});
     let process = f.tmp.path().join("process.json");
     std::fs::write(
         &process,
@@ -90,7 +74,7 @@ fn exec_with_process_json_and_capabilities() {
 #[test]
 fn exec_into_a_stopped_container_is_an_error() {
     let mut f = Fixture::new();
-    let id = running(&mut f, |_| {});
+    let id = f.running_sleep(|_| {});
     assert!(f.isorun(&["kill", &id, "KILL"]).status.success());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while f.state(&id)["status"] != "stopped" {

@@ -9,23 +9,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{text, Fixture, ISORUN};
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// A detached `sleep` container whose init has become sleep.
-fn running(f: &mut Fixture, edit: impl FnOnce(&mut Value)) -> String {
-    f.config(&["sleep", "100"], edit);
-    let id = f.id("cfg");
-    let bundle = f.bundle();
-    let out = f.isorun(&["run", "-d", "--bundle", bundle.to_str().unwrap(), &id]);
-    assert!(out.status.success(), "run -d: {}", text(&out.stderr));
-    let pid = f.state(&id)["pid"].as_i64().unwrap();
-    let t = Instant::now();
-    while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim() != "sleep" {
-        assert!(t.elapsed() < Duration::from_secs(10), "the init never became sleep");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    id
-}
 
 #[test]
 fn proc_or_sys_as_a_symlink_is_refused_naming_the_path() {
@@ -62,7 +48,7 @@ fn start_container_hook_without_env_gets_the_process_env() {
 #[test]
 fn exec_env_overrides_the_configs_value() {
     let mut f = Fixture::new();
-    let id = running(&mut f, |s| s["process"]["env"] = json!(["PATH=/bin", "K=config", "OTHER=kept"]));
+    let id = f.running_sleep(|s| s["process"]["env"] = json!(["PATH=/bin", "K=config", "OTHER=kept"]));
     // The process's own environment, not a shell's re-export (glibc's getenv takes the first).
     let out = f.isorun(&["exec", "--env", "K=cli", &id, "cat", "/proc/self/environ"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -74,7 +60,7 @@ fn exec_env_overrides_the_configs_value() {
 #[test]
 fn exec_in_a_paused_container_needs_ignore_paused() {
     let mut f = Fixture::new();
-    let id = running(&mut f, |_| {});
+    let id = f.running_sleep(|_| {});
     assert!(f.isorun(&["pause", &id]).status.success());
     let out = f.isorun(&["exec", &id, "true"]);
     assert!(!out.status.success());
@@ -109,7 +95,7 @@ fn exec_in_a_paused_container_needs_ignore_paused() {
 #[test]
 fn exec_cgroup_places_the_process_in_a_sub_cgroup() {
     let mut f = Fixture::new();
-    let id = running(&mut f, |_| {});
+    let id = f.running_sleep(|_| {});
     let pid = f.state(&id)["pid"].as_i64().unwrap();
     let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     let Some(line) = cg.lines().find(|l| l.split(':').nth(1) == Some("pids")) else {

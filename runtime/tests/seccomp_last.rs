@@ -103,3 +103,56 @@ fn exec_under_a_payload_only_profile() {
     assert!(out.status.success(), "exec: {:?} {}", out.status, text(&out.stderr));
     assert_eq!(fx.state(&id)["status"], "running");
 }
+
+/// SCMP_ACT_NOTIFY (runc 1.1): the notify fd reaches `listenerPath` with runc's
+/// ContainerProcessState; once the listener closes it, the notified syscall fails ENOSYS.
+#[test]
+fn notify_fd_goes_to_the_listener_with_the_state() {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+    let mut fx = Fixture::new();
+    let sock = fx.tmp.path().join("listener.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let got = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; 64 << 10];
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let mut space = nix::cmsg_space!([RawFd; 1]);
+        let msg = nix::sys::socket::recvmsg::<()>(
+            conn.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            nix::sys::socket::MsgFlags::empty(),
+        )
+        .unwrap();
+        let fds: Vec<RawFd> = msg
+            .cmsgs()
+            .unwrap()
+            .filter_map(|c| match c {
+                nix::sys::socket::ControlMessageOwned::ScmRights(f) => Some(f),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let len = msg.bytes;
+        let state: Value = serde_json::from_slice(&buf[..len]).unwrap();
+        let fd = fds.first().map(|f| {
+            // SAFETY: the fd was just received; nothing else owns it.
+            unsafe { OwnedFd::from_raw_fd(*f) }
+        });
+        let kind =
+            fd.as_ref().map(|f| std::fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd())).unwrap());
+        (state, kind) // the fd is closed here: notified syscalls now fail ENOSYS
+    });
+    let (code, _, err) = fx.run(&["mkdir", "/tmp/notified"], |s| {
+        s["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": sock,
+            "listenerMetadata": "meta", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]});
+    });
+    let (state, kind) = got.join().unwrap();
+    assert_eq!(state["fds"], json!(["seccompFd"]), "{state}");
+    assert_eq!(state["metadata"], "meta");
+    assert_eq!(state["state"]["status"], "creating");
+    assert!(state["pid"].as_i64().is_some_and(|p| p > 0), "{state}");
+    assert_eq!(kind.unwrap().to_string_lossy(), "anon_inode:seccomp notify");
+    assert_ne!(code, 0);
+    assert!(err.contains("Function not implemented"), "{err}");
+}

@@ -147,9 +147,33 @@ impl CgroupManager {
     pub fn update(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
         let v2 = self.hier.layout == Layout::Unified;
         let settings = resources::plan(resources, v2)?;
+        self.check_before_update(resources)?;
         self.apply(&settings)?;
         if v2 {
             self.devices_v2(resources)?;
+        }
+        Ok(())
+    }
+
+    /// `memory.checkBeforeUpdate` (runc 1.2): refuse a new memory limit below the current
+    /// usage instead of letting the kernel reclaim or OOM-kill.
+    fn check_before_update(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
+        let Some(m) = resources.memory().as_ref().filter(|m| m.check_before_update() == Some(true)) else {
+            return Ok(());
+        };
+        let Some(limit) = m.limit().filter(|l| *l > 0) else { return Ok(()) };
+        let file =
+            if self.hier.layout == Layout::Unified { "memory.current" } else { "memory.usage_in_bytes" };
+        let path = self.controller_dir("linux.resources.memory.checkBeforeUpdate", "memory")?.join(file);
+        let usage: i64 = fsio::read(&path)?.trim().parse().unwrap_or(0);
+        if usage > limit {
+            return Err(CgroupError::Unsupported {
+                field: "linux.resources.memory.checkBeforeUpdate".into(),
+                reason: format!(
+                    "the new limit {limit} is below the current usage {usage} ({})",
+                    path.display()
+                ),
+            });
         }
         Ok(())
     }

@@ -148,6 +148,12 @@ pub(super) fn create_with_console(
         });
     }
     crate::lsm::check(spec, crate::lsm::HostLsms::detect())?;
+    if spec.linux().as_ref().is_some_and(|l| l.intel_rdt().is_some()) {
+        return Err(ContainerError::Unsupported {
+            field: "linux.intelRdt",
+            reason: "Intel RDT (resctrl) is not implemented by isorun",
+        });
+    }
     let plan = plan_namespaces(spec);
     if !plan.new_mount_ns && !plan.join.iter().any(|(f, _)| *f == CloneFlags::CLONE_NEWNS) {
         return Err(ContainerError::Init {
@@ -164,6 +170,7 @@ pub(super) fn create_with_console(
     crate::net::check_devices_exist(&net_devices)?;
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
     let filter = seccomp.map(|p| crate::seccomp::compile_within(p, SECCOMP_COMPILE_LIMIT)).transpose()?;
+    let seccomp_listener = connect_listener(filter.as_ref(), seccomp)?;
 
     let dir = store.create_dir(id)?;
     let mut dir_guard = DirGuard { store, id, armed: true };
@@ -214,6 +221,7 @@ pub(super) fn create_with_console(
                 preserve_fds: opts.preserve_fds,
                 unshare_cgroupns: late_cgroupns,
                 seccomp: filter.as_ref(),
+                seccomp_listener,
             })
         }
         Forked::Parent(pid) => pid,
@@ -221,6 +229,7 @@ pub(super) fn create_with_console(
     drop(child_sock);
     drop(fifo);
     drop(console);
+    drop(seccomp_listener);
     let mut child_guard = ChildGuard { pid, armed: true };
     // Declared after the child guard, so dropped before it: devices go back before the
     // init (and with it the network namespace) dies.
@@ -304,6 +313,20 @@ pub(super) fn create_with_console(
     cgroup_guard.armed = false;
     dir_guard.armed = false;
     Ok(Created { pid, terminal })
+}
+
+/// `SCMP_ACT_NOTIFY`: connect to `linux.seccomp.listenerPath` now, from the host; the init
+/// sends the notify fd over it once the filter is on.
+pub(super) fn connect_listener(
+    filter: Option<&crate::seccomp::Filter>,
+    profile: Option<&oci_spec::runtime::LinuxSeccomp>,
+) -> Result<Option<OwnedFd>, ContainerError> {
+    let path = match (filter, profile.and_then(|p| p.listener_path().as_ref())) {
+        (Some(f), Some(p)) if f.needs_listener() => p,
+        _ => return Ok(None),
+    };
+    let sock = UnixStream::connect(path).map_err(bundle_err("linux.seccomp.listenerPath", path))?;
+    Ok(Some(OwnedFd::from(sock)))
 }
 
 /// Kernels before 6.3 (and their stable branches without the fix) do not apply the cpuset of

@@ -142,6 +142,11 @@ pub fn exec(store: &StateStore, id: &str, opts: &ExecOptions) -> Result<i32, Con
         .as_ref()
         .map(|p| crate::seccomp::compile_within(p, super::create::SECCOMP_COMPILE_LIMIT))
         .transpose()?;
+    let seccomp_listener = super::create::connect_listener(filter.as_ref(), rec.seccomp.as_ref())?;
+    let listener_state = seccomp_listener.as_ref().map(|_| {
+        let state = super::ops::state(store, id).ok().and_then(|s| serde_json::to_vec(&s).ok());
+        state.unwrap_or_default()
+    });
     let mut namespaces = Vec::new();
     for (name, flag) in join_order() {
         if !same_ns(pid, name) {
@@ -186,18 +191,32 @@ pub fn exec(store: &StateStore, id: &str, opts: &ExecOptions) -> Result<i32, Con
                 sock: child_sock,
                 console_socket: console,
                 preserve_fds: opts.preserve_fds,
+                seccomp_listener,
             })
         }
         Forked::Parent(child) => child,
     };
     drop(child_sock);
     drop(console);
+    drop(seccomp_listener);
     let guard = KillOnDrop(Some(child));
+    // process.execCPUAffinity.initial: the affinity before the move into the cgroup.
+    let initial = opts.process.exec_cpu_affinity().as_ref().and_then(|a| a.initial().clone());
+    if let Some(list) = initial {
+        let set = crate::init::cpu_set(&list, "process.execCPUAffinity.initial")
+            .map_err(|message| ContainerError::Init { step: "process attributes".into(), message })?;
+        nix::sched::sched_setaffinity(child, &set)
+            .map_err(host(format!("sched_setaffinity({child}) (process.execCPUAffinity.initial)")))?;
+    }
     let placed = match &cgroup {
         Some(cg) => cg.add_task_sub(child, &opts.sub_cgroups).map_err(ContainerError::from),
         None => Ok(()),
     };
-    let msg = if placed.is_ok() { ParentMsg::Go(Vec::new()) } else { ParentMsg::Abort };
+    let message = listener_state.as_deref().map(|state| {
+        let metadata = rec.seccomp.as_ref().and_then(|p| p.listener_metadata().clone());
+        crate::seccomp::listener_message(state, Some(child.as_raw()), metadata.as_deref())
+    });
+    let msg = if placed.is_ok() { ParentMsg::Go(message.unwrap_or_default()) } else { ParentMsg::Abort };
     channel::send_parent(&parent_sock, &msg).map_err(host("send to exec child"))?;
     placed?;
     match channel::recv_child(&parent_sock).map_err(host("receive from exec child"))? {

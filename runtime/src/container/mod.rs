@@ -90,6 +90,14 @@ pub enum ContainerError {
     /// An AppArmor/SELinux request the host cannot honour.
     #[error(transparent)]
     Lsm(#[from] crate::lsm::LsmError),
+    /// A config field (or flag) isorun cannot honour on this host; never accepted and ignored.
+    #[error("{field}: {reason}")]
+    Unsupported {
+        /// The JSON path or flag.
+        field: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
     /// A signal name or number that is not a signal.
     #[error("invalid signal {0:?}")]
     BadSignal(String),

@@ -63,6 +63,9 @@ pub struct Launch<'a> {
     pub filter: Option<&'a crate::seccomp::Filter>,
     /// The capability sets to drop to after the filter.
     pub final_caps: Option<crate::sys::process::CapMasks>,
+    /// `SCMP_ACT_NOTIFY`: the connected listener socket and the state message to send the
+    /// notify fd with.
+    pub listener: Option<(std::os::fd::OwnedFd, Vec<u8>)>,
 }
 
 /// Resolve the executable, build argv/envp and enter cwd.
@@ -175,8 +178,15 @@ pub fn wait_for_start(fifo: BorrowedFd<'_>) -> bool {
 pub fn exec(launch: &Launch<'_>) -> ! {
     crate::sys::process::reset_signals();
     if let Some(f) = launch.filter {
-        if let Err(e) = crate::seccomp::install(f) {
-            die(1, format_args!("seccomp: {e}"));
+        match (crate::seccomp::install(f), &launch.listener) {
+            (Err(e), _) => die(1, format_args!("seccomp: {e}")),
+            (Ok(Some(notify)), Some((sock, msg))) => {
+                use std::os::fd::AsFd;
+                if let Err(e) = crate::sys::process::send_fd(sock.as_fd(), msg, notify.as_fd()) {
+                    die(1, format_args!("seccomp: send the notify fd to linux.seccomp.listenerPath: {e}"));
+                }
+            }
+            (Ok(_), _) => {}
         }
     }
     if let Some(caps) = launch.final_caps {

@@ -30,17 +30,20 @@ pub struct JoinContext<'a> {
     pub console_socket: Option<OwnedFd>,
     /// fds 3..3+N stay open.
     pub preserve_fds: i32,
+    /// `SCMP_ACT_NOTIFY`: the socket connected to `linux.seccomp.listenerPath`.
+    pub seccomp_listener: Option<OwnedFd>,
 }
 
 /// Run `exec`'s child. Never returns.
 pub fn exec_child_main(ctx: JoinContext<'_>) -> ! {
     let _ = nix::sys::prctl::set_dumpable(false);
-    match channel::recv_parent(&ctx.sock) {
-        Ok(ParentMsg::Go(_)) => {}
+    // Go carries the message for the seccomp listener (empty without one).
+    let message = match channel::recv_parent(&ctx.sock) {
+        Ok(ParentMsg::Go(m)) => m,
         _ => exit(1),
-    }
+    };
     let console = ctx.console_socket.as_ref().map(|s| s.as_fd());
-    let prepared = match join_and_prepare(&ctx, console) {
+    let mut prepared = match join_and_prepare(&ctx, console) {
         Ok(p) => p,
         Err((step, e)) => {
             let _ = channel::send_child(
@@ -50,6 +53,7 @@ pub fn exec_child_main(ctx: JoinContext<'_>) -> ! {
             exit(1);
         }
     };
+    prepared.listener = ctx.seccomp_listener.map(|s| (s, message));
     if channel::send_child(&ctx.sock, &ChildMsg::Ready).is_err() {
         exit(1);
     }
@@ -65,6 +69,7 @@ fn join_and_prepare<'a>(
         setns(fd.as_fd(), *flag)
             .map_err(|errno| ("namespaces", InitError::Setns { path: path.clone(), errno }))?;
     }
+    super::attrs::apply_exec_affinity(ctx.process).map_err(|e| ("process attributes", e))?;
     nix::unistd::fchdir(ctx.root.as_fd())
         .map_err(|e| ("root", super::sys("fchdir(/proc/<init>/root)")(e)))?;
     nix::unistd::chroot(".").map_err(|e| ("root", super::sys("chroot(/proc/<init>/root)")(e)))?;

@@ -2,10 +2,13 @@
 //! `execve`. It never returns: it execs the user process or exits after reporting the
 //! failed step to the parent over the sync socket.
 
+mod attrs;
 mod console;
 mod creds;
 mod exec;
 pub mod join;
+
+pub use attrs::cpu_set;
 
 use std::fs;
 use std::os::fd::{AsFd, OwnedFd};
@@ -88,6 +91,8 @@ pub struct ChildContext<'a> {
     pub unshare_cgroupns: bool,
     /// The seccomp filter, compiled by the parent.
     pub seccomp: Option<&'a crate::seccomp::Filter>,
+    /// `SCMP_ACT_NOTIFY`: the socket connected to `linux.seccomp.listenerPath`.
+    pub seccomp_listener: Option<OwnedFd>,
 }
 
 /// Run the container's init. Never returns.
@@ -99,7 +104,7 @@ pub fn child_main(ctx: ChildContext<'_>) -> ! {
         Ok(ParentMsg::Go(state)) => state,
         _ => exit(1),
     };
-    let prepared = match setup(&ctx, &state) {
+    let mut prepared = match setup(&ctx, &state) {
         Ok(p) => p,
         Err((step, e)) => {
             let msg = ChildMsg::Failed { step: step.to_owned(), message: e.to_string() };
@@ -107,6 +112,11 @@ pub fn child_main(ctx: ChildContext<'_>) -> ! {
             exit(1);
         }
     };
+    if let Some(sock) = ctx.seccomp_listener {
+        let metadata =
+            ctx.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()?.listener_metadata().clone());
+        prepared.listener = Some((sock, crate::seccomp::listener_message(&state, None, metadata.as_deref())));
+    }
     if channel::send_child(&ctx.sock, &ChildMsg::Ready).is_err() {
         exit(1);
     }
@@ -179,6 +189,7 @@ fn setup<'a>(ctx: &ChildContext<'a>, state: &[u8]) -> StepResult<exec::Launch<'a
     if let Some(d) = spec.domainname() {
         step("domainname", set_domainname(d).map_err(sys(format!("setdomainname({d:?})"))))?;
     }
+    step("process attributes", attrs::apply_linux(spec.linux().as_ref()))?;
     let mut hooks_now = || before_pivot(ctx, state);
     step("rootfs", rootfs::setup_rootfs_with(spec, &ctx.rootfs, &mut hooks_now).map_err(InitError::from))?;
     let process =
@@ -209,10 +220,11 @@ pub(crate) fn finish_process<'a>(
     }
     let prepared = step("process", exec::prepare(process))?;
     step("fds", crate::sys::process::cloexec_from(3 + preserve_fds).map_err(sys("close_range")))?;
+    step("process attributes", attrs::apply_process(process))?;
     step("lsm", crate::lsm::apply_on_exec(process).map_err(|e| InitError::Process(e.to_string())))?;
     let keep_admin = filter.is_some() && process.no_new_privileges() != Some(true);
     let final_caps = step("credentials", creds::apply(process, in_user_ns, keep_admin))?;
-    Ok(exec::Launch { prepared, filter, final_caps })
+    Ok(exec::Launch { prepared, filter, final_caps, listener: None })
 }
 
 fn join_namespaces(plan: &NamespacePlan) -> Result<(), InitError> {

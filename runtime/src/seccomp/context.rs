@@ -20,8 +20,8 @@ fn lib(path: &str, what: impl Into<String>) -> impl FnOnce(libseccomp::error::Se
     move |source| SeccompError::Libseccomp { path, what, source }
 }
 
-/// The libseccomp action of an OCI action. `path` names the action, `errno_path` its errnoRet.
-fn action(a: Act, errno: Option<u32>, path: &str, errno_path: &str) -> Result<ScmpAction, SeccompError> {
+/// The libseccomp action of an OCI action; `errno_path` names its errnoRet.
+fn action(a: Act, errno: Option<u32>, errno_path: &str) -> Result<ScmpAction, SeccompError> {
     // SECCOMP_RET_DATA is 16 bits; libseccomp would silently truncate.
     let data = || {
         let e = errno.unwrap_or(DEFAULT_ERRNO);
@@ -38,12 +38,7 @@ fn action(a: Act, errno: Option<u32>, path: &str, errno_path: &str) -> Result<Sc
         Act::ScmpActTrace => ScmpAction::Trace(data()?),
         Act::ScmpActLog => ScmpAction::Log,
         Act::ScmpActAllow => ScmpAction::Allow,
-        Act::ScmpActNotify => {
-            return Err(SeccompError::Unsupported {
-                path: path.into(),
-                what: "SCMP_ACT_NOTIFY (seccomp user notification)".into(),
-            })
-        }
+        Act::ScmpActNotify => ScmpAction::Notify,
     })
 }
 
@@ -76,6 +71,34 @@ fn arch(a: Arch) -> ScmpArch {
     }
 }
 
+/// `SECCOMP_FILTER_FLAG_NEW_LISTENER`: seccomp(2) returns the notify fd.
+pub(super) const NEW_LISTENER: libc::c_ulong = 1 << 3;
+
+/// `SCMP_ACT_NOTIFY` needs a listener to send the fd to, cannot go with TSYNC (the kernel
+/// refuses both), and cannot catch what isorun itself calls to hand the fd over (runc
+/// forbids `write` for the same reason; isorun sends with sendmsg).
+fn notify_allowed(
+    profile: &LinuxSeccomp,
+    rule: &LinuxSyscall,
+    path: &str,
+    flags: libc::c_ulong,
+) -> Result<(), SeccompError> {
+    let bad =
+        |reason: &str| Err(SeccompError::Invalid { path: format!("{path}.action"), reason: reason.into() });
+    if profile.listener_path().as_ref().is_none_or(|p| p.as_os_str().is_empty()) {
+        return bad("SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath");
+    }
+    if flags & libc::SECCOMP_FILTER_FLAG_TSYNC != 0 {
+        return bad("SCMP_ACT_NOTIFY cannot be combined with SECCOMP_FILTER_FLAG_TSYNC");
+    }
+    if let Some(n) = rule.names().iter().find(|n| matches!(n.as_str(), "sendmsg" | "write" | "close")) {
+        return bad(&format!(
+            "SCMP_ACT_NOTIFY cannot be used for {n}: isorun uses it to hand the fd to the listener"
+        ));
+    }
+    Ok(())
+}
+
 /// Sets the flags' attributes on `ctx`; returns the `SECCOMP_FILTER_FLAG_*` bits for seccomp(2).
 fn flags(profile: &LinuxSeccomp, ctx: &mut ScmpFilterContext) -> Result<libc::c_ulong, SeccompError> {
     let mut bits = 0;
@@ -97,7 +120,7 @@ fn flags(profile: &LinuxSeccomp, ctx: &mut ScmpFilterContext) -> Result<libc::c_
             Flag::SeccompFilterFlagWaitKillableRecv => {
                 return Err(SeccompError::Unsupported {
                     path,
-                    what: "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (it needs SCMP_ACT_NOTIFY)".into(),
+                    what: "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (libseccomp 2.5 cannot set it)".into(),
                 })
             }
         };
@@ -133,12 +156,8 @@ fn conditions(rule: &LinuxSyscall, path: &str) -> Result<Vec<Vec<ScmpArgCompare>
 
 /// Translates `profile` into a libseccomp context; returns it with the seccomp(2) flags.
 fn context(profile: &LinuxSeccomp) -> Result<(ScmpFilterContext, libc::c_ulong), SeccompError> {
-    let default = action(
-        profile.default_action(),
-        profile.default_errno_ret(),
-        "linux.seccomp.defaultAction",
-        "linux.seccomp.defaultErrnoRet",
-    )?;
+    let default =
+        action(profile.default_action(), profile.default_errno_ret(), "linux.seccomp.defaultErrnoRet")?;
     let mut ctx = ScmpFilterContext::new(default).map_err(lib("linux.seccomp", "seccomp_init"))?;
     // The native architecture is in a new context already; seccomp_arch_add of it is EEXIST.
     let native = ScmpArch::native();
@@ -162,9 +181,11 @@ fn context(profile: &LinuxSeccomp) -> Result<(ScmpFilterContext, libc::c_ulong),
     let flags = flags(profile, &mut ctx)?;
     for (i, rule) in profile.syscalls().iter().flatten().enumerate() {
         let path = format!("linux.seccomp.syscalls[{i}]");
-        let act =
-            action(rule.action(), rule.errno_ret(), &format!("{path}.action"), &format!("{path}.errnoRet"))?;
+        let act = action(rule.action(), rule.errno_ret(), &format!("{path}.errnoRet"))?;
         let alternatives = conditions(rule, &path)?;
+        if act == ScmpAction::Notify {
+            notify_allowed(profile, rule, &path, flags)?;
+        }
         if act == default {
             // libseccomp refuses such rules and runc skips them: they change nothing.
             continue;
@@ -180,10 +201,11 @@ fn context(profile: &LinuxSeccomp) -> Result<(ScmpFilterContext, libc::c_ulong),
             }
         }
     }
-    if let Some(p) = profile.listener_path() {
-        tracing::debug!("linux.seccomp.listenerPath {p:?} ignored: no rule uses SCMP_ACT_NOTIFY");
+    let notify = profile.syscalls().iter().flatten().any(|r| r.action() == Act::ScmpActNotify);
+    if let (Some(p), false) = (profile.listener_path(), notify) {
+        tracing::debug!("linux.seccomp.listenerPath {p:?} unused: no rule uses SCMP_ACT_NOTIFY");
     }
-    Ok((ctx, flags))
+    Ok((ctx, if notify { flags | NEW_LISTENER } else { flags }))
 }
 
 /// The program libseccomp generates for `ctx` (`seccomp_export_bpf` into a memfd).

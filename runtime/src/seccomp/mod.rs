@@ -42,15 +42,20 @@
 //!   skips them).
 //! * Flags `SECCOMP_FILTER_FLAG_{TSYNC,LOG,SPEC_ALLOW}` are set on the context
 //!   (`seccomp_attr_set`) and passed to seccomp(2).
-//! * Not supported (an error naming the JSON path): `SCMP_ACT_NOTIFY`, `listenerPath` with
-//!   it, and `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`.
+//! * `SCMP_ACT_NOTIFY` (runc 1.1): the filter is loaded with `SECCOMP_FILTER_FLAG_NEW_LISTENER`
+//!   and the notify fd is sent over SCM_RIGHTS to the unix socket at `listenerPath`
+//!   (connected by the runtime before clone) with runc's `ContainerProcessState` JSON
+//!   (`fds: ["seccompFd"]`, `pid`, `metadata` = `listenerMetadata`, `state`). Refused (an
+//!   error naming the JSON path): without `listenerPath`, with TSYNC, for `sendmsg`, `write`
+//!   or `close`, and `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`.
 //!
 //! # Installed last
 //!
 //! [`install`] runs in the container's init after everything else (credentials, fds, LSM
 //! labels, the exec fifo wait, startContainer hooks, signal dispositions), right before
 //! execve, whose pointer arrays are built beforehand so nothing allocates under the filter.
-//! With noNewPrivileges only execve follows the filter (as runc). Without it, loading the
+//! With noNewPrivileges only execve follows the filter (runc 1.1 still writes its sync pipe,
+//! opens and writes the exec fifo and runs startContainer hooks under it). Without it, loading the
 //! filter needs CAP_SYS_ADMIN: the init keeps it until then, and one allocation-free
 //! `capset` to the final sets follows the filter; a profile that denies capset makes the
 //! start fail with that said (runc, which loads such filters before dropping capabilities,
@@ -68,13 +73,14 @@ pub use libc::sock_filter;
 pub use verify::{verify_program, BPF_MAXINSNS};
 
 /// `linux.seccomp` actions isorun implements (for `isorun features`).
-pub const SUPPORTED_ACTIONS: [&str; 8] = [
+pub const SUPPORTED_ACTIONS: [&str; 9] = [
     "SCMP_ACT_ALLOW",
     "SCMP_ACT_ERRNO",
     "SCMP_ACT_KILL",
     "SCMP_ACT_KILL_PROCESS",
     "SCMP_ACT_KILL_THREAD",
     "SCMP_ACT_LOG",
+    "SCMP_ACT_NOTIFY",
     "SCMP_ACT_TRACE",
     "SCMP_ACT_TRAP",
 ];
@@ -240,6 +246,11 @@ impl Filter {
     pub fn flags(&self) -> libc::c_ulong {
         self.flags
     }
+
+    /// The filter uses `SCMP_ACT_NOTIFY`: its fd goes to `linux.seccomp.listenerPath`.
+    pub fn needs_listener(&self) -> bool {
+        self.flags & context::NEW_LISTENER != 0
+    }
 }
 
 /// Translate the profile (in the parent, before clone: see [`compile_within`]).
@@ -263,9 +274,26 @@ pub fn compile_within(profile: &LinuxSeccomp, limit: std::time::Duration) -> Res
 }
 
 /// Install the filter on this process (and its future children). Loading needs
-/// no_new_privs or CAP_SYS_ADMIN. Does not allocate on success.
-pub fn install(filter: &Filter) -> Result<(), SeccompError> {
+/// no_new_privs or CAP_SYS_ADMIN. Does not allocate on success. Returns the notify fd when
+/// the filter uses `SCMP_ACT_NOTIFY`.
+pub fn install(filter: &Filter) -> Result<Option<std::os::fd::OwnedFd>, SeccompError> {
     sys::load(&filter.program, filter.flags)
+}
+
+/// runc's `ContainerProcessState`, sent with the notify fd to `listenerPath`: `state` is the
+/// container's OCI state JSON, `pid` the process the filter is on.
+pub fn listener_message(state: &[u8], pid: Option<i32>, metadata: Option<&str>) -> Vec<u8> {
+    let state: serde_json::Value = serde_json::from_slice(state).unwrap_or(serde_json::Value::Null);
+    let pid = pid.map_or_else(|| state["pid"].clone(), serde_json::Value::from);
+    serde_json::json!({
+        "ociVersion": state["ociVersion"],
+        "fds": ["seccompFd"],
+        "pid": pid,
+        "metadata": metadata.unwrap_or(""),
+        "state": state,
+    })
+    .to_string()
+    .into_bytes()
 }
 
 /// Parses a `linux.seccomp` JSON object into the oci-spec type; errors name the JSON path

@@ -151,7 +151,9 @@ fn parse_errors_name_the_path(v: Value, expect: &str) {
 }
 
 #[test_case(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["kill"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 6, "value": 1, "op": "SCMP_CMP_EQ"}]}]}), "linux.seccomp.syscalls[0].args[0].index: 6 is not" ; "arg index")]
-#[test_case(json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/x", "syscalls": [{"names": ["kill"], "action": "SCMP_ACT_NOTIFY"}]}), "linux.seccomp.syscalls[0].action: SCMP_ACT_NOTIFY" ; "notify")]
+#[test_case(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["kill"], "action": "SCMP_ACT_NOTIFY"}]}), "linux.seccomp.syscalls[0].action: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath" ; "notify without listener")]
+#[test_case(json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/x", "flags": ["SECCOMP_FILTER_FLAG_TSYNC"], "syscalls": [{"names": ["kill"], "action": "SCMP_ACT_NOTIFY"}]}), "linux.seccomp.syscalls[0].action: SCMP_ACT_NOTIFY cannot be combined" ; "notify with tsync")]
+#[test_case(json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/x", "syscalls": [{"names": ["kill", "sendmsg"], "action": "SCMP_ACT_NOTIFY"}]}), "linux.seccomp.syscalls[0].action: SCMP_ACT_NOTIFY cannot be used for sendmsg" ; "notify on sendmsg")]
 #[test_case(json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 70000}), "linux.seccomp.defaultErrnoRet: 70000" ; "errno too big")]
 #[test_case(json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}), "linux.seccomp.flags[1]: SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" ; "wait killable")]
 fn compile_errors_name_the_path(v: Value, expect: &str) {
@@ -275,7 +277,9 @@ fn verify_program_cases(codes: &[u16], ok: bool) {
 #[test]
 fn supported_lists_are_spec_names() {
     for a in SUPPORTED_ACTIONS {
-        let f = compile_json(deny_mkdir(a, json!({})));
+        let mut p = deny_mkdir(a, json!({}));
+        p["listenerPath"] = json!("/run/listener.sock"); // SCMP_ACT_NOTIFY needs one
+        let f = compile_json(p);
         assert!(!f.is_empty(), "{a}");
     }
     for op in SUPPORTED_OPERATORS {
@@ -283,4 +287,25 @@ fn supported_lists_are_spec_names() {
     }
     let p = json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": SUPPORTED_ARCHES, "flags": SUPPORTED_FLAGS});
     compile_json(p);
+}
+
+#[test]
+fn notify_with_a_listener_compiles_with_new_listener() {
+    let f = compile(&profile(json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/x",
+        "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]})))
+    .unwrap();
+    assert!(f.needs_listener());
+    let plain =
+        compile(&profile(json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/x"}))).unwrap();
+    assert!(!plain.needs_listener());
+}
+
+#[test]
+fn listener_message_is_runcs_container_process_state() {
+    let state = br#"{"ociVersion":"1.2.0","id":"c","status":"creating","pid":42}"#;
+    let m: Value = serde_json::from_slice(&super::listener_message(state, None, Some("meta"))).unwrap();
+    assert_eq!(m["fds"], json!(["seccompFd"]));
+    assert_eq!((m["pid"].as_i64(), m["metadata"].as_str()), (Some(42), Some("meta")));
+    assert_eq!(m["state"]["id"], "c");
+    assert_eq!(m["ociVersion"], "1.2.0");
 }

@@ -4,3 +4,4 @@
 pub mod mount;
 pub mod net;
 pub mod process;
+pub mod sched;

@@ -156,6 +156,35 @@ pub fn capset(m: CapMasks) -> Result<(), Errno> {
     Errno::result(ret).map(drop)
 }
 
+/// sendmsg(2) of `data` with one fd as SCM_RIGHTS, the control message on the stack (no
+/// allocation: it runs under the seccomp filter, to hand the notify fd to the listener).
+pub fn send_fd(sock: BorrowedFd<'_>, data: &[u8], fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    #[repr(C)]
+    struct Control {
+        hdr: libc::cmsghdr,
+        fd: libc::c_int,
+        _pad: libc::c_int,
+    }
+    // SAFETY: all-zero is a valid cmsghdr and msghdr (plain integers and null pointers).
+    let mut control: Control = unsafe { std::mem::zeroed() };
+    control.hdr.cmsg_level = libc::SOL_SOCKET;
+    control.hdr.cmsg_type = libc::SCM_RIGHTS;
+    // SAFETY: CMSG_LEN only computes a length.
+    control.hdr.cmsg_len = unsafe { libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) } as _;
+    control.fd = fd.as_raw_fd();
+    let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };
+    // SAFETY: as above.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = (&mut control as *mut Control).cast();
+    msg.msg_controllen = std::mem::size_of::<Control>() as _;
+    // SAFETY: `msg` points to one iovec over `data` and one SCM_RIGHTS control message
+    // (CMSG_SPACE(4) bytes on 64-bit), all alive for the call; the kernel only reads them.
+    let ret = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+    Errno::result(ret).map(drop)
+}
+
 /// execve(2) on prebuilt NUL-terminated pointer arrays (no allocation, unlike nix's).
 /// Returns only on failure.
 pub fn execve_raw(

@@ -116,6 +116,23 @@ impl Fixture {
         (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
     }
 
+    /// `run -d` of `sleep 100` (config edited by `edit`); returns the id once the init has
+    /// become sleep.
+    pub fn running_sleep(&mut self, edit: impl FnOnce(&mut Value)) -> String {
+        self.config(&["sleep", "100"], edit);
+        let id = self.id("sleep");
+        let bundle = self.bundle();
+        let out = self.isorun(&["run", "-d", "--bundle", bundle.to_str().unwrap(), &id]);
+        assert!(out.status.success(), "run -d: {}", text(&out.stderr));
+        let pid = self.state(&id)["pid"].as_i64().unwrap();
+        let t = std::time::Instant::now();
+        while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim() != "sleep" {
+            assert!(t.elapsed() < std::time::Duration::from_secs(10), "the init never became sleep");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        id
+    }
+
     /// The state JSON of a container.
     pub fn state(&self, id: &str) -> Value {
         let out = self.isorun(&["state", id]);

@@ -24,8 +24,9 @@ pub struct Cli {
     /// Debug logging (same as --log-level debug).
     #[arg(long, global = true)]
     pub debug: bool,
-    /// Accepted for runc compatibility; isorun manages cgroups through cgroupfs.
-    #[arg(long, global = true, hide = true)]
+    /// The systemd cgroup driver: not supported (an error for create, run, restore and
+    /// update); other commands use the cgroup recorded at create.
+    #[arg(long, global = true)]
     pub systemd_cgroup: bool,
     /// The subcommand.
     #[command(subcommand)]

@@ -79,8 +79,17 @@ fn restore_options(a: &cli::RestoreArgs) -> checkpoint::RestoreOptions {
 }
 
 fn dispatch(cli: Cli) -> Result<u8> {
-    if cli.systemd_cgroup {
-        tracing::warn!("--systemd-cgroup ignored: isorun manages cgroups through cgroupfs");
+    // The flag selects where a container's cgroup is made: refused where one is made, never
+    // ignored; other commands use the cgroup path recorded at create.
+    let makes_cgroup = matches!(
+        cli.command,
+        Command::Create(_) | Command::Run { .. } | Command::Restore(_) | Command::Update(_)
+    );
+    if cli.systemd_cgroup && makes_cgroup {
+        bail!(
+            "--systemd-cgroup: the systemd cgroup driver is not supported by isorun (it manages \
+             cgroups through cgroupfs); run without --systemd-cgroup"
+        );
     }
     let store = StateStore::new(&cli.root);
     match cli.command {
