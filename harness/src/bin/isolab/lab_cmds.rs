@@ -140,6 +140,9 @@ pub fn matrix(g: &Global, m: &Matrix, a: &MatrixArgs) -> Result<i32> {
         };
         prepared.push((k, img, *mode));
     }
+    if let Some((k, img, _)) = prepared.first() {
+        super::accel_now(&o, k, img);
+    }
     let jobs = g.jobs.unwrap_or_else(|| vm::default_jobs(o.memory_mb));
     let plan = CellPlan { fresh: a.fresh, per_vm: a.per_vm.map(|n| n as usize) };
     let how = match (a.fresh, plan.per_vm) {
