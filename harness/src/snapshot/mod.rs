@@ -22,6 +22,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::cache::CacheLock;
 
+/// Snapshots kept per cell (kernel, cgroup mode, machine size): one per caller whose key
+/// differs (tests, matrix, another QEMU), beyond which the least recently used go.
+pub const KEEP_PER_CELL: usize = 3;
+
 /// Bump when the snapshot layout or the way VMs are saved changes.
 pub const FORMAT: u32 = 2;
 
@@ -248,6 +252,7 @@ pub fn ensure(
     }
     std::fs::rename(&tmp, &dir).map_err(io_err(&dir))?;
     lock.relock(false).map_err(io_err(&lock_path))?;
+    prune::trim_cell(root, prune::cell_of(&name), KEEP_PER_CELL);
     Ok((Snapshot { dir, manifest, _lock: lock }, Outcome::Built(why)))
 }
 
