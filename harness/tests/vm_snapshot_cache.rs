@@ -6,8 +6,9 @@
 //! `snapshot debian-5.10-v2-2c-512m: built (stale (kernel_sha256, machine_args changed))`.)
 //!
 //! The cache is a fresh directory with the kernels (and their apt state) and images linked in
-//! from the real one; its `pvh/` starts empty, so the matrix's two parallel VMs extract the
-//! same kernel at the same time (the race that made one of them boot the bzImage).
+//! from the real one. One cause of the differing keys was a race: two VMs of one matrix
+//! extracting the same PVH vmlinux at once through one partial file name, one of them failing
+//! and booting the bzImage (another `kernel_sha256`); the second test runs that race.
 
 mod vm_support;
 
@@ -99,4 +100,23 @@ fn tests_and_matrix_reuse_each_other_s_snapshots() {
         .filter(|n| !n.ends_with(".lock"))
         .collect();
     assert_eq!(snaps.len(), 2, "one snapshot per cell, shared by both callers: {snaps:?}");
+}
+
+#[test]
+fn parallel_pvh_extractions_of_one_kernel_all_get_the_vmlinux() {
+    let o = vm_support::options();
+    let k = vm_support::kernel(KERNEL, &o);
+    let dir = tempfile::tempdir().unwrap();
+    let got: Vec<_> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| isolab_harness::image::vmlinux::pvh_vmlinux(&k.files.vmlinuz, dir.path())))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let first = got[0].as_ref().expect("extraction").clone();
+    for g in &got {
+        assert_eq!(g.as_ref().expect("every extraction succeeds"), &first);
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(left.len(), 1, "the vmlinux and no partial file: {left:?}");
 }
