@@ -52,6 +52,7 @@ fn the_real_probe_chooses_what_this_host_can_do_and_is_cached() {
     let v = first.verdict.clone().unwrap();
     assert!(!v.reason.is_empty(), "the verdict says why");
     assert!(took.as_secs() < 15, "the probe is bounded (took {took:?})");
+    let t = Instant::now();
     let second = decide(
         AccelChoice::Auto,
         dev,
@@ -59,5 +60,6 @@ fn the_real_probe_chooses_what_this_host_can_do_and_is_cached() {
         &mut || panic!("a cached verdict must not probe again"),
         &mut |_| panic!("nothing new to store"),
     );
+    eprintln!("cached: {} [decided in {:.6} s]", second.describe(), t.elapsed().as_secs_f64());
     assert_eq!((second.accel, second.source, second.verdict), (want, Source::Cached, Some(v)));
 }
