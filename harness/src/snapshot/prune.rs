@@ -122,9 +122,9 @@ pub fn trim_cell(store: &Path, cell: &str, keep: usize) -> Vec<PathBuf> {
         let name = &snaps[i].0;
         let lock_path = store.join(format!("{name}.lock"));
         let Ok(Some(_lock)) = CacheLock::try_exclusive(&lock_path) else { continue };
+        // The lock file stays (as with `prune`): a VM may be opening it right now.
         let dir = store.join(name);
         if std::fs::remove_dir_all(&dir).is_ok() {
-            let _ = std::fs::remove_file(&lock_path);
             removed.push(dir);
         }
     }
