@@ -45,6 +45,7 @@ fn matrix_cli(cache: &Path, out: &Path) -> Vec<String> {
             "no --accel: auto, TCG on this host:\n{stderr}"
         );
     }
+    assert_eq!(stderr.matches("isolab: accel ").count(), 1, "the choice is said once:\n{stderr}");
     stderr.lines().filter(|l| l.contains(": built (")).map(str::to_string).collect()
 }
 
