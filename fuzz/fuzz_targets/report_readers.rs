@@ -1,5 +1,6 @@
 //! `results.json` (a baseline or a shard's output) → records, and everything computed from
-//! them: merge of shards, the baseline diff, the KTAP/JUnit/HTML/table renderings, `--shard`.
+//! them: merge of shards (and their timing), the baseline diff, the KTAP/JUnit/HTML/table,
+//! Markdown, annotation and KCIDB renderings, `--shard`.
 //! Properties: never panics; a merged report has one record per key and merging it again
 //! (or with itself) changes nothing; the diff of a report against itself is empty and
 //! against nothing lists only non-regressions; KTAP has a `1..N` plan matching its results.
@@ -14,6 +15,21 @@ fuzz_target!(|data: &[u8]| {
             assert!(n > 0 && (1..=n).contains(&i));
         }
         return;
+    }
+    // results.json as `report merge` reads it: a document with its timing, or a bare array.
+    if let Ok((records, timing)) = report::timing::parse_results(data) {
+        let merged_timing = report::timing::merged_timing(&[timing.clone()], &records);
+        assert!(
+            merged_timing.wall_secs == timing.as_ref().and_then(|t| t.wall_secs)
+                || merged_timing.wall_secs.is_none_or(f64::is_nan)
+        );
+        let _ = report::timing::timing_line(&merged_timing);
+        let _ = report::render_markdown(&records, &merged_timing);
+        let _ = report::render_annotations(&records, &Default::default());
+        let _ = report::render_kcidb(
+            &records,
+            &report::kcidb::KcidbOptions { origin: "isolab".into(), run_id: "f".into() },
+        );
     }
     let Ok(records) = serde_json::from_slice::<Vec<Record>>(data) else { return };
     let merged = report::merge(&[records.clone()]);

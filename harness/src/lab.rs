@@ -255,6 +255,17 @@ fn tcg_words(accel: vm::Accel) -> Vec<String> {
     }
 }
 
+/// What `--accel auto` probes: this run's QEMU and `-cpu`, booting `kernel` + `image`.
+pub fn probe_target<'a>(o: &'a LabOptions, kernel: &'a Path, image: &'a Path) -> vm::accel::ProbeTarget<'a> {
+    vm::accel::ProbeTarget {
+        qemu: &o.qemu,
+        guest_cpu: o.cpu_model.as_deref().filter(|m| !m.is_empty()),
+        kernel,
+        initrd: image,
+        cache: &o.cache,
+    }
+}
+
 /// The QEMU configuration of a VM of `k` booting `image` (socket paths left empty).
 pub fn vm_config(
     k: &CheckedKernel,
@@ -264,7 +275,7 @@ pub fn vm_config(
     interactive: bool,
 ) -> QemuConfig {
     let kernel = boot_kernel(k, o);
-    let accel = vm::resolve_accel(o.accel, &o.qemu, &kernel, image);
+    let accel = vm::resolve_accel(o.accel, probe_target(o, &kernel, image));
     QemuConfig {
         qemu: o.qemu.clone(),
         kernel,

@@ -27,11 +27,21 @@ fn check_host_writes_every_output_and_gates_on_a_baseline() {
         isolab(&["check", "--host", "--only", "pid.init_is_pid1,uts.*", "--out", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stdout.contains("3 pass, 0 fail, 0 skip, 0 error"), "{stdout}");
-    for f in ["results.json", "junit.xml", "results.ktap", "report.html"] {
+    for f in [
+        "results.json",
+        "junit.xml",
+        "results.ktap",
+        "report.html",
+        "summary.md",
+        "annotations.txt",
+        "kcidb.json",
+    ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
-    let records: serde_json::Value =
+    let doc: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    assert!(doc["timing"]["wall_secs"].as_f64().unwrap() > 0.0, "{doc}");
+    let records = doc["records"].clone();
     assert_eq!(records[0]["assertion"], "pid.init_is_pid1");
     assert_eq!(records[0]["kernel"], "host");
     assert_eq!(records[0]["status"], "PASS");

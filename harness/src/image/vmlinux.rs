@@ -123,9 +123,15 @@ pub fn pvh_vmlinux(bzimage: &Path, dir: &Path) -> Result<PathBuf, VmlinuxError> 
         return Err(fmt("kernel has no PVH entry note (CONFIG_PVH)".into()));
     }
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let tmp = dir.join(format!("{}.partial.{}", &key[..24], std::process::id()));
-    std::fs::write(&tmp, &elf).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, &out).map_err(io(&out))?;
+    // A temp file of its own: two VMs of one matrix extract the same kernel at the same time,
+    // and a shared partial name (it was `<key>.partial.<pid>`) made one of them fail and boot
+    // the bzImage instead — another kernel_sha256, which evicted the other's snapshot.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!("{}.partial.", &key[..24]))
+        .tempfile_in(dir)
+        .map_err(io(dir))?;
+    std::io::Write::write_all(&mut tmp, &elf).map_err(io(tmp.path()))?;
+    tmp.persist(&out).map_err(|e| VmlinuxError::Io { path: out.clone(), source: e.error })?;
     Ok(out)
 }
 

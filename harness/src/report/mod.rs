@@ -1,14 +1,22 @@
 //! Results of a matrix (or `check --host`) run and everything rendered from them: the
 //! terminal matrix, `results.json`, JUnit XML, KTAP, a self-contained HTML page, the merge of
-//! shard outputs and the diff against a baseline. All pure.
+//! shard outputs and the diff against a baseline; for CI systems a Markdown summary, GitHub
+//! annotations and KCIDB JSON. All pure.
 
+pub mod annotations;
 mod diff;
 mod html;
+pub mod kcidb;
+mod markdown;
 mod text;
+pub mod timing;
 mod xml;
 
+pub use annotations::render_annotations;
 pub use diff::{diff, Change};
 pub use html::render_html;
+pub use kcidb::render_kcidb;
+pub use markdown::render_markdown;
 pub use text::{render_table, summary_line};
 pub use xml::{render_junit, render_ktap};
 

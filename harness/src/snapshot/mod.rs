@@ -2,13 +2,15 @@
 //! hello, save it, and start every later VM of the cell by restoring it (see `vm::snapvm` for
 //! the QEMU side, `agent::payload` for how the runtime under test gets in).
 //!
-//! Layout: `<cache>/snapshots/<kernel>-<cgroup>-<cpus>c-<mem>m/` holds `ram` (guest memory,
-//! sparse), `state` (device state) and `manifest.json`: the [`Key`] it was built for and what
-//! its files must look like. Before use the manifest is compared with the key wanted now and
-//! the files with the manifest; any difference (a new image, kernel, QEMU, command line) or
-//! damage means the snapshot is rebuilt, never used. Builds happen in a temp dir and are
-//! renamed into place; a lock file per snapshot is held shared by VMs starting from it and
-//! exclusive by a rebuild.
+//! Layout: `<cache>/snapshots/<kernel>-<cgroup>-<cpus>c-<mem>m-<hash>/` holds `ram` (guest
+//! memory, sparse), `state` (device state) and `manifest.json`: the [`Key`] it was built for
+//! and what its files must look like. `<hash>` is the hash of the whole key, so every key has
+//! its own directory: callers that differ in anything the manifest checks (the tests and the
+//! matrix, two QEMU versions, a changed image) each keep theirs instead of evicting each
+//! other's; `isolab cache prune` bounds how many stay. Before use the manifest is compared with
+//! the key wanted now and the files with the manifest; damage means the snapshot is rebuilt,
+//! never used. Builds happen in a temp dir and are renamed into place; a lock file per
+//! snapshot is held shared by VMs starting from it and exclusive by a rebuild.
 
 pub mod payload;
 pub mod prune;
@@ -20,8 +22,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::cache::CacheLock;
 
+/// Snapshots kept per cell (kernel, cgroup mode, machine size): one per caller whose key
+/// differs (tests, matrix, another QEMU), beyond which the least recently used go.
+pub const KEEP_PER_CELL: usize = 3;
+
 /// Bump when the snapshot layout or the way VMs are saved changes.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 /// Errors of the snapshot store, naming the path or cell.
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +87,9 @@ pub struct Key {
     pub cgroup: String,
     /// `qemu-system-x86_64 --version`, first line.
     pub qemu_version: String,
-    /// The QEMU arguments of the VM, with per-VM socket paths left out.
+    /// The QEMU arguments of the VM, with per-VM socket paths left out and the kernel and
+    /// initramfs paths written as `@kernel` and `@initrd` (their contents are keyed above, so
+    /// a moved cache or a re-extracted kernel file keeps its snapshots).
     pub machine_args: Vec<String>,
     /// Guest RAM, MiB.
     pub memory_mb: u32,
@@ -90,10 +98,13 @@ pub struct Key {
 }
 
 impl Key {
-    /// The snapshot's directory name: the cell and machine size (a changed image or QEMU
-    /// replaces the snapshot in place, so the cache holds one per cell and size).
+    /// The snapshot's directory name: the cell, the machine size and a hash of the whole key
+    /// (pure). Two keys that differ anywhere get two directories.
     pub fn dir_name(&self) -> String {
-        format!("{}-{}-{}c-{}m", self.kernel, self.cgroup, self.cpus, self.memory_mb)
+        use sha2::{Digest, Sha256};
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        let hash = crate::cache::hex(&Sha256::digest(json));
+        format!("{}-{}-{}c-{}m-{}", self.kernel, self.cgroup, self.cpus, self.memory_mb, &hash[..12])
     }
 }
 
@@ -241,6 +252,7 @@ pub fn ensure(
     }
     std::fs::rename(&tmp, &dir).map_err(io_err(&dir))?;
     lock.relock(false).map_err(io_err(&lock_path))?;
+    prune::trim_cell(root, prune::cell_of(&name), KEEP_PER_CELL);
     Ok((Snapshot { dir, manifest, _lock: lock }, Outcome::Built(why)))
 }
 
@@ -294,33 +306,52 @@ mod tests {
     }
 
     #[test]
-    fn built_once_then_reused_and_rebuilt_when_stale_or_damaged() {
+    fn each_key_keeps_its_own_snapshot_and_damage_is_rebuilt() {
         let t = tempfile::tempdir().unwrap();
         let mut calls = 0;
         let (s, o) = ensure(t.path(), &key(), &mut fake_save(&mut calls)).unwrap();
-        assert_eq!(
-            (o, s.dir.file_name().unwrap().to_str().unwrap()),
-            (Outcome::Built(Why::Missing), "debian-6.1-v2-2c-512m")
+        let name = s.dir.file_name().unwrap().to_str().unwrap().to_string();
+        assert_eq!(o, Outcome::Built(Why::Missing));
+        assert!(
+            name.starts_with("debian-6.1-v2-2c-512m-") && name.len() == "debian-6.1-v2-2c-512m-".len() + 12
         );
         drop(s);
         let (_, o) = ensure(t.path(), &key(), &mut fake_save(&mut calls)).unwrap();
         assert_eq!(o, Outcome::Reused);
+        // Another caller's key (another image and QEMU): its own snapshot, and the first stays.
         let mut k2 = key();
         k2.image_sha256 = "new".into();
         k2.qemu_version = "QEMU emulator version 8.0".into();
         let (s, o) = ensure(t.path(), &k2, &mut fake_save(&mut calls)).unwrap();
-        assert_eq!(o, Outcome::Built(Why::Stale(vec!["image_sha256".into(), "qemu_version".into()])));
+        assert_eq!(o, Outcome::Built(Why::Missing));
+        assert_ne!(s.dir.file_name().unwrap().to_str().unwrap(), name);
+        drop(s);
+        for k in [key(), k2.clone(), key(), k2.clone()] {
+            assert_eq!(ensure(t.path(), &k, &mut fake_save(&mut calls)).unwrap().1, Outcome::Reused, "{k:?}");
+        }
+        let (s, _) = ensure(t.path(), &k2, &mut fake_save(&mut calls)).unwrap();
         std::fs::write(s.state(), b"bit rot").unwrap();
         drop(s);
         let (s, o) = ensure(t.path(), &k2, &mut fake_save(&mut calls)).unwrap();
         assert!(matches!(o, Outcome::Built(Why::Damaged(ref w)) if w.contains("sha256")), "{o:?}");
         std::fs::write(s.dir.join("manifest.json"), b"{ not json").unwrap();
         drop(s);
-        let (_, o) = ensure(t.path(), &k2, &mut fake_save(&mut calls)).unwrap();
+        let (s, o) = ensure(t.path(), &k2, &mut fake_save(&mut calls)).unwrap();
         assert!(matches!(o, Outcome::Built(Why::Damaged(ref w)) if w.contains("manifest.json")), "{o:?}");
-        assert_eq!(calls, 4);
+        // A manifest of another key under this name (copied by hand): stale, never used.
+        let other = serde_json::to_vec(&Manifest {
+            key: key(),
+            state_sha256: String::new(),
+            ram_bytes: 0,
+            build_ms: 0,
+        });
+        std::fs::write(s.dir.join("manifest.json"), other.unwrap()).unwrap();
+        drop(s);
+        let (_, o) = ensure(t.path(), &k2, &mut fake_save(&mut calls)).unwrap();
+        assert_eq!(o, Outcome::Built(Why::Stale(vec!["image_sha256".into(), "qemu_version".into()])));
+        assert_eq!(calls, 5);
         let left: Vec<_> = std::fs::read_dir(t.path()).unwrap().flatten().map(|e| e.file_name()).collect();
-        assert_eq!(left.len(), 2, "the snapshot and its lock file, no temp dirs: {left:?}");
+        assert_eq!(left.len(), 4, "two snapshots and their lock files, no temp dirs: {left:?}");
     }
 
     #[test]

@@ -86,6 +86,51 @@ pub fn items(cache: &Path) -> Vec<Item> {
     out
 }
 
+/// The cell of a snapshot directory name: without the key hash it ends with (pure). An
+/// older name without a hash is its own cell's name, so it is trimmed with the newer ones.
+pub fn cell_of(name: &str) -> &str {
+    match name.rsplit_once('-') {
+        Some((cell, hash)) if hash.len() == 12 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => cell,
+        _ => name,
+    }
+}
+
+/// The snapshots of `cell` beyond the `keep` most recently used (pure): indexes into `snaps`
+/// (directory name, last use), least recently used first.
+pub fn cell_excess(snaps: &[(String, SystemTime)], cell: &str, keep: usize) -> Vec<usize> {
+    let mut mine: Vec<usize> = (0..snaps.len()).filter(|&i| cell_of(&snaps[i].0) == cell).collect();
+    mine.sort_by_key(|&i| std::cmp::Reverse(snaps[i].1));
+    let mut out: Vec<usize> = mine.into_iter().skip(keep).collect();
+    out.reverse();
+    out
+}
+
+/// Removes the snapshots of `cell` in `store` beyond the `keep` most recently used, skipping
+/// any in use; what was removed. Called after each build, so a cell keeps a few snapshots
+/// (one per caller's key) without growing with every new image.
+pub fn trim_cell(store: &Path, cell: &str, keep: usize) -> Vec<PathBuf> {
+    let mut snaps = Vec::new();
+    for e in std::fs::read_dir(store).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if e.path().is_dir() && !name.starts_with('.') {
+            let lock = store.join(format!("{name}.lock"));
+            snaps.push((name, if lock.exists() { mtime(&lock) } else { mtime(&e.path()) }));
+        }
+    }
+    let mut removed = Vec::new();
+    for i in cell_excess(&snaps, cell, keep) {
+        let name = &snaps[i].0;
+        let lock_path = store.join(format!("{name}.lock"));
+        let Ok(Some(_lock)) = CacheLock::try_exclusive(&lock_path) else { continue };
+        // The lock file stays (as with `prune`): a VM may be opening it right now.
+        let dir = store.join(name);
+        if std::fs::remove_dir_all(&dir).is_ok() {
+            removed.push(dir);
+        }
+    }
+    removed
+}
+
 /// What a prune did.
 #[derive(Debug, Default)]
 pub struct Pruned {
@@ -145,6 +190,52 @@ mod tests {
     #[test_case("", None ; "empty")]
     fn sizes(s: &str, want: Option<u64>) {
         assert_eq!(parse_size(s), want);
+    }
+
+    #[test_case("debian-6.1-v2-2c-512m-84be25e77a3b", "debian-6.1-v2-2c-512m" ; "hashed")]
+    #[test_case("debian-6.1-v2-2c-512m", "debian-6.1-v2-2c-512m" ; "older name")]
+    #[test_case("k-v2-1c-512m-84be25e77a3z", "k-v2-1c-512m-84be25e77a3z" ; "not hex")]
+    fn cells(name: &str, cell: &str) {
+        assert_eq!(cell_of(name), cell);
+    }
+
+    #[test]
+    fn a_cell_keeps_its_most_recently_used_snapshots() {
+        let t = |s| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+        let snaps: Vec<(String, SystemTime)> = [
+            ("c-v2-1c-512m-aaaaaaaaaaaa", 40),
+            ("c-v2-1c-512m", 5),
+            ("c-v2-1c-512m-bbbbbbbbbbbb", 10),
+            ("c-v1-1c-512m-cccccccccccc", 1),
+            ("c-v2-1c-512m-dddddddddddd", 30),
+        ]
+        .iter()
+        .map(|(n, s)| (n.to_string(), t(*s)))
+        .collect();
+        assert_eq!(cell_excess(&snaps, "c-v2-1c-512m", 2), vec![1, 2], "oldest first, other cells untouched");
+        assert_eq!(cell_excess(&snaps, "c-v2-1c-512m", 4), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn trimming_a_cell_spares_snapshots_in_use() {
+        let t = tempfile::tempdir().unwrap();
+        for (name, age) in [
+            ("c-v2-1c-512m-aaaaaaaaaaaa", 3u64),
+            ("c-v2-1c-512m-bbbbbbbbbbbb", 2),
+            ("c-v2-1c-512m-cccccccccccc", 1),
+        ] {
+            std::fs::create_dir_all(t.path().join(name)).unwrap();
+            let lock = std::fs::File::create(t.path().join(format!("{name}.lock"))).unwrap();
+            lock.set_modified(SystemTime::now() - Duration::from_secs(age * 100)).unwrap();
+        }
+        let busy = CacheLock::acquire_mode(&t.path().join("c-v2-1c-512m-aaaaaaaaaaaa.lock"), false).unwrap();
+        let removed = trim_cell(t.path(), "c-v2-1c-512m", 1);
+        assert_eq!(removed, vec![t.path().join("c-v2-1c-512m-bbbbbbbbbbbb")], "the oldest is in use");
+        assert!(
+            t.path().join("c-v2-1c-512m-aaaaaaaaaaaa").is_dir()
+                && t.path().join("c-v2-1c-512m-cccccccccccc").is_dir()
+        );
+        drop(busy);
     }
 
     #[test]

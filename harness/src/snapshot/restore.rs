@@ -44,6 +44,15 @@ fn hashed(p: &Path, cache: &Path) -> Result<String, SnapshotError> {
         .map_err(|source| SnapshotError::Io { path: p.to_path_buf(), source })
 }
 
+/// The QEMU arguments of `cfg` as a snapshot key holds them: `-kernel @kernel -initrd @initrd`
+/// (the files' contents are keyed by hash; their paths do not matter).
+pub fn machine_args(cfg: &vm::QemuConfig) -> Vec<String> {
+    let mut c = cfg.clone();
+    c.kernel = "@kernel".into();
+    c.initrd = "@initrd".into();
+    vm::args::qemu_args(&c)
+}
+
 /// The snapshot key of a cell.
 pub fn key(
     k: &CheckedKernel,
@@ -59,7 +68,7 @@ pub fn key(
         image_sha256: hashed(image, &o.cache)?,
         cgroup: cgroup.as_str().into(),
         qemu_version: qemu_version(&o.qemu),
-        machine_args: vm::args::qemu_args(cfg),
+        machine_args: machine_args(cfg),
         memory_mb: cfg.memory_mb,
         cpus: cfg.cpus,
     })

@@ -1,6 +1,7 @@
 //! Throwaway QEMU VMs: argument building, running under a watchdog, acceleration choice,
 //! parallel runs.
 
+pub mod accel;
 pub mod args;
 mod error;
 pub mod guard;
@@ -8,86 +9,14 @@ pub mod qmp;
 pub mod run;
 pub mod snapvm;
 
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+pub use accel::{resolve_accel, AccelChoice};
 pub use args::{Accel, CmdlineOptions, Console, QemuConfig};
 pub use run::{run_vm, run_vm_snap, Timeouts, VmError, VmReport};
 pub use snapvm::SnapMode;
-
-use crate::protocol::{Action, Request, PROTOCOL_VERSION};
-
-/// The accelerator the user asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AccelChoice {
-    /// KVM if a quick probe boot works, else TCG.
-    Auto,
-    /// Always TCG.
-    Tcg,
-    /// Always KVM (errors if unusable).
-    Kvm,
-}
-
-impl std::str::FromStr for AccelChoice {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(AccelChoice::Auto),
-            "tcg" => Ok(AccelChoice::Tcg),
-            "kvm" => Ok(AccelChoice::Kvm),
-            _ => Err(format!("unknown accelerator {s:?} (auto|tcg|kvm)")),
-        }
-    }
-}
-
-/// How long the KVM probe may take. A working KVM boots to the hello in well under this;
-/// a broken nested KVM hangs or dies, and then TCG is used.
-pub const KVM_PROBE_TIMEOUT: Duration = Duration::from_secs(6);
-
-static PROBE: OnceLock<Accel> = OnceLock::new();
-
-/// Resolves `choice`: for `Auto`, boots `kernel` + `initrd` once under KVM with an `Idle`
-/// request and a short timeout (result remembered for the process).
-pub fn resolve_accel(choice: AccelChoice, qemu: &str, kernel: &Path, initrd: &Path) -> Accel {
-    match choice {
-        AccelChoice::Tcg => Accel::Tcg,
-        AccelChoice::Kvm => Accel::Kvm,
-        AccelChoice::Auto => *PROBE.get_or_init(|| probe_kvm(qemu, kernel, initrd)),
-    }
-}
-
-fn probe_kvm(qemu: &str, kernel: &Path, initrd: &Path) -> Accel {
-    if std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_err() {
-        return Accel::Tcg;
-    }
-    let cfg = QemuConfig {
-        qemu: qemu.to_string(),
-        kernel: kernel.to_path_buf(),
-        initrd: initrd.to_path_buf(),
-        memory_mb: 256,
-        cpus: 1,
-        accel: Accel::Kvm,
-        cpu: None,
-        cmdline: args::kernel_cmdline(&CmdlineOptions {
-            cgroup: Default::default(),
-            quiet: true,
-            extra: vec![],
-            cpus: 1,
-        }),
-        console: Console::Socket(Default::default()),
-        channel: Default::default(),
-    };
-    let req = Request { protocol_version: PROTOCOL_VERSION, action: Action::Idle };
-    let t = Timeouts { boot: KVM_PROBE_TIMEOUT, step: Some(Duration::from_secs(3)) };
-    let report = run_vm(cfg, &req, t, &mut |_| {});
-    if report.error.is_none() && report.hello.is_some() {
-        Accel::Kvm
-    } else {
-        Accel::Tcg
-    }
-}
 
 /// The host's TSC frequency in kHz, for the guest's `tsc_early_khz=` under TCG (whose guest
 /// TSC is the host's). Without it the guest calibrates its TSC against the emulated PIT, and on

@@ -12,6 +12,7 @@ use isolab_harness::kernels::Matrix;
 use isolab_harness::lab;
 use isolab_harness::matrix::{run_cell_planned, selected_ids, CellInfo, CellPlan};
 use isolab_harness::protocol::{CgroupMode, Event};
+use isolab_harness::report::timing::{merged_timing, run_timing, RunTiming};
 use isolab_harness::report::{self, Record};
 use isolab_harness::vm;
 
@@ -46,8 +47,8 @@ pub struct MatrixArgs {
     pub per_vm: Option<u64>,
 }
 
-fn finish(records: &[Record], wall: f64, out: &Path, baseline: Option<&Path>) -> Result<i32> {
-    check::write_outputs(out, records, wall)
+fn finish(records: &[Record], timing: &RunTiming, out: &Path, baseline: Option<&Path>) -> Result<i32> {
+    check::write_outputs(out, records, timing)
         .with_context(|| format!("write results to {}", out.display()))?;
     print!("{}", report::render_table(records, std::io::stdout().is_terminal()));
     let changes = match baseline {
@@ -64,8 +65,12 @@ fn finish(records: &[Record], wall: f64, out: &Path, baseline: Option<&Path>) ->
         }
         None => Vec::new(),
     };
-    println!("{}", report::summary_line(records, wall));
-    println!("results: {}/{{results.json,junit.xml,results.ktap,report.html}}", out.display());
+    println!("{}", report::summary_line(records, timing.wall_secs.unwrap_or(0.0)));
+    println!("{}", report::timing::timing_line(timing));
+    println!(
+        "results: {}/{{results.json,junit.xml,results.ktap,report.html,summary.md,annotations.txt,kcidb.json}}",
+        out.display()
+    );
     Ok(report::exit_code(records, &changes))
 }
 
@@ -80,7 +85,7 @@ pub fn check_host(g: &Global, only: &str, out: &Path, baseline: Option<&Path>) -
     let (records, wall) = check::check_host(&o, &mut |r| {
         eprintln!("{:<6} {}", format!("{:?}", r.status).to_uppercase(), r.assertion)
     })?;
-    finish(&records, wall, out, baseline)
+    finish(&records, &run_timing(&records, wall), out, baseline)
 }
 
 /// `isolab matrix`.
@@ -135,6 +140,9 @@ pub fn matrix(g: &Global, m: &Matrix, a: &MatrixArgs) -> Result<i32> {
         };
         prepared.push((k, img, *mode));
     }
+    if let Some((k, img, _)) = prepared.first() {
+        super::accel_now(&o, k, img);
+    }
     let jobs = g.jobs.unwrap_or_else(|| vm::default_jobs(o.memory_mb));
     let plan = CellPlan { fresh: a.fresh, per_vm: a.per_vm.map(|n| n as usize) };
     let how = match (a.fresh, plan.per_vm) {
@@ -181,18 +189,21 @@ pub fn matrix(g: &Global, m: &Matrix, a: &MatrixArgs) -> Result<i32> {
     });
     pb.finish_and_clear();
     let records: Vec<Record> = per_cell.into_iter().flatten().collect();
-    finish(&records, start.elapsed().as_secs_f64(), &a.out, a.baseline.as_deref())
+    let timing = run_timing(&records, start.elapsed().as_secs_f64());
+    finish(&records, &timing, &a.out, a.baseline.as_deref())
 }
 
 /// `isolab report merge DIR...`: join shard outputs into one report.
 pub fn merge(dirs: &[PathBuf], out: &Path, baseline: Option<&Path>) -> Result<i32> {
-    let mut parts = Vec::new();
+    let (mut parts, mut timings) = (Vec::new(), Vec::new());
     for d in dirs {
-        parts.push(check::read_results(&d.join("results.json")).map_err(anyhow::Error::msg)?);
+        let (records, timing) =
+            check::read_results_timed(&d.join("results.json")).map_err(anyhow::Error::msg)?;
+        parts.push(records);
+        timings.push(timing);
     }
     let merged = report::merge(&parts);
-    let wall: f64 = merged.iter().map(|r| r.duration_ms as f64 / 1000.0).sum();
-    finish(&merged, wall, out, baseline)
+    finish(&merged, &merged_timing(&timings, &merged), out, baseline)
 }
 
 /// `isolab baseline update`: store a run's results.json as the baseline.

@@ -47,8 +47,8 @@ struct Global {
     /// QEMU binary.
     #[arg(long, default_value = "qemu-system-x86_64", global = true)]
     qemu: String,
-    /// auto: KVM only when a quick probe boots, else TCG.
-    #[arg(long, default_value = "tcg", global = true)]
+    /// auto: KVM when a quick probe VM boots under it (verdict cached per host), else TCG.
+    #[arg(long, default_value = "auto", global = true)]
     accel: AccelChoice,
     /// Guest memory in MiB.
     #[arg(long, default_value_t = 512, global = true)]
@@ -317,6 +317,12 @@ fn build_image(k: &isolab_harness::kernels::CheckedKernel, o: &LabOptions) -> Re
     Ok(img)
 }
 
+/// Makes the accelerator decision now (before any progress bar; `--accel auto` may probe).
+fn accel_now(o: &LabOptions, k: &isolab_harness::kernels::CheckedKernel, img: &std::path::Path) {
+    let kernel = lab::boot_kernel(k, o);
+    vm::resolve_accel(o.accel, lab::probe_target(o, &kernel, img));
+}
+
 /// Prints a line above the bar (or plainly when the bar is hidden, e.g. not a terminal).
 fn say(pb: &ProgressBar, msg: String) {
     if pb.is_hidden() {
@@ -340,6 +346,7 @@ fn real_main() -> Result<()> {
     if !matches!(cli.cmd, Cmd::Bench(_)) {
         vm::guard::install_signal_handler().context("install signal handler")?;
     }
+    vm::accel::set_reporter(|d| eprintln!("isolab: {}", d.describe()));
     let matrix = Matrix::load(&matrix_path(&cli.g))?;
     match &cli.cmd {
         Cmd::Kernels(KernelsCmd::List) => kernels::list(&cli.g, &matrix),

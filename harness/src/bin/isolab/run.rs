@@ -1,12 +1,12 @@
 //! `isolab boot`, `smoke`: booting VMs.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use isolab_harness::kernels::{CheckedKernel, Matrix};
 use isolab_harness::lab::{self, LabOptions};
 use isolab_harness::protocol::{Action, CgroupMode, Event, Request, Stream, PROTOCOL_VERSION};
-use isolab_harness::vm::{self, AccelChoice};
+use isolab_harness::vm;
 
 use super::{bar, build_image, options, Global};
 
@@ -21,7 +21,7 @@ fn resolve(g: &Global, m: &Matrix, name: &str) -> Result<(CheckedKernel, LabOpti
 pub fn boot(g: &Global, m: &Matrix, kernel: &str, cgroup: &str, command: &[String]) -> Result<()> {
     let cg = CgroupMode::parse(cgroup).with_context(|| format!("--cgroup {cgroup}: expected v1 or v2"))?;
     let (k, o, img) = resolve(g, m, kernel)?;
-    note_accel(&o, &k, &img);
+    super::accel_now(&o, &k, &img);
     let interactive = command.is_empty();
     let action = if interactive {
         Action::Shell
@@ -53,13 +53,6 @@ pub fn boot(g: &Global, m: &Matrix, kernel: &str, cgroup: &str, command: &[Strin
     std::process::exit(report.exit_code().unwrap_or(0));
 }
 
-fn note_accel(o: &LabOptions, k: &CheckedKernel, img: &Path) {
-    if o.accel == AccelChoice::Auto {
-        let a = vm::resolve_accel(o.accel, &o.qemu, &lab::boot_kernel(k, o), img);
-        eprintln!("isolab: --accel auto: using {}", a.as_str());
-    }
-}
-
 pub fn check(g: &Global, m: &Matrix, names: &[String], modes: &[String]) -> Result<()> {
     let o = options(g)?;
     let modes: Vec<CgroupMode> = modes
@@ -70,7 +63,7 @@ pub fn check(g: &Global, m: &Matrix, names: &[String], modes: &[String]) -> Resu
     for spec in m.select(names)? {
         let k = lab::checked_kernel(spec, m, &o.cache)?;
         let img = build_image(&k, &o)?;
-        note_accel(&o, &k, &img);
+        super::accel_now(&o, &k, &img);
         for mode in &modes {
             cells.push((k.clone(), img.clone(), *mode));
         }
