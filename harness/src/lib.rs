@@ -21,6 +21,8 @@ pub mod check;
 #[cfg(feature = "host")]
 pub mod image;
 #[cfg(feature = "host")]
+pub mod kernel_findings;
+#[cfg(feature = "host")]
 pub mod kernels;
 #[cfg(feature = "host")]
 pub mod lab;

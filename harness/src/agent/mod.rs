@@ -244,6 +244,7 @@ const ASSERT_WORKDIR: &str = "/var/lib/isolab-assert";
 /// so a long check is not taken for a hung guest.
 fn run_assertions(sink: &EventSink, runtime: &str, ids: &[String]) {
     let only = ids.join(",");
+    let crash_after = crash_after(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default());
     let done = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| {
         s.spawn(|| {
@@ -263,7 +264,11 @@ fn run_assertions(sink: &EventSink, runtime: &str, ids: &[String]) {
                     outcome: v.outcome,
                     detail: v.detail.clone(),
                     duration_ms: ms,
-                })
+                });
+                if crash_after.as_deref() == Some(id) {
+                    // The deliberate panic of the harness's own tests (kernel_findings).
+                    let _ = std::fs::write("/proc/sysrq-trigger", "c");
+                }
             },
         );
         if let Err(e) = result {
@@ -273,9 +278,21 @@ fn run_assertions(sink: &EventSink, runtime: &str, ids: &[String]) {
     });
 }
 
+/// `isolab.crash_after=ID` on the kernel command line: panic the guest (sysrq `c`) once
+/// assertion ID has reported, so the harness's tests can watch a real panic become a result.
+fn crash_after(cmdline: &str) -> Option<String> {
+    cmdline.split_whitespace().find_map(|w| w.strip_prefix("isolab.crash_after=")).map(str::to_owned)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::hex_decode;
+    use super::{crash_after, hex_decode};
+
+    #[test]
+    fn crash_after_comes_from_the_cmdline() {
+        assert_eq!(crash_after("console=ttyS0 isolab.crash_after=pid.x quiet").as_deref(), Some("pid.x"));
+        assert_eq!(crash_after("console=ttyS0"), None);
+    }
 
     #[test]
     fn hex() {

@@ -16,6 +16,7 @@ use std::process::{Command, Stdio};
 use serde_json::{json, Value};
 
 use super::{Assertion, Container, Ctx, Need, Verdict};
+use crate::protocol::Outcome;
 use crate::v;
 
 const NEEDS: &[Need] = &[Need::Namespace("net")];
@@ -93,7 +94,13 @@ fn in_private_netns(ctx: &mut Ctx, check: impl FnOnce(&mut Ctx) -> Verdict + Sen
             let mut v = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&mut *ctx)))
                 .unwrap_or_else(|_| Verdict::error("check panicked"));
             ctx.cleanup();
-            v.detail = if v.detail.is_empty() { pinned } else { format!("{} [{pinned}]", v.detail) };
+            // A pass says so when the namespace inherited something else; any other outcome always.
+            let changed = pinned.contains("inherited");
+            v.detail = match (v.detail.is_empty(), v.outcome == Outcome::Pass && !changed) {
+                (_, true) => v.detail,
+                (true, false) => pinned,
+                (false, false) => format!("{} [{pinned}]", v.detail),
+            };
             v
         })
         .join()

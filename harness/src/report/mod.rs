@@ -8,7 +8,7 @@ mod text;
 mod xml;
 
 pub use diff::{diff, Change};
-pub use html::render_html;
+pub use html::{render_html, render_html_diff};
 pub use text::{render_table, summary_line};
 pub use xml::{render_junit, render_ktap};
 

@@ -80,6 +80,24 @@ pub fn render_table(records: &[Record], use_colour: bool) -> String {
         ));
     }
     out.push_str(&pass_notes(records));
+    out.push_str(&kernel_reports(records));
+    out
+}
+
+/// Whether a record is a guest kernel's report (`kernel.no_panic`, `kernel.no_oops`) that failed.
+pub(crate) fn is_kernel_report(r: &Record) -> bool {
+    r.assertion.starts_with("kernel.") && r.status != Outcome::Pass && r.status != Outcome::Skip
+}
+
+/// The failed kernel records in full (headline, trace, console tail), a panic being a finding.
+fn kernel_reports(records: &[Record]) -> String {
+    let mut out = String::new();
+    for r in records.iter().filter(|r| is_kernel_report(r)) {
+        out.push_str(&format!("=== {} {} ({}) ===\n", r.cell(), r.assertion, r.kernel_release));
+        for l in r.detail.lines() {
+            out.push_str(&format!("  | {l}\n"));
+        }
+    }
     out
 }
 

@@ -4,6 +4,8 @@
 pub mod args;
 mod error;
 pub mod guard;
+pub mod kernel_log;
+pub mod ksyms;
 pub mod qmp;
 pub mod run;
 pub mod snapvm;

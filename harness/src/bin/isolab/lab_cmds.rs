@@ -54,6 +54,8 @@ fn finish(records: &[Record], wall: f64, out: &Path, baseline: Option<&Path>) ->
         Some(b) => {
             let base = check::read_results(b).map_err(anyhow::Error::msg)?;
             let changes = report::diff(&base, records);
+            std::fs::write(out.join("report.html"), report::render_html_diff(records, wall, &changes))
+                .with_context(|| format!("write {}/report.html", out.display()))?;
             for c in &changes {
                 println!("{c}");
             }
