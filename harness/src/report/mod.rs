@@ -9,7 +9,7 @@ mod xml;
 
 pub use diff::{diff, Change};
 pub use html::{render_html, render_html_diff};
-pub use text::{render_table, summary_line};
+pub use text::{render_table, slowest, summary_line};
 pub use xml::{render_junit, render_ktap};
 
 use serde::{Deserialize, Serialize};

@@ -248,3 +248,16 @@ fn a_failed_kernel_record_is_printed_in_full_in_the_terminal() {
     let t = render_table(&recs, false);
     assert!(t.contains("=== debian-7.2/v2 kernel.no_panic (debian-7.2-rel) ===\n  | panic: X\n  | --- panic trace ---\n  |  f+0x1/0x2\n"), "{t}");
 }
+
+#[test]
+fn slowest_lists_the_longest_first() {
+    let mut recs = sample();
+    recs[1].duration_ms = 9_500;
+    recs[3].duration_ms = 0;
+    let s = slowest(&recs, 2);
+    assert_eq!(
+        s,
+        "slowest assertions (of 9.5 s of assertion time):\n    9.5 s  debian-6.1/v1 cgroup.memory.oom_kill\n    0.0 s  debian-6.1/v1 pid.init_is_pid1\n"
+    );
+    assert_eq!(slowest(&[], 5), "");
+}

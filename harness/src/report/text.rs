@@ -120,3 +120,19 @@ fn pass_notes(records: &[Record]) -> String {
         })
         .collect()
 }
+
+/// The `n` slowest assertions of a run, one line each (`  12.3 s  debian-6.1/v2 net.bridge_isolated`),
+/// under a heading; empty when nothing took time.
+pub fn slowest(records: &[Record], n: usize) -> String {
+    let mut by_time: Vec<&Record> = records.iter().filter(|r| r.duration_ms > 0).collect();
+    by_time.sort_by_key(|r| std::cmp::Reverse(r.duration_ms));
+    if by_time.is_empty() {
+        return String::new();
+    }
+    let total: u64 = records.iter().map(|r| r.duration_ms).sum();
+    let mut out = format!("slowest assertions (of {:.1} s of assertion time):\n", total as f64 / 1000.0);
+    for r in by_time.into_iter().take(n) {
+        out += &format!("{:>7.1} s  {} {}\n", r.duration_ms as f64 / 1000.0, r.cell(), r.assertion);
+    }
+    out
+}

@@ -66,6 +66,7 @@ fn finish(records: &[Record], wall: f64, out: &Path, baseline: Option<&Path>) ->
         }
         None => Vec::new(),
     };
+    print!("{}", report::slowest(records, 5));
     println!("{}", report::summary_line(records, wall));
     println!("results: {}/{{results.json,junit.xml,results.ktap,report.html}}", out.display());
     Ok(report::exit_code(records, &changes))
