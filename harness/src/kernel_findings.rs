@@ -6,10 +6,10 @@
 
 use std::path::PathBuf;
 
+use crate::kernel_log::{KernelReport, Kind};
 use crate::matrix::CellInfo;
 use crate::protocol::Outcome;
 use crate::report::Record;
-use crate::vm::kernel_log::{KernelReport, Kind};
 use crate::vm::ksyms::{self, SystemMap};
 use crate::vm::VmReport;
 
@@ -109,8 +109,8 @@ fn describe(s: &Seen, want: &dyn Fn(Kind) -> bool, map: &Result<(SystemMap, Path
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel_log::KernelLog;
     use crate::protocol::CgroupMode;
-    use crate::vm::kernel_log::KernelLog;
 
     fn cell() -> CellInfo {
         CellInfo {

@@ -9,6 +9,7 @@
 
 pub mod agent;
 pub mod catalogue;
+pub mod kernel_log;
 pub mod protocol;
 pub mod report;
 

@@ -12,12 +12,12 @@ use isolab_harness::matrix::{run_cell, selected_ids, CellInfo};
 use isolab_harness::protocol::{CgroupMode, Outcome};
 use isolab_harness::report;
 
-#[test]
-fn a_guest_panic_is_a_fail_record_with_its_trace_in_every_output() {
+/// The records of the `uts.*` assertions on debian-6.1/v2 with `cmdline` added; and the ids.
+fn cell_with(hook: &str) -> (Vec<report::Record>, Vec<String>) {
     let mut o = vm_support::options();
     let ids = selected_ids("uts.*");
     assert!(ids.len() >= 2, "need two assertions: {ids:?}");
-    o.extra_cmdline = vec![format!("isolab.crash_after={}", ids[0])];
+    o.extra_cmdline = vec![format!("{hook}={}", ids[0])];
     let k = vm_support::kernel("debian-6.1", &o);
     let img = lab::image_for(&k, &o, None, &|_, _| {}).expect("image");
     let runtime = o.runtime.clone().expect("a runtime is packed");
@@ -27,7 +27,28 @@ fn a_guest_panic_is_a_fail_record_with_its_trace_in_every_output() {
         runtime: runtime.file_name().unwrap().to_string_lossy().into_owned(),
         runtime_version: catalogue::runtime_version(&runtime),
     };
-    let records = run_cell(&k, &img, &cell, &ids, &o, &mut |_| {});
+    (run_cell(&k, &img, &cell, &ids, &o, &mut |_| {}), ids)
+}
+
+/// A WARNING hidden from the console (`loglevel=3`) comes through /dev/kmsg: kernel.no_oops
+/// FAILs naming it and the assertion that was running; nothing else changes.
+#[test]
+fn a_kernel_warning_from_kmsg_fails_no_oops_only() {
+    let (records, ids) = cell_with("isolab.warn_after");
+    let get = |id: &str| records.iter().find(|r| r.assertion == id).unwrap_or_else(|| panic!("no {id}"));
+    for id in &ids {
+        assert_eq!(get(id).status, Outcome::Pass, "{id}: {}", get(id).detail);
+    }
+    assert_eq!(get(NO_PANIC).status, Outcome::Pass, "{}", get(NO_PANIC).detail);
+    let w = get(NO_OOPS);
+    assert_eq!(w.status, Outcome::Fail, "is the packed agent current? {}", w.detail);
+    assert!(w.detail.starts_with("warning: WARNING: CPU: 0 PID: 1 at isolab-test"), "{}", w.detail);
+    assert!(w.detail.contains(&format!("running: {}", ids[1])), "{}", w.detail);
+}
+
+#[test]
+fn a_guest_panic_is_a_fail_record_with_its_trace_in_every_output() {
+    let (records, ids) = cell_with("isolab.crash_after");
     let get = |id: &str| records.iter().find(|r| r.assertion == id).unwrap_or_else(|| panic!("no {id}"));
 
     assert_eq!(get(&ids[0]).status, Outcome::Pass, "{}", get(&ids[0]).detail);

@@ -4,7 +4,6 @@
 pub mod args;
 mod error;
 pub mod guard;
-pub mod kernel_log;
 pub mod ksyms;
 pub mod qmp;
 pub mod run;

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use super::args::{qemu_args, Console, QemuConfig};
 pub use super::error::VmError;
 use super::guard::VmGuard;
-use super::kernel_log::KernelLog;
 use super::snapvm::{self, SnapMode};
+use crate::kernel_log::KernelLog;
 use crate::protocol::{decode_line, encode_line, Event, Request, PROTOCOL_VERSION};
 
 /// Console lines meaning the guest kernel has stopped for good.
@@ -296,8 +296,14 @@ fn run_inner(
                     }
                     continue;
                 }
-                if matches!(ev, Event::Result { .. }) {
-                    report.kernel_log.finished_one();
+                match &ev {
+                    Event::Result { .. } => report.kernel_log.finished_one(),
+                    Event::Log { message } => {
+                        if let Some(line) = message.strip_prefix(crate::kernel_log::KMSG_PREFIX) {
+                            report.kernel_log.feed(line);
+                        }
+                    }
+                    _ => {}
                 }
                 let done = ev == Event::Done;
                 report.events.push(ev);

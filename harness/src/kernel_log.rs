@@ -1,6 +1,11 @@
 //! Kernel reports on a guest's console: panics, oopses and BUGs, WARNINGs, hung tasks and RCU
 //! stalls, each kept with the console lines of its trace and the assertion that was running
 //! when it was printed. Fed line by line while the VM runs ([`KernelLog::feed`]); pure.
+//!
+//! The console shows panics and oopses in full (the kernel raises its console log level for
+//! them), but the harness boots with `loglevel=3`, which hides WARNINGs (level 4) and hung-task
+//! reports (level 3 headline, level 6 trace): the agent reads those from `/dev/kmsg`
+//! ([`KmsgFilter`] picks them) and sends them as `kmsg: ` log events, fed here like console lines.
 
 /// What the kernel reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +135,36 @@ impl KernelLog {
     }
 }
 
+/// The prefix of an agent log event that carries a kernel log line.
+pub const KMSG_PREFIX: &str = "kmsg: ";
+
+/// Which /dev/kmsg lines the agent forwards: a WARNING or hung-task headline and the lines
+/// after it, up to its end marker or [`MAX_LINES`] (panics and oopses reach the console).
+#[derive(Debug, Default)]
+pub struct KmsgFilter {
+    open: Option<usize>,
+}
+
+impl KmsgFilter {
+    /// Whether to forward this kmsg text line.
+    pub fn keep(&mut self, text: &str) -> bool {
+        if matches!(classify(text), Some(Kind::Warning | Kind::HungTask)) {
+            self.open = Some(1);
+            return true;
+        }
+        match self.open {
+            Some(n) if n < MAX_LINES => {
+                self.open = if ends(text) { None } else { Some(n + 1) };
+                true
+            }
+            _ => {
+                self.open = None;
+                false
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +213,25 @@ mod tests {
         assert_eq!(r[1].lines.len(), 3, "{:?}", r[1].lines);
         assert_eq!(r[1].headline, "Kernel panic - not syncing: Fatal exception in interrupt");
         assert_eq!(r[0].during.as_deref(), Some("a.two"));
+    }
+
+    #[test]
+    fn kmsg_forwards_warnings_and_hung_tasks_with_their_lines_only() {
+        let mut f = KmsgFilter::default();
+        let kept: Vec<bool> = [
+            "eth0: link up",
+            "WARNING: CPU: 0 PID: 9 at kernel/x.c:1 f+0x0/0x1",
+            " f+0x0/0x1",
+            "---[ end trace 0000000000000000 ]---",
+            "isolab-bx: port 1 entered forwarding state",
+            "INFO: task sh:7 blocked for more than 120 seconds.",
+            "task:sh state:D stack:0",
+            "Kernel panic - not syncing: x",
+        ]
+        .iter()
+        .map(|l| f.keep(l))
+        .collect();
+        assert_eq!(kept, [false, true, true, true, false, true, true, true]);
     }
 
     #[test]
