@@ -74,6 +74,43 @@ pub fn records(cell: &CellInfo, release: &str, seen: &[Seen], map_paths: &[PathB
     vec![rec(NO_PANIC, &|k| k == Kind::Panic), rec(NO_OOPS, &|k| k != Kind::Panic)]
 }
 
+/// Join the kernel records of a cell whose assertions ran in several calls (`--per-vm`: a
+/// call per group): one `kernel.no_panic` and one `kernel.no_oops` per cell, FAIL when any part
+/// failed, with every part's story; each cell's records keep their order, its kernel records last.
+pub fn combine(records: Vec<Record>) -> Vec<Record> {
+    let mut cells: Vec<(String, Vec<Record>, Vec<Record>)> = Vec::new();
+    for r in records {
+        let i = match cells.iter().position(|(c, _, _)| *c == r.cell()) {
+            Some(i) => i,
+            None => {
+                cells.push((r.cell(), Vec::new(), Vec::new()));
+                cells.len() - 1
+            }
+        };
+        let (_, plain, kernel) = &mut cells[i];
+        if r.assertion != NO_PANIC && r.assertion != NO_OOPS {
+            plain.push(r);
+            continue;
+        }
+        match kernel.iter_mut().find(|k| k.assertion == r.assertion) {
+            None => kernel.push(r),
+            Some(k) => {
+                if r.status == Outcome::Fail {
+                    k.status = Outcome::Fail;
+                }
+                if !r.detail.is_empty() {
+                    k.detail =
+                        if k.detail.is_empty() { r.detail } else { format!("{}\n\n{}", k.detail, r.detail) };
+                }
+                if k.kernel_release.is_empty() {
+                    k.kernel_release = r.kernel_release;
+                }
+            }
+        }
+    }
+    cells.into_iter().flat_map(|(_, plain, kernel)| plain.into_iter().chain(kernel)).collect()
+}
+
 /// One VM's story: the headlines `want` selects, then every report's trace (an oops that led to
 /// a panic belongs to the panic's story), then the console tail.
 fn describe(s: &Seen, want: &dyn Fn(Kind) -> bool, map: &Result<(SystemMap, PathBuf), String>) -> String {
@@ -130,6 +167,46 @@ mod tests {
             reports: log.reports().to_vec(),
             tail: vec!["tail".into()],
         }
+    }
+
+    /// Three groups of one cell and one of another: one pair of kernel records per cell, last.
+    #[test]
+    fn combine_joins_the_groups_of_a_cell() {
+        let mut parts = Vec::new();
+        for (i, bad) in [false, true, true].into_iter().enumerate() {
+            let s = bad.then(|| seen(&[&format!("Kernel panic - not syncing: number {i}")]));
+            let mut recs = records(&cell(), "7.2.12", &Vec::from_iter(s), &[]);
+            let mut a = recs[0].clone();
+            a.assertion = format!("a.{i}");
+            a.status = Outcome::Pass;
+            recs.insert(0, a);
+            parts.extend(recs);
+        }
+        let mut other = records(&cell(), "6.1", &[], &[]);
+        other.iter_mut().for_each(|r| r.kernel = "debian-6.1".into());
+        parts.extend(other);
+        let got = combine(parts);
+        let ids: Vec<(String, &str)> = got.iter().map(|r| (r.cell(), r.assertion.as_str())).collect();
+        let c = |s: &str| s.to_string();
+        assert_eq!(
+            ids,
+            [
+                (c("debian-7.2/v2"), "a.0"),
+                (c("debian-7.2/v2"), "a.1"),
+                (c("debian-7.2/v2"), "a.2"),
+                (c("debian-7.2/v2"), NO_PANIC),
+                (c("debian-7.2/v2"), NO_OOPS),
+                (c("debian-6.1/v2"), NO_PANIC),
+                (c("debian-6.1/v2"), NO_OOPS),
+            ]
+        );
+        assert_eq!((got[3].status, got[4].status), (Outcome::Fail, Outcome::Pass));
+        assert!(
+            got[3].detail.contains("number 1") && got[3].detail.contains("number 2"),
+            "{}",
+            got[3].detail
+        );
+        assert_eq!(got[5].status, Outcome::Pass);
     }
 
     #[test]

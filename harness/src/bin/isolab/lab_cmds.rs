@@ -175,7 +175,7 @@ pub fn matrix(g: &Global, m: &Matrix, a: &MatrixArgs) -> Result<i32> {
         acc[*i].0 += 1;
         acc[*i].1.extend(recs.iter().cloned());
         if acc[*i].0 == groups_per_cell {
-            let all = &acc[*i].1;
+            let all = &isolab_harness::kernel_findings::combine(acc[*i].1.clone());
             let secs: f64 = all.iter().map(|r| r.duration_ms as f64 / 1000.0).sum();
             say(&pb, format!("{:<12} {}: {}", k.files.name, mode.as_str(), report::summary_line(all, secs)));
         }
@@ -183,7 +183,7 @@ pub fn matrix(g: &Global, m: &Matrix, a: &MatrixArgs) -> Result<i32> {
         recs
     });
     pb.finish_and_clear();
-    let records: Vec<Record> = per_cell.into_iter().flatten().collect();
+    let records = isolab_harness::kernel_findings::combine(per_cell.into_iter().flatten().collect());
     finish(&records, start.elapsed().as_secs_f64(), &a.out, a.baseline.as_deref())
 }
 
