@@ -9,6 +9,7 @@
 
 pub mod agent;
 pub mod catalogue;
+pub mod kernel_log;
 pub mod protocol;
 pub mod report;
 
@@ -20,6 +21,8 @@ pub mod cache;
 pub mod check;
 #[cfg(feature = "host")]
 pub mod image;
+#[cfg(feature = "host")]
+pub mod kernel_findings;
 #[cfg(feature = "host")]
 pub mod kernels;
 #[cfg(feature = "host")]

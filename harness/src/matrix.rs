@@ -117,6 +117,7 @@ pub fn run_cell_planned(
 ) -> Vec<Record> {
     let size = plan.per_vm.unwrap_or(ids.len()).max(1);
     let mut out = Vec::new();
+    let mut seen = Vec::new();
     for group in ids.chunks(size) {
         let req = assert_request(group);
         let mut one = |on_event: &mut dyn FnMut(&Event)| -> Result<VmReport, String> {
@@ -130,8 +131,11 @@ pub fn run_cell_planned(
             }
             Ok(r.report)
         };
-        out.extend(with_retry(cell, group, &mut one, on_event));
+        out.extend(with_retry(cell, group, &mut one, on_event, &mut seen));
     }
+    let release = out.iter().map(|r| r.kernel_release.clone()).find(|r| !r.is_empty()).unwrap_or_default();
+    let maps = crate::vm::ksyms::candidates(&k.files.vmlinuz, &k.files.release);
+    out.extend(crate::kernel_findings::records(cell, &release, &seen, &maps));
     out
 }
 
@@ -143,8 +147,15 @@ fn with_retry(
     ids: &[String],
     one: &mut StartVm<'_>,
     on_event: &mut dyn FnMut(&Event),
+    seen: &mut Vec<crate::kernel_findings::Seen>,
 ) -> Vec<Record> {
     use crate::vm::VmError;
+    let span = format!("{}..{}", ids.first().map_or("", |s| s), ids.last().map_or("", |s| s));
+    let mut keep = |r: &Result<VmReport, String>, attempt: &str| {
+        if let Ok(r) = r {
+            seen.extend(crate::kernel_findings::Seen::of(format!("{span}, {attempt}"), r));
+        }
+    };
     let broke = |r: &Result<VmReport, String>| match r {
         Ok(r) => matches!(
             r.error,
@@ -153,6 +164,7 @@ fn with_retry(
         Err(_) => true,
     };
     let first = one(on_event);
+    keep(&first, "first try");
     if !broke(&first) {
         return records_of(cell, ids, &first);
     }
@@ -160,7 +172,9 @@ fn with_retry(
         Ok(r) => r.error.as_ref().map(ToString::to_string).unwrap_or_default(),
         Err(e) => e.clone(),
     };
-    let mut records = records_of(cell, ids, &one(on_event));
+    let second = one(on_event);
+    keep(&second, "retry");
+    let mut records = records_of(cell, ids, &second);
     for r in &mut records {
         let note = format!("(cell retried: the first VM broke: {why})");
         r.detail = if r.detail.is_empty() { note } else { format!("{}\n{note}", r.detail) };
@@ -214,6 +228,7 @@ mod tests {
             events,
             bad_lines: vec![],
             console_tail: vec!["line 1".into(), "Kernel panic - not syncing".into()],
+            kernel_log: Default::default(),
             error,
             boot_time: Some(Duration::from_secs(1)),
             total_time: Duration::from_secs(2),
@@ -267,7 +282,7 @@ mod tests {
                 Ok(report(pass.clone(), None))
             }
         };
-        let recs = with_retry(&cell(), &ids, &mut one, &mut |_| {});
+        let recs = with_retry(&cell(), &ids, &mut one, &mut |_| {}, &mut vec![]);
         assert_eq!(recs[0].status, Outcome::Pass);
         assert!(
             recs[0].detail.contains("cell retried: the first VM broke: snapshot: saving"),
@@ -275,7 +290,7 @@ mod tests {
             recs[0].detail
         );
         let mut always = |_: &mut dyn FnMut(&Event)| Err::<VmReport, String>("snapshot: boom".into());
-        let recs = with_retry(&cell(), &ids, &mut always, &mut |_| {});
+        let recs = with_retry(&cell(), &ids, &mut always, &mut |_| {}, &mut vec![]);
         assert_eq!((recs.len(), recs[0].status), (1, Outcome::Error));
         assert!(recs[0].detail.starts_with("snapshot: boom"), "{}", recs[0].detail);
     }

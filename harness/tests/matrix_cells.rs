@@ -32,7 +32,7 @@ fn catalogue_cell_has_no_fail_or_error(name: &str, mode: CgroupMode) {
         runtime_version: catalogue::runtime_version(&runtime),
     };
     let records = run_cell(&k, &img, &cell, &ids, &o, &mut |_| {});
-    assert_eq!(records.len(), ids.len(), "one record per assertion");
+    assert_eq!(records.len(), ids.len() + 2, "one record per assertion, kernel.no_panic and kernel.no_oops");
     let bad: Vec<String> = records
         .iter()
         .filter(|r| matches!(r.status, Outcome::Fail | Outcome::Error))

@@ -9,6 +9,7 @@
 
 pub mod boot;
 pub mod exec;
+mod kmsg;
 pub mod payload;
 pub mod sys;
 
@@ -244,6 +245,10 @@ const ASSERT_WORKDIR: &str = "/var/lib/isolab-assert";
 /// so a long check is not taken for a hung guest.
 fn run_assertions(sink: &EventSink, runtime: &str, ids: &[String]) {
     let only = ids.join(",");
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let crash_after = test_hook(&cmdline, "isolab.crash_after=");
+    let warn_after = test_hook(&cmdline, "isolab.warn_after=");
+    let mut kmsg = kmsg::Kmsg::open();
     let done = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| {
         s.spawn(|| {
@@ -258,12 +263,28 @@ fn run_assertions(sink: &EventSink, runtime: &str, ids: &[String]) {
             std::path::Path::new(ASSERT_WORKDIR),
             std::path::Path::new("/bin/busybox"),
             &mut |id, v, ms| {
+                // The assertion's kernel warnings go first, so the host counts them as its own.
+                for line in kmsg.as_mut().map(kmsg::Kmsg::drain).unwrap_or_default() {
+                    sink.send(&Event::Log { message: format!("{}{line}", crate::kernel_log::KMSG_PREFIX) });
+                }
                 sink.send(&Event::Result {
                     id: id.to_owned(),
                     outcome: v.outcome,
                     detail: v.detail.clone(),
                     duration_ms: ms,
-                })
+                });
+                if warn_after.as_deref() == Some(id) {
+                    // A WARNING record as the kernel writes one, for the kmsg path's test.
+                    let _ = std::fs::write(
+                        "/dev/kmsg",
+                        "<4>WARNING: CPU: 0 PID: 1 at isolab-test written by the agent\n",
+                    );
+                    let _ = std::fs::write("/dev/kmsg", "<4>---[ end trace isolab-test ]---\n");
+                }
+                if crash_after.as_deref() == Some(id) {
+                    // The deliberate panic of the harness's own tests (kernel_findings).
+                    let _ = std::fs::write("/proc/sysrq-trigger", "c");
+                }
             },
         );
         if let Err(e) = result {
@@ -273,9 +294,23 @@ fn run_assertions(sink: &EventSink, runtime: &str, ids: &[String]) {
     });
 }
 
+/// The harness's own tests of kernel reports, from the kernel command line: once assertion ID
+/// has reported, `isolab.crash_after=ID` panics the guest (sysrq `c`) and `isolab.warn_after=ID`
+/// writes a WARNING record to /dev/kmsg, so a test can watch either become a result.
+fn test_hook(cmdline: &str, key: &str) -> Option<String> {
+    cmdline.split_whitespace().find_map(|w| w.strip_prefix(key)).map(str::to_owned)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::hex_decode;
+    use super::{hex_decode, test_hook};
+
+    #[test]
+    fn test_hooks_come_from_the_cmdline() {
+        let k = "isolab.crash_after=";
+        assert_eq!(test_hook("console=ttyS0 isolab.crash_after=pid.x quiet", k).as_deref(), Some("pid.x"));
+        assert_eq!(test_hook("console=ttyS0 isolab.warn_after=pid.x", k), None);
+    }
 
     #[test]
     fn hex() {

@@ -17,6 +17,7 @@ mod lifecycle;
 mod mount;
 mod net;
 mod net_bridge;
+mod net_sysctl;
 mod nsmisc;
 mod pid;
 mod ptree;

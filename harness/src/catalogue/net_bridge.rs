@@ -4,7 +4,9 @@
 //!
 //! Each check runs on a thread that entered a network namespace of its own, so every bridge,
 //! veth and address it makes (and every runtime command it spawns) lives there, never in the
-//! host's; the namespace dies with the check. Bridge networking comes from `isorun net` as
+//! host's; the namespace dies with the check. The host settings it would inherit (forwarding,
+//! rp_filter, bridge-nf-call-*) are pinned there first, and the result says what they were
+//! (`net_sysctl`). Bridge networking comes from `isorun net` as
 //! createRuntime/poststop hooks: with another runtime under test the hooks still need an
 //! isorun binary (`ISOLAB_NET_HOOK`), else those checks SKIP saying so.
 
@@ -14,6 +16,7 @@ use std::process::{Command, Stdio};
 use serde_json::{json, Value};
 
 use super::{Assertion, Container, Ctx, Need, Verdict};
+use crate::protocol::Outcome;
 use crate::v;
 
 const NEEDS: &[Need] = &[Need::Namespace("net")];
@@ -84,9 +87,20 @@ fn in_private_netns(ctx: &mut Ctx, check: impl FnOnce(&mut Ctx) -> Verdict + Sen
             if let Err(e) = crate::agent::sys::unshare_net() {
                 return Verdict::error(format!("unshare(CLONE_NEWNET) for the check's own namespace: {e}"));
             }
-            let v = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&mut *ctx)))
+            let pinned = match super::net_sysctl::pin_own_netns() {
+                Ok(s) => s,
+                Err(e) => return Verdict::error(format!("pinning the check's netns settings: {e}")),
+            };
+            let mut v = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&mut *ctx)))
                 .unwrap_or_else(|_| Verdict::error("check panicked"));
             ctx.cleanup();
+            // A pass says so when the namespace inherited something else; any other outcome always.
+            let changed = pinned.contains("inherited");
+            v.detail = match (v.detail.is_empty(), v.outcome == Outcome::Pass && !changed) {
+                (_, true) => v.detail,
+                (true, false) => pinned,
+                (false, false) => format!("{} [{pinned}]", v.detail),
+            };
             v
         })
         .join()

@@ -14,10 +14,10 @@ mod xml;
 
 pub use annotations::render_annotations;
 pub use diff::{diff, Change};
-pub use html::render_html;
+pub use html::{render_html, render_html_diff};
 pub use kcidb::render_kcidb;
 pub use markdown::render_markdown;
-pub use text::{render_table, summary_line};
+pub use text::{render_table, slowest, summary_line};
 pub use xml::{render_junit, render_ktap};
 
 use serde::{Deserialize, Serialize};

@@ -117,8 +117,11 @@ fn ktap_numbers_and_directives() {
 fn html_is_self_contained_grid() {
     let h = render_html(&sample(), 3.0);
     assert!(h.starts_with("<!doctype html>"));
-    assert!(!h.contains("src=") && !h.contains("href="), "no external resources");
-    assert_eq!(h.matches("<td class=").count(), 5);
+    assert!(
+        !h.contains("src=") && !h.contains("href=\"http") && !h.contains("url("),
+        "no external resources"
+    );
+    assert_eq!(h.matches("<td id=").count(), 5);
     assert!(h.contains("class=\"FAIL\""));
     assert!(h.contains("&lt;panic&gt;"));
 }
@@ -186,4 +189,75 @@ fn records_roundtrip_through_json() {
     assert!(json.contains("\"status\":\"FAIL\""));
     let back: Vec<Record> = serde_json::from_str(&json).unwrap();
     assert_eq!(back, sample());
+}
+
+/// A panic, a retried cell and a regression against the baseline, all above the matrix.
+#[test]
+fn html_puts_kernel_reports_retries_and_changes_above_the_matrix() {
+    let mut recs = sample();
+    recs.push(rec(
+        "debian-7.2",
+        "v2",
+        "pid.init_is_pid1",
+        Pass,
+        "(cell retried: the first VM broke: kernel panic)",
+    ));
+    recs.push(rec("debian-7.2", "v2", "kernel.no_panic", Fail, "panic: Kernel panic - not syncing: Fatal exception\n--- panic trace ---\n dequeue_task_fair+0x1c/0x2a0"));
+    recs.push(rec("debian-7.2", "v2", "kernel.no_oops", Pass, ""));
+    let mut base = recs.clone();
+    base[0].status = Fail; // pid.init_is_pid1 on debian-6.1/v1 was a FAIL: now fixed
+    base[2].status = Pass; // ... and on 6.1/v2 nothing changed
+    base[1].status = Pass; // oom_kill on 6.1/v1 was a PASS: now a regression
+    let changes = diff(&base, &recs);
+    let h = render_html_diff(&recs, 2.0, &changes);
+    let at = |needle: &str| h.find(needle).unwrap_or_else(|| panic!("{needle} missing:\n{h}"));
+    let table = at("<table");
+    assert!(at("id=\"kernel-reports\" class=\"bad\"") < table);
+    assert!(at("Kernel panic - not syncing: Fatal exception") < table);
+    assert!(at("href=\"#c-debian-7_2_v2-kernel_no_panic\"") < table, "the report links to its cell");
+    assert!(at("id=\"c-debian-7_2_v2-kernel_no_panic\"") > table);
+    assert!(
+        at("id=\"retries\"") < table
+            && h.contains("debian-7.2/v2: (cell retried: the first VM broke: kernel panic)")
+    );
+    assert!(
+        at("<li class=\"regression\">REGRESSION: debian-6.1/v1 cgroup.memory.oom_kill PASS -&gt; FAIL</li>")
+            < table
+    );
+    assert!(h.contains("class=\"FAIL changed\" title=\"REGRESSION"), "the changed cell is outlined");
+    assert!(h.contains("<summary>PASS ↻</summary>"), "a retried pass is marked");
+    assert!(h.contains(
+        "<small class=\"release\">debian-7.2-rel</small><br><small class=\"runtime\">isorun 0.1.0</small>"
+    ));
+    assert!(h.contains("<small class=\"time\">0.0 s of assertions</small>") || h.contains("s of assertions"));
+    assert!(h.contains("<tr class=\"nonpass\"><th style=\"text-align:left\">kernel.no_panic"));
+    assert!(h.contains("<tr class=\"allpass\"><th style=\"text-align:left\">kernel.no_oops"));
+}
+
+#[test]
+fn html_without_kernel_records_says_they_were_not_checked() {
+    let h = render_html(&sample(), 1.0);
+    assert!(h.contains("id=\"kernel-reports\" class=\"ok\">Guest kernel reports were not checked"));
+    assert!(!h.contains("id=\"retries\"") && !h.contains("id=\"changes\""));
+}
+
+#[test]
+fn a_failed_kernel_record_is_printed_in_full_in_the_terminal() {
+    let mut recs = sample();
+    recs.push(rec("debian-7.2", "v2", "kernel.no_panic", Fail, "panic: X\n--- panic trace ---\n f+0x1/0x2"));
+    let t = render_table(&recs, false);
+    assert!(t.contains("=== debian-7.2/v2 kernel.no_panic (debian-7.2-rel) ===\n  | panic: X\n  | --- panic trace ---\n  |  f+0x1/0x2\n"), "{t}");
+}
+
+#[test]
+fn slowest_lists_the_longest_first() {
+    let mut recs = sample();
+    recs[1].duration_ms = 9_500;
+    recs[3].duration_ms = 0;
+    let s = slowest(&recs, 2);
+    assert_eq!(
+        s,
+        "slowest assertions (of 9.5 s of assertion time):\n    9.5 s  debian-6.1/v1 cgroup.memory.oom_kill\n    0.0 s  debian-6.1/v1 pid.init_is_pid1\n"
+    );
+    assert_eq!(slowest(&[], 5), "");
 }

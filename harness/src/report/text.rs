@@ -80,6 +80,24 @@ pub fn render_table(records: &[Record], use_colour: bool) -> String {
         ));
     }
     out.push_str(&pass_notes(records));
+    out.push_str(&kernel_reports(records));
+    out
+}
+
+/// Whether a record is a guest kernel's report (`kernel.no_panic`, `kernel.no_oops`) that failed.
+pub(crate) fn is_kernel_report(r: &Record) -> bool {
+    r.assertion.starts_with("kernel.") && r.status != Outcome::Pass && r.status != Outcome::Skip
+}
+
+/// The failed kernel records in full (headline, trace, console tail), a panic being a finding.
+fn kernel_reports(records: &[Record]) -> String {
+    let mut out = String::new();
+    for r in records.iter().filter(|r| is_kernel_report(r)) {
+        out.push_str(&format!("=== {} {} ({}) ===\n", r.cell(), r.assertion, r.kernel_release));
+        for l in r.detail.lines() {
+            out.push_str(&format!("  | {l}\n"));
+        }
+    }
     out
 }
 
@@ -101,4 +119,20 @@ fn pass_notes(records: &[Record]) -> String {
             many => format!("NOTE ({} passes) {cell}: {note}\n", many.len()),
         })
         .collect()
+}
+
+/// The `n` slowest assertions of a run, one line each (`  12.3 s  debian-6.1/v2 net.bridge_isolated`),
+/// under a heading; empty when nothing took time.
+pub fn slowest(records: &[Record], n: usize) -> String {
+    let mut by_time: Vec<&Record> = records.iter().filter(|r| r.duration_ms > 0).collect();
+    by_time.sort_by_key(|r| std::cmp::Reverse(r.duration_ms));
+    if by_time.is_empty() {
+        return String::new();
+    }
+    let total: u64 = records.iter().map(|r| r.duration_ms).sum();
+    let mut out = format!("slowest assertions (of {:.1} s of assertion time):\n", total as f64 / 1000.0);
+    for r in by_time.into_iter().take(n) {
+        out += &format!("{:>7.1} s  {} {}\n", r.duration_ms as f64 / 1000.0, r.cell(), r.assertion);
+    }
+    out
 }

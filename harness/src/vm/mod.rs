@@ -5,6 +5,7 @@ pub mod accel;
 pub mod args;
 mod error;
 pub mod guard;
+pub mod ksyms;
 pub mod qmp;
 pub mod run;
 pub mod snapvm;

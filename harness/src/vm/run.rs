@@ -12,6 +12,7 @@ use super::args::{qemu_args, Console, QemuConfig};
 pub use super::error::VmError;
 use super::guard::VmGuard;
 use super::snapvm::{self, SnapMode};
+use crate::kernel_log::KernelLog;
 use crate::protocol::{decode_line, encode_line, Event, Request, PROTOCOL_VERSION};
 
 /// Console lines meaning the guest kernel has stopped for good.
@@ -40,6 +41,8 @@ pub struct VmReport {
     pub bad_lines: Vec<String>,
     /// The last console lines.
     pub console_tail: Vec<String>,
+    /// Panics, oopses, warnings and hung tasks the console showed, with their traces.
+    pub kernel_log: KernelLog,
     /// Set when the run is an ERROR.
     pub error: Option<VmError>,
     /// Wall time from spawning QEMU to the hello.
@@ -148,6 +151,10 @@ pub fn run_vm_snap(
         events: vec![],
         bad_lines: vec![],
         console_tail: vec![],
+        kernel_log: KernelLog::new(match &request.action {
+            crate::protocol::Action::Assert { ids, .. } => ids.clone(),
+            _ => vec![],
+        }),
         error: None,
         boot_time: None,
         total_time: Duration::ZERO,
@@ -258,6 +265,7 @@ fn run_inner(
                 if panic_line.is_none() && line.contains("Kernel panic") {
                     panic_line = Some((line.trim().to_string(), Instant::now()));
                 }
+                report.kernel_log.feed(&line);
                 if stop_line.is_none() && STOP_MARKERS.iter().any(|m| line.contains(m)) {
                     stop_line = Some((line.trim().to_string(), Instant::now()));
                 }
@@ -288,6 +296,15 @@ fn run_inner(
                     }
                     continue;
                 }
+                match &ev {
+                    Event::Result { .. } => report.kernel_log.finished_one(),
+                    Event::Log { message } => {
+                        if let Some(line) = message.strip_prefix(crate::kernel_log::KMSG_PREFIX) {
+                            report.kernel_log.feed(line);
+                        }
+                    }
+                    _ => {}
+                }
                 let done = ev == Event::Done;
                 report.events.push(ev);
                 if done {
@@ -315,7 +332,7 @@ fn run_inner(
             }
         }
         if let Ok(Some(st)) = guard.child().try_wait() {
-            drain(&rx, tail);
+            drain(&rx, tail, &mut report.kernel_log);
             if let Some((line, _)) = panic_line.or_else(|| {
                 tail.iter().find(|l| l.contains("Kernel panic")).map(|l| (l.clone(), Instant::now()))
             }) {
@@ -334,10 +351,11 @@ fn run_inner(
     }
 }
 
-fn drain(rx: &mpsc::Receiver<Msg>, tail: &mut VecDeque<String>) {
+fn drain(rx: &mpsc::Receiver<Msg>, tail: &mut VecDeque<String>, klog: &mut KernelLog) {
     std::thread::sleep(Duration::from_millis(50));
     while let Ok(m) = rx.try_recv() {
         if let Msg::Console(line) = m {
+            klog.feed(&line);
             tail.push_back(line);
             if tail.len() > CONSOLE_TAIL {
                 tail.pop_front();

@@ -55,6 +55,8 @@ fn finish(records: &[Record], timing: &RunTiming, out: &Path, baseline: Option<&
         Some(b) => {
             let base = check::read_results(b).map_err(anyhow::Error::msg)?;
             let changes = report::diff(&base, records);
+            std::fs::write(out.join("report.html"), report::render_html_diff(records, timing.wall_secs.unwrap_or(0.0), &changes))
+                .with_context(|| format!("write {}/report.html", out.display()))?;
             for c in &changes {
                 println!("{c}");
             }
@@ -65,6 +67,7 @@ fn finish(records: &[Record], timing: &RunTiming, out: &Path, baseline: Option<&
         }
         None => Vec::new(),
     };
+    print!("{}", report::slowest(records, 5));
     println!("{}", report::summary_line(records, timing.wall_secs.unwrap_or(0.0)));
     println!("{}", report::timing::timing_line(timing));
     println!(
@@ -180,7 +183,7 @@ pub fn matrix(g: &Global, m: &Matrix, a: &MatrixArgs) -> Result<i32> {
         acc[*i].0 += 1;
         acc[*i].1.extend(recs.iter().cloned());
         if acc[*i].0 == groups_per_cell {
-            let all = &acc[*i].1;
+            let all = &isolab_harness::kernel_findings::combine(acc[*i].1.clone());
             let secs: f64 = all.iter().map(|r| r.duration_ms as f64 / 1000.0).sum();
             say(&pb, format!("{:<12} {}: {}", k.files.name, mode.as_str(), report::summary_line(all, secs)));
         }
@@ -188,7 +191,7 @@ pub fn matrix(g: &Global, m: &Matrix, a: &MatrixArgs) -> Result<i32> {
         recs
     });
     pb.finish_and_clear();
-    let records: Vec<Record> = per_cell.into_iter().flatten().collect();
+    let records = isolab_harness::kernel_findings::combine(per_cell.into_iter().flatten().collect());
     let timing = run_timing(&records, start.elapsed().as_secs_f64());
     finish(&records, &timing, &a.out, a.baseline.as_deref())
 }
