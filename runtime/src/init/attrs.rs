@@ -206,4 +206,19 @@ mod tests {
     fn personalities(json: &str, want: Option<libc::c_ulong>) {
         assert_eq!(persona(&from(json)).ok(), want);
     }
+
+    /// What `isorun features` advertises is what the init applies.
+    #[test]
+    fn advertised_memory_policies_apply() {
+        let f = crate::features::features();
+        let mp = &f["linux"]["memoryPolicy"];
+        for mode in mp["modes"].as_array().unwrap() {
+            let json = format!(r#"{{"mode":{mode},"nodes":"0"}}"#);
+            assert!(mempolicy(&from(&json)).is_ok(), "{mode}");
+        }
+        for flag in mp["flags"].as_array().unwrap() {
+            let json = format!(r#"{{"mode":"MPOL_BIND","nodes":"0","flags":[{flag}]}}"#);
+            assert!(mempolicy(&from(&json)).is_ok(), "{flag}");
+        }
+    }
 }

@@ -156,6 +156,12 @@ fn conditions(rule: &LinuxSyscall, path: &str) -> Result<Vec<Vec<ScmpArgCompare>
 
 /// Translates `profile` into a libseccomp context; returns it with the seccomp(2) flags.
 fn context(profile: &LinuxSeccomp) -> Result<(ScmpFilterContext, libc::c_ulong), SeccompError> {
+    if profile.default_action() == Act::ScmpActNotify {
+        return Err(SeccompError::Invalid {
+            path: "linux.seccomp.defaultAction".into(),
+            reason: "SCMP_ACT_NOTIFY cannot be the default action".into(),
+        });
+    }
     let default =
         action(profile.default_action(), profile.default_errno_ret(), "linux.seccomp.defaultErrnoRet")?;
     let mut ctx = ScmpFilterContext::new(default).map_err(lib("linux.seccomp", "seccomp_init"))?;

@@ -152,6 +152,7 @@ fn parse_errors_name_the_path(v: Value, expect: &str) {
 
 #[test_case(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["kill"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 6, "value": 1, "op": "SCMP_CMP_EQ"}]}]}), "linux.seccomp.syscalls[0].args[0].index: 6 is not" ; "arg index")]
 #[test_case(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["kill"], "action": "SCMP_ACT_NOTIFY"}]}), "linux.seccomp.syscalls[0].action: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath" ; "notify without listener")]
+#[test_case(json!({"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/run/x"}), "linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default" ; "notify default")]
 #[test_case(json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/x", "flags": ["SECCOMP_FILTER_FLAG_TSYNC"], "syscalls": [{"names": ["kill"], "action": "SCMP_ACT_NOTIFY"}]}), "linux.seccomp.syscalls[0].action: SCMP_ACT_NOTIFY cannot be combined" ; "notify with tsync")]
 #[test_case(json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/x", "syscalls": [{"names": ["kill", "sendmsg"], "action": "SCMP_ACT_NOTIFY"}]}), "linux.seccomp.syscalls[0].action: SCMP_ACT_NOTIFY cannot be used for sendmsg" ; "notify on sendmsg")]
 #[test_case(json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 70000}), "linux.seccomp.defaultErrnoRet: 70000" ; "errno too big")]
