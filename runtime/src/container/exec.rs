@@ -173,6 +173,7 @@ pub fn exec(store: &StateStore, id: &str, opts: &ExecOptions) -> Result<i32, Con
                 sock: child_sock,
                 console_socket: console,
                 preserve_fds: opts.preserve_fds,
+                session_keyring: Some(format!("_ses.{id}")),
             })
         }
         Forked::Parent(child) => child,

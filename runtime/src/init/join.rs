@@ -30,6 +30,8 @@ pub struct JoinContext<'a> {
     pub console_socket: Option<OwnedFd>,
     /// fds 3..3+N stay open.
     pub preserve_fds: i32,
+    /// The container's session keyring to join (`_ses.<id>`, as runc's exec does).
+    pub session_keyring: Option<String>,
 }
 
 /// Run `exec`'s child. Never returns.
@@ -65,5 +67,6 @@ fn join_and_prepare(ctx: &JoinContext<'_>, console: Option<BorrowedFd<'_>>) -> S
     nix::unistd::fchdir(ctx.root.as_fd())
         .map_err(|e| ("root", super::sys("fchdir(/proc/<init>/root)")(e)))?;
     nix::unistd::chroot(".").map_err(|e| ("root", super::sys("chroot(/proc/<init>/root)")(e)))?;
-    finish_process(ctx.process, ctx.seccomp, ctx.in_user_ns, console, ctx.preserve_fds)
+    let keyring = ctx.session_keyring.as_deref();
+    finish_process(ctx.process, ctx.seccomp, ctx.in_user_ns, console, ctx.preserve_fds, keyring)
 }
