@@ -12,6 +12,14 @@ mod checkpoint;
 mod criu;
 mod criu_probe;
 mod ctx;
+pub mod escape;
+mod escape_console;
+mod escape_dev;
+mod escape_fds;
+mod escape_kernel;
+mod escape_keys;
+pub mod escape_probe;
+mod escape_procfs;
 mod facts;
 mod lifecycle;
 mod mount;
@@ -96,6 +104,7 @@ pub fn catalogue() -> Vec<Assertion> {
     all.extend(security::assertions());
     all.extend(lifecycle::assertions());
     all.extend(checkpoint::assertions());
+    all.extend(escape::assertions());
     all
 }
 
