@@ -33,17 +33,8 @@ pub fn assertions() -> Vec<Assertion> {
     all
 }
 
-/// The public advisory of an escape: its CVE (or technique) and where it is described.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct Advisory {
-    /// `CVE-2024-21626`, or the technique's name.
-    pub id: &'static str,
-    /// The advisory (GHSA, NVD or the original write-up).
-    pub url: &'static str,
-}
-
 /// The advisory of assertion `id`, if it is an escape named after one.
-pub fn advisory(id: &str) -> Option<Advisory> {
+pub fn advisory(id: &str) -> Option<crate::report::Advisory> {
     macro_rules! ghsa {
         ($cve:literal, $ghsa:literal) => {
             ($cve, concat!("https://github.com/opencontainers/runc/security/advisories/", $ghsa))
@@ -66,7 +57,7 @@ pub fn advisory(id: &str) -> Option<Advisory> {
         }
         _ => return None,
     };
-    Some(Advisory { id, url })
+    Some(crate::report::Advisory { id: id.into(), url: url.into() })
 }
 
 /// Whether this runs inside an isolab guest (the agent is PID 1): there the doors are walked

@@ -14,7 +14,7 @@ use super::{Assertion, Ctx, Verdict};
 use crate::v;
 
 /// How many times the victim of the mount race is created.
-const RACE_ROUNDS: usize = 20;
+const RACE_ROUNDS: usize = 12;
 
 /// The assertions of this theme.
 pub fn assertions() -> Vec<Assertion> {
@@ -35,7 +35,7 @@ pub fn assertions() -> Vec<Assertion> {
         },
         Assertion {
             id: "escape.cve_2021_30465_mount_race",
-            description: "CVE-2021-30465: a mount destination a second container swaps with a symlink (20 creations) is mounted inside the rootfs or refused",
+            description: "CVE-2021-30465: a mount destination a second container swaps with a symlink (12 creations) is mounted inside the rootfs or refused",
             needs: &[],
             check: mount_race,
             weaken: no_victim_mount,

@@ -33,7 +33,7 @@ pub fn assertions() -> Vec<Assertion> {
         },
         Assertion {
             id: "escape.cve_2024_21626_cwd",
-            description: "CVE-2024-21626: process.cwd and exec --cwd of /proc/self/fd/N (N in 3..32) never reach a host directory",
+            description: "CVE-2024-21626: process.cwd and exec --cwd of /proc/self/fd/N (N in 3..32), and a cd there from inside, never reach a host directory",
             needs: &[],
             check: cwd,
             weaken: unchanged,
@@ -149,7 +149,21 @@ fn cwd(ctx: &mut Ctx) -> Verdict {
             hits.push(format!("process.cwd /proc/self/fd/{n}"));
         }
     }
+    // The same fds from the process itself: a leaked one is a door even when the runtime
+    // refuses it as a cwd.
+    let itself = format!(
+        "for n in $(seq {} {}); do (cd /proc/self/fd/$n 2>/dev/null && {script}); done",
+        FDS.start,
+        FDS.end - 1
+    );
+    let out = v!(ctx.run(ctx.config(&["sh", "-c", &itself])));
+    if out.stdout.contains(&content) {
+        hits.push("cd /proc/self/fd/N in the init".to_owned());
+    }
     let c = v!(ctx.start(ctx.config(&["sleep", "300"])));
+    if ctx.exec(&c, &["sh", "-c", &itself]).stdout.contains(&content) {
+        hits.push("cd /proc/self/fd/N in an exec'd process".to_owned());
+    }
     for n in FDS {
         let dir = format!("/proc/self/fd/{n}");
         let out = ctx.runtime_cmd(&["exec", "--cwd", &dir, &c.id, "sh", "-c", &script]);

@@ -193,9 +193,9 @@ fn host_block_device() -> Option<(u32, u32)> {
 }
 
 fn block_device(ctx: &mut Ctx) -> Verdict {
-    let Some((ma, mi)) = host_block_device() else {
-        return Verdict::skip(format!("kernel {}: no block device on this side", ctx.facts.kernel_release));
-    };
+    // A guest booted from its initramfs has no disk: 8:0 (sda) then, whose mknod must be
+    // refused all the same.
+    let (ma, mi) = host_block_device().unwrap_or((8, 0));
     // Open and read one sector on a host; mount it read-only in a guest.
     let use_it =
         if in_guest() { "mount -o ro /tmp/blk /mnt" } else { "dd if=/tmp/blk of=/dev/null bs=512 count=1" };
