@@ -17,7 +17,7 @@ pub fn assertions() -> Vec<Assertion> {
             description: "CVE-2022-0492: a cgroup v1 release_agent cannot be written, neither directly nor after unshare -UrmC",
             needs: &[],
             check: release_agent,
-            weaken: with_sys_admin,
+            weaken: admin_in_host_cgroupns,
         },
         Assertion {
             id: "escape.cve_2022_0847_dirty_pipe",
@@ -42,7 +42,7 @@ pub fn assertions() -> Vec<Assertion> {
         },
         Assertion {
             id: "escape.host_block_device_refused",
-            description: "the host's root block device cannot be made (mknod) and opened or mounted inside",
+            description: "the host's root block device can neither be made (mknod) nor opened or mounted inside",
             needs: &[],
             check: block_device,
             weaken: devices_open,
@@ -57,8 +57,11 @@ pub fn assertions() -> Vec<Assertion> {
     ]
 }
 
-fn with_sys_admin(cfg: &mut Value) {
+/// Negative control: CAP_SYS_ADMIN and the host's cgroup namespace, where a v1 hierarchy's
+/// root (and its release_agent) can be mounted.
+fn admin_in_host_cgroupns(cfg: &mut Value) {
     add_cap(cfg, "CAP_SYS_ADMIN");
+    super::util::drop_namespace(cfg, "cgroup");
 }
 
 fn with_sys_module(cfg: &mut Value) {
@@ -82,15 +85,20 @@ fn target_writable(cfg: &mut Value) {
 fn devices_open(cfg: &mut Value) {
     add_cap(cfg, "CAP_MKNOD");
     add_cap(cfg, "CAP_SYS_RAWIO");
-    cfg["linux"]["resources"]["devices"] = json!([{ "allow": true, "access": "rwm" }]);
+    cfg["linux"]["resources"]["devices"] = json!([{ "allow": true, "type": "a", "access": "rwm" }]);
 }
+
+/// Every v1 hierarchy an attacker could mount; in a cgroup namespace only one that already
+/// exists can be (new hierarchies are for the initial namespace), so all are tried.
+const V1_HIERARCHIES: &str = "rdma pids memory cpu,cpuacct cpuset freezer devices blkio net_cls,net_prio \
+    perf_event hugetlb misc none,name=systemd none,name=isolab_escape";
 
 fn release_agent(ctx: &mut Ctx) -> Verdict {
     // On a host the value is written back unchanged (the door, not the walk); in a guest a
     // helper path is written, as the exploit does.
     let value = if in_guest() { "echo /bin/isolab-escaped" } else { "cat $f" };
     let inner = format!(
-        "d=/tmp/cg$$; mkdir -p $d; for o in rdma none,name=isolab_escape; do \
+        "d=/tmp/cg$$; mkdir -p $d; for o in {V1_HIERARCHIES}; do \
          mount -t cgroup -o $o cgroup $d 2>/dev/null && break; done; \
          f=$d/release_agent; [ -e $f ] || {{ echo mount=refused; exit 0; }}; \
          v=$({value}); echo \"$v\" > $f 2>/dev/null && echo write=ok || echo write=refused; umount $d"
@@ -197,16 +205,20 @@ fn block_device(ctx: &mut Ctx) -> Verdict {
     // refused all the same.
     let (ma, mi) = host_block_device().unwrap_or((8, 0));
     // Open and read one sector on a host; mount it read-only in a guest.
-    let use_it =
-        if in_guest() { "mount -o ro /tmp/blk /mnt" } else { "dd if=/tmp/blk of=/dev/null bs=512 count=1" };
+    let use_it = if in_guest() {
+        "mount -o ro /dev/isolab-blk /mnt"
+    } else {
+        "dd if=/dev/isolab-blk of=/dev/null bs=512 count=1"
+    };
     let script = format!(
-        "echo mknod=$(mknod /tmp/blk b {ma} {mi} 2>/dev/null; echo $?); echo use=$({use_it} 2>/dev/null; echo $?)"
+        "echo mknod=$(mknod /dev/isolab-blk b {ma} {mi} 2>/dev/null; echo $?); echo use=$({use_it} 2>/dev/null; echo $?)"
     );
     let out = v!(sh_ok(ctx, ctx.config(&[]), &script));
-    Verdict::check(
-        out.lines().count() == 2 && out.lines().any(|l| l.starts_with("use=") && l != "use=0"),
-        || format!("block device {ma}:{mi} inside: {out:?}"),
-    )
+    // Both layers must hold: no CAP_MKNOD, and the device cgroup refusing the open.
+    let l: Vec<&str> = out.lines().collect();
+    Verdict::check(l.len() == 2 && l[0] != "mknod=0" && l[1] != "use=0", || {
+        format!("block device {ma}:{mi} inside: {out:?}")
+    })
 }
 
 fn dev_mem(ctx: &mut Ctx) -> Verdict {
@@ -217,7 +229,7 @@ fn dev_mem(ctx: &mut Ctx) -> Verdict {
         ));
     }
     let script = "echo present=$([ -e /dev/mem ] && echo yes || echo no); \
-        echo read=$(mknod /tmp/mem c 1 1 2>/dev/null; dd if=/tmp/mem of=/dev/null bs=1 count=1 2>/dev/null; echo $?)";
+        echo read=$(mknod /dev/isolab-mem c 1 1 2>/dev/null; dd if=/dev/isolab-mem of=/dev/null bs=1 count=1 2>/dev/null; echo $?)";
     let out = v!(sh_ok(ctx, ctx.config(&[]), script));
     let l: Vec<&str> = out.lines().collect();
     Verdict::check(l.len() == 2 && l[0] == "present=no" && l[1] != "read=0", || {
