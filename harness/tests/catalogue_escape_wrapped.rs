@@ -4,6 +4,7 @@
 //!   leaking a host fd into the container does: CVE-2024-21626), or
 //! - adds `--no-new-keyring` to `run`/`create` (the container keeps the caller's session
 //!   keyring), while `exec` keeps isorun's behaviour.
+//!
 //! Against the plain runtime each PASSes, against the wrapper each must FAIL.
 
 mod common;

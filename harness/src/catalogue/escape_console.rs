@@ -73,13 +73,18 @@ fn recv_fd(conn: &std::os::unix::net::UnixStream) -> std::io::Result<OwnedFd> {
     }
     // SAFETY: `msg` was filled by recvmsg; CMSG_FIRSTHDR reads only within msg_control.
     let cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
-    // SAFETY: a non-null header lies within `control`; SCM_RIGHTS data holds at least one int.
-    unsafe {
-        if !cmsg.is_null() && (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS
-        {
-            let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<i32>());
-            return Ok(OwnedFd::from_raw_fd(fd));
-        }
+    if cmsg.is_null() {
+        return Err(std::io::Error::other("no control message"));
+    }
+    // SAFETY: a non-null header from CMSG_FIRSTHDR lies within `control`.
+    let hdr = unsafe { std::ptr::read_unaligned(cmsg) };
+    if hdr.cmsg_level == libc::SOL_SOCKET && hdr.cmsg_type == libc::SCM_RIGHTS {
+        // SAFETY: the data of an SCM_RIGHTS header lies within `control`.
+        let data = unsafe { libc::CMSG_DATA(cmsg) };
+        // SAFETY: SCM_RIGHTS data holds at least one int, possibly unaligned.
+        let fd = unsafe { std::ptr::read_unaligned(data.cast::<i32>()) };
+        // SAFETY: the kernel installed this fd for us; nothing else owns it.
+        return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
     }
     Err(std::io::Error::other("no fd in the message"))
 }

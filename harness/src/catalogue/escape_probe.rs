@@ -161,7 +161,9 @@ fn dirty_pipe(path: &str, data: &str) -> i32 {
         return 0;
     }
     // SAFETY: pipe returned two new fds that nothing else owns.
-    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let r = unsafe { OwnedFd::from_raw_fd(fds[0]) };
+    // SAFETY: as above, the write end.
+    let w = unsafe { OwnedFd::from_raw_fd(fds[1]) };
     // SAFETY: F_GETPIPE_SZ takes no argument.
     let size = unsafe { libc::fcntl(w.as_raw_fd(), libc::F_GETPIPE_SZ) }.max(4096) as usize;
     let page = [b'A'; 4096];
