@@ -138,6 +138,23 @@ impl HostFiles {
         HostFiles(paths.iter().map(|p| (p.as_ref().to_owned(), std::fs::read(p.as_ref()).ok())).collect())
     }
 
+    /// Write back the earlier content of every file that changed; what was done.
+    pub fn restore(&self) -> &'static str {
+        let mut ok = true;
+        for (p, before) in &self.0 {
+            if let Some(b) = before {
+                if std::fs::read(p).ok().as_ref() != Some(b) {
+                    ok &= std::fs::write(p, b).is_ok();
+                }
+            }
+        }
+        if ok {
+            " (restored to the values read before)"
+        } else {
+            " (COULD NOT RESTORE: check the host)"
+        }
+    }
+
     /// The files that differ now, with before and after.
     pub fn changed(&self) -> Vec<String> {
         let show = |b: &Option<Vec<u8>>| b.as_ref().map(|b| String::from_utf8_lossy(b).trim().to_owned());
@@ -161,7 +178,10 @@ pub fn with_host(inside: Verdict, host: &HostFiles) -> Verdict {
     if changed.is_empty() {
         return inside;
     }
-    let mut detail = format!("host files changed: {}", changed.join("; "));
+    // A vulnerable runtime can write a host file itself (runc 1.1.5 put a line of the probe's
+    // output into core_pattern under CVE-2025-31133 here): on a host the value is put back.
+    let restored = if in_guest() { "" } else { host.restore() };
+    let mut detail = format!("host files changed: {}{restored}", changed.join("; "));
     if !inside.detail.is_empty() {
         detail = format!("{detail}; inside: {}", inside.detail);
     }
