@@ -53,6 +53,7 @@ pub fn check_host(
             status: v.outcome,
             detail: v.detail.clone(),
             duration_ms: ms,
+            advisory: catalogue::escape::advisory(id),
         };
         on_record(&r);
         records.push(r);

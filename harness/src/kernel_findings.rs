@@ -69,6 +69,7 @@ pub fn records(cell: &CellInfo, release: &str, seen: &[Seen], map_paths: &[PathB
             status: if hits.is_empty() { Outcome::Pass } else { Outcome::Fail },
             detail,
             duration_ms: 0,
+            advisory: None,
         }
     };
     vec![rec(NO_PANIC, &|k| k == Kind::Panic), rec(NO_OOPS, &|k| k != Kind::Panic)]

@@ -47,6 +47,7 @@ pub fn records_from_vm(cell: &CellInfo, expected: &[String], report: &VmReport) 
         status,
         detail,
         duration_ms,
+        advisory: catalogue::escape::advisory(id),
     };
     let mut out: Vec<Record> = Vec::new();
     for ev in &report.events {
@@ -197,6 +198,7 @@ fn records_of(cell: &CellInfo, ids: &[String], r: &Result<VmReport, String>) -> 
                 status: Outcome::Error,
                 detail: why.clone(),
                 duration_ms: 0,
+                advisory: catalogue::escape::advisory(id),
             })
             .collect(),
     }

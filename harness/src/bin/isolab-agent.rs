@@ -1,6 +1,15 @@
 //! `isolab-agent`: PID 1 of an isolab guest VM. See `isolab_harness::agent`.
 
 fn main() {
+    // The escape catalogue's probes, run inside containers (a copy of this binary, which may
+    // be the container's PID 1: checked before the init role).
+    let args: Vec<String> = std::env::args().collect();
+    if args.first().is_some_and(|a| a.ends_with("isolab-escape-probe")) {
+        std::process::exit(isolab_harness::catalogue::escape_probe::main(&args[1..]));
+    }
+    if args.get(1).map(String::as_str) == Some("escape-probe") {
+        std::process::exit(isolab_harness::catalogue::escape_probe::main(&args[2..]));
+    }
     if std::process::id() == 1 {
         isolab_harness::agent::run_as_init();
     }

@@ -12,6 +12,14 @@ mod checkpoint;
 mod criu;
 mod criu_probe;
 mod ctx;
+pub mod escape;
+mod escape_console;
+mod escape_dev;
+mod escape_fds;
+mod escape_kernel;
+mod escape_keys;
+pub mod escape_probe;
+mod escape_procfs;
 mod facts;
 mod lifecycle;
 mod mount;
@@ -97,6 +105,7 @@ pub fn catalogue() -> Vec<Assertion> {
     all.extend(security::assertions());
     all.extend(lifecycle::assertions());
     all.extend(checkpoint::assertions());
+    all.extend(escape::assertions());
     all
 }
 
@@ -135,6 +144,26 @@ pub fn run_one(a: &Assertion, ctx: &mut Ctx) -> Verdict {
     verdict
 }
 
+/// An `only` pattern ending in this runs the assertions it matches against their negative
+/// control, reporting them as `<id>:weakened`: how tests check a control inside a guest, where
+/// the kernel has what this host may lack (modules, kexec, /proc/kcore, /dev/mem).
+pub const WEAKENED: &str = ":weakened";
+
+/// The assertions `only` selects, each with whether it runs weakened (see [`WEAKENED`]).
+pub fn select_runs(only: &str) -> Vec<(Assertion, bool)> {
+    let (weak, plain): (Vec<&str>, Vec<&str>) =
+        only.split(',').map(str::trim).filter(|p| !p.is_empty()).partition(|p| p.ends_with(WEAKENED));
+    let mut runs: Vec<(Assertion, bool)> = if plain.is_empty() && !weak.is_empty() {
+        Vec::new()
+    } else {
+        select(&plain.join(",")).into_iter().map(|a| (a, false)).collect()
+    };
+    for p in weak {
+        runs.extend(select(p.trim_end_matches(WEAKENED)).into_iter().map(|a| (a, true)));
+    }
+    runs
+}
+
 /// Run the assertions selected by `only` against `runtime`, working in `workdir` with a
 /// rootfs made from `busybox`; `on_result(id, verdict, duration_ms)` after each. The same
 /// code runs for `isolab check --host` and inside every guest.
@@ -146,10 +175,12 @@ pub fn run_selected(
     on_result: &mut dyn FnMut(&str, &Verdict, u64),
 ) -> Result<(), CtxError> {
     let mut ctx = Ctx::new(runtime, workdir, busybox)?;
-    for a in select(only) {
+    for (a, weakened) in select_runs(only) {
+        ctx.weaken = weakened.then_some(a.weaken);
         let t = std::time::Instant::now();
         let v = run_one(&a, &mut ctx);
-        on_result(a.id, &v, t.elapsed().as_millis() as u64);
+        let id = if weakened { format!("{}{WEAKENED}", a.id) } else { a.id.to_owned() };
+        on_result(&id, &v, t.elapsed().as_millis() as u64);
     }
     Ok(())
 }
@@ -197,6 +228,17 @@ mod tests {
                 a.id
             );
         }
+    }
+
+    #[test]
+    fn weakened_patterns_select_controls() {
+        let runs = select_runs("pid.init_is_pid1, escape.kexec_load_refused:weakened");
+        let got: Vec<(&str, bool)> = runs.iter().map(|(a, w)| (a.id, *w)).collect();
+        assert_eq!(got, [("pid.init_is_pid1", false), ("escape.kexec_load_refused", true)]);
+        let only_weak = select_runs("escape.kexec*:weakened");
+        assert_eq!(only_weak.len(), 1);
+        assert!(only_weak[0].1);
+        assert_eq!(select_runs("").len(), catalogue().len());
     }
 
     #[test]

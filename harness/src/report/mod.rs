@@ -45,6 +45,18 @@ pub struct Record {
     pub detail: String,
     /// How long the check took.
     pub duration_ms: u64,
+    /// The public advisory an `escape.*` assertion is named after (absent for the others).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advisory: Option<Advisory>,
+}
+
+/// A CVE (or a technique's name) and the URL of its advisory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Advisory {
+    /// `CVE-2024-21626`, or the technique (`shocker (open_by_handle_at)`).
+    pub id: String,
+    /// The advisory.
+    pub url: String,
 }
 
 impl Record {

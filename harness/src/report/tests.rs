@@ -16,7 +16,31 @@ pub(crate) fn rec(kernel: &str, cgroup: &str, assertion: &str, status: Outcome, 
         status,
         detail: detail.into(),
         duration_ms: 12,
+        advisory: None,
     }
+}
+
+#[test]
+fn escape_rows_are_grouped_under_their_advisory() {
+    let adv = |id: &str| Some(super::Advisory { id: id.into(), url: format!("https://example.org/{id}") });
+    let mut recs = vec![
+        rec("debian-6.1", "v1", "escape.cve_2024_21626_fds", Pass, ""),
+        rec("debian-6.1", "v2", "escape.cve_2024_21626_fds", Pass, ""),
+        rec("debian-6.1", "v1", "escape.cve_2024_21626_cwd", Pass, ""),
+        rec("debian-6.1", "v1", "escape.shocker_open_by_handle_at", Pass, ""),
+        rec("debian-6.1", "v1", "pid.init_is_pid1", Pass, ""),
+    ];
+    for r in &mut recs[..3] {
+        r.advisory = adv("CVE-2024-21626");
+    }
+    recs[3].advisory = adv("shocker");
+    let text = render_table(&recs, false);
+    assert!(text.contains(
+        "CVE-2024-21626 https://example.org/CVE-2024-21626: escape.cve_2024_21626_fds, escape.cve_2024_21626_cwd\n"
+    ));
+    assert!(text.contains("shocker https://example.org/shocker: escape.shocker_open_by_handle_at\n"));
+    let json = serde_json::to_string(&recs).unwrap();
+    assert_eq!(json.matches("\"advisory\"").count(), 4, "only escape rows carry one: {json}");
 }
 
 fn sample() -> Vec<Record> {

@@ -81,6 +81,7 @@ pub fn render_table(records: &[Record], use_colour: bool) -> String {
     }
     out.push_str(&pass_notes(records));
     out.push_str(&kernel_reports(records));
+    out.push_str(&advisories(records));
     out
 }
 
@@ -99,6 +100,20 @@ fn kernel_reports(records: &[Record]) -> String {
         }
     }
     out
+}
+
+/// The escape rows grouped under their CVE, with its advisory: `CVE-… <url>: id, id`.
+fn advisories(records: &[Record]) -> String {
+    let mut groups: Vec<(&super::Advisory, Vec<&str>)> = Vec::new();
+    for r in records {
+        let Some(a) = &r.advisory else { continue };
+        match groups.iter_mut().find(|(g, _)| *g == a) {
+            Some(g) if !g.1.contains(&r.assertion.as_str()) => g.1.push(&r.assertion),
+            Some(_) => {}
+            None => groups.push((a, vec![&r.assertion])),
+        }
+    }
+    groups.iter().map(|(a, ids)| format!("{} {}: {}\n", a.id, a.url, ids.join(", "))).collect()
 }
 
 /// Passes that carry a note (a disclosed retry), a line per cell and note: a retried cell's

@@ -39,6 +39,8 @@ pub struct CreateOptions {
     pub preserve_fds: i32,
     /// Use MS_MOVE+chroot instead of pivot_root.
     pub no_pivot: bool,
+    /// Keep the caller's session keyring (`--no-new-keyring`) instead of joining `_ses.<id>`.
+    pub no_new_keyring: bool,
 }
 
 /// A created container: its init waits on the exec fifo.
@@ -219,6 +221,7 @@ pub(super) fn create_with_console(
                 exec_fifo: Some(fifo),
                 console_socket: console,
                 preserve_fds: opts.preserve_fds,
+                session_keyring: (!opts.no_new_keyring).then(|| format!("_ses.{id}")),
                 unshare_cgroupns: late_cgroupns,
                 seccomp: filter.as_ref(),
                 seccomp_listener,

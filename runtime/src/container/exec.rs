@@ -192,6 +192,7 @@ pub fn exec(store: &StateStore, id: &str, opts: &ExecOptions) -> Result<i32, Con
                 console_socket: console,
                 preserve_fds: opts.preserve_fds,
                 seccomp_listener,
+                session_keyring: Some(format!("_ses.{id}")),
             })
         }
         Forked::Parent(child) => child,

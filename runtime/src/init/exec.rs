@@ -78,6 +78,15 @@ pub fn prepare(process: &Process) -> Result<Prepared, InitError> {
     }
     let cwd = process.cwd();
     chdir(cwd).map_err(sys(format!("chdir({})", cwd.display())))?;
+    // CVE-2024-21626: a cwd like /proc/self/fd/N follows an fd this process still holds (the
+    // cgroup directory it was cloned into, say) out of the container. The kernel's getcwd
+    // says "(unreachable)" for a cwd outside the root, which getcwd(3) turns into ENOENT.
+    if let Err(errno) = nix::unistd::getcwd() {
+        return Err(InitError::Process(format!(
+            "process.cwd {}: the working directory is outside the container ({errno})",
+            cwd.display()
+        )));
+    }
     let path_var = env
         .iter()
         .rev()

@@ -32,6 +32,8 @@ pub struct JoinContext<'a> {
     pub preserve_fds: i32,
     /// `SCMP_ACT_NOTIFY`: the socket connected to `linux.seccomp.listenerPath`.
     pub seccomp_listener: Option<OwnedFd>,
+    /// The container's session keyring to join (`_ses.<id>`, as runc's exec does).
+    pub session_keyring: Option<String>,
 }
 
 /// Run `exec`'s child. Never returns.
@@ -73,5 +75,6 @@ fn join_and_prepare<'a>(
     nix::unistd::fchdir(ctx.root.as_fd())
         .map_err(|e| ("root", super::sys("fchdir(/proc/<init>/root)")(e)))?;
     nix::unistd::chroot(".").map_err(|e| ("root", super::sys("chroot(/proc/<init>/root)")(e)))?;
-    finish_process(ctx.process, ctx.seccomp, ctx.in_user_ns, console, ctx.preserve_fds)
+    let keyring = ctx.session_keyring.as_deref();
+    finish_process(ctx.process, ctx.seccomp, ctx.in_user_ns, console, ctx.preserve_fds, keyring)
 }

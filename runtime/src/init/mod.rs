@@ -87,6 +87,8 @@ pub struct ChildContext<'a> {
     pub console_socket: Option<OwnedFd>,
     /// fds 3..3+N stay open in the container (`--preserve-fds`).
     pub preserve_fds: i32,
+    /// Join this session keyring (`_ses.<id>`; None: `--no-new-keyring`, keep the caller's).
+    pub session_keyring: Option<String>,
     /// Create the cgroup namespace now (the parent placed us in our cgroup after clone).
     pub unshare_cgroupns: bool,
     /// The seccomp filter, compiled by the parent.
@@ -200,7 +202,8 @@ fn setup<'a>(ctx: &ChildContext<'a>, state: &[u8]) -> StepResult<exec::Launch<'a
         // its pty): nothing ties it to the caller's session, and CRIU can checkpoint it.
         step("setsid", nix::unistd::setsid().map(drop).map_err(sys("setsid")))?;
     }
-    finish_process(process, ctx.seccomp, ctx.plan.new_user_ns, console, ctx.preserve_fds)
+    let keyring = ctx.session_keyring.as_deref();
+    finish_process(process, ctx.seccomp, ctx.plan.new_user_ns, console, ctx.preserve_fds, keyring)
 }
 
 /// The process part shared by a container's init and `exec`: terminal, executable and cwd,
@@ -214,7 +217,17 @@ pub(crate) fn finish_process<'a>(
     in_user_ns: bool,
     console_socket: Option<std::os::fd::BorrowedFd<'_>>,
     preserve_fds: i32,
+    session_keyring: Option<&str>,
 ) -> StepResult<exec::Launch<'a>> {
+    if let Some(name) = session_keyring {
+        // Like runc: a kernel without keyrings (ENOSYS) is no error.
+        match crate::sys::process::join_session_keyring(name) {
+            Ok(_) | Err(Errno::ENOSYS) => {}
+            Err(e) => {
+                return Err(("session keyring", sys(format!("keyctl(JOIN_SESSION_KEYRING, {name:?})"))(e)))
+            }
+        }
+    }
     if process.terminal() == Some(true) {
         step("console", console::setup_console(console_socket, process.console_size()))?;
     }

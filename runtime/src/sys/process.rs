@@ -74,6 +74,16 @@ fn clone_legacy(flags: u64) -> Result<Forked, Errno> {
     }
 }
 
+/// Join (or create) the session keyring `name` (KEYCTL_JOIN_SESSION_KEYRING), so the
+/// container does not share the caller's session keyring; its serial. ENOSYS: no keyrings.
+pub fn join_session_keyring(name: &str) -> Result<i64, Errno> {
+    let c = std::ffi::CString::new(name).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: keyctl(KEYCTL_JOIN_SESSION_KEYRING, name) reads the NUL-terminated `c`, which
+    // outlives the call; it changes only this process's credentials.
+    let ret = unsafe { libc::syscall(libc::SYS_keyctl, libc::KEYCTL_JOIN_SESSION_KEYRING, c.as_ptr()) };
+    Errno::result(ret)
+}
+
 /// setdomainname(2).
 pub fn set_domainname(name: &str) -> Result<(), Errno> {
     // SAFETY: the pointer and length describe `name`'s bytes, valid for the call.

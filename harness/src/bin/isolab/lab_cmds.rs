@@ -55,8 +55,11 @@ fn finish(records: &[Record], timing: &RunTiming, out: &Path, baseline: Option<&
         Some(b) => {
             let base = check::read_results(b).map_err(anyhow::Error::msg)?;
             let changes = report::diff(&base, records);
-            std::fs::write(out.join("report.html"), report::render_html_diff(records, timing.wall_secs.unwrap_or(0.0), &changes))
-                .with_context(|| format!("write {}/report.html", out.display()))?;
+            std::fs::write(
+                out.join("report.html"),
+                report::render_html_diff(records, timing.wall_secs.unwrap_or(0.0), &changes),
+            )
+            .with_context(|| format!("write {}/report.html", out.display()))?;
             for c in &changes {
                 println!("{c}");
             }

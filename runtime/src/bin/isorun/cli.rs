@@ -79,7 +79,7 @@ pub struct CreateArgs {
     /// Do not use pivot_root (MS_MOVE + chroot; for an initramfs root).
     #[arg(long)]
     pub no_pivot: bool,
-    /// Accepted for runc compatibility: isorun creates no session keyring.
+    /// Keep the caller's session keyring instead of joining a new one named `_ses.<id>`.
     #[arg(long)]
     pub no_new_keyring: bool,
     /// Pass N additional fds (3..3+N) to the container.

@@ -53,6 +53,7 @@ fn create_options(a: &CreateArgs) -> CreateOptions {
         console_socket: a.console_socket.clone(),
         preserve_fds: a.preserve_fds,
         no_pivot: a.no_pivot,
+        no_new_keyring: a.no_new_keyring,
     }
 }
 
