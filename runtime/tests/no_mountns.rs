@@ -52,7 +52,7 @@ fn runs_on_its_rootfs_and_delete_leaves_no_mount() {
         pid=$("$ISORUN" --root "$ROOT" state "$ID" | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
         echo "root=$(readlink /proc/$pid/root)"
         echo "same_mntns=$([ "$(readlink /proc/$pid/ns/mnt)" = "$(readlink /proc/self/ns/mnt)" ] && echo yes || echo no)"
-        echo "inside=$("$ISORUN" --root "$ROOT" exec "$ID" sh -c 'echo $(cat /proc/1/comm),$(hostname),$(ls /bin/busybox)')"
+        echo "inside=$("$ISORUN" --root "$ROOT" exec "$ID" sh -c 'echo $(cat /proc/1/comm),$(hostname),$(ls /bin/busybox),$(touch /x 2>/dev/null && echo rw || echo ro)')"
         echo "proc_mounted=$(grep -c " $ROOTFS/proc " /proc/self/mountinfo || true)"
         echo "mounts_while_running=$(grep -c " $ROOTFS" /proc/self/mountinfo || true)"
         "$ISORUN" --root "$ROOT" delete --force "$ID"
@@ -63,7 +63,11 @@ fn runs_on_its_rootfs_and_delete_leaves_no_mount() {
     let rootfs = f.bundle().join("rootfs");
     assert_eq!(field(&out, "root"), rootfs.to_str().unwrap(), "the init is chrooted into its rootfs");
     assert_eq!(field(&out, "same_mntns"), "yes", "the init shares the caller's mount namespace");
-    assert_eq!(field(&out, "inside"), "sleep,nomnt,/bin/busybox", "PID 1, hostname, its /bin");
+    assert_eq!(
+        field(&out, "inside"),
+        "sleep,nomnt,/bin/busybox,ro",
+        "PID 1, hostname, its /bin, root.readonly"
+    );
     assert_eq!(field(&out, "proc_mounted"), "1", "the container's /proc is a mount in the caller's ns");
     assert!(field(&out, "mounts_while_running").parse::<u32>().unwrap() >= 5, "{out}");
     assert_eq!(field(&out, "mounts_after_delete"), "0", "delete left mounts behind: {out}");
