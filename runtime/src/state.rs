@@ -123,6 +123,10 @@ pub struct ContainerRecord {
     /// linux.netDevices moved into the container: given back on delete.
     #[serde(default, skip_serializing_if = "std::collections::HashMap::is_empty")]
     pub net_devices: std::collections::HashMap<String, oci_spec::runtime::LinuxNetDevice>,
+    /// No mount namespace: the rootfs is bound onto itself in the caller's mount namespace,
+    /// with the container's mounts under it; `delete` detaches it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rootfs_bound: bool,
 }
 
 impl ContainerRecord {
@@ -340,6 +344,7 @@ mod tests {
             process: None,
             seccomp: None,
             net_devices: Default::default(),
+            rootfs_bound: false,
         };
         store.save(&rec).unwrap();
         assert_eq!(store.load("c1").unwrap(), rec);

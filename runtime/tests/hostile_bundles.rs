@@ -81,7 +81,8 @@ fn add_mount(c: &mut Value, m: Value) {
     ns_remove(c, "network");
     c["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "network", "path": "/no/such/netns"}));
 }), "/no/such/netns" ; "namespace-path-missing")]
-#[test_case("no-mount-namespace", Hostile::Config(|c| ns_remove(c, "mount")), "linux.namespaces" ; "no-mount-namespace")]
+#[test_case("no-mount-namespace-masked", Hostile::Config(|c| ns_remove(c, "mount")), "linux.maskedPaths" ; "no-mount-namespace-masked")]
+#[test_case("no-mount-namespace-readonly", Hostile::Config(|c| { ns_remove(c, "mount"); c["linux"]["maskedPaths"] = json!([]); }), "linux.readonlyPaths" ; "no-mount-namespace-readonly")]
 #[test_case("hostname-without-uts", Hostile::Config(|c| { ns_remove(c, "uts"); c["hostname"] = json!("evil"); }), "hostname" ; "hostname-without-uts")]
 #[test_case("hook-missing", Hostile::Config(|c| c["hooks"] = json!({"createRuntime": [{"path": "/no/such/hook"}]})), "/no/such/hook" ; "hook-missing")]
 #[test_case("hook-prestart-missing", Hostile::Config(|c| c["hooks"] = json!({"prestart": [{"path": "/no/such/hook"}]})), "/no/such/hook" ; "hook-prestart-missing")]

@@ -64,6 +64,7 @@ impl Bundle {
             in_user_ns: false,
             in_cgroup_ns: false,
             no_pivot: false,
+            shared_mount_ns: false,
         }
     }
 }

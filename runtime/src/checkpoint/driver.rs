@@ -106,6 +106,15 @@ fn refuse_joined_namespaces(id: &str, spec: &oci_spec::runtime::Spec) -> Result<
             what: format!("a {:?} namespace joined by path (linux.namespaces)", ns.typ()),
         });
     }
+    // Without a mount namespace the container's mounts are the caller's: nothing CRIU can
+    // dump as the container's own.
+    let ns = spec.linux().as_ref().and_then(|l| l.namespaces().as_ref()).into_iter().flatten();
+    if !ns.into_iter().any(|ns| ns.typ() == oci_spec::runtime::LinuxNamespaceType::Mount) {
+        return Err(CheckpointError::Unsupported {
+            id: id.into(),
+            what: "a container without a mount namespace (linux.namespaces)".into(),
+        });
+    }
     // Host devices moved in cannot be described to CRIU (nor given back after a dump).
     if spec.linux().as_ref().and_then(|l| l.net_devices().as_ref()).is_some_and(|d| !d.is_empty()) {
         return Err(CheckpointError::Unsupported {
@@ -323,6 +332,7 @@ pub fn restore(store: &StateStore, id: &str, opts: &RestoreOptions) -> Result<Op
         process: spec.process().clone(),
         seccomp: linux.and_then(|l| l.seccomp().clone()),
         net_devices: Default::default(),
+        rootfs_bound: false,
     };
     store.save(&record)?;
     if let Some(p) = &opts.pid_file {

@@ -157,11 +157,9 @@ pub(super) fn create_with_console(
         });
     }
     let plan = plan_namespaces(spec);
-    if !plan.new_mount_ns && !plan.join.iter().any(|(f, _)| *f == CloneFlags::CLONE_NEWNS) {
-        return Err(ContainerError::Init {
-            step: "plan".into(),
-            message: "linux.namespaces: a mount namespace is required to set up the rootfs".into(),
-        });
+    let shared_mount_ns = !plan.new_mount_ns && !plan.join.iter().any(|(f, _)| *f == CloneFlags::CLONE_NEWNS);
+    if shared_mount_ns {
+        super::shared_mount::check(spec, opts.no_pivot)?;
     }
     let console = match &opts.console_socket {
         Some(p) => Some(OwnedFd::from(UnixStream::connect(p).map_err(bundle_err("console socket", p))?)),
@@ -194,6 +192,8 @@ pub(super) fn create_with_console(
     cgroup.create(spec.linux().as_ref().and_then(|l| l.resources().as_ref()))?;
     let mut cgroup_guard = CgroupGuard { cgroup: &cgroup, armed: true };
     let cgroup_fd = cgroup.clone_into_fd();
+    // No mount namespace: the rootfs bind is made (and undone) here, in the caller's.
+    let rootfs_bind = shared_mount_ns.then(|| super::shared_mount::RootfsBind::new(&rootfs)).transpose()?;
     let (parent_sock, child_sock) = channel::pair().map_err(host("socketpair"))?;
     let rootfs_opts = RootfsOptions {
         rootfs: rootfs.clone(),
@@ -201,6 +201,7 @@ pub(super) fn create_with_console(
         in_user_ns: plan.new_user_ns || plan.join.iter().any(|(f, _)| *f == CloneFlags::CLONE_NEWUSER),
         in_cgroup_ns: plan.new_cgroup_ns,
         no_pivot: opts.no_pivot,
+        shared_mount_ns,
     };
 
     // Without CLONE_INTO_CGROUP the init is moved into its cgroup after clone; a cgroup
@@ -304,6 +305,7 @@ pub(super) fn create_with_console(
         process: spec.process().clone(),
         seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
         net_devices: net_devices.clone(),
+        rootfs_bound: rootfs_bind.is_some(),
     };
     store.save(&record)?;
     if let Some(p) = &opts.pid_file {
@@ -312,6 +314,7 @@ pub(super) fn create_with_console(
     if let Some(moved) = devices_guard {
         moved.keep();
     }
+    rootfs_bind.into_iter().for_each(super::shared_mount::RootfsBind::keep);
     child_guard.armed = false;
     cgroup_guard.armed = false;
     dir_guard.armed = false;

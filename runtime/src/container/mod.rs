@@ -8,6 +8,7 @@ mod ops;
 pub mod plan;
 mod resources;
 mod run;
+mod shared_mount;
 mod signals;
 
 use std::path::PathBuf;

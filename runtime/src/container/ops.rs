@@ -259,6 +259,9 @@ pub fn delete(store: &StateStore, id: &str, force: bool) -> Result<(), Container
         kill_leftovers(&cgroup)?;
         cgroup.remove()?;
     }
+    if rec.rootfs_bound {
+        super::shared_mount::detach(&rec.rootfs)?;
+    }
     // poststop: after the container is gone, before delete returns; failures only warn.
     if let Some(list) = rec.hooks.as_ref().and_then(|h| h.poststop().as_deref()) {
         let state = serde_json::to_vec(&to_state(store, rec.clone())).unwrap_or_default();

@@ -1,4 +1,5 @@
-//! The container's filesystem view, set up inside the child in its new mount namespace.
+//! The container's filesystem view, set up inside the child in its new mount namespace (or,
+//! without one, in the caller's: see [`RootfsOptions::shared_mount_ns`]).
 //! OWNER: rootfs helper.
 //!
 //! Order (runc's): `/` rslave (or `rootfsPropagation`) → rootfs bound onto itself →
@@ -36,6 +37,9 @@ pub struct RootfsOptions {
     pub in_cgroup_ns: bool,
     /// Never pivot_root: MS_MOVE the rootfs onto `/` and chroot (runc's `--no-pivot`).
     pub no_pivot: bool,
+    /// No mount namespace: the caller's is shared. The parent has already bound the rootfs
+    /// onto itself (rprivate); `/` is left as it is and the init chroots (runc's `chroot()`).
+    pub shared_mount_ns: bool,
 }
 
 /// Failure of one step of the rootfs setup, with the path and the errno.
@@ -235,7 +239,9 @@ pub fn setup_rootfs_with(
             _ => return Err(RootfsError::InvalidPropagation(p.into())),
         },
     };
-    pivot::prepare_root(&rootfs, propagation)?;
+    if !opts.shared_mount_ns {
+        pivot::prepare_root(&rootfs, propagation)?;
+    }
 
     let mut ctx = mounts::Ctx::new(rootfs.clone(), opts);
     let spec_mounts = spec.mounts().as_deref().unwrap_or_default();
@@ -249,7 +255,7 @@ pub fn setup_rootfs_with(
     }
 
     before_pivot().map_err(RootfsError::BeforePivot)?;
-    pivot::enter_rootfs(&rootfs, opts.no_pivot)?;
+    pivot::enter_rootfs(&rootfs, opts.no_pivot, opts.shared_mount_ns)?;
     if let Some(p) = propagation.filter(|p| !p.contains(MsFlags::MS_PRIVATE)) {
         pivot::set_propagation(Path::new("/"), p)?;
     }

@@ -53,9 +53,14 @@ fn parent_mount_private(path: &Path) -> Result<(), RootfsError> {
 }
 
 /// Make `rootfs` the process's root and cwd: pivot_root, or MS_MOVE+chroot when `no_pivot`
-/// or when pivot_root says EINVAL because `/` is the initramfs (a mount without a parent).
-pub fn enter_rootfs(rootfs: &Path, no_pivot: bool) -> Result<(), RootfsError> {
+/// or when pivot_root says EINVAL because `/` is the initramfs (a mount without a parent);
+/// a plain chroot in the caller's mount namespace (`shared_mount_ns`), as runc.
+pub fn enter_rootfs(rootfs: &Path, no_pivot: bool, shared_mount_ns: bool) -> Result<(), RootfsError> {
     unistd::chdir(rootfs).map_err(RootfsError::fs("chdir", rootfs))?;
+    if shared_mount_ns {
+        unistd::chroot(".").map_err(RootfsError::fs("chroot", rootfs))?;
+        return unistd::chdir("/").map_err(RootfsError::fs("chdir", "/"));
+    }
     if no_pivot {
         return move_root(rootfs);
     }
