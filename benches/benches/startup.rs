@@ -46,6 +46,7 @@ fn phases(c: &mut Criterion) {
         in_user_ns: false,
         in_cgroup_ns: true,
         no_pivot: false,
+        shared_mount_ns: false,
     };
     g.bench_function("rootfs_setup", |x| {
         x.iter_custom(|n| {

@@ -122,10 +122,16 @@ pub fn glob_match(pattern: &str, id: &str) -> bool {
     rec(pattern.as_bytes(), id.as_bytes())
 }
 
-/// The assertions selected by `only` (comma-separated globs; empty = all).
+/// The assertions selected by `only`: comma-separated globs, each `!glob` leaving out what it
+/// matches (no plain glob = all, so `!escape.*` is everything but the escapes).
 pub fn select(only: &str) -> Vec<Assertion> {
-    let pats: Vec<&str> = only.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
-    catalogue().into_iter().filter(|a| pats.is_empty() || pats.iter().any(|p| glob_match(p, a.id))).collect()
+    let (skip, pats): (Vec<&str>, Vec<&str>) =
+        only.split(',').map(str::trim).filter(|p| !p.is_empty()).partition(|p| p.starts_with('!'));
+    catalogue()
+        .into_iter()
+        .filter(|a| pats.is_empty() || pats.iter().any(|p| glob_match(p, a.id)))
+        .filter(|a| !skip.iter().any(|p| glob_match(&p[1..], a.id)))
+        .collect()
 }
 
 /// Run one assertion: SKIP when a need is missing, otherwise the check (a panic in a check
@@ -228,6 +234,24 @@ mod tests {
                 a.id
             );
         }
+    }
+
+    #[test]
+    fn exclusions_leave_out_what_they_match() {
+        let all = catalogue().len();
+        let escapes = catalogue().iter().filter(|a| a.id.starts_with("escape.")).count();
+        assert!(escapes >= 12);
+        for (only, want) in [
+            ("", all),
+            ("!escape.*", all - escapes),
+            ("escape.*", escapes),
+            ("escape.*,!escape.cve_2024_21626_*", escapes - 2),
+            ("!escape.*,!*", 0),
+            ("pid.init_is_pid1,!pid.*", 0),
+        ] {
+            assert_eq!(select(only).len(), want, "{only:?}");
+        }
+        assert!(select("!escape.*").iter().all(|a| !a.id.starts_with("escape.")));
     }
 
     #[test]

@@ -27,7 +27,8 @@ pub struct MatrixArgs {
     /// cgroup modes to boot each kernel with.
     #[arg(long, value_delimiter = ',', default_value = "v1,v2")]
     pub cgroup: Vec<String>,
-    /// Assertion id globs, comma-separated (default: the whole catalogue).
+    /// Assertion id globs, comma-separated; `!GLOB` leaves out what it matches, e.g.
+    /// `!escape.*` (default: the whole catalogue).
     #[arg(long, default_value = "")]
     pub only: String,
     /// Run shard I of N (1-based) of the kernel × cgroup cells.
