@@ -94,7 +94,7 @@ pub fn blkio_weight_to_io(w: u16) -> u64 {
 }
 
 /// The settings for `res` on a v1 (`v2 == false`) or v2 cgroup, in write order. Errors for
-/// fields the cgroup version cannot express; kernel memory limits are ignored with a warning.
+/// fields the cgroup version cannot express (kernel memory limits on v2, for one).
 ///
 /// Zero means "unset" wherever runc's libcontainer (cgroups/fs, fs2) treats it so, because
 /// engines send zeros for what they do not change (Docker's `update` without `--memory`:
@@ -219,10 +219,20 @@ fn leak_controller(c: &str) -> &'static str {
 }
 
 fn memory(m: &LinuxMemory, v2: bool, out: &mut Vec<Setting>) -> Result<(), CgroupError> {
-    if m.kernel().is_some_and(|k| k != 0) || m.kernel_tcp().is_some_and(|k| k != 0) {
-        tracing::warn!("linux.resources.memory.kernel/kernelTCP are deprecated and ignored");
-    }
     let nonzero = |v: Option<i64>| v.filter(|v| *v != 0);
+    // Kernel memory limits (deprecated, zero = unset): written where a v1 kernel still has
+    // the files (a kernel without them fails the write, naming the field); v2 has none.
+    let kmem = [
+        ("linux.resources.memory.kernel", "memory.kmem.limit_in_bytes", nonzero(m.kernel())),
+        ("linux.resources.memory.kernelTCP", "memory.kmem.tcp.limit_in_bytes", nonzero(m.kernel_tcp())),
+    ];
+    for (field, file, v) in kmem {
+        match v {
+            Some(_) if v2 => return Err(unsupported(field, "cgroup v2 has no kernel memory limit")),
+            Some(v) => out.push(set(field, "memory", file, v)),
+            None => {}
+        }
+    }
     let (limit, swap, reservation) = (nonzero(m.limit()), nonzero(m.swap()), nonzero(m.reservation()));
     if v2 {
         if m.disable_oom_killer() == Some(true) {

@@ -16,7 +16,8 @@ fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
 #[test_case(r#"{"memory":{"limit":1048576,"swap":2097152,"reservation":4096,"swappiness":10}}"#,
     &[("memory.limit_in_bytes","1048576"),("memory.memsw.limit_in_bytes","2097152"),("memory.soft_limit_in_bytes","4096"),("memory.swappiness","10")] ; "memory")]
 #[test_case(r#"{"memory":{"limit":-1,"disableOOMKiller":true,"kernel":1}}"#,
-    &[("memory.limit_in_bytes","-1"),("memory.memsw.limit_in_bytes","-1"),("memory.oom_control","1")] ; "memory unlimited no oom kernel ignored")]
+    &[("memory.kmem.limit_in_bytes","1"),("memory.limit_in_bytes","-1"),("memory.memsw.limit_in_bytes","-1"),("memory.oom_control","1")] ; "memory unlimited no oom kernel limit")]
+#[test_case(r#"{"memory":{"kernel":0,"kernelTCP":65536}}"#, &[("memory.kmem.tcp.limit_in_bytes","65536")] ; "kernel tcp limit zero kernel unset")]
 #[test_case(r#"{"pids":{"limit":10}}"#, &[("pids.max","10")] ; "pids")]
 #[test_case(r#"{"pids":{"limit":-1}}"#, &[("pids.max","max")] ; "pids unlimited")]
 #[test_case(r#"{"cpu":{"shares":512,"quota":50000,"period":100000,"realtimeRuntime":950,"realtimePeriod":1000,"cpus":"0-1","mems":"0"}}"#,
@@ -58,6 +59,8 @@ fn v2_settings(json: &str, want: &[(&str, &str)]) {
 }
 
 #[test_case(r#"{"memory":{"disableOOMKiller":true}}"#, true, "linux.resources.memory.disableOOMKiller" ; "v2 oom killer")]
+#[test_case(r#"{"memory":{"kernel":1048576}}"#, true, "linux.resources.memory.kernel" ; "v2 kernel memory")]
+#[test_case(r#"{"memory":{"kernelTCP":1048576}}"#, true, "linux.resources.memory.kernelTCP" ; "v2 kernel tcp memory")]
 #[test_case(r#"{"memory":{"swappiness":10}}"#, true, "linux.resources.memory.swappiness" ; "v2 swappiness")]
 #[test_case(r#"{"memory":{"swap":10}}"#, true, "needs a memory limit" ; "v2 swap without limit")]
 #[test_case(r#"{"memory":{"limit":100,"swap":10}}"#, true, ">= the memory limit" ; "v2 swap below limit")]
