@@ -14,6 +14,7 @@ use proptest::prelude::*;
 /// Options that take a value, and whether they may appear more than once.
 const WITH_VALUE: &[(&str, bool)] = &[
     ("-machine", false),
+    ("-accel", false),
     ("-cpu", false),
     ("-m", false),
     ("-smp", false),
