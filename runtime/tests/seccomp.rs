@@ -224,3 +224,64 @@ fn other_abis_are_killed_unless_listed() {
     assert_eq!(in_child(&native_only, body), End::Signal(Signal::SIGSYS));
     assert_eq!(in_child(&deny_mkdir("SCMP_ACT_ERRNO", None), body), End::Exit(0), "x86 is listed: allowed");
 }
+
+/// Docker 20.10's default profile and capabilities, as captured from a real `docker run`
+/// (`vm-images/engine-configs/docker.json`), with mkdir answered ENOSYS (a rule first in the
+/// list wins in libseccomp, so the profile's own allow of mkdir comes later).
+fn docker_profile_enosys_mkdir(spec: &mut Value) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../vm-images/engine-configs/docker.json");
+    let docker: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let mut profile = docker["linux"]["seccomp"].clone();
+    let deny = json!({"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOSYS});
+    profile["syscalls"].as_array_mut().unwrap().insert(0, deny);
+    spec["linux"]["seccomp"] = profile;
+    spec["process"]["capabilities"] = docker["process"]["capabilities"].clone();
+}
+
+/// `create` and `exec` compile the profile on a worker thread, then clone3; `clone_into`
+/// refuses a process with more than one thread (`clone3 refused: the process has N
+/// threads`), so each of these getting through shows the worker was gone at clone time.
+#[test]
+fn create_and_exec_with_a_profile_clone_from_one_thread() {
+    let mut f = Fixture::new();
+    for _ in 0..5 {
+        let (code, out, err) = f.run(&["sh", "-c", "mkdir /tmp/x; echo rc=$?"], docker_profile_enosys_mkdir);
+        assert_eq!(code, 0, "stderr: {err}");
+        assert!(!err.contains("clone3 refused"), "stderr: {err}");
+        assert!(err.contains("Function not implemented"), "stderr: {err}");
+        assert_eq!(out.trim(), "rc=1");
+    }
+    let id = f.running_sleep(docker_profile_enosys_mkdir);
+    for _ in 0..3 {
+        let out = f.isorun(&["exec", &id, "sh", "-c", "mkdir /tmp/y; echo rc=$?"]);
+        let err = common::text(&out.stderr);
+        assert!(out.status.success(), "exec: {err}");
+        assert!(err.contains("Function not implemented"), "stderr: {err}");
+        assert_eq!(common::text(&out.stdout).trim(), "rc=1");
+    }
+}
+
+/// The other half: the check does refuse a caller with a second live thread (this test
+/// process, with one more thread parked), and no child is made.
+#[test]
+fn clone_into_refuses_a_caller_with_another_thread() {
+    use isolab_runtime::sys::process::{clone_into, CloneError, Forked};
+    use isolab_runtime::sys::threads::ThreadsError;
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let parked = std::thread::spawn(move || rx.recv().ok());
+    match clone_into(0, None) {
+        Err(CloneError::NotSingleThreaded(ThreadsError::MultiThreaded { threads })) => {
+            assert!(threads >= 2, "{threads}")
+        }
+        Err(e) => panic!("expected the multi-threaded refusal, got {e}"),
+        Ok(Forked::Child) => {
+            // SAFETY: ends the wrongly cloned child at once, running nothing of the parent's.
+            unsafe { libc::_exit(99) }
+        }
+        Ok(Forked::Parent(pid)) => panic!("cloned child {pid} from a multi-threaded process"),
+    }
+    let err = clone_into(0, None).unwrap_err().to_string();
+    assert!(err.starts_with("clone3 refused: the process has "), "{err}");
+    drop(tx);
+    parked.join().unwrap();
+}

@@ -211,7 +211,7 @@ pub(super) fn create_with_console(
     let flags =
         if late_cgroupns { plan.clone_flags & !(libc::CLONE_NEWCGROUP as u64) } else { plan.clone_flags };
     primed.wait();
-    let pid = match clone_into(flags, cgroup_fd.as_ref().map(|f| f.as_fd())).map_err(host("clone3"))? {
+    let pid = match clone_into(flags, cgroup_fd.as_ref().map(|f| f.as_fd()))? {
         Forked::Child => {
             drop(parent_sock);
             child_main(ChildContext {

@@ -179,7 +179,7 @@ pub fn exec(store: &StateStore, id: &str, opts: &ExecOptions) -> Result<i32, Con
     let (console, ours) = console_for(opts, terminal)?;
     let (parent_sock, child_sock) = channel::pair().map_err(host("socketpair"))?;
     let cgroup = rec.cgroup();
-    let child = match clone_into(0, None).map_err(host("clone3"))? {
+    let child = match clone_into(0, None)? {
         Forked::Child => {
             drop(parent_sock);
             exec_child_main(JoinContext {

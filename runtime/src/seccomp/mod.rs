@@ -166,6 +166,12 @@ pub enum SeccompError {
         /// How long it was given.
         limit: std::time::Duration,
     },
+    /// The compile worker thread could not be started.
+    #[error("linux.seccomp: starting the compile worker thread: {0}")]
+    Worker(#[source] std::io::Error),
+    /// The compile worker panicked (its message).
+    #[error("linux.seccomp: the compile worker panicked: {0}")]
+    WorkerPanicked(String),
     /// The exported program could not be read back.
     #[error("linux.seccomp: reading the exported BPF program: {0}")]
     Export(#[source] std::io::Error),
@@ -260,17 +266,39 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filter, SeccompError> {
 
 /// [`compile`] on a worker thread, given at most `limit`: libseccomp can loop forever on
 /// some profiles (found by fuzzing; reproduced in C alone), and a config.json must not hang
-/// `create`. On timeout the worker is abandoned; the caller fails and exits.
+/// `create`. The worker is joined once it has answered, so the caller is single-threaded
+/// again when it returns (its next step is a fork-like clone3, see
+/// [`crate::sys::threads`]). On timeout the worker is abandoned and [`SeccompError::Stuck`]
+/// returned: the caller must fail (and exit) without cloning.
 pub fn compile_within(profile: &LinuxSeccomp, limit: std::time::Duration) -> Result<Filter, SeccompError> {
+    use std::sync::mpsc::RecvTimeoutError;
     let (tx, rx) = std::sync::mpsc::channel();
     let profile = profile.clone();
-    std::thread::Builder::new()
+    let worker = std::thread::Builder::new()
         .name("seccomp-compile".into())
         .spawn(move || {
             let _ = tx.send(compile(&profile));
         })
-        .map_err(SeccompError::Export)?;
-    rx.recv_timeout(limit).unwrap_or(Err(SeccompError::Stuck { limit }))
+        .map_err(SeccompError::Worker)?;
+    match rx.recv_timeout(limit) {
+        Ok(compiled) => {
+            // It has sent its answer: only its exit is left, which join waits for.
+            worker.join().map_err(|p| SeccompError::WorkerPanicked(panic_text(&p)))?;
+            compiled
+        }
+        Err(RecvTimeoutError::Disconnected) => {
+            Err(SeccompError::WorkerPanicked(worker.join().err().map(|p| panic_text(&p)).unwrap_or_default()))
+        }
+        Err(RecvTimeoutError::Timeout) => Err(SeccompError::Stuck { limit }),
+    }
+}
+
+fn panic_text(payload: &Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic".into())
 }
 
 /// Install the filter on this process (and its future children). Loading needs
