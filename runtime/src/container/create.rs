@@ -169,7 +169,9 @@ pub(super) fn create_with_console(
     let net_devices = spec.linux().as_ref().and_then(|l| l.net_devices().clone()).unwrap_or_default();
     crate::net::check_devices_exist(&net_devices)?;
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
-    let filter = seccomp.map(|p| crate::seccomp::compile_within(p, SECCOMP_COMPILE_LIMIT)).transpose()?;
+    let filter = seccomp
+        .map(|p| crate::seccomp::cache::compile_cached(store.root(), p, SECCOMP_COMPILE_LIMIT))
+        .transpose()?;
     let seccomp_listener = connect_listener(filter.as_ref(), seccomp)?;
 
     let dir = store.create_dir(id)?;

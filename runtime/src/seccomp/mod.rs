@@ -20,7 +20,10 @@
 //! Cost: a docker-sized profile (453 names, x86_64 + x86 + x32, 1201 instructions) compiles in
 //! ~13 ms with libseccomp 2.5.4 (~5 ms building the context, ~8 ms exporting), where the former
 //! hand-written compiler took ~0.2 ms; `SCMP_FLTATR_CTL_OPTIMIZE=2` (binary tree) is slower
-//! still (~28 ms), so libseccomp's default is kept.
+//! still (~28 ms), so libseccomp's default is kept. `create` and `exec` therefore go through
+//! [`cache::compile_cached`]: the compiled program is kept under `--root`, keyed by the
+//! profile, architecture, libseccomp version, kernel and isorun binary, checksummed and
+//! verified on every use, and only a miss compiles.
 //!
 //! # Semantics (runtime-spec 1.3 config-linux.md "Seccomp", runc where the spec is silent)
 //!
@@ -61,6 +64,7 @@
 //! start fail with that said (runc, which loads such filters before dropping capabilities,
 //! needs capset, setgroups, setresuid, prctl, close_range, ... allowed).
 
+pub mod cache;
 mod context;
 mod sys;
 #[cfg(test)]
