@@ -125,7 +125,14 @@ pub fn lookup(dir: &Path, key: &Key) -> Result<Filter, Miss> {
 
 /// Writes `filter` under `key` in `dir` atomically, then bounds the directory.
 pub fn store(dir: &Path, key: &Key, filter: &Filter) -> std::io::Result<PathBuf> {
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    // The root as the state store makes it; only the cache directory itself is private.
+    if let Some(root) = dir.parent() {
+        std::fs::create_dir_all(root)?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
     let name = entry::file_name(key);
     let path = dir.join(&name);
     static WRITES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);

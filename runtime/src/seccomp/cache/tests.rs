@@ -160,3 +160,18 @@ fn concurrent_writers_and_readers_only_see_whole_entries() {
     let names: Vec<_> = std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names, [std::ffi::OsString::from(entry::file_name(&key))]);
 }
+
+#[test]
+fn a_missing_root_is_made_as_the_state_store_makes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("run/isorun");
+    compile_cached(&root, &profile(), LIMIT).unwrap();
+    let umask_default = {
+        let probe = tmp.path().join("probe");
+        std::fs::create_dir(&probe).unwrap();
+        std::fs::metadata(&probe).unwrap().permissions().mode() & 0o777
+    };
+    assert_eq!(std::fs::metadata(&root).unwrap().permissions().mode() & 0o777, umask_default);
+    assert_eq!(std::fs::metadata(dir(&root)).unwrap().permissions().mode() & 0o777, 0o700);
+    assert!(entry_path(&root).is_file());
+}
