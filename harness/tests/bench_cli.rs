@@ -28,6 +28,8 @@ fn startup_writes_table_json_and_plot_and_reports_a_missing_runtime() {
             "3",
             "--warmup",
             "1",
+            // ci/test's isorun is the debug build.
+            "--allow-debug-build",
         ])
         .arg("--out")
         .arg(dir.path())
@@ -43,6 +45,82 @@ fn startup_writes_table_json_and_plot_and_reports_a_missing_runtime() {
         serde_json::from_slice(&std::fs::read(dir.path().join("bench.json")).unwrap()).unwrap();
     assert_eq!(j["series"][0]["samples_ms"].as_array().unwrap().len(), 3);
     assert!(std::fs::read_to_string(dir.path().join("startup.svg")).unwrap().starts_with("<svg"));
+    let build = isorun_build(&common::isorun());
+    assert_eq!(j["builds"]["isorun"], build.as_str(), "{j}");
+    assert!(stdout.lines().any(|l| l == format!("isorun: {build} build")), "{stdout}");
+}
+
+/// The `build:` line of `isorun --version`.
+fn isorun_build(bin: &std::path::Path) -> String {
+    let out = Command::new(bin).arg("--version").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix("build: "))
+        .unwrap_or_else(|| panic!("no build line: {text}"))
+        .to_owned()
+}
+
+/// `isolab bench startup` with `--runtime BIN`; its output.
+fn startup_with(bin: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    Command::new(env!("CARGO_BIN_EXE_isolab"))
+        .arg("--runtime")
+        .arg(bin)
+        .args([
+            "bench",
+            "startup",
+            "--runtimes",
+            "isorun",
+            "--runs",
+            "1",
+            "--warmup",
+            "0",
+            "--no-floor",
+            "--out",
+        ])
+        .arg(dir.path())
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// A stand-in `isorun` that only answers `--version` (with `version`) and fails anything else.
+fn fake_isorun(dir: &std::path::Path, version: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("isorun");
+    let script = format!("#!/bin/sh\n[ \"$1\" = --version ] || exit 99\nprintf '{version}'\n");
+    std::fs::write(&bin, script).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+#[test]
+fn startup_refuses_a_debug_isorun_naming_it_and_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    for version in ["isorun 0.1.0\\nbuild: debug\\n", "isorun 0.1.0\\n"] {
+        let bin = fake_isorun(dir.path(), version);
+        let out = startup_with(&bin, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{version}: measured:\n{stderr}");
+        assert!(stderr.contains(&bin.display().to_string()), "{stderr}");
+        assert!(stderr.contains("--allow-debug-build"), "{stderr}");
+        assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+    }
+}
+
+/// The real debug build is refused the same way (skips loudly when the isorun under test is
+/// the release build).
+#[test]
+fn startup_refuses_the_real_debug_isorun() {
+    let bin = common::isorun();
+    if isorun_build(&bin) != "debug" {
+        eprintln!("SKIP: {} is not a debug build", bin.display());
+        return;
+    }
+    let out = startup_with(&bin, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "measured:\n{stderr}");
+    assert!(stderr.contains("is a debug build") && stderr.contains("--allow-debug-build"), "{stderr}");
 }
 
 /// The container cgroups of an isolab process's density bench (isorun's default parent).
@@ -64,7 +142,7 @@ fn leftovers(pid: u32) -> Vec<String> {
 fn density_interrupted_by_sigterm_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
     let child = isolab()
-        .args(["bench", "density", "--runtimes", "isorun", "--n", "400"])
+        .args(["bench", "density", "--runtimes", "isorun", "--n", "400", "--allow-debug-build"])
         .arg("--out")
         .arg(dir.path())
         .stdout(Stdio::null())

@@ -203,6 +203,20 @@ fn spec_writes_a_config_that_runs() {
     assert_eq!(text(&out.stdout), "isorun\n");
 }
 
+/// `--version` names the build, so a bench can refuse a debug one; the isorun under test is
+/// built with the same profile as this test.
+#[test]
+fn version_says_which_build_it_is() {
+    let f = Fixture::new();
+    let out = f.isorun(&["--version"]);
+    assert!(out.status.success());
+    let text = common::text(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], concat!("isorun ", env!("CARGO_PKG_VERSION")), "{text}");
+    let expect = if cfg!(debug_assertions) { "build: debug" } else { "build: release" };
+    assert_eq!(lines[1..], [expect], "{text}");
+}
+
 #[test]
 fn features_lists_namespaces() {
     let f = Fixture::new();

@@ -224,3 +224,152 @@ fn other_abis_are_killed_unless_listed() {
     assert_eq!(in_child(&native_only, body), End::Signal(Signal::SIGSYS));
     assert_eq!(in_child(&deny_mkdir("SCMP_ACT_ERRNO", None), body), End::Exit(0), "x86 is listed: allowed");
 }
+
+/// Docker 20.10's default profile and capabilities, as captured from a real `docker run`
+/// (`vm-images/engine-configs/docker.json`), with mkdir answered ENOSYS (a rule first in the
+/// list wins in libseccomp, so the profile's own allow of mkdir comes later).
+fn docker_profile_enosys_mkdir(spec: &mut Value) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../vm-images/engine-configs/docker.json");
+    let docker: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let mut profile = docker["linux"]["seccomp"].clone();
+    let deny = json!({"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOSYS});
+    profile["syscalls"].as_array_mut().unwrap().insert(0, deny);
+    spec["linux"]["seccomp"] = profile;
+    spec["process"]["capabilities"] = docker["process"]["capabilities"].clone();
+}
+
+/// `create` and `exec` compile the profile on a worker thread (on a miss of the compile
+/// cache), then clone3; `clone_into` refuses a process with more than one thread (`clone3
+/// refused: the process has N threads`), so each of these getting through shows the worker
+/// was gone at clone time. Each run's profile differs (an `acct` rule with its own errno) and
+/// the cache is emptied before each exec, so every one of them compiles.
+#[test]
+fn create_and_exec_with_a_profile_clone_from_one_thread() {
+    let mut f = Fixture::new();
+    let cache = f.root().join(isolab_runtime::seccomp::cache::CACHE_DIR);
+    for i in 0..5 {
+        let (code, out, err) = f.run(&["sh", "-c", "mkdir /tmp/x; echo rc=$?"], |s| {
+            docker_profile_enosys_mkdir(s);
+            let acct = json!({"names": ["acct"], "action": "SCMP_ACT_ERRNO", "errnoRet": 100 + i});
+            s["linux"]["seccomp"]["syscalls"].as_array_mut().unwrap().insert(0, acct);
+        });
+        assert_eq!(code, 0, "stderr: {err}");
+        assert!(!err.contains("clone3 refused"), "stderr: {err}");
+        assert!(err.contains("Function not implemented"), "stderr: {err}");
+        assert_eq!(out.trim(), "rc=1");
+    }
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 5, "one entry per profile");
+    let id = f.running_sleep(docker_profile_enosys_mkdir);
+    for _ in 0..3 {
+        std::fs::remove_dir_all(&cache).unwrap();
+        let out = f.isorun(&["exec", &id, "sh", "-c", "mkdir /tmp/y; echo rc=$?"]);
+        let err = common::text(&out.stderr);
+        assert!(out.status.success(), "exec: {err}");
+        assert!(err.contains("Function not implemented"), "stderr: {err}");
+        assert_eq!(common::text(&out.stdout).trim(), "rc=1");
+    }
+}
+
+/// The other half: the check does refuse a caller with a second live thread (this test
+/// process, with one more thread parked), and no child is made.
+#[test]
+fn clone_into_refuses_a_caller_with_another_thread() {
+    use isolab_runtime::sys::process::{clone_into, CloneError, Forked};
+    use isolab_runtime::sys::threads::ThreadsError;
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let parked = std::thread::spawn(move || rx.recv().ok());
+    match clone_into(0, None) {
+        Err(CloneError::NotSingleThreaded(ThreadsError::MultiThreaded { threads })) => {
+            assert!(threads >= 2, "{threads}")
+        }
+        Err(e) => panic!("expected the multi-threaded refusal, got {e}"),
+        Ok(Forked::Child) => {
+            // SAFETY: ends the wrongly cloned child at once, running nothing of the parent's.
+            unsafe { libc::_exit(99) }
+        }
+        Ok(Forked::Parent(pid)) => panic!("cloned child {pid} from a multi-threaded process"),
+    }
+    let err = clone_into(0, None).unwrap_err().to_string();
+    assert!(err.starts_with("clone3 refused: the process has "), "{err}");
+    drop(tx);
+    parked.join().unwrap();
+}
+
+/// `isorun --log FILE --log-level debug run` of the fixture's bundle; (exit code, stdout,
+/// stderr, the debug log of this run).
+fn run_logged(f: &mut Fixture) -> (i32, String, String, String) {
+    let id = f.id("cache");
+    let log = f.tmp.path().join(format!("{id}.log"));
+    let bundle = f.bundle();
+    let out = f.isorun(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-level",
+        "debug",
+        "run",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        &id,
+    ]);
+    let log = std::fs::read_to_string(&log).unwrap_or_default();
+    (out.status.code().unwrap_or(-1), common::text(&out.stdout), common::text(&out.stderr), log)
+}
+
+fn cache_entries(f: &Fixture) -> Vec<std::path::PathBuf> {
+    let dir = f.root().join(isolab_runtime::seccomp::cache::CACHE_DIR);
+    let mut v: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The second `run` of a profile uses the entry the first one stored; a corrupted entry is
+/// detected, recompiled and rewritten; the filter is right each time (mkdir gets ENOSYS);
+/// `list` does not see the cache directory.
+#[test]
+fn isorun_caches_the_compiled_profile_and_replaces_a_corrupt_entry() {
+    let mut f = Fixture::new();
+    f.config(&["sh", "-c", "mkdir /tmp/x; echo rc=$?"], docker_profile_enosys_mkdir);
+    let denied = |code: i32, out: &str, err: &str, log: &str| {
+        assert_eq!(code, 0, "stderr: {err}\nlog: {log}");
+        assert!(err.contains("Function not implemented"), "stderr: {err}");
+        assert_eq!(out.trim(), "rc=1");
+    };
+
+    let (code, out, err, log) = run_logged(&mut f);
+    denied(code, &out, &err, &log);
+    assert!(log.contains("seccomp cache miss") && log.contains("no entry"), "log: {log}");
+    assert!(log.contains("seccomp cache: stored"), "log: {log}");
+    let entries = cache_entries(&f);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(entries[0].to_string_lossy().ends_with(".bpf"), "{entries:?}");
+    let good = std::fs::read(&entries[0]).unwrap();
+
+    let (code, out, err, log) = run_logged(&mut f);
+    denied(code, &out, &err, &log);
+    assert!(log.contains("seccomp cache hit"), "log: {log}");
+    assert!(!log.contains("seccomp cache miss"), "log: {log}");
+
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x5a;
+    std::fs::write(&entries[0], &bad).unwrap();
+    let (code, out, err, log) = run_logged(&mut f);
+    denied(code, &out, &err, &log);
+    assert!(log.contains("seccomp cache miss") && log.contains("corrupt: checksum mismatch"), "log: {log}");
+    assert!(log.contains("seccomp cache: stored"), "log: {log}");
+    assert_eq!(cache_entries(&f), entries);
+    assert_eq!(std::fs::read(&entries[0]).unwrap(), good, "the entry was not rewritten");
+
+    let id = f.running_sleep(docker_profile_enosys_mkdir);
+    let out = f.isorun(&["list", "-q"]);
+    assert!(out.status.success(), "list: {}", common::text(&out.stderr));
+    assert_eq!(common::text(&out.stdout).lines().collect::<Vec<_>>(), [id.as_str()]);
+    let out = f.isorun(&["list", "--format", "json"]);
+    assert!(out.status.success(), "list: {}", common::text(&out.stderr));
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<&str> = listed.as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [id.as_str()]);
+}

@@ -4,6 +4,7 @@
 //! writes `bench.json`, [`plot`] draws the SVG plots. Every container a bench makes is
 //! registered with [`guard`], which deletes it on every exit path, SIGINT/SIGTERM included.
 
+pub mod build;
 pub mod density;
 pub mod guard;
 pub mod plot;
@@ -62,6 +63,16 @@ pub enum BenchError {
         path: PathBuf,
         /// The plotting error.
         message: String,
+    },
+    /// A runtime is a debug build (or does not say) and the bench was not told to allow it.
+    #[error("{runtime} {}: {reason}", path.display())]
+    DebugBuild {
+        /// Its display name.
+        runtime: String,
+        /// The binary.
+        path: PathBuf,
+        /// Why, and how to go on.
+        reason: String,
     },
     /// SIGINT/SIGTERM arrived: the guard is cleaning up.
     #[error("interrupted")]

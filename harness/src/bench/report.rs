@@ -26,6 +26,9 @@ pub struct BenchJson {
     /// Density points.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub density: Vec<Point>,
+    /// The build of each runtime that says one (`isorun --version`: `release`, `debug`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub builds: std::collections::BTreeMap<String, String>,
     /// Wall time of the full default matrix (boot --matrix), s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matrix_wall_s: Option<f64>,

@@ -169,7 +169,9 @@ pub(super) fn create_with_console(
     let net_devices = spec.linux().as_ref().and_then(|l| l.net_devices().clone()).unwrap_or_default();
     crate::net::check_devices_exist(&net_devices)?;
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
-    let filter = seccomp.map(|p| crate::seccomp::compile_within(p, SECCOMP_COMPILE_LIMIT)).transpose()?;
+    let filter = seccomp
+        .map(|p| crate::seccomp::cache::compile_cached(store.root(), p, SECCOMP_COMPILE_LIMIT))
+        .transpose()?;
     let seccomp_listener = connect_listener(filter.as_ref(), seccomp)?;
 
     let dir = store.create_dir(id)?;
@@ -211,7 +213,7 @@ pub(super) fn create_with_console(
     let flags =
         if late_cgroupns { plan.clone_flags & !(libc::CLONE_NEWCGROUP as u64) } else { plan.clone_flags };
     primed.wait();
-    let pid = match clone_into(flags, cgroup_fd.as_ref().map(|f| f.as_fd())).map_err(host("clone3"))? {
+    let pid = match clone_into(flags, cgroup_fd.as_ref().map(|f| f.as_fd()))? {
         Forked::Child => {
             drop(parent_sock);
             child_main(ChildContext {

@@ -140,7 +140,7 @@ pub fn exec(store: &StateStore, id: &str, opts: &ExecOptions) -> Result<i32, Con
     let filter = rec
         .seccomp
         .as_ref()
-        .map(|p| crate::seccomp::compile_within(p, super::create::SECCOMP_COMPILE_LIMIT))
+        .map(|p| crate::seccomp::cache::compile_cached(store.root(), p, super::create::SECCOMP_COMPILE_LIMIT))
         .transpose()?;
     let seccomp_listener = super::create::connect_listener(filter.as_ref(), rec.seccomp.as_ref())?;
     let listener_state = seccomp_listener.as_ref().map(|_| {
@@ -179,7 +179,7 @@ pub fn exec(store: &StateStore, id: &str, opts: &ExecOptions) -> Result<i32, Con
     let (console, ours) = console_for(opts, terminal)?;
     let (parent_sock, child_sock) = channel::pair().map_err(host("socketpair"))?;
     let cgroup = rec.cgroup();
-    let child = match clone_into(0, None).map_err(host("clone3"))? {
+    let child = match clone_into(0, None)? {
         Forked::Child => {
             drop(parent_sock);
             exec_child_main(JoinContext {

@@ -108,6 +108,10 @@ pub enum ContainerError {
     /// linux.seccomp could not be compiled (before anything is created).
     #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),
+    /// The init (or exec'd process) could not be cloned; `clone3 refused: ...` when this
+    /// process was not single-threaded.
+    #[error(transparent)]
+    Clone(#[from] crate::sys::process::CloneError),
 }
 
 /// runc's words for a wrong status, which callers match on: containerd's shim treats a

@@ -20,7 +20,10 @@
 //! Cost: a docker-sized profile (453 names, x86_64 + x86 + x32, 1201 instructions) compiles in
 //! ~13 ms with libseccomp 2.5.4 (~5 ms building the context, ~8 ms exporting), where the former
 //! hand-written compiler took ~0.2 ms; `SCMP_FLTATR_CTL_OPTIMIZE=2` (binary tree) is slower
-//! still (~28 ms), so libseccomp's default is kept.
+//! still (~28 ms), so libseccomp's default is kept. `create` and `exec` therefore go through
+//! [`cache::compile_cached`]: the compiled program is kept under `--root`, keyed by the
+//! profile, architecture, libseccomp version, kernel and isorun binary, checksummed and
+//! verified on every use, and only a miss compiles.
 //!
 //! # Semantics (runtime-spec 1.3 config-linux.md "Seccomp", runc where the spec is silent)
 //!
@@ -61,6 +64,7 @@
 //! start fail with that said (runc, which loads such filters before dropping capabilities,
 //! needs capset, setgroups, setresuid, prctl, close_range, ... allowed).
 
+pub mod cache;
 mod context;
 mod sys;
 #[cfg(test)]
@@ -166,6 +170,12 @@ pub enum SeccompError {
         /// How long it was given.
         limit: std::time::Duration,
     },
+    /// The compile worker thread could not be started.
+    #[error("linux.seccomp: starting the compile worker thread: {0}")]
+    Worker(#[source] std::io::Error),
+    /// The compile worker panicked (its message).
+    #[error("linux.seccomp: the compile worker panicked: {0}")]
+    WorkerPanicked(String),
     /// The exported program could not be read back.
     #[error("linux.seccomp: reading the exported BPF program: {0}")]
     Export(#[source] std::io::Error),
@@ -260,17 +270,39 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filter, SeccompError> {
 
 /// [`compile`] on a worker thread, given at most `limit`: libseccomp can loop forever on
 /// some profiles (found by fuzzing; reproduced in C alone), and a config.json must not hang
-/// `create`. On timeout the worker is abandoned; the caller fails and exits.
+/// `create`. The worker is joined once it has answered, so the caller is single-threaded
+/// again when it returns (its next step is a fork-like clone3, see
+/// [`crate::sys::threads`]). On timeout the worker is abandoned and [`SeccompError::Stuck`]
+/// returned: the caller must fail (and exit) without cloning.
 pub fn compile_within(profile: &LinuxSeccomp, limit: std::time::Duration) -> Result<Filter, SeccompError> {
+    use std::sync::mpsc::RecvTimeoutError;
     let (tx, rx) = std::sync::mpsc::channel();
     let profile = profile.clone();
-    std::thread::Builder::new()
+    let worker = std::thread::Builder::new()
         .name("seccomp-compile".into())
         .spawn(move || {
             let _ = tx.send(compile(&profile));
         })
-        .map_err(SeccompError::Export)?;
-    rx.recv_timeout(limit).unwrap_or(Err(SeccompError::Stuck { limit }))
+        .map_err(SeccompError::Worker)?;
+    match rx.recv_timeout(limit) {
+        Ok(compiled) => {
+            // It has sent its answer: only its exit is left, which join waits for.
+            worker.join().map_err(|p| SeccompError::WorkerPanicked(panic_text(&p)))?;
+            compiled
+        }
+        Err(RecvTimeoutError::Disconnected) => {
+            Err(SeccompError::WorkerPanicked(worker.join().err().map(|p| panic_text(&p)).unwrap_or_default()))
+        }
+        Err(RecvTimeoutError::Timeout) => Err(SeccompError::Stuck { limit }),
+    }
+}
+
+fn panic_text(payload: &Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic".into())
 }
 
 /// Install the filter on this process (and its future children). Loading needs

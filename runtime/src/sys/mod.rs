@@ -5,3 +5,4 @@ pub mod mount;
 pub mod net;
 pub mod process;
 pub mod sched;
+pub mod threads;

@@ -38,33 +38,56 @@ pub const CLONE_NEWTIME: u64 = 0x80;
 /// CLONE_INTO_CGROUP: clone3 only.
 pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
+/// Why [`clone_into`] did not clone.
+#[derive(Debug, thiserror::Error)]
+pub enum CloneError {
+    /// The single-thread precondition does not hold (or could not be checked): nothing was
+    /// cloned.
+    #[error("clone3 refused: {0}")]
+    NotSingleThreaded(#[from] super::threads::ThreadsError),
+    /// The kernel refused clone3 (or clone).
+    #[error("clone3: {0}")]
+    Syscall(Errno),
+}
+
 /// Fork-like clone into new namespaces (`flags` are CLONE_NEW* bits), delivering SIGCHLD to
 /// the parent. With `cgroup_fd`, the child starts in that cgroup (v2, clone3 only).
 /// Falls back to `clone` when the kernel has no clone3 (ENOSYS) and no clone3-only flag is
-/// needed. The caller must be single-threaded: the child continues with a copy of its memory.
-pub fn clone_into(flags: u64, cgroup_fd: Option<BorrowedFd<'_>>) -> Result<Forked, Errno> {
+/// needed.
+///
+/// Precondition, checked: the process is single-threaded (the child continues with a copy
+/// of the caller's memory but none of its other threads, so a lock one of them held would
+/// stay locked in the child; raw clone3 does not run glibc's fork handlers). A process with
+/// another live thread gets [`CloneError::NotSingleThreaded`] and no child; see
+/// [`super::threads::ensure_single_threaded`].
+pub fn clone_into(flags: u64, cgroup_fd: Option<BorrowedFd<'_>>) -> Result<Forked, CloneError> {
+    super::threads::ensure_single_threaded()?;
     let mut args = CloneArgs { flags, exit_signal: libc::SIGCHLD as u64, ..CloneArgs::default() };
     if let Some(fd) = cgroup_fd {
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = fd.as_raw_fd() as u64;
     }
     // SAFETY: clone3 without CLONE_VM behaves like fork: the child gets a copy of the address
-    // space and returns 0 here; `args` is a valid clone_args of the size we pass. The caller
-    // guarantees the process is single-threaded, so no lock is held by another thread.
+    // space and returns 0 here; `args` is a valid clone_args of the size we pass. The process
+    // was just found single-threaded (and a lone thread cannot have started another since), so
+    // no lock is held by another thread.
     let ret = unsafe {
         libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>())
     };
     match Errno::result(ret) {
         Ok(0) => Ok(Forked::Child),
         Ok(pid) => Ok(Forked::Parent(Pid::from_raw(pid as i32))),
-        Err(Errno::ENOSYS) if args.flags & (CLONE_NEWTIME | CLONE_INTO_CGROUP) == 0 => clone_legacy(flags),
-        Err(e) => Err(e),
+        Err(Errno::ENOSYS) if args.flags & (CLONE_NEWTIME | CLONE_INTO_CGROUP) == 0 => {
+            clone_legacy(flags).map_err(CloneError::Syscall)
+        }
+        Err(e) => Err(CloneError::Syscall(e)),
     }
 }
 
 fn clone_legacy(flags: u64) -> Result<Forked, Errno> {
     // SAFETY: clone with a null stack and no CLONE_VM is fork(): the child runs on a copy of
-    // the parent's stack. The x86_64 argument order is (flags, stack, ptid, ctid, tls).
+    // the parent's stack. The x86_64 argument order is (flags, stack, ptid, ctid, tls). Only
+    // called by `clone_into`, after its single-thread check.
     let ret = unsafe {
         libc::syscall(libc::SYS_clone, flags | libc::SIGCHLD as u64, 0usize, 0usize, 0usize, 0usize)
     };
@@ -265,6 +288,26 @@ pub fn set_winsize(fd: BorrowedFd<'_>, ws: &libc::winsize) -> Result<(), Errno> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clone_into_refuses_a_multi_threaded_caller() {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let parked = std::thread::spawn(move || rx.recv().ok());
+        match clone_into(0, None) {
+            Err(CloneError::NotSingleThreaded(super::super::threads::ThreadsError::MultiThreaded {
+                threads,
+            })) => assert!(threads >= 2, "{threads}"),
+            Err(e) => panic!("expected the multi-threaded refusal, got {e}"),
+            // Reached only if it cloned: the child must not run the rest of the test.
+            Ok(Forked::Child) => {
+                // SAFETY: ends the wrongly cloned child at once, running nothing of the parent's.
+                unsafe { libc::_exit(99) }
+            }
+            Ok(Forked::Parent(pid)) => panic!("cloned child {pid} from a multi-threaded process"),
+        }
+        drop(tx);
+        parked.join().unwrap();
+    }
 
     #[test]
     fn cloexec_each_marks_fds_above_the_limit() {

@@ -1,5 +1,6 @@
 //! `isolab bench startup|density|boot`: the side-by-side benchmarks (harness/src/bench).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -8,7 +9,7 @@ use clap::{Args, Subcommand};
 use isolab_harness::bench::report::{self, BenchJson, HostInfo};
 use isolab_harness::bench::startup::{self, Series, StartupOptions};
 use isolab_harness::bench::stats::summarize;
-use isolab_harness::bench::{density, guard, plot, resolve_runtimes, Runtime, Workspace};
+use isolab_harness::bench::{build, density, guard, plot, resolve_runtimes, Runtime, Workspace};
 use isolab_harness::kernels::Matrix;
 use isolab_harness::lab;
 use isolab_harness::protocol::{Action, CgroupMode, Event, Request, PROTOCOL_VERSION};
@@ -68,6 +69,10 @@ pub struct Common {
     /// Output directory (bench.json and SVG plots; default isolab-bench/<bench>).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Measure a runtime whose `--version` says `build: debug` (or an isorun that does not
+    /// say its build); refused otherwise.
+    #[arg(long)]
+    allow_debug_build: bool,
 }
 
 pub fn bench(g: &Global, m: &Matrix, cmd: &BenchCmd) -> Result<()> {
@@ -92,6 +97,20 @@ fn runtimes(g: &Global, c: &Common) -> Vec<Runtime> {
     resolve_runtimes(&c.runtimes, isorun)
 }
 
+/// The build of each runtime that says one (`isorun --version`: `build: release`), printed;
+/// a debug build is an error unless `--allow-debug-build`.
+fn builds(bench: &str, rts: &[Runtime], c: &Common) -> Result<BTreeMap<String, String>> {
+    let mut m = BTreeMap::new();
+    for r in rts {
+        let Ok(path) = &r.path else { continue };
+        if let Some(b) = build::check(&r.name, path, c.allow_debug_build)? {
+            eprintln!("isolab bench {bench}: {} is {} ({b} build)", r.name, path.display());
+            m.insert(r.name.clone(), b);
+        }
+    }
+    Ok(m)
+}
+
 /// The bundle's config comes from the first usable runtime's `spec`.
 fn workspace(g: &Global, rts: &[Runtime], args: &[&str]) -> Result<Workspace> {
     let Some(first) = rts.iter().find_map(|r| r.path.as_ref().ok()) else {
@@ -106,13 +125,17 @@ fn out_dir(c: &Common, bench: &str) -> PathBuf {
 
 fn startup_cmd(g: &Global, c: &Common, o: &StartupOptions) -> Result<()> {
     let rts = runtimes(g, c);
+    let builds = builds("startup", &rts, c)?;
     let ws = workspace(g, &rts, &["/bin/true"])?;
     let host = HostInfo::detect();
     eprintln!("isolab bench startup: {} runs + {} warm-up per runtime, interleaved", o.runs, o.warmup);
     let series = startup::run(&ws, &rts, o)?;
     print!("{}", report::series_table(&series, "runtime", "isorun", "ms"));
     let out = out_dir(c, "startup");
-    let j = BenchJson { bench: "startup".into(), host, series, ..BenchJson::default() };
+    for (name, b) in &builds {
+        println!("{name}: {b} build");
+    }
+    let j = BenchJson { bench: "startup".into(), host, series, builds, ..BenchJson::default() };
     report::write_json(&out, &j)?;
     let svg = out.join("startup.svg");
     plot::distribution_svg(&svg, "run /bin/true: wall time per run", &j.series, "ms")?;
@@ -131,6 +154,7 @@ fn density_cmd(g: &Global, c: &Common, ns: &[usize], max_n: &[String]) -> Result
         })
         .collect::<Result<_>>()?;
     let rts = runtimes(g, c);
+    let builds = builds("density", &rts, c)?;
     for (name, lim) in &limits {
         let skipped: Vec<String> = ns.iter().filter(|n| *n > lim).map(|n| n.to_string()).collect();
         if rts.iter().any(|r| &r.name == name) && !skipped.is_empty() {
@@ -142,7 +166,7 @@ fn density_cmd(g: &Global, c: &Common, ns: &[usize], max_n: &[String]) -> Result
     let points = density::run(&ws, &rts, &ns, &limits);
     print!("{}", report::density_table(&points));
     let out = out_dir(c, "density");
-    let j = BenchJson { bench: "density".into(), host, density: points, ..BenchJson::default() };
+    let j = BenchJson { bench: "density".into(), host, density: points, builds, ..BenchJson::default() };
     report::write_json(&out, &j)?;
     let svg = out.join("density.svg");
     plot::density_svg(&svg, &j.density)?;

@@ -5,9 +5,17 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// `isorun --version`: the version, then which build this binary is (`build: debug` or
+/// `build: release`), so that a benchmark can tell (`isolab bench` refuses a debug one).
+pub const VERSION: &str = if cfg!(debug_assertions) {
+    concat!(env!("CARGO_PKG_VERSION"), "\nbuild: debug")
+} else {
+    concat!(env!("CARGO_PKG_VERSION"), "\nbuild: release")
+};
+
 /// isorun: a small, fast OCI runtime.
 #[derive(Debug, Parser)]
-#[command(name = "isorun", version, about, long_about = None)]
+#[command(name = "isorun", version = VERSION, about, long_about = None)]
 pub struct Cli {
     /// Root directory for container state (tmpfs recommended).
     #[arg(long, global = true, default_value = "/run/isorun", env = "ISORUN_ROOT")]
