@@ -122,6 +122,9 @@ pub fn exec_process(base: Option<&Process>, o: &ExecOverrides) -> Result<Process
 
 /// Run `opts.process` in container `id`; its exit status (0 when detached).
 pub fn exec(store: &StateStore, id: &str, opts: &ExecOptions) -> Result<i32, ContainerError> {
+    // Held until the process is placed and ready: a delete waits, and then finds it in the
+    // cgroup. The child's copy closes at its execve (CLOEXEC).
+    let id_lock = store.lock(id)?;
     let rec = store.load(id)?;
     let status = store.status(&rec);
     match status {
@@ -223,7 +226,7 @@ pub fn exec(store: &StateStore, id: &str, opts: &ExecOptions) -> Result<i32, Con
     match channel::recv_child(&parent_sock).map_err(host("receive from exec child"))? {
         Some(ChildMsg::Ready) => {}
         Some(ChildMsg::Failed { step, message }) => return Err(ContainerError::Init { step, message }),
-        Some(ChildMsg::RunHooks) | None => {
+        Some(ChildMsg::RunHooks | ChildMsg::Committed) | None => {
             return Err(ContainerError::InitDied("exec child exited before it was ready".into()))
         }
     }
@@ -235,6 +238,7 @@ pub fn exec(store: &StateStore, id: &str, opts: &ExecOptions) -> Result<i32, Con
         })?;
     }
     let child = guard.disarm();
+    drop(id_lock);
     if opts.detach {
         return Ok(0);
     }
