@@ -8,8 +8,9 @@
 //! Bounded here (`ISORUN_SOAK_CYCLES`, default 500, under 2 minutes on 2 cores); the long
 //! run is the same test with more cycles:
 //! `ISORUN_SOAK_CYCLES=10000 cargo test -p isolab-runtime --test soak -- --nocapture`.
-//! Also `ISORUN_SOAK_WORKERS` (default 3), `ISORUN_SOAK_SEED`, and `ISORUN_SOAK_REPORT` (a
-//! file the report is also written to).
+//! Also `ISORUN_SOAK_WORKERS` (default 3), `ISORUN_SOAK_SEED`, `ISORUN_SOAK_REPORT` (a file
+//! the report is also written to) and `ISORUN_SOAK_BIN` (another runtime with runc's command
+//! line, e.g. `/usr/sbin/runc`, to compare: the same cycles, the same checks).
 
 mod common;
 mod fault_support;
@@ -39,6 +40,11 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
+}
+
+/// The runtime under test: isorun, or `ISORUN_SOAK_BIN`.
+fn runtime_bin() -> String {
+    std::env::var("ISORUN_SOAK_BIN").unwrap_or_else(|_| ISORUN.to_owned())
 }
 
 fn env_num(name: &str, default: u64) -> u64 {
@@ -148,6 +154,8 @@ struct Tally {
     /// `delete --force` that failed (retried).
     delete_failures: Vec<String>,
     first_leftover: Option<String>,
+    /// Inits of a killed create alive 3 s after it died.
+    orphan_inits: Vec<String>,
     /// Time per scenario: in its commands and the recovering delete, in the host scan.
     time_per_scenario: BTreeMap<&'static str, (Duration, Duration)>,
 }
@@ -170,13 +178,23 @@ struct Ended {
 }
 
 impl Worker<'_> {
+    /// The init of a half-made container (its record names a creator, which has ended)
+    /// still alive after 3 s; None when there is none.
+    fn orphan_init(&self, id: &str) -> Option<String> {
+        let bytes = std::fs::read(self.soak.root().join(id).join("state.json")).ok()?;
+        let rec: Value = serde_json::from_slice(&bytes).ok()?;
+        rec.get("creator")?;
+        let pid = rec["pid"].as_i64().filter(|p| *p > 0)? as i32;
+        (!fault_support::wait_gone(pid, Duration::from_secs(3))).then(|| format!("init {pid} alive"))
+    }
+
     fn tag(&self) -> String {
         format!("w{}-{}", self.w, self.seq.fetch_add(1, Ordering::Relaxed))
     }
 
     fn spawn(&self, args: &[&str]) -> (Child, String) {
         let tag = self.tag();
-        (spawn_isorun(ISORUN, &self.soak.root(), self.soak.tmp.path(), &tag, args), tag)
+        (spawn_isorun(&runtime_bin(), &self.soak.root(), self.soak.tmp.path(), &tag, args), tag)
     }
 
     fn finish(&self, mut child: Child, tag: &str, killed: bool) -> Ended {
@@ -319,6 +337,9 @@ impl Worker<'_> {
             6..=7 => ("kill at hook", self.at_hook(id)),
             _ => ("same id", self.same_id(id)),
         };
+        // Every command has ended: a record still naming its creator is a killed create's,
+        // and its init must die by itself (parent-death signal), before any delete.
+        let orphan = self.orphan_init(id);
         // Recover: delete --force must work whatever was killed where.
         let mut deleted = false;
         for attempt in 0..3 {
@@ -339,6 +360,10 @@ impl Worker<'_> {
         let t2 = Instant::now();
         let left = self.soak.cycle_scope(id, self.w).scan_settled(Duration::from_secs(3));
         let mut t = self.tally.lock().unwrap();
+        if let Some(o) = orphan {
+            t.orphan_inits
+                .push(format!("{id} ({scenario}, kill: {}): {o}", killed.as_deref().unwrap_or("none")));
+        }
         let times = t.time_per_scenario.entry(scenario).or_default();
         times.0 += t2 - t0;
         times.1 += t2.elapsed();
@@ -418,7 +443,7 @@ fn soak_with_kill_9_leaves_nothing() {
     let root = soak.root();
     let mut final_deletes_failed = 0;
     for id in &all_ids {
-        let out = std::process::Command::new(ISORUN)
+        let out = std::process::Command::new(runtime_bin())
             .arg("--root")
             .arg(&root)
             .args(["delete", "--force", id])
@@ -426,8 +451,12 @@ fn soak_with_kill_9_leaves_nothing() {
             .unwrap();
         final_deletes_failed += usize::from(!out.status.success());
     }
-    let list =
-        std::process::Command::new(ISORUN).arg("--root").arg(&root).args(["list", "-q"]).output().unwrap();
+    let list = std::process::Command::new(runtime_bin())
+        .arg("--root")
+        .arg(&root)
+        .args(["list", "-q"])
+        .output()
+        .unwrap();
     let listed = String::from_utf8_lossy(&list.stdout).trim().to_owned();
     let end: Leftovers = soak.run_scope().scan_settled(Duration::from_secs(5));
 
@@ -452,6 +481,7 @@ fn soak_with_kill_9_leaves_nothing() {
 
     assert_eq!(t.cycles, cycles, "not every cycle ran");
     assert!(t.unexpected.is_empty(), "unexpected failures: {:#?}", t.unexpected);
+    assert!(t.orphan_inits.is_empty(), "inits outlived their create: {:#?}", t.orphan_inits);
     assert_eq!(t.leftovers, [0; 5], "left after a cycle's delete --force: {:?}", t.first_leftover);
     assert_eq!(final_deletes_failed, 0);
     assert!(list.status.success() && listed.is_empty(), "list after the run: {listed:?}");
@@ -506,6 +536,10 @@ fn render_report(t: &Tally, s: &Summary<'_>) -> String {
     let _ = writeln!(r, "  leftovers by the kill before them: {:?}", t.leftovers_after_kill);
     if let Some(first) = &t.first_leftover {
         let _ = writeln!(r, "  first leftover: {first}");
+    }
+    let _ = writeln!(r, "  inits that outlived their killed create: {}", t.orphan_inits.len());
+    for o in t.orphan_inits.iter().take(5) {
+        let _ = writeln!(r, "    {o}");
     }
     let _ = writeln!(r, "  delete --force failures (retried): {}", t.delete_failures.len());
     for d in t.delete_failures.iter().take(5) {

@@ -78,7 +78,7 @@ pub fn list(store: &StateStore) -> Result<Vec<OciState>, ContainerError> {
 
 /// `start`: release a created container's init from the exec fifo.
 pub fn start(store: &StateStore, id: &str) -> Result<(), ContainerError> {
-    let _lock = store.lock(id)?;
+    let lock = store.lock(id)?;
     let rec = store.load(id)?;
     let status = store.status(&rec);
     if status != Status::Created {
@@ -91,6 +91,8 @@ pub fn start(store: &StateStore, id: &str) -> Result<(), ContainerError> {
         .map_err(host(format!("open {}", fifo.display())))?;
     write(&fd, b"0").map_err(host(format!("write {}", fifo.display())))?;
     fs::remove_file(&fifo).map_err(|e| host(format!("remove {}", fifo.display()))(errno_of(&e)))?;
+    // The hooks run unlocked: one that calls isorun on this container must not wait for us.
+    drop(lock);
     // poststart: after the user process was released; a failure is only a warning.
     if let Some(list) = rec.hooks.as_ref().and_then(|h| h.poststart().as_deref()) {
         let state = serde_json::to_vec(&to_state(store, rec.clone())).unwrap_or_default();
@@ -277,20 +279,21 @@ pub fn delete(store: &StateStore, id: &str, force: bool) -> Result<(), Container
     if rec.rootfs_bound {
         super::shared_mount::detach(&rec.rootfs)?;
     }
-    // poststop: after the container is gone, before delete returns; failures only warn.
-    let hooks = rec.hooks.as_ref().filter(|_| rec.creator.is_none());
-    if let Some(list) = hooks.and_then(|h| h.poststop().as_deref()) {
-        let state = serde_json::to_vec(&to_state(store, rec.clone())).unwrap_or_default();
-        if let Err(e) = crate::hooks::run_hooks("poststop", list, &state) {
-            tracing::warn!("{e}");
-            eprintln!("isorun: warning: {e}");
-        }
-    }
     // Removed (renamed away) under the lock: a command waiting for it finds no container.
+    let state = serde_json::to_vec(&to_state(store, rec.clone())).unwrap_or_default();
     store.remove(id)?;
     drop(lock);
     if force {
         store.sweep_stale(id)?;
+    }
+    // poststop: after the container is deleted, before delete returns (runtime-spec), unlocked;
+    // failures only warn.
+    let hooks = rec.hooks.as_ref().filter(|_| rec.creator.is_none());
+    if let Some(list) = hooks.and_then(|h| h.poststop().as_deref()) {
+        if let Err(e) = crate::hooks::run_hooks("poststop", list, &state) {
+            tracing::warn!("{e}");
+            eprintln!("isorun: warning: {e}");
+        }
     }
     Ok(())
 }

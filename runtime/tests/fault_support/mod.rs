@@ -182,9 +182,9 @@ impl Scope {
                 raw.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
             let cmdline = args.join(" ");
             let cgroup = std::fs::read_to_string(p.join("cgroup")).unwrap_or_default();
-            let in_cgroup = cgroup
-                .lines()
-                .any(|l| l.split_once("/isorun/").is_some_and(|(_, rest)| self.ids.in_path(rest)));
+            // `<n>:<controllers>:<path>`: a component of the path is a matching id.
+            let in_cgroup =
+                cgroup.lines().any(|l| l.splitn(3, ':').nth(2).is_some_and(|path| self.ids.in_path(path)));
             let named = args.iter().any(|a| self.ids.matches(a));
             let marked = self.needles.iter().any(|n| cmdline.contains(n.as_str()));
             if in_cgroup || named || marked {
