@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 pub enum ChildMsg {
     /// Setup done; waiting on the exec fifo (or about to exec).
     Ready,
+    /// The parent-death signal is off (answer to `Commit`): the init now outlives `create`.
+    Committed,
     /// Mounts are done, pivot_root is next: run prestart and createRuntime hooks now, then
     /// answer `Go` (or `Abort`).
     RunHooks,
@@ -36,6 +38,9 @@ pub enum ParentMsg {
     Go(Vec<u8>),
     /// Setup in the parent failed: exit now.
     Abort,
+    /// The container is recorded: turn the parent-death signal off and answer `Committed`;
+    /// then wait on the exec fifo. EOF instead means `create` died: exit.
+    Commit,
 }
 
 /// Both ends: `.0` stays in the parent, `.1` goes to the child.
@@ -64,6 +69,7 @@ pub fn send_parent(fd: impl AsFd, msg: &ParentMsg) -> Result<(), Errno> {
     let bytes = match msg {
         ParentMsg::Go(state) => [b"g".as_slice(), state].concat(),
         ParentMsg::Abort => b"a".to_vec(),
+        ParentMsg::Commit => b"c".to_vec(),
     };
     send(fd.as_fd().as_raw_fd(), &bytes, MsgFlags::MSG_NOSIGNAL).map(drop)
 }
@@ -74,6 +80,7 @@ pub fn recv_parent(fd: impl AsFd) -> Result<ParentMsg, Errno> {
     let n = recv_retry(&fd, &mut buf)?;
     match buf.first() {
         Some(b'g') if n > 0 => Ok(ParentMsg::Go(buf[1..n].to_vec())),
+        Some(b'c') if n == 1 => Ok(ParentMsg::Commit),
         _ => Ok(ParentMsg::Abort),
     }
 }
@@ -98,10 +105,18 @@ mod tests {
         assert_eq!(recv_parent(&c).unwrap(), ParentMsg::Go(b"{}".to_vec()));
         send_parent(&p, &ParentMsg::Abort).unwrap();
         assert_eq!(recv_parent(&c).unwrap(), ParentMsg::Abort);
+        send_parent(&p, &ParentMsg::Commit).unwrap();
+        assert_eq!(recv_parent(&c).unwrap(), ParentMsg::Commit);
+        send_child(&c, &ChildMsg::Committed).unwrap();
+        assert_eq!(recv_child(&p).unwrap(), Some(ChildMsg::Committed));
         let msg = ChildMsg::Failed { step: "rootfs".into(), message: "mount proc on /x: EPERM".into() };
         send_child(&c, &msg).unwrap();
         assert_eq!(recv_child(&p).unwrap(), Some(msg));
         drop(c);
         assert_eq!(recv_child(&p).unwrap(), None);
+        // The parent gone: EOF reads as Abort.
+        let (p, c) = pair().unwrap();
+        drop(p);
+        assert_eq!(recv_parent(&c).unwrap(), ParentMsg::Abort);
     }
 }

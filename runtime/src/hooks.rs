@@ -100,6 +100,15 @@ fn run_one(
         cmd.env_clear().envs(env.iter().filter_map(|kv| kv.split_once('=')));
     }
     cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+    // A hook dies with the isorun that waits for it: a killed create or delete leaves no
+    // hook running (its own children it may keep, as a hook that daemonises means to).
+    // SAFETY: between fork and execve the child only calls prctl, which is async-signal-safe
+    // and touches no memory of the parent's.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(Into::into)
+        });
+    }
     let spawn_err = |source| HookError::Spawn { kind, index, path: path.clone(), source };
     let mut child = cmd.spawn().map_err(spawn_err)?;
     if let Some(mut stdin) = child.stdin.take() {

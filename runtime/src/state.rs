@@ -1,10 +1,19 @@
 //! Container state under `--root`: one directory per container holding `state.json`
 //! (written atomically: temp file + rename) and, while the container is `created`, the exec
 //! fifo. The status is derived, never trusted from disk: a dead init means `stopped`.
+//!
+//! A container's directory appears whole: `create` makes it under a name no id can have
+//! (`<id>~<pid>-<start>.new`), writes the first record (what it is about to make: the cgroup
+//! path, no pid yet) and locks it there, then renames it into place with `RENAME_NOREPLACE`.
+//! `remove` renames it away (`.del`) before emptying it. A command killed half-way leaves a
+//! record `delete --force` can undo, or a `~` directory no container owns, which
+//! `delete --force <id>` sweeps. Every state-changing command holds the directory's `flock`
+//! ([`StateStore::lock`]); a waiter whose directory was replaced meanwhile gets `NotFound`.
 
 use std::fs;
 use std::io::Write;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -127,6 +136,10 @@ pub struct ContainerRecord {
     /// with the container's mounts under it; `delete` detaches it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rootfs_bound: bool,
+    /// Set while `create` is under way: the creating isorun (pid, start time). A record that
+    /// still has it after its creator died is a half-made container `delete` undoes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creator: Option<(i32, u64)>,
 }
 
 impl ContainerRecord {
@@ -177,6 +190,39 @@ impl StateStore {
         self.root.join(id)
     }
 
+    /// Make the directory of a new container holding `rec` as its first state, already
+    /// locked: it appears under `rec.id` whole (renamed into place), or not at all. `Exists`
+    /// when the id is taken.
+    pub fn create_locked(&self, rec: &ContainerRecord) -> Result<(PathBuf, IdLock), StateError> {
+        validate_id(&rec.id)?;
+        fs::create_dir_all(&self.root).map_err(|source| io("mkdir", &self.root, source))?;
+        let (pid, start) = self_identity();
+        let tmp = self.root.join(format!("{}~{pid}-{start}.new", rec.id));
+        // A leftover of an earlier process with our pid and start time cannot exist; of
+        // another one with our pid, it is stale.
+        let _ = fs::remove_dir_all(&tmp);
+        fs::create_dir(&tmp).map_err(|source| io("mkdir", &tmp, source))?;
+        let made = open_dir(&tmp).and_then(|fd| {
+            let lock =
+                Flock::lock(fd, FlockArg::LockExclusive).map_err(|(_, e)| io("flock", &tmp, e.into()))?;
+            write_state(&tmp, rec)?;
+            Ok(lock)
+        });
+        let dir = self.dir(&rec.id);
+        let renamed = made.and_then(|lock| match rename_noreplace(&tmp, &dir) {
+            Ok(()) => Ok(lock),
+            Err(Errno::EEXIST | Errno::ENOTEMPTY) => Err(StateError::Exists(rec.id.clone())),
+            Err(e) => Err(io("rename", &dir, e.into())),
+        });
+        match renamed {
+            Ok(lock) => Ok((dir, IdLock(lock))),
+            Err(e) => {
+                let _ = fs::remove_dir_all(&tmp);
+                Err(e)
+            }
+        }
+    }
+
     /// Create the directory of a new container; `Exists` when the id is taken.
     pub fn create_dir(&self, id: &str) -> Result<PathBuf, StateError> {
         validate_id(id)?;
@@ -189,32 +235,31 @@ impl StateStore {
         }
     }
 
-    /// Take an exclusive lock on a container's directory for a state-changing operation.
-    pub fn lock(&self, id: &str) -> Result<Flock<OwnedFd>, StateError> {
+    /// Take the exclusive lock of container `id` for a state-changing operation: commands on
+    /// one id are serialised. `NotFound` when there is no such container, also when it was
+    /// deleted (its directory renamed away) while this waited for the lock.
+    pub fn lock(&self, id: &str) -> Result<IdLock, StateError> {
         validate_id(id)?;
         let dir = self.dir(id);
-        let fd = nix::fcntl::open(
-            &dir,
-            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
-        )
-        .map_err(|e| match e {
-            Errno::ENOENT => StateError::NotFound(id.to_owned()),
-            e => io("open", &dir, e.into()),
+        let fd = open_dir(&dir).map_err(|e| match e {
+            StateError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                StateError::NotFound(id.to_owned())
+            }
+            e => e,
         })?;
-        Flock::lock(fd, FlockArg::LockExclusive).map_err(|(_, e)| io("flock", &dir, e.into()))
+        let lock = Flock::lock(fd, FlockArg::LockExclusive).map_err(|(_, e)| io("flock", &dir, e.into()))?;
+        let held = nix::sys::stat::fstat(&*lock).map_err(|e| io("fstat", &dir, e.into()))?;
+        match fs::symlink_metadata(&dir) {
+            Ok(m) if m.ino() == held.st_ino && m.dev() == held.st_dev => Ok(IdLock(lock)),
+            Ok(_) => Err(StateError::NotFound(id.to_owned())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StateError::NotFound(id.to_owned())),
+            Err(source) => Err(io("stat", &dir, source)),
+        }
     }
 
-    /// Write the record atomically (temp file + rename, no fsync: /run is tmpfs).
+    /// Write the record atomically (temp file + rename).
     pub fn save(&self, rec: &ContainerRecord) -> Result<(), StateError> {
-        let dir = self.dir(&rec.id);
-        let tmp = dir.join(".state.json.tmp");
-        let path = dir.join(STATE_FILE);
-        let bytes =
-            serde_json::to_vec(rec).map_err(|source| StateError::Corrupt { path: path.clone(), source })?;
-        let mut f = fs::File::create(&tmp).map_err(|source| io("create", &tmp, source))?;
-        f.write_all(&bytes).map_err(|source| io("write", &tmp, source))?;
-        fs::rename(&tmp, &path).map_err(|source| io("rename", &path, source))
+        write_state(&self.dir(&rec.id), rec)
     }
 
     /// Load a container's record; `NotFound` when there is no such container.
@@ -239,24 +284,58 @@ impl StateStore {
             .filter_map(Result::ok)
             .filter(|e| e.path().join(STATE_FILE).exists())
             .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|name| validate_id(name).is_ok())
             .collect();
         ids.sort();
         Ok(ids)
     }
 
-    /// Remove a container's directory and everything in it.
+    /// Remove a container's directory and everything in it: renamed away first, so the id
+    /// is gone at once and a removal cut short leaves no half directory under the id.
     pub fn remove(&self, id: &str) -> Result<(), StateError> {
         validate_id(id)?;
         let dir = self.dir(id);
-        match fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(io("remove", &dir, source)),
+        let (pid, start) = self_identity();
+        let gone = self.root.join(format!("{id}~{pid}-{start}.del"));
+        match fs::rename(&dir, &gone) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => return Err(io("rename", &dir, source)),
         }
+        fs::remove_dir_all(&gone).map_err(|source| io("remove", &gone, source))
     }
 
-    /// The status of a container, derived from its init process and the exec fifo.
+    /// Remove what commands on `id` that were killed left under the root: `<id>~…` directories
+    /// (a create killed before its rename, a delete killed while emptying) whose process is
+    /// gone. They hold no resources: a create records before it makes anything.
+    pub fn sweep_stale(&self, id: &str) -> Result<(), StateError> {
+        validate_id(id)?;
+        let rd = match fs::read_dir(&self.root) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => return Err(io("read dir", &self.root, source)),
+        };
+        for name in rd.filter_map(Result::ok).filter_map(|e| e.file_name().into_string().ok()) {
+            let Some((owner, start)) = stale_owner(&name, id) else { continue };
+            if !process_alive(owner, start) {
+                let path = self.root.join(&name);
+                match fs::remove_dir_all(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(source) => return Err(io("remove", &path, source)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The status of a container, derived from its init process and the exec fifo. A record
+    /// still being made is `creating` while its creator or its init lives, else `stopped`.
     pub fn status(&self, rec: &ContainerRecord) -> Status {
+        if let Some((pid, start)) = rec.creator {
+            let alive = process_alive(pid, start) || process_alive(rec.pid, rec.pid_start_time);
+            return if alive { Status::Creating } else { Status::Stopped };
+        }
         if !process_alive(rec.pid, rec.pid_start_time) {
             return Status::Stopped;
         }
@@ -272,6 +351,73 @@ impl StateStore {
 
 fn io(op: &'static str, path: &Path, source: std::io::Error) -> StateError {
     StateError::Io { op, path: path.to_owned(), source }
+}
+
+/// The exclusive lock of one container id, held until dropped (or until every copy of its
+/// descriptor is closed: a process forked while it is held must close [`IdLock::raw_fd`]).
+#[derive(Debug)]
+pub struct IdLock(Flock<OwnedFd>);
+
+impl IdLock {
+    /// The locked descriptor, for a forked child to close (never to unlock: that would
+    /// release the parent's lock too).
+    pub fn raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+fn open_dir(dir: &Path) -> Result<OwnedFd, StateError> {
+    use nix::fcntl::OFlag;
+    nix::fcntl::open(
+        dir,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| io("open", dir, e.into()))
+}
+
+fn rename_noreplace(from: &Path, to: &Path) -> Result<(), Errno> {
+    use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
+    match renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE) {
+        // A filesystem without RENAME_NOREPLACE: a plain rename fails on a non-empty target.
+        Err(Errno::EINVAL) => nix::fcntl::renameat(AT_FDCWD, from, AT_FDCWD, to),
+        r => r,
+    }
+}
+
+fn write_state(dir: &Path, rec: &ContainerRecord) -> Result<(), StateError> {
+    let path = dir.join(STATE_FILE);
+    let bytes =
+        serde_json::to_vec(rec).map_err(|source| StateError::Corrupt { path: path.clone(), source })?;
+    write_atomic(&path, &bytes).map_err(|source| io("write", &path, source))
+}
+
+/// Write `bytes` to `path` atomically, the one way every state and pid file is written: a
+/// temp file beside it (named for this process, so concurrent writers do not share one),
+/// then rename. A reader sees the old file or the new one, never half of one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let written =
+        fs::File::create(&tmp).and_then(|mut f| f.write_all(bytes)).and_then(|()| fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// This process's pid and start time (a pid alone may be reused): a record's `creator`.
+pub fn self_identity() -> (i32, u64) {
+    let pid = std::process::id() as i32;
+    (pid, proc_stat(pid).map_or(0, |(_, start)| start))
+}
+
+/// The (pid, start time) of a `<id>~<pid>-<start>.new|.del` name left by a command on `id`.
+pub fn stale_owner(name: &str, id: &str) -> Option<(i32, u64)> {
+    let rest = name.strip_prefix(id)?.strip_prefix('~')?;
+    let rest = rest.strip_suffix(".new").or_else(|| rest.strip_suffix(".del"))?;
+    let (pid, start) = rest.split_once('-')?;
+    Some((pid.parse().ok()?, start.parse().ok()?))
 }
 
 /// Field 22 (starttime) and field 3 (state) of /proc/<pid>/stat.
@@ -345,11 +491,130 @@ mod tests {
             seccomp: None,
             net_devices: Default::default(),
             rootfs_bound: false,
+            creator: None,
         };
         store.save(&rec).unwrap();
         assert_eq!(store.load("c1").unwrap(), rec);
         assert_eq!(store.ids().unwrap(), vec!["c1".to_owned()]);
         store.remove("c1").unwrap();
         assert!(matches!(store.load("c1"), Err(StateError::NotFound(_))));
+    }
+
+    fn record(id: &str) -> ContainerRecord {
+        ContainerRecord {
+            id: id.into(),
+            pid: 0,
+            pid_start_time: 0,
+            bundle: "/b".into(),
+            rootfs: "/b/rootfs".into(),
+            created: "2026-01-01T00:00:00Z".into(),
+            owner: "root".into(),
+            annotations: Default::default(),
+            oci_version: "1.2.0".into(),
+            own_pid_ns: true,
+            cgroup_path: Some(format!("/isorun/{id}")),
+            hooks: None,
+            process: None,
+            seccomp: None,
+            net_devices: Default::default(),
+            rootfs_bound: false,
+            creator: Some(self_identity()),
+        }
+    }
+
+    #[test]
+    fn create_locked_appears_whole_and_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::new(tmp.path().join("root"));
+        let (dir, lock) = store.create_locked(&record("c1")).unwrap();
+        assert_eq!(store.load("c1").unwrap(), record("c1"));
+        assert!(matches!(store.create_locked(&record("c1")), Err(StateError::Exists(_))));
+        // Only the container's directory is left under the root: no temp directory.
+        let names: Vec<_> = fs::read_dir(store.root()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("c1")]);
+        // Held: a second lock would block; a non-blocking try on the same directory fails.
+        let fd = open_dir(&dir).unwrap();
+        assert!(Flock::lock(fd, FlockArg::LockExclusiveNonblock).is_err());
+        drop(lock);
+        drop(store.lock("c1").unwrap());
+    }
+
+    #[test]
+    fn a_record_being_created_is_creating_until_its_creator_dies() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::new(tmp.path().join("root"));
+        let mut rec = record("c2");
+        assert_eq!(store.status(&rec), Status::Creating);
+        // A creator that is gone (start time that cannot be ours), no init: stopped.
+        rec.creator = Some((std::process::id() as i32, u64::MAX));
+        assert_eq!(store.status(&rec), Status::Stopped);
+    }
+
+    #[test]
+    fn a_waiter_on_a_removed_container_gets_not_found() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::new(tmp.path().join("root"));
+        let (_, lock) = store.create_locked(&record("c3")).unwrap();
+        let waiter = {
+            let store = store.clone();
+            std::thread::spawn(move || store.lock("c3").map(drop))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        store.remove("c3").unwrap();
+        drop(lock);
+        assert!(matches!(waiter.join().unwrap(), Err(StateError::NotFound(_))));
+        assert!(store.ids().unwrap().is_empty());
+        assert_eq!(fs::read_dir(store.root()).unwrap().count(), 0, "remove left its .del directory");
+    }
+
+    #[test]
+    fn sweep_removes_only_dead_leftovers_of_that_id() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::new(tmp.path().join("root"));
+        let (me, start) = self_identity();
+        for name in [
+            format!("c4~{me}-{start}.new"),        // ours: alive, kept
+            format!("c4~{me}-{}.del", start + 1),  // a dead process with our pid
+            format!("c4x~{me}-{}.new", start + 1), // another id
+            "seccomp-cache".to_owned(),
+        ] {
+            fs::create_dir_all(store.root().join(name)).unwrap();
+        }
+        store.sweep_stale("c4").unwrap();
+        let mut left: Vec<String> = fs::read_dir(store.root())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            vec![
+                format!("c4x~{me}-{}.new", start + 1),
+                format!("c4~{me}-{start}.new"),
+                "seccomp-cache".into()
+            ]
+        );
+        assert!(store.ids().unwrap().is_empty(), "directories without a state file are no containers");
+    }
+
+    #[test_case("c~12-34.new", "c", Some((12, 34)); "new")]
+    #[test_case("c~12-34.del", "c", Some((12, 34)); "del")]
+    #[test_case("c~12-34.tmp", "c", None; "other suffix")]
+    #[test_case("cd~12-34.new", "c", None; "longer id")]
+    #[test_case("c", "c", None; "the container itself")]
+    #[test_case("c~x-34.new", "c", None; "bad pid")]
+    fn stale_names(name: &str, id: &str, want: Option<(i32, u64)>) {
+        assert_eq!(stale_owner(name, id), want);
+    }
+
+    #[test]
+    fn write_atomic_replaces_whole_and_leaves_no_temp() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("pid");
+        write_atomic(&path, b"123").unwrap();
+        write_atomic(&path, b"45").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"45");
+        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1);
+        assert!(write_atomic(&tmp.path().join("missing/pid"), b"1").is_err());
     }
 }

@@ -333,10 +333,11 @@ pub fn restore(store: &StateStore, id: &str, opts: &RestoreOptions) -> Result<Op
         seccomp: linux.and_then(|l| l.seccomp().clone()),
         net_devices: Default::default(),
         rootfs_bound: false,
+        creator: None,
     };
     store.save(&record)?;
     if let Some(p) = &opts.pid_file {
-        fs::write(p, pid.to_string()).map_err(io("write", p))?;
+        crate::state::write_atomic(p, pid.to_string().as_bytes()).map_err(io("write", p))?;
     }
     undo.armed = false;
     drop(undo);

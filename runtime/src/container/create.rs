@@ -3,7 +3,6 @@
 //! the init is killed and reaped, the state directory removed.
 
 use std::fs;
-use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -174,7 +173,34 @@ pub(super) fn create_with_console(
         .transpose()?;
     let seccomp_listener = connect_listener(filter.as_ref(), seccomp)?;
 
-    let dir = store.create_dir(id)?;
+    let cgroups_path = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref())
+        .map(|p| p.to_string_lossy().into_owned());
+    let cgroup = CgroupManager::new(id, cgroups_path.as_deref())?;
+    // Record what is about to be made before making it: a create killed from here on leaves
+    // a record `delete --force` undoes (the cgroup, the rootfs bind, later the init).
+    let mut record = ContainerRecord {
+        id: id.to_owned(),
+        pid: 0,
+        pid_start_time: 0,
+        bundle: bundle.clone(),
+        rootfs: rootfs.clone(),
+        created: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
+        owner: owner_name(),
+        annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
+        oci_version: spec.version().clone(),
+        own_pid_ns: plan.own_pid_ns,
+        cgroup_path: Some(cgroup.path().to_owned()),
+        hooks: spec.hooks().clone(),
+        process: spec.process().clone(),
+        seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
+        net_devices: net_devices.clone(),
+        rootfs_bound: shared_mount_ns,
+        creator: Some(state::self_identity()),
+    };
+    let (dir, id_lock) = store.create_locked(&record)?;
     let mut dir_guard = DirGuard { store, id, armed: true };
     let fifo_path = dir.join(EXEC_FIFO);
     mkfifo(&fifo_path, Mode::from_bits_truncate(0o600))
@@ -185,12 +211,6 @@ pub(super) fn create_with_console(
         let f = fs::File::open(p).map_err(bundle_err("linux.namespaces pid path", p))?;
         setns(f.as_fd(), CloneFlags::CLONE_NEWPID).map_err(host(format!("setns {}", p.display())))?;
     }
-    let cgroups_path = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.cgroups_path().as_ref())
-        .map(|p| p.to_string_lossy().into_owned());
-    let cgroup = CgroupManager::new(id, cgroups_path.as_deref())?;
     cgroup.create(spec.linux().as_ref().and_then(|l| l.resources().as_ref()))?;
     let mut cgroup_guard = CgroupGuard { cgroup: &cgroup, armed: true };
     let cgroup_fd = cgroup.clone_into_fd();
@@ -228,6 +248,7 @@ pub(super) fn create_with_console(
                 unshare_cgroupns: late_cgroupns,
                 seccomp: filter.as_ref(),
                 seccomp_listener,
+                id_lock_fd: Some(id_lock.raw_fd()),
             })
         }
         Forked::Parent(pid) => pid,
@@ -237,6 +258,13 @@ pub(super) fn create_with_console(
     drop(console);
     drop(seccomp_listener);
     let mut child_guard = ChildGuard { pid, armed: true };
+    // The init's pid, before anything else is done with it (it is not in its cgroup yet on
+    // v1): a create killed now leaves it to its parent-death signal and the record to delete.
+    let (_, start_time) =
+        state::proc_stat(pid.as_raw()).ok_or_else(|| ContainerError::InitDied("gone after clone".into()))?;
+    record.pid = pid.as_raw();
+    record.pid_start_time = start_time;
+    store.save(&record)?;
     // Declared after the child guard, so dropped before it: devices go back before the
     // init (and with it the network namespace) dies.
     let mut devices_guard = None;
@@ -282,6 +310,9 @@ pub(super) fn create_with_console(
                 ran?;
             }
             Some(ChildMsg::Failed { step, message }) => return Err(ContainerError::Init { step, message }),
+            Some(ChildMsg::Committed) => {
+                return Err(ContainerError::InitDied("answered Committed before it was asked".into()))
+            }
             None => {
                 child_guard.armed = false;
                 let status = waitpid(pid, None).map(|s| format!("{s:?}")).unwrap_or_else(|e| e.to_string());
@@ -289,29 +320,19 @@ pub(super) fn create_with_console(
             }
         }
     }
-    let (_, start_time) =
-        state::proc_stat(pid.as_raw()).ok_or_else(|| ContainerError::InitDied("gone after ready".into()))?;
-    let record = ContainerRecord {
-        id: id.to_owned(),
-        pid: pid.as_raw(),
-        pid_start_time: start_time,
-        bundle,
-        rootfs,
-        created: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
-        owner: owner_name(),
-        annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
-        oci_version: spec.version().clone(),
-        own_pid_ns: plan.own_pid_ns,
-        cgroup_path: Some(cgroup.path().to_owned()),
-        hooks: spec.hooks().clone(),
-        process: spec.process().clone(),
-        seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
-        net_devices: net_devices.clone(),
-        rootfs_bound: rootfs_bind.is_some(),
-    };
+    record.creator = None;
     store.save(&record)?;
     if let Some(p) = &opts.pid_file {
         write_pid_file(p, pid).map_err(bundle_err("pid file", p))?;
+    }
+    // Recorded: the init may outlive this process now. It answers once its parent-death
+    // signal is off; this process must not exit before (a SIGKILL before is fine: the
+    // container is recorded, delete finds its init dead or alive).
+    channel::send_parent(&parent_sock, &ParentMsg::Commit).map_err(host("send to init"))?;
+    match channel::recv_child(&parent_sock).map_err(host("receive from init"))? {
+        Some(ChildMsg::Committed) => {}
+        Some(ChildMsg::Failed { step, message }) => return Err(ContainerError::Init { step, message }),
+        _ => return Err(ContainerError::InitDied("exited before it was committed".into())),
     }
     if let Some(moved) = devices_guard {
         moved.keep();
@@ -320,6 +341,7 @@ pub(super) fn create_with_console(
     child_guard.armed = false;
     cgroup_guard.armed = false;
     dir_guard.armed = false;
+    drop(id_lock);
     Ok(Created { pid, terminal })
 }
 
@@ -388,12 +410,8 @@ fn write_id_maps(pid: Pid, plan: &NamespacePlan) -> Result<(), ContainerError> {
 }
 
 /// Write the pid file atomically, as runc does (temp file + rename).
-pub(super) fn write_pid_file(path: &Path, pid: Pid) -> std::io::Result<()> {
-    let tmp =
-        path.with_file_name(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("pid")));
-    let mut f = fs::File::create(&tmp)?;
-    f.write_all(pid.to_string().as_bytes())?;
-    fs::rename(&tmp, path)
+pub(crate) fn write_pid_file(path: &Path, pid: Pid) -> std::io::Result<()> {
+    state::write_atomic(path, pid.to_string().as_bytes())
 }
 
 fn owner_name() -> String {

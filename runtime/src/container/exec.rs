@@ -122,6 +122,10 @@ pub fn exec_process(base: Option<&Process>, o: &ExecOverrides) -> Result<Process
 
 /// Run `opts.process` in container `id`; its exit status (0 when detached).
 pub fn exec(store: &StateStore, id: &str, opts: &ExecOptions) -> Result<i32, ContainerError> {
+    // Held until the process is placed in the cgroup: a delete waits, and then finds it
+    // there. Not longer: in a paused container the child stays frozen until `resume`, which
+    // takes the lock too. The child closes its copy at once.
+    let id_lock = store.lock(id)?;
     let rec = store.load(id)?;
     let status = store.status(&rec);
     match status {
@@ -193,6 +197,7 @@ pub fn exec(store: &StateStore, id: &str, opts: &ExecOptions) -> Result<i32, Con
                 preserve_fds: opts.preserve_fds,
                 seccomp_listener,
                 session_keyring: Some(format!("_ses.{id}")),
+                id_lock_fd: Some(id_lock.raw_fd()),
             })
         }
         Forked::Parent(child) => child,
@@ -220,10 +225,11 @@ pub fn exec(store: &StateStore, id: &str, opts: &ExecOptions) -> Result<i32, Con
     let msg = if placed.is_ok() { ParentMsg::Go(message.unwrap_or_default()) } else { ParentMsg::Abort };
     channel::send_parent(&parent_sock, &msg).map_err(host("send to exec child"))?;
     placed?;
+    drop(id_lock);
     match channel::recv_child(&parent_sock).map_err(host("receive from exec child"))? {
         Some(ChildMsg::Ready) => {}
         Some(ChildMsg::Failed { step, message }) => return Err(ContainerError::Init { step, message }),
-        Some(ChildMsg::RunHooks) | None => {
+        Some(ChildMsg::RunHooks | ChildMsg::Committed) | None => {
             return Err(ContainerError::InitDied("exec child exited before it was ready".into()))
         }
     }

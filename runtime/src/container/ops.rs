@@ -78,7 +78,7 @@ pub fn list(store: &StateStore) -> Result<Vec<OciState>, ContainerError> {
 
 /// `start`: release a created container's init from the exec fifo.
 pub fn start(store: &StateStore, id: &str) -> Result<(), ContainerError> {
-    let _lock = store.lock(id)?;
+    let lock = store.lock(id)?;
     let rec = store.load(id)?;
     let status = store.status(&rec);
     if status != Status::Created {
@@ -91,6 +91,8 @@ pub fn start(store: &StateStore, id: &str) -> Result<(), ContainerError> {
         .map_err(host(format!("open {}", fifo.display())))?;
     write(&fd, b"0").map_err(host(format!("write {}", fifo.display())))?;
     fs::remove_file(&fifo).map_err(|e| host(format!("remove {}", fifo.display()))(errno_of(&e)))?;
+    // The hooks run unlocked: one that calls isorun on this container must not wait for us.
+    drop(lock);
     // poststart: after the user process was released; a failure is only a warning.
     if let Some(list) = rec.hooks.as_ref().and_then(|h| h.poststart().as_deref()) {
         let state = serde_json::to_vec(&to_state(store, rec.clone())).unwrap_or_default();
@@ -106,8 +108,16 @@ pub fn start(store: &StateStore, id: &str) -> Result<(), ContainerError> {
 /// With `all`, a stopped container's cgroup is signalled too (runc): with a shared pid
 /// namespace (`--pid host`, `--pid container:X`) processes outlive the init there.
 pub fn kill(store: &StateStore, id: &str, signal: i32, all: bool) -> Result<(), ContainerError> {
+    let _lock = store.lock(id)?;
     let rec = store.load(id)?;
     let status = store.status(&rec);
+    if status == Status::Creating {
+        return Err(ContainerError::WrongStatus {
+            id: id.to_owned(),
+            status,
+            op: "kill (still being created)",
+        });
+    }
     if status == Status::Stopped {
         if all {
             if let Some(cg) = rec.cgroup() {
@@ -222,17 +232,24 @@ fn pids_in_ns_of(pid: i32) -> Vec<i32> {
 }
 
 /// `delete`: remove a stopped container; with `force`, kill it first. Deleting a container
-/// that does not exist is an error, except with `force` (as runc).
+/// that does not exist is an error, except with `force` (as runc), which also sweeps what
+/// killed commands on the id left under the root. A container whose `create` was killed
+/// (its record still names its creator) is undone from its record: its init and whatever is
+/// in its cgroup killed, the cgroup and the rootfs bind removed; it gets no poststop hooks.
 pub fn delete(store: &StateStore, id: &str, force: bool) -> Result<(), ContainerError> {
     let lock = match store.lock(id) {
         Ok(l) => l,
-        Err(StateError::NotFound(_)) if force => return Ok(()),
+        Err(StateError::NotFound(_)) if force => return Ok(store.sweep_stale(id)?),
         Err(e) => return Err(e.into()),
     };
     let rec = match store.load(id) {
         Ok(rec) => rec,
-        // A directory without state: a create that crashed half-way. Force removes it.
-        Err(StateError::NotFound(_)) if force => return Ok(store.remove(id)?),
+        // A directory without state (made by an older isorun): force removes it.
+        Err(StateError::NotFound(_)) if force => {
+            store.remove(id)?;
+            drop(lock);
+            return Ok(store.sweep_stale(id)?);
+        }
         Err(e) => return Err(e.into()),
     };
     let status = store.status(&rec);
@@ -245,7 +262,7 @@ pub fn delete(store: &StateStore, id: &str, force: bool) -> Result<(), Container
             });
         }
         // Devices moved in go back first: a virtual one dies with the namespace.
-        if !rec.net_devices.is_empty() {
+        if !rec.net_devices.is_empty() && rec.pid > 0 {
             let moved_out =
                 crate::net::netns_of(rec.pid).and_then(|ns| crate::net::move_out(&ns, &rec.net_devices));
             if let Err(e) = moved_out {
@@ -262,20 +279,31 @@ pub fn delete(store: &StateStore, id: &str, force: bool) -> Result<(), Container
     if rec.rootfs_bound {
         super::shared_mount::detach(&rec.rootfs)?;
     }
-    // poststop: after the container is gone, before delete returns; failures only warn.
-    if let Some(list) = rec.hooks.as_ref().and_then(|h| h.poststop().as_deref()) {
-        let state = serde_json::to_vec(&to_state(store, rec.clone())).unwrap_or_default();
+    // Removed (renamed away) under the lock: a command waiting for it finds no container.
+    let state = serde_json::to_vec(&to_state(store, rec.clone())).unwrap_or_default();
+    store.remove(id)?;
+    drop(lock);
+    if force {
+        store.sweep_stale(id)?;
+    }
+    // poststop: after the container is deleted, before delete returns (runtime-spec), unlocked;
+    // failures only warn.
+    let hooks = rec.hooks.as_ref().filter(|_| rec.creator.is_none());
+    if let Some(list) = hooks.and_then(|h| h.poststop().as_deref()) {
         if let Err(e) = crate::hooks::run_hooks("poststop", list, &state) {
             tracing::warn!("{e}");
             eprintln!("isorun: warning: {e}");
         }
     }
-    drop(lock);
-    Ok(store.remove(id)?)
+    Ok(())
 }
 
 /// SIGKILL every process of the container and wait until the init has exited.
 fn kill_and_wait(rec: &ContainerRecord) -> Result<(), ContainerError> {
+    if rec.pid <= 0 {
+        // Killed before its init was cloned: whatever exists is in its cgroup.
+        return Ok(());
+    }
     let pidfd = match pidfd_open(Pid::from_raw(rec.pid)) {
         Ok(fd) => fd,
         Err(Errno::ESRCH) => return Ok(()),

@@ -34,11 +34,17 @@ pub struct JoinContext<'a> {
     pub seccomp_listener: Option<OwnedFd>,
     /// The container's session keyring to join (`_ses.<id>`, as runc's exec does).
     pub session_keyring: Option<String>,
+    /// The parent's copy of the container's lock: closed first thing, never unlocked (a
+    /// child frozen in a paused cgroup must not hold the lock `resume` needs).
+    pub id_lock_fd: Option<std::os::fd::RawFd>,
 }
 
 /// Run `exec`'s child. Never returns.
 pub fn exec_child_main(ctx: JoinContext<'_>) -> ! {
     let _ = nix::sys::prctl::set_dumpable(false);
+    if let Some(fd) = ctx.id_lock_fd {
+        let _ = nix::unistd::close(fd);
+    }
     // Go carries the message for the seccomp listener (empty without one).
     let message = match channel::recv_parent(&ctx.sock) {
         Ok(ParentMsg::Go(m)) => m,

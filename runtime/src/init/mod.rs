@@ -7,6 +7,7 @@ mod console;
 mod creds;
 mod exec;
 pub mod join;
+mod parent_death;
 
 pub use attrs::cpu_set;
 
@@ -95,6 +96,9 @@ pub struct ChildContext<'a> {
     pub seccomp: Option<&'a crate::seccomp::Filter>,
     /// `SCMP_ACT_NOTIFY`: the socket connected to `linux.seccomp.listenerPath`.
     pub seccomp_listener: Option<OwnedFd>,
+    /// The parent's copy of the container's lock (`flock`ed): closed first thing, never
+    /// unlocked (that would release the parent's lock), so `start` can take it later.
+    pub id_lock_fd: Option<std::os::fd::RawFd>,
 }
 
 /// Run the container's init. Never returns.
@@ -102,6 +106,13 @@ pub fn child_main(ctx: ChildContext<'_>) -> ! {
     // Until execve, this process is the isorun binary inside the container: keep other
     // processes from opening /proc/<pid>/exe or its fds (CVE-2019-5736). execve resets it.
     let _ = nix::sys::prctl::set_dumpable(false);
+    if let Some(fd) = ctx.id_lock_fd {
+        let _ = nix::unistd::close(fd);
+    }
+    // Until `create` has recorded the container and said so (`Commit`), the init dies with it.
+    if !parent_death::arm(&ctx.sock) {
+        exit(1);
+    }
     let state = match channel::recv_parent(&ctx.sock) {
         Ok(ParentMsg::Go(state)) => state,
         _ => exit(1),
@@ -119,7 +130,11 @@ pub fn child_main(ctx: ChildContext<'_>) -> ! {
             ctx.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()?.listener_metadata().clone());
         prepared.listener = Some((sock, crate::seccomp::listener_message(&state, None, metadata.as_deref())));
     }
-    if channel::send_child(&ctx.sock, &ChildMsg::Ready).is_err() {
+    // Changing credentials cleared the parent-death signal: set it again.
+    if !parent_death::arm(&ctx.sock) || channel::send_child(&ctx.sock, &ChildMsg::Ready).is_err() {
+        exit(1);
+    }
+    if !parent_death::commit(&ctx.sock) {
         exit(1);
     }
     drop(ctx.sock);
@@ -181,6 +196,9 @@ fn setup<'a>(ctx: &ChildContext<'a>, state: &[u8]) -> StepResult<exec::Launch<'a
     }
     if ctx.plan.new_user_ns {
         step("user namespace", become_ns_root())?;
+        if !parent_death::arm(&ctx.sock) {
+            exit(1);
+        }
     }
     if let Some(offsets) = &ctx.plan.time_offsets {
         step("time namespace", enter_time_ns(offsets))?;
