@@ -19,7 +19,8 @@ use super::{lab_cmds, options, Global};
 #[derive(Subcommand)]
 pub enum BenchCmd {
     /// Start latency: `run` of /bin/true in one busybox bundle (all namespaces but user,
-    /// cgroup, pivot_root, readonly root) per runtime, interleaved, plus `unshare` as the floor.
+    /// cgroup, pivot_root, readonly root) per runtime, interleaved, plus `unshare` as the floor
+    /// of tools; `--runtimes ...,floor` adds the floor program (the ratio is then to it).
     Startup {
         #[command(flatten)]
         c: Common,
