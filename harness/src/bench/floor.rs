@@ -54,7 +54,16 @@ pub fn locate_in(
 pub fn command(bin: &Path, rootfs: &Path) -> Command {
     let mut c = Command::new(bin);
     c.arg(rootfs);
+    own_process_group(&mut c);
     c
+}
+
+/// Runs `cmd` in its own process group: a terminal's Ctrl-C then reaches only isolab, whose
+/// handler waits for the run in flight (see [`super::guard`]), so the floor is not killed
+/// between its mkdir and its rmdir.
+pub fn own_process_group(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0);
 }
 
 #[cfg(test)]

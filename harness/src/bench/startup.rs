@@ -137,6 +137,9 @@ fn time_one(
 ) -> Result<f64, BenchError> {
     let mut cmd = Command::new(base.get_program());
     cmd.args(base.get_args());
+    if runtimes.get(idx).is_some_and(|r| r.floor) {
+        floor::own_process_group(&mut cmd);
+    }
     let is_unshare = idx >= runtimes.len(); // `unshare` comes after the runtimes
     let is_runtime = !is_unshare && !runtimes[idx].floor;
     if !is_unshare {
