@@ -1,8 +1,10 @@
 //! isolab-benches: fixtures of the criterion benches in `benches/` — a busybox bundle,
 //! the `isorun` binary, and a child process that times one phase of a container's start
-//! from the inside and reports the duration over a pipe.
+//! from the inside and reports the duration over a pipe — and the floor program
+//! `isolab-floor` ([`floor`]), the physical limit `isolab bench startup` measures against.
 #![warn(missing_docs)]
 
+pub mod floor;
 mod sys;
 
 use std::io::Read;

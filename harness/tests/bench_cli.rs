@@ -176,3 +176,69 @@ fn workspaces(pid: u32) -> Vec<String> {
         .filter(|n| n.starts_with(&prefix))
         .collect()
 }
+
+/// The floor program of this workspace (`cargo build -p isolab-benches`).
+fn floor_bin() -> std::path::PathBuf {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_isolab")).with_file_name("isolab-floor");
+    assert!(bin.is_file(), "{} is not built (cargo build -p isolab-benches)", bin.display());
+    bin
+}
+
+/// Which `isolab-bench-<pid>-*` cgroup directories an isolab process left in any hierarchy.
+fn floor_cgroups_left(pid: u32) -> Vec<String> {
+    let prefix = format!("isolab-bench-{pid}-");
+    let mut bases = vec![std::path::PathBuf::from("/sys/fs/cgroup")];
+    bases.extend(std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten().map(|e| e.path()));
+    bases
+        .iter()
+        .flat_map(|b| std::fs::read_dir(b).into_iter().flatten().flatten())
+        .map(|e| e.path().display().to_string())
+        .filter(|p| p.rsplit('/').next().is_some_and(|n| n.starts_with(&prefix)))
+        .collect()
+}
+
+#[test]
+fn startup_measures_the_floor_program_and_divides_by_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = isolab()
+        .env("ISOLAB_FLOOR", floor_bin())
+        .args(["bench", "startup", "--runtimes", "isorun,floor", "--runs", "3", "--warmup", "1"])
+        .args(["--no-floor", "--allow-debug-build", "--out"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let line = |name: &str| stdout.lines().find(|l| l.starts_with(name)).unwrap_or_default().to_owned();
+    assert!(line("runtime").trim_end().ends_with("÷ floor"), "{stdout}");
+    assert!(line("floor").trim_end().ends_with("1.00×"), "{stdout}");
+    let isorun_ratio: f64 =
+        line("isorun").trim_end().rsplit(' ').next().unwrap().trim_end_matches('×').parse().unwrap();
+    assert!(isorun_ratio > 1.0, "isorun is not slower than the floor:\n{stdout}");
+    let j: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("bench.json")).unwrap()).unwrap();
+    assert_eq!(j["series"][1]["runtime"], "floor", "{j}");
+    assert_eq!(j["series"][1]["samples_ms"].as_array().unwrap().len(), 3, "{j}");
+    assert_eq!(floor_cgroups_left(pid), Vec::<String>::new());
+}
+
+#[test]
+fn startup_reports_a_missing_floor_program_and_divides_by_isorun() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = isolab()
+        .env("ISOLAB_FLOOR", "/nonexistent/isolab-floor")
+        .args(["bench", "startup", "--runtimes", "isorun,floor", "--runs", "1", "--warmup", "0"])
+        .args(["--no-floor", "--allow-debug-build", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let floor = stdout.lines().find(|l| l.starts_with("floor")).unwrap_or_default();
+    assert!(floor.contains("ERROR: ISOLAB_FLOOR=/nonexistent/isolab-floor: no such file"), "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("isorun") && l.trim_end().ends_with("1.00×")), "{stdout}");
+}

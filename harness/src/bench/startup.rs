@@ -2,7 +2,9 @@
 //! delete, all namespaces but user, cgroup, pivot_root, readonly root), timed from spawn to
 //! exit, the runtimes interleaved round by round (the order rotates each round), after
 //! warm-up rounds that are not recorded. `unshare` of the same namespaces plus `true` runs
-//! alongside as the floor.
+//! alongside as a floor of tools; the runtime name `floor` adds the floor program
+//! (`isolab-floor ROOTFS CGROUP`, [`super::floor`]), the physical limit of a container start,
+//! measured in the same rounds.
 
 use std::process::Command;
 use std::time::Instant;
@@ -10,9 +12,9 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::stats::{summarize, Summary};
-use super::{guard, BenchError, Runtime, Workspace};
+use super::{floor, guard, BenchError, Runtime, Workspace};
 
-/// The floor's display name.
+/// The `unshare` floor's display name (the floor program's is [`floor::NAME`]).
 pub const FLOOR: &str = "unshare (floor)";
 
 /// Options of the start-latency bench.
@@ -41,6 +43,16 @@ pub struct Series {
     pub error: Option<String>,
 }
 
+/// The runtime the ratio column divides by: the floor program when it was measured, else
+/// isorun.
+pub fn ratio_base(series: &[Series]) -> &'static str {
+    if series.iter().any(|s| s.runtime == floor::NAME && s.summary.is_some()) {
+        floor::NAME
+    } else {
+        "isorun"
+    }
+}
+
 /// Runs the bench; a runtime that fails keeps its error and drops out, the others go on.
 pub fn run(ws: &Workspace, runtimes: &[Runtime], o: &StartupOptions) -> Result<Vec<Series>, BenchError> {
     let mut all: Vec<(Series, Option<Command>)> = runtimes
@@ -55,6 +67,10 @@ pub fn run(ws: &Workspace, runtimes: &[Runtime], o: &StartupOptions) -> Result<V
                 error,
             };
             match &r.path {
+                Ok(p) if r.floor => (
+                    series(p.display().to_string(), None),
+                    Some(floor::command(p, &ws.bundle().join("rootfs"))),
+                ),
                 Ok(p) => (series(p.display().to_string(), None), Some(base_cmd(p, &ws.root(i), ws))),
                 Err(e) => (series(String::new(), Some(e.clone())), None),
             }
@@ -79,7 +95,7 @@ pub fn run(ws: &Workspace, runtimes: &[Runtime], o: &StartupOptions) -> Result<V
             let (series, cmd) = &mut all[idx];
             let Some(cmd) = cmd.as_mut() else { continue };
             let id = format!("isolab-bench-{}-{idx}-{round}", std::process::id());
-            match time_one(cmd, idx, &id, series, ws, runtimes) {
+            match time_one(cmd, idx, &id, ws, runtimes) {
                 Ok(ms) if round >= o.warmup => series.samples_ms.push(ms),
                 Ok(_) => {}
                 Err(BenchError::Interrupted) => return Err(BenchError::Interrupted),
@@ -109,20 +125,27 @@ fn base_cmd(runtime: &std::path::Path, root: &std::path::Path, ws: &Workspace) -
     c
 }
 
-/// One timed run; the container is registered with the guard for the duration.
+/// One timed run; the container is registered with the guard for the duration. `id` is
+/// the container id of a runtime and the cgroup name of the floor program (which removes
+/// its cgroup itself, on every path).
 fn time_one(
     base: &Command,
     idx: usize,
     id: &str,
-    series: &Series,
     ws: &Workspace,
     runtimes: &[Runtime],
 ) -> Result<f64, BenchError> {
     let mut cmd = Command::new(base.get_program());
     cmd.args(base.get_args());
-    let is_runtime = series.runtime != FLOOR;
-    if is_runtime {
+    if runtimes.get(idx).is_some_and(|r| r.floor) {
+        floor::own_process_group(&mut cmd);
+    }
+    let is_unshare = idx >= runtimes.len(); // `unshare` comes after the runtimes
+    let is_runtime = !is_unshare && !runtimes[idx].floor;
+    if !is_unshare {
         cmd.arg(id);
+    }
+    if is_runtime {
         let rt = runtimes[idx].path.clone().unwrap_or_default();
         guard::register(&rt, &ws.root(idx), id);
     }
@@ -141,4 +164,27 @@ fn time_one(
         guard::unregister(id);
     }
     Ok(ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::stats::summarize;
+
+    fn series(name: &str, samples: &[f64]) -> Series {
+        Series {
+            runtime: name.into(),
+            path: String::new(),
+            samples_ms: samples.to_vec(),
+            summary: summarize(samples),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn the_ratio_is_to_the_floor_program_when_it_was_measured() {
+        assert_eq!(ratio_base(&[series("isorun", &[9.0]), series("floor", &[2.0])]), "floor");
+        assert_eq!(ratio_base(&[series("isorun", &[9.0]), series("floor", &[])]), "isorun");
+        assert_eq!(ratio_base(&[series("isorun", &[9.0]), series(FLOOR, &[2.0])]), "isorun");
+    }
 }

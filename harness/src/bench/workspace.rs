@@ -16,17 +16,24 @@ pub struct Runtime {
     pub name: String,
     /// The binary, or the reason it was not found.
     pub path: Result<PathBuf, String>,
+    /// The floor program (`isolab-floor ROOTFS CGROUP`, see [`super::floor`]), not an OCI
+    /// runtime.
+    pub floor: bool,
 }
 
-/// Resolves `names` (`isorun`, a name on PATH, or a path); `isorun` is the binary given.
+/// Resolves `names` (`isorun`, `floor`, a name on PATH, or a path); `isorun` is the binary
+/// given, `floor` the floor program ([`super::floor::locate`]).
 pub fn resolve_runtimes(names: &[String], isorun: Result<PathBuf, String>) -> Vec<Runtime> {
     names
         .iter()
         .map(|n| {
             let name =
                 Path::new(n).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or(n.clone());
+            let floor = n == super::floor::NAME;
             let path = if n == "isorun" {
                 isorun.clone()
+            } else if floor {
+                super::floor::locate()
             } else if n.contains('/') {
                 Some(PathBuf::from(n)).filter(|p| p.is_file()).ok_or_else(|| format!("{n}: no such file"))
             } else {
@@ -34,7 +41,7 @@ pub fn resolve_runtimes(names: &[String], isorun: Result<PathBuf, String>) -> Ve
             };
             // Absolute: the bench runs `spec` in the bundle directory.
             let path = path.map(|p| std::fs::canonicalize(&p).unwrap_or(p));
-            Runtime { name, path }
+            Runtime { name, path, floor }
         })
         .collect()
 }

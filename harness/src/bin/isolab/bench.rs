@@ -19,7 +19,8 @@ use super::{lab_cmds, options, Global};
 #[derive(Subcommand)]
 pub enum BenchCmd {
     /// Start latency: `run` of /bin/true in one busybox bundle (all namespaces but user,
-    /// cgroup, pivot_root, readonly root) per runtime, interleaved, plus `unshare` as the floor.
+    /// cgroup, pivot_root, readonly root) per runtime, interleaved, plus `unshare` as the floor
+    /// of tools; `--runtimes ...,floor` adds the floor program (the ratio is then to it).
     Startup {
         #[command(flatten)]
         c: Common,
@@ -63,7 +64,9 @@ pub enum BenchCmd {
 
 #[derive(Args)]
 pub struct Common {
-    /// Runtimes to compare: `isorun` (this build, or --runtime), names on PATH, or paths.
+    /// Runtimes to compare: `isorun` (this build, or --runtime), `floor` (the floor program
+    /// `isolab-floor`, startup only: beside isolab, $ISOLAB_FLOOR or on PATH; the ratio
+    /// column is then to it), names on PATH, or paths.
     #[arg(long, value_delimiter = ',', default_value = "isorun,runc,crun")]
     runtimes: Vec<String>,
     /// Output directory (bench.json and SVG plots; default isolab-bench/<bench>).
@@ -111,9 +114,9 @@ fn builds(bench: &str, rts: &[Runtime], c: &Common) -> Result<BTreeMap<String, S
     Ok(m)
 }
 
-/// The bundle's config comes from the first usable runtime's `spec`.
+/// The bundle's config comes from the first usable OCI runtime's `spec`.
 fn workspace(g: &Global, rts: &[Runtime], args: &[&str]) -> Result<Workspace> {
-    let Some(first) = rts.iter().find_map(|r| r.path.as_ref().ok()) else {
+    let Some(first) = rts.iter().filter(|r| !r.floor).find_map(|r| r.path.as_ref().ok()) else {
         bail!("none of the runtimes can be found: {:?}", rts.iter().map(|r| &r.path).collect::<Vec<_>>());
     };
     Ok(Workspace::new(first, &g.busybox, args)?)
@@ -130,7 +133,7 @@ fn startup_cmd(g: &Global, c: &Common, o: &StartupOptions) -> Result<()> {
     let host = HostInfo::detect();
     eprintln!("isolab bench startup: {} runs + {} warm-up per runtime, interleaved", o.runs, o.warmup);
     let series = startup::run(&ws, &rts, o)?;
-    print!("{}", report::series_table(&series, "runtime", "isorun", "ms"));
+    print!("{}", report::series_table(&series, "runtime", startup::ratio_base(&series), "ms"));
     let out = out_dir(c, "startup");
     for (name, b) in &builds {
         println!("{name}: {b} build");
@@ -153,7 +156,10 @@ fn density_cmd(g: &Global, c: &Common, ns: &[usize], max_n: &[String]) -> Result
             Ok((name.to_owned(), n.parse().with_context(|| format!("--max-n {s}: {n} is not a number"))?))
         })
         .collect::<Result<_>>()?;
-    let rts = runtimes(g, c);
+    let mut rts = runtimes(g, c);
+    for r in rts.iter_mut().filter(|r| r.floor) {
+        r.path = Err("floor: the floor program is measured by `isolab bench startup` only".into());
+    }
     let builds = builds("density", &rts, c)?;
     for (name, lim) in &limits {
         let skipped: Vec<String> = ns.iter().filter(|n| *n > lim).map(|n| n.to_string()).collect();
