@@ -1,4 +1,4 @@
-//! `isolab check --host` end to end: outputs written, exit codes as documented
+//! `isolab check` (on this host) end to end: outputs written, exit codes as documented
 //! (0 pass/skip, 1 fail or regression, 2 harness error).
 
 mod common;
@@ -66,11 +66,44 @@ fn check_host_writes_every_output_and_gates_on_a_baseline() {
 }
 
 #[test]
-fn bad_selection_and_missing_host_flag_are_harness_errors() {
+fn bad_selection_is_a_harness_error() {
     let (code, _, stderr) = isolab(&["check", "--host", "--only", "no.such.*"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("matches no assertion"), "{stderr}");
-    let (code, _, stderr) = isolab(&["check"]);
-    assert_eq!(code, 2);
-    assert!(stderr.contains("--host"), "{stderr}");
+}
+
+#[test]
+fn check_runs_on_this_host_without_the_host_flag_or_a_kernels_toml() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("res");
+    let o = Command::new(env!("CARGO_BIN_EXE_isolab"))
+        .arg("--runtime")
+        .arg(common::isorun())
+        .args(["check", "--only", "pid.init_is_pid1", "--out", out.to_str().unwrap()])
+        .env("ISOLAB_KERNELS", dir.path().join("no-kernels.toml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("1 pass, 0 fail, 0 skip, 0 error"), "{stdout}");
+    assert!(out.join("results.json").is_file());
+}
+
+#[test]
+fn a_cgroup_mode_that_is_not_v1_or_v2_is_refused_by_name_in_every_subcommand() {
+    for args in [
+        &["matrix", "--cgroup", "v1,v3"][..],
+        &["boot", "debian-6.1", "--cgroup", "v3"],
+        &["smoke", "--cgroup", "v3"],
+        &["migrate", "debian-6.1", "--cgroup", "v3"],
+        &["snapshot", "bench", "debian-6.1", "--cgroup", "v3"],
+        &["snapshot", "run", "debian-6.1", "--cgroup", "v3", "--", "true"],
+    ] {
+        let (code, _, stderr) = isolab(args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("--cgroup") && stderr.contains("\"v3\" is not a cgroup mode: expected v1 or v2"),
+            "{args:?}: {stderr}"
+        );
+    }
 }

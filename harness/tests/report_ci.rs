@@ -159,3 +159,29 @@ fn report_merge_gives_the_longest_shard_as_wall_time_and_the_summed_time_apart()
         .unwrap();
     assert!(String::from_utf8_lossy(&o.stdout).contains("time: 394.1 s wall (the longest of 1 shard)"));
 }
+
+#[test]
+fn report_merge_and_baseline_update_need_no_kernels_toml() {
+    let t = tempfile::tempdir().unwrap();
+    let a = vec![record("debian-6.1", "v1", "pid.init_is_pid1", Outcome::Pass, 300)];
+    write_shard(&t.path().join("s1"), &a, 1.5);
+    let no_toml = t.path().join("no-kernels.toml");
+    let run = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_isolab"))
+            .args(args)
+            .current_dir(t.path())
+            .env("ISOLAB_KERNELS", &no_toml)
+            .output()
+            .unwrap();
+        (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let (code, stderr) = run(&["report", "merge", "s1", "--out", "merged"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr) = run(&["baseline", "update", "--from", "merged/results.json", "--to", "base.json"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(t.path().join("base.json").is_file());
+    // A command that boots kernels still needs the file, and says which.
+    let (code, stderr) = run(&["kernels", "list"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("no-kernels.toml"), "{stderr}");
+}

@@ -236,7 +236,7 @@ fn boot_cmd(g: &Global, m: &Matrix, names: &[String], runs: usize, out: &Path, m
         let t = Instant::now();
         let args = lab_cmds::MatrixArgs {
             kernels: vec![],
-            cgroup: vec!["v1".into(), "v2".into()],
+            cgroup: vec![CgroupMode::V1, CgroupMode::V2],
             only: String::new(),
             shard: None,
             out: out.join("matrix"),

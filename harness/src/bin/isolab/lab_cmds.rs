@@ -25,8 +25,8 @@ pub struct MatrixArgs {
     #[arg(long, value_delimiter = ',')]
     pub kernels: Vec<String>,
     /// cgroup modes to boot each kernel with.
-    #[arg(long, value_delimiter = ',', default_value = "v1,v2")]
-    pub cgroup: Vec<String>,
+    #[arg(long, value_delimiter = ',', default_value = "v1,v2", value_parser = super::cgroup_mode)]
+    pub cgroup: Vec<CgroupMode>,
     /// Assertion id globs, comma-separated; `!GLOB` leaves out what it matches, e.g.
     /// `!escape.*` (default: the whole catalogue).
     #[arg(long, default_value = "")]
@@ -102,16 +102,12 @@ pub fn matrix(g: &Global, m: &Matrix, a: &MatrixArgs) -> Result<i32> {
     if ids.is_empty() {
         bail!("--only {:?} matches no assertion", a.only);
     }
-    let modes: Vec<CgroupMode> = a
-        .cgroup
-        .iter()
-        .map(|s| CgroupMode::parse(s).with_context(|| format!("--cgroup {s}: expected v1 or v2")))
-        .collect::<Result<_>>()?;
+    let modes = &a.cgroup;
     let specs = m.select(&a.kernels)?;
     let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
     let mut all_cells: Vec<(String, CgroupMode)> = Vec::new();
     for n in &names {
-        for mode in &modes {
+        for mode in modes {
             all_cells.push((n.clone(), *mode));
         }
     }

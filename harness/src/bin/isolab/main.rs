@@ -16,6 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use isolab_harness::image::Compression;
 use isolab_harness::kernels::Matrix;
 use isolab_harness::lab::{self, LabOptions};
+use isolab_harness::protocol::CgroupMode;
 use isolab_harness::vm::{self, AccelChoice};
 
 #[derive(Parser)]
@@ -99,17 +100,18 @@ enum Cmd {
     Boot {
         /// Kernel name.
         kernel: String,
-        /// cgroup hierarchy.
-        #[arg(long, default_value = "v2")]
-        cgroup: String,
+        /// cgroup hierarchy: v1 or v2.
+        #[arg(long, default_value = "v2", value_parser = cgroup_mode)]
+        cgroup: CgroupMode,
         /// Command and arguments.
         #[arg(last = true)]
         command: Vec<String>,
     },
-    /// The isolation catalogue on this machine, no VM (`--host`): quick feedback, same code
-    /// and outputs as `matrix`. Exit 0 all pass/skip, 1 a failure or regression, 2 an error.
+    /// The isolation catalogue on this machine, no VM: quick feedback, same code and outputs
+    /// as `matrix` (which runs it in VMs). Exit 0 all pass/skip, 1 a failure or regression,
+    /// 2 an error.
     Check {
-        /// Run on this host (required: the VM matrix is `isolab matrix`).
+        /// Run on this host (the default and only place `check` runs; kept for scripts).
         #[arg(long)]
         host: bool,
         /// Assertion id globs, comma-separated.
@@ -136,8 +138,8 @@ enum Cmd {
         /// Kernel names (default: the default set).
         names: Vec<String>,
         /// cgroup modes to boot each kernel with.
-        #[arg(long, value_delimiter = ',', default_value = "v1,v2")]
-        cgroup: Vec<String>,
+        #[arg(long, value_delimiter = ',', default_value = "v1,v2", value_parser = cgroup_mode)]
+        cgroup: Vec<CgroupMode>,
     },
     /// Snapshots of booted VMs (`bench`: restored vs fresh start time).
     #[command(subcommand)]
@@ -151,9 +153,9 @@ enum Cmd {
     Migrate {
         /// Kernel name.
         kernel: String,
-        /// cgroup hierarchy.
-        #[arg(long, default_value = "v2")]
-        cgroup: String,
+        /// cgroup hierarchy: v1 or v2.
+        #[arg(long, default_value = "v2", value_parser = cgroup_mode)]
+        cgroup: CgroupMode,
     },
     /// Benchmarks, side by side: `startup` and `density` against several OCI runtimes,
     /// `boot` (VM boot to the agent's hello per kernel). Writes bench.json and SVG plots.
@@ -167,9 +169,9 @@ enum SnapshotCmd {
     Bench {
         /// Kernel name.
         kernel: String,
-        /// cgroup hierarchy.
-        #[arg(long, default_value = "v2")]
-        cgroup: String,
+        /// cgroup hierarchy: v1 or v2.
+        #[arg(long, default_value = "v2", value_parser = cgroup_mode)]
+        cgroup: CgroupMode,
         /// Runs of each.
         #[arg(long, default_value_t = 5)]
         runs: usize,
@@ -178,9 +180,9 @@ enum SnapshotCmd {
     Run {
         /// Kernel name.
         kernel: String,
-        /// cgroup hierarchy.
-        #[arg(long, default_value = "v2")]
-        cgroup: String,
+        /// cgroup hierarchy: v1 or v2.
+        #[arg(long, default_value = "v2", value_parser = cgroup_mode)]
+        cgroup: CgroupMode,
         /// Command and arguments.
         #[arg(last = true, required = true)]
         command: Vec<String>,
@@ -239,6 +241,11 @@ enum KernelsCmd {
         /// Suite, e.g. bookworm.
         suite: String,
     },
+}
+
+/// `--cgroup`'s value parser: one place that says what a cgroup mode is.
+fn cgroup_mode(s: &str) -> Result<CgroupMode, String> {
+    CgroupMode::parse(s).ok_or_else(|| format!("{s:?} is not a cgroup mode: expected v1 or v2"))
 }
 
 fn matrix_path(g: &Global) -> PathBuf {
@@ -347,11 +354,26 @@ fn real_main() -> Result<()> {
         vm::guard::install_signal_handler().context("install signal handler")?;
     }
     vm::accel::set_reporter(|d| eprintln!("isolab: {}", d.describe()));
-    let matrix = Matrix::load(&matrix_path(&cli.g))?;
+    // Only the commands that boot or list kernels read kernels.toml (`check`, `report merge`
+    // and `baseline update` work without one).
+    let load = || Matrix::load(&matrix_path(&cli.g));
+    match &cli.cmd {
+        Cmd::Check { host: _, only, out, baseline } => {
+            std::process::exit(lab_cmds::check_host(&cli.g, only, out, baseline.as_deref())?)
+        }
+        Cmd::Report(ReportCmd::Merge { dirs, out, baseline }) => {
+            std::process::exit(lab_cmds::merge(dirs, out, baseline.as_deref())?)
+        }
+        Cmd::Baseline(BaselineCmd::Update { from, to }) => {
+            std::process::exit(lab_cmds::baseline_update(from, to)?)
+        }
+        Cmd::Kernels(KernelsCmd::Available { suite }) => return kernels::available(&cli.g, suite),
+        _ => {}
+    }
+    let matrix = load()?;
     match &cli.cmd {
         Cmd::Kernels(KernelsCmd::List) => kernels::list(&cli.g, &matrix),
         Cmd::Kernels(KernelsCmd::Fetch { names }) => kernels::fetch_kernels(&cli.g, &matrix, names),
-        Cmd::Kernels(KernelsCmd::Available { suite }) => kernels::available(&cli.g, suite),
         Cmd::Image { names } => {
             let o = options(&cli.g)?;
             for spec in matrix.select(names)? {
@@ -362,31 +384,23 @@ fn real_main() -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Boot { kernel, cgroup, command } => run::boot(&cli.g, &matrix, kernel, cgroup, command),
+        Cmd::Boot { kernel, cgroup, command } => run::boot(&cli.g, &matrix, kernel, *cgroup, command),
         Cmd::Snapshot(SnapshotCmd::Bench { kernel, cgroup, runs }) => {
-            snapshot_cmds::bench(&cli.g, &matrix, kernel, cgroup, *runs)
+            snapshot_cmds::bench(&cli.g, &matrix, kernel, *cgroup, *runs)
         }
         Cmd::Snapshot(SnapshotCmd::Run { kernel, cgroup, command }) => {
-            std::process::exit(snapshot_cmds::run(&cli.g, &matrix, kernel, cgroup, cli.g.cpus, command)?)
+            std::process::exit(snapshot_cmds::run(&cli.g, &matrix, kernel, *cgroup, cli.g.cpus, command)?)
         }
         Cmd::Cache(CacheCmd::Prune { max_size }) => snapshot_cmds::prune_cache(&cli.g, max_size),
         Cmd::Migrate { kernel, cgroup } => {
-            std::process::exit(migrate_cmd::migrate(&cli.g, &matrix, kernel, cgroup)?)
+            std::process::exit(migrate_cmd::migrate(&cli.g, &matrix, kernel, *cgroup)?)
         }
         Cmd::Bench(b) => bench::bench(&cli.g, &matrix, b),
         Cmd::Smoke { names, cgroup } => run::check(&cli.g, &matrix, names, cgroup),
-        Cmd::Check { host, only, out, baseline } => {
-            if !host {
-                bail!("isolab check runs on this host and needs --host; the VM matrix is `isolab matrix`");
-            }
-            std::process::exit(lab_cmds::check_host(&cli.g, only, out, baseline.as_deref())?)
-        }
         Cmd::Matrix(a) => std::process::exit(lab_cmds::matrix(&cli.g, &matrix, a)?),
-        Cmd::Report(ReportCmd::Merge { dirs, out, baseline }) => {
-            std::process::exit(lab_cmds::merge(dirs, out, baseline.as_deref())?)
-        }
-        Cmd::Baseline(BaselineCmd::Update { from, to }) => {
-            std::process::exit(lab_cmds::baseline_update(from, to)?)
-        }
+        Cmd::Check { .. }
+        | Cmd::Report(_)
+        | Cmd::Baseline(_)
+        | Cmd::Kernels(KernelsCmd::Available { .. }) => unreachable!("handled before kernels.toml is read"),
     }
 }

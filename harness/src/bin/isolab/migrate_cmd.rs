@@ -1,6 +1,6 @@
 //! `isolab migrate`: a container checkpointed in one VM and restored in another.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use isolab_harness::kernels::Matrix;
 use isolab_harness::lab;
 use isolab_harness::migrate::{self, MigrateError, Outcome};
@@ -9,8 +9,7 @@ use isolab_harness::protocol::CgroupMode;
 use super::{build_image, options, Global};
 
 /// Exit code: 0 migrated (or SKIP), 1 a property did not hold, 2 a VM or step broke.
-pub fn migrate(g: &Global, m: &Matrix, kernel: &str, cgroup: &str) -> Result<i32> {
-    let cg = CgroupMode::parse(cgroup).with_context(|| format!("--cgroup {cgroup}: expected v1 or v2"))?;
+pub fn migrate(g: &Global, m: &Matrix, kernel: &str, cg: CgroupMode) -> Result<i32> {
     let o = options(g)?;
     let spec = m.select(&[kernel.to_string()])?[0];
     let k = lab::checked_kernel(spec, m, &o.cache)?;

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use isolab_harness::kernels::{CheckedKernel, Matrix};
 use isolab_harness::lab::{self, LabOptions};
 use isolab_harness::protocol::{Action, CgroupMode, Event, Request, Stream, PROTOCOL_VERSION};
@@ -18,8 +18,7 @@ fn resolve(g: &Global, m: &Matrix, name: &str) -> Result<(CheckedKernel, LabOpti
     Ok((k, o, img))
 }
 
-pub fn boot(g: &Global, m: &Matrix, kernel: &str, cgroup: &str, command: &[String]) -> Result<()> {
-    let cg = CgroupMode::parse(cgroup).with_context(|| format!("--cgroup {cgroup}: expected v1 or v2"))?;
+pub fn boot(g: &Global, m: &Matrix, kernel: &str, cg: CgroupMode, command: &[String]) -> Result<()> {
     let (k, o, img) = resolve(g, m, kernel)?;
     super::accel_now(&o, &k, &img);
     let interactive = command.is_empty();
@@ -53,18 +52,14 @@ pub fn boot(g: &Global, m: &Matrix, kernel: &str, cgroup: &str, command: &[Strin
     std::process::exit(report.exit_code().unwrap_or(0));
 }
 
-pub fn check(g: &Global, m: &Matrix, names: &[String], modes: &[String]) -> Result<()> {
+pub fn check(g: &Global, m: &Matrix, names: &[String], modes: &[CgroupMode]) -> Result<()> {
     let o = options(g)?;
-    let modes: Vec<CgroupMode> = modes
-        .iter()
-        .map(|s| CgroupMode::parse(s).with_context(|| format!("--cgroup {s}: expected v1 or v2")))
-        .collect::<Result<_>>()?;
     let mut cells = Vec::new();
     for spec in m.select(names)? {
         let k = lab::checked_kernel(spec, m, &o.cache)?;
         let img = build_image(&k, &o)?;
         super::accel_now(&o, &k, &img);
-        for mode in &modes {
+        for mode in modes {
             cells.push((k.clone(), img.clone(), *mode));
         }
     }

@@ -20,8 +20,7 @@ fn raw(v: &[f64]) -> String {
 
 /// Boots `kernel` fresh `runs` times, then restores it from its snapshot `runs` times, and
 /// prints QEMU start → agent ready (hello) for both, interleaved so load affects both alike.
-pub fn bench(g: &Global, m: &Matrix, kernel: &str, cgroup: &str, runs: usize) -> Result<()> {
-    let cg = CgroupMode::parse(cgroup).with_context(|| format!("--cgroup {cgroup}: expected v1 or v2"))?;
+pub fn bench(g: &Global, m: &Matrix, kernel: &str, cg: CgroupMode, runs: usize) -> Result<()> {
     let o = options(g)?;
     let spec = m.select(&[kernel.to_string()])?[0];
     let k = lab::checked_kernel(spec, m, &o.cache)?;
@@ -54,12 +53,11 @@ pub fn run(
     g: &Global,
     m: &Matrix,
     kernel: &str,
-    cgroup: &str,
+    cg: CgroupMode,
     cpus: Option<u32>,
     command: &[String],
 ) -> Result<i32> {
     use isolab_harness::protocol::{Event, Stream};
-    let cg = CgroupMode::parse(cgroup).with_context(|| format!("--cgroup {cgroup}: expected v1 or v2"))?;
     let mut o = options(g)?;
     o.cpus = cpus.unwrap_or(o.cpus);
     let spec = m.select(&[kernel.to_string()])?[0];
