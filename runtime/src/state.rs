@@ -100,7 +100,7 @@ pub struct ContainerRecord {
     pub id: String,
     /// Init's pid in the host's pid namespace.
     pub pid: i32,
-    /// Init's start time (field 22 of /proc/<pid>/stat), to tell a reused pid from ours.
+    /// Init's start time (field 22 of `/proc/<pid>/stat`), to tell a reused pid from ours.
     pub pid_start_time: u64,
     /// Absolute bundle path.
     pub bundle: PathBuf,
@@ -420,13 +420,13 @@ pub fn stale_owner(name: &str, id: &str) -> Option<(i32, u64)> {
     Some((pid.parse().ok()?, start.parse().ok()?))
 }
 
-/// Field 22 (starttime) and field 3 (state) of /proc/<pid>/stat.
+/// Field 22 (starttime) and field 3 (state) of `/proc/<pid>/stat`.
 pub fn proc_stat(pid: i32) -> Option<(char, u64)> {
     let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     parse_stat(&s)
 }
 
-/// Parse state and starttime out of a /proc/<pid>/stat line (comm may hold spaces and parens).
+/// Parse state and starttime out of a `/proc/<pid>/stat` line (comm may hold spaces and parens).
 pub fn parse_stat(s: &str) -> Option<(char, u64)> {
     let rest = &s[s.rfind(')')? + 1..];
     let mut fields = rest.split_whitespace();

@@ -52,7 +52,7 @@ pub fn add_mount(cfg: &mut Value, mount: Value) {
 /// A negative control that changes nothing (for assertions whose control lives in the check).
 pub fn unchanged(_: &mut Value) {}
 
-/// The NSpid line of /proc/<pid>/status: the pid in each nested pid namespace.
+/// The NSpid line of `/proc/<pid>/status`: the pid in each nested pid namespace.
 pub fn nspid(pid: i32) -> Vec<i64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
@@ -85,7 +85,7 @@ impl Drop for HostSleeper {
     }
 }
 
-/// The value of `key:` in /proc/<pid>/status (e.g. `Uid`, `CapEff`, `NoNewPrivs`), trimmed.
+/// The value of `key:` in `/proc/<pid>/status` (e.g. `Uid`, `CapEff`, `NoNewPrivs`), trimmed.
 pub fn status_field(pid: i32, key: &str) -> Option<String> {
     let path = if pid > 0 { format!("/proc/{pid}/status") } else { "/proc/self/status".into() };
     let status = std::fs::read_to_string(path).ok()?;

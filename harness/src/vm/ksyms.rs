@@ -4,7 +4,7 @@
 //! (`dequeue_task_fair+0x1c/0x2a0`); what a System.map adds is the raw addresses a trace
 //! also prints (`? 0xffffffffa1234567`, register values), after undoing KASLR with the
 //! trace's `Kernel Offset:` line. Debian's image packages ship only a placeholder System.map
-//! ("The real System.map is in the linux-image-<version>-dbg package"); [`SystemMap::load`]
+//! ("The real System.map is in the `linux-image-<version>-dbg` package"); [`SystemMap::load`]
 //! says so rather than resolving nothing silently.
 
 use std::path::{Path, PathBuf};

@@ -1,5 +1,4 @@
 //! config.json: parse and validate, as one pure function.
-//! OWNER: config helper. Interface fixed below; everything else in this directory is free.
 //!
 //! [`parse_config`] works in three steps, so that a bad config is answered with every
 //! problem at once, each with its JSON path (`linux.namespaces[2].type: unknown namespace

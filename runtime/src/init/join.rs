@@ -19,7 +19,7 @@ pub struct JoinContext<'a> {
     pub seccomp: Option<&'a crate::seccomp::Filter>,
     /// Namespaces to join, user first, each (flag, open ns file, path for errors).
     pub namespaces: Vec<(CloneFlags, OwnedFd, PathBuf)>,
-    /// The init's root directory (/proc/<pid>/root), entered after the namespaces so a
+    /// The init's root directory (`/proc/<pid>/root`), entered after the namespaces so a
     /// container set up without pivot_root is not escaped through its mount namespace's root.
     pub root: OwnedFd,
     /// The container has its own user namespace.

@@ -3,7 +3,7 @@
 //! `linux.netDevices` (host interfaces moved into the container and given back on delete).
 //!
 //! Nothing here runs unless a container asks for it: the tokio runtime rtnetlink needs is
-//! built on demand ([`link::Nl`]), never on the path of a container without network config.
+//! built on demand (`link::Nl`), never on the path of a container without network config.
 
 mod bridge;
 pub mod cidr;

@@ -1,11 +1,10 @@
 //! The container's filesystem view, set up inside the child in its new mount namespace (or,
 //! without one, in the caller's: see [`RootfsOptions::shared_mount_ns`]).
-//! OWNER: rootfs helper.
 //!
 //! Order (runc's): `/` rslave (or `rootfsPropagation`) → rootfs bound onto itself →
-//! `spec.mounts` in order ([`mounts`], [`cgroupfs`]) → default and `linux.devices`
-//! ([`devices`]) → pivot_root or MS_MOVE+chroot ([`pivot`]) → `linux.sysctl` →
-//! readonlyPaths, maskedPaths ([`masked`]) → `/dev` and `/` read-only.
+//! `spec.mounts` in order (`mounts`, `cgroupfs`) → default and `linux.devices`
+//! (`devices`) → pivot_root or MS_MOVE+chroot (`pivot`) → `linux.sysctl` →
+//! readonlyPaths, maskedPaths (`masked`) → `/dev` and `/` read-only.
 //! Every destination is resolved inside the rootfs ([`paths`]): no symlink leads out.
 
 mod cgroupfs;

@@ -1,4 +1,4 @@
-//! Raw mount-related syscalls that `nix` does not wrap (mount_setattr). OWNER: rootfs helper.
+//! Raw mount-related syscalls that `nix` does not wrap (mount_setattr).
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;

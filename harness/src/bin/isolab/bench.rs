@@ -69,7 +69,7 @@ pub struct Common {
     /// column is then to it), names on PATH, or paths.
     #[arg(long, value_delimiter = ',', default_value = "isorun,runc,crun")]
     runtimes: Vec<String>,
-    /// Output directory (bench.json and SVG plots; default isolab-bench/<bench>).
+    /// Output directory (bench.json and SVG plots; default `isolab-bench/<bench>`).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Measure a runtime whose `--version` says `build: debug` (or an isorun that does not

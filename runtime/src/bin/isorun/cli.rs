@@ -270,7 +270,7 @@ pub struct ExecArgs {
     /// Extra environment variables (KEY=VALUE).
     #[arg(short, long)]
     pub env: Vec<String>,
-    /// uid[:gid] to run as.
+    /// `uid[:gid]` to run as.
     #[arg(short, long)]
     pub user: Option<String>,
     /// Additional group ids.
