@@ -1,4 +1,4 @@
-//! `isolab check --host`: the catalogue on this machine, no VM, and the outputs every run
+//! `isolab check`: the catalogue on this machine, no VM, and the outputs every run
 //! writes (`results.json`, `junit.xml`, `results.ktap`, `report.html`).
 
 use std::path::{Path, PathBuf};

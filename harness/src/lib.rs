@@ -1,10 +1,21 @@
 //! isolab-harness: boots throwaway QEMU VMs on a matrix of real distribution kernels, with the
 //! `isolab-agent` as PID 1, and talks to it over a typed JSON-lines protocol.
 //!
-//! Host side (feature `host`, on by default): [`kernels`] (the pinned matrix, fetching through
-//! a private apt configuration, config features), [`image`] (cpio writer, initramfs builder,
-//! ELF dependency resolution, kernel modules), [`vm`] (QEMU arguments, running a VM under a
-//! watchdog, acceleration probe). Both sides: [`protocol`]. Guest side: [`agent`].
+//! **The matrix** (`isolab matrix`, [`matrix`]): [`kernels`] (the pinned matrix, fetched
+//! through a private apt configuration, verified, its config features read) → [`image`]
+//! (an initramfs: cpio writer, the agent, the runtime under test with its shared libraries,
+//! kernel modules) → [`lab`] puts them together and hands back a VM for a cell, booted under
+//! [`vm`] (QEMU arguments, the watchdog, the KVM probe) or restored from a [`snapshot`] →
+//! the guest's [`agent`] runs the [`catalogue`] against the runtime and streams [`protocol`]
+//! events → records, plus [`kernel_findings`] from the console ([`kernel_log`]) → [`report`]
+//! (table, results.json, JUnit, KTAP, HTML, summary.md, annotations, KCIDB).
+//!
+//! **On this host** (`isolab check`, [`check`]): the same catalogue and outputs, no VM.
+//!
+//! **Around them**: [`bench`](mod@bench) (start latency and density side by side against runc, crun and
+//! the floor program), [`migrate`] (CRIU between two guests), [`cache`] (where it all lives).
+//! Host-side modules need the `host` feature (on by default); the agent and catalogue build
+//! without it.
 #![warn(missing_docs)]
 
 pub mod agent;
