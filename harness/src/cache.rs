@@ -160,3 +160,55 @@ mod tests {
         assert_eq!(sha256_file_memo(&f, &memo).unwrap(), sha256_file(&f).unwrap());
     }
 }
+
+/// Bytes an unprivileged writer may still use on the filesystem holding `path` (statvfs
+/// `f_bavail * f_frsize`); None if it cannot be asked.
+pub fn free_bytes(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: an all-zero statvfs is a valid value of this plain C struct.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is NUL-terminated and outlives the call; `st` is a valid, writable statvfs.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+/// Why a snapshot's VM may have died of its store (a RAM file on a full filesystem gets
+/// QEMU a SIGBUS): a note when `free` bytes are less than the guest's `ram` bytes.
+pub fn full_store_note(store: &Path, free: Option<u64>, ram: u64) -> Option<String> {
+    let free = free?;
+    (free < ram).then(|| {
+        format!(
+            "; the snapshot store {} has {} MiB free and the guest's RAM file needs {} MiB (is the disk full?)",
+            store.display(),
+            free >> 20,
+            ram >> 20
+        )
+    })
+}
+
+#[cfg(test)]
+mod full_store_tests {
+    use super::*;
+
+    #[test_case::test_case(Some(0), 512 << 20, true ; "full")]
+    #[test_case::test_case(Some(100 << 20), 512 << 20, true ; "too small")]
+    #[test_case::test_case(Some(600 << 20), 512 << 20, false ; "room")]
+    #[test_case::test_case(None, 512 << 20, false ; "unknown")]
+    fn note(free: Option<u64>, ram: u64, says: bool) {
+        let n = full_store_note(Path::new("/c/snapshots"), free, ram);
+        assert_eq!(n.is_some(), says, "{n:?}");
+        if let Some(n) = n {
+            assert!(
+                n.contains("/c/snapshots") && n.contains("needs 512 MiB") && n.contains("disk full"),
+                "{n}"
+            );
+        }
+    }
+
+    #[test]
+    fn free_bytes_of_a_real_directory() {
+        assert!(free_bytes(Path::new("/")).is_some());
+        assert_eq!(free_bytes(Path::new("/nonexistent/dir")), None);
+    }
+}

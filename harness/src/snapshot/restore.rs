@@ -133,8 +133,14 @@ pub fn boot_restored_in(
             (err, _) => Err(SnapshotError::Save {
                 name: key.dir_name(),
                 detail: format!(
-                    "{}\n--- console tail ---\n{}",
+                    "{}{}\n--- console tail ---\n{}",
                     err.as_ref().map(ToString::to_string).unwrap_or_else(|| "no hello".into()),
+                    crate::cache::full_store_note(
+                        dir,
+                        crate::cache::free_bytes(dir),
+                        u64::from(o.memory_mb) << 20
+                    )
+                    .unwrap_or_default(),
                     r.console_tail.join("\n")
                 ),
             }),

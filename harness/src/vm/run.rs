@@ -99,6 +99,27 @@ fn died(status: std::process::ExitStatus, guard: &mut VmGuard) -> VmError {
     VmError::QemuDied { status: status.to_string(), stderr }
 }
 
+/// A QMP command that failed because a signal ended QEMU (a SIGKILL from outside, a SIGBUS
+/// from its RAM file) is QEMU's death, with its status, not the socket's error ("Connection
+/// reset by peer"), and not a snapshot QEMU refused (which it answers by exiting with a
+/// status, and which the caller rebuilds). QEMU gets half a second to be reaped before the
+/// QMP error is taken as it is.
+fn qmp_failed(e: super::qmp::QmpError, guard: &mut VmGuard) -> VmError {
+    use std::os::unix::process::ExitStatusExt;
+    let until = Instant::now() + Duration::from_millis(500);
+    loop {
+        match guard.child().try_wait() {
+            Ok(Some(st)) if st.signal().is_some() => return died(st, guard),
+            Ok(Some(_)) => return VmError::Snapshot(e),
+            _ => {}
+        }
+        if Instant::now() > until {
+            return VmError::Snapshot(e);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn read_lines(s: UnixStream, tx: mpsc::Sender<Msg>, console: bool) {
     std::thread::spawn(move || {
         let mut r = BufReader::new(s);
@@ -236,7 +257,7 @@ fn run_inner(
     let mut qmp = match &qmp_l {
         Some(l) => {
             let s = accept(l, boot_deadline, &mut guard).map_err(|e| fix_secs(e, t))?;
-            Some(super::qmp::Qmp::connect(s, boot_deadline)?)
+            Some(super::qmp::Qmp::connect(s, boot_deadline).map_err(|e| qmp_failed(e, &mut guard))?)
         }
         None => None,
     };
@@ -246,7 +267,7 @@ fn run_inner(
     };
     let mut request_sent = false;
     if let (Some(SnapMode::Restore { state, resume, .. }), Some(q)) = (snap, qmp.as_mut()) {
-        snapvm::restore(q, state)?;
+        snapvm::restore(q, state).map_err(|e| qmp_failed(e, &mut guard))?;
         let lines = format!(
             "{}{}",
             encode_line(resume).unwrap_or_default(),
@@ -285,7 +306,7 @@ fn run_inner(
                     report.hello = Some(ev);
                     if let (Some(SnapMode::Save { state, .. }), Some(q)) = (snap, qmp.as_mut()) {
                         q.set_deadline(snapvm::deadline(t.boot.as_secs().max(30)));
-                        snapvm::save(q, state)?;
+                        snapvm::save(q, state).map_err(|e| qmp_failed(e, &mut guard))?;
                         guard.kill();
                         return Ok(());
                     }

@@ -84,3 +84,14 @@ pub fn kernel(name: &str, o: &LabOptions) -> CheckedKernel {
     }
     lab::checked_kernel(&spec, &m, &o.cache).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
+
+/// Moves this test process into a mount namespace of its own, nothing propagating back to
+/// the host's (nextest runs each test in its own process): what it mounts goes with it.
+pub fn private_mount_namespace() {
+    // SAFETY: unshare(2) with CLONE_NEWNS only changes this process's mount namespace; the
+    // call has no memory arguments.
+    let rc = unsafe { libc::unshare(libc::CLONE_NEWNS) };
+    assert_eq!(rc, 0, "unshare(CLONE_NEWNS): {}", std::io::Error::last_os_error());
+    let st = std::process::Command::new("mount").args(["--make-rprivate", "/"]).status().unwrap();
+    assert!(st.success(), "mount --make-rprivate /");
+}
