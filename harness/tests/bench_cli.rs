@@ -242,3 +242,58 @@ fn startup_reports_a_missing_floor_program_and_divides_by_isorun() {
     assert!(floor.contains("ERROR: ISOLAB_FLOOR=/nonexistent/isolab-floor: no such file"), "{stdout}");
     assert!(stdout.lines().any(|l| l.starts_with("isorun") && l.trim_end().ends_with("1.00×")), "{stdout}");
 }
+
+/// The startup containers' cgroups (isorun's default parent) an isolab process left.
+fn startup_cgroups_left(pid: u32) -> Vec<String> {
+    let prefix = format!("isolab-bench-{pid}-");
+    let mut left = Vec::new();
+    let hierarchies = std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten().map(|e| e.path());
+    for base in hierarchies.chain([std::path::PathBuf::from("/sys/fs/cgroup")]) {
+        for e in std::fs::read_dir(base.join("isorun")).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                left.push(e.path().display().to_string());
+            }
+        }
+    }
+    left
+}
+
+#[test]
+fn startup_measures_every_variant_side_by_side_and_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = isolab()
+        .args(["bench", "startup", "--runtimes", "isorun", "--variants", "default,docker,userns"])
+        .args(["--runs", "2", "--warmup", "0", "--allow-debug-build", "--out"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let j: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("bench.json")).unwrap()).unwrap();
+    let series = j["series"].as_array().unwrap();
+    for (name, variant) in [("isorun", "default"), ("isorun+docker", "docker"), ("isorun+userns", "userns")] {
+        let s = series.iter().find(|s| s["runtime"] == name).unwrap_or_else(|| panic!("no {name}: {j}"));
+        assert_eq!(s["variant"], variant, "{j}");
+        assert_eq!(s["error"], serde_json::Value::Null, "{j}");
+        assert_eq!(s["samples_ms"].as_array().unwrap().len(), 2, "{j}");
+        let line = stdout.lines().find(|l| l.split("  ").next() == Some(name)).unwrap_or_default();
+        assert!(line.trim_end().ends_with('×'), "{name}:\n{stdout}");
+    }
+    // The `unshare` floor runs the default variant only, and says so for the others.
+    for v in ["docker", "userns"] {
+        let name = format!("unshare (floor)+{v}");
+        let s = series.iter().find(|s| s["runtime"] == name.as_str()).unwrap_or_else(|| panic!("{j}"));
+        assert!(s["samples_ms"].as_array().unwrap().is_empty(), "{j}");
+        let note = format!("n/a for variant {v}");
+        assert!(s["note"].as_str().unwrap_or_default().starts_with(&note), "{j}");
+        assert!(stdout.lines().any(|l| l.starts_with(&name) && l.contains(&note)), "{stdout}");
+    }
+    assert!(stdout.lines().next().unwrap_or_default().contains("Δ default ms"), "{stdout}");
+    assert_eq!(startup_cgroups_left(pid), Vec::<String>::new());
+    assert_eq!(workspaces(pid), Vec::<String>::new());
+}

@@ -12,10 +12,12 @@ pub mod plot;
 pub mod report;
 pub mod startup;
 pub mod stats;
+pub mod variant;
 mod workspace;
 
 use std::path::PathBuf;
 
+pub use variant::Variant;
 pub use workspace::{resolve_runtimes, Runtime, Workspace};
 
 /// Errors of the bench driver, each naming the command or path that failed.
