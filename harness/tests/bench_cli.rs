@@ -1,6 +1,8 @@
 //! `isolab bench` end to end with real containers: startup writes its table, bench.json and
 //! plot and reports a runtime that is not there instead of dropping it; density interrupted
-//! by SIGTERM deletes every container it made and its temp dirs, and exits 130.
+//! by SIGTERM deletes every container it made and its temp dirs, and exits 130; `--variants`
+//! measures each runtime × variant (startup and density), the variant bundles take effect
+//! (seccomp, capabilities, uid map), and nothing is left behind.
 
 mod common;
 
@@ -241,4 +243,154 @@ fn startup_reports_a_missing_floor_program_and_divides_by_isorun() {
     let floor = stdout.lines().find(|l| l.starts_with("floor")).unwrap_or_default();
     assert!(floor.contains("ERROR: ISOLAB_FLOOR=/nonexistent/isolab-floor: no such file"), "{stdout}");
     assert!(stdout.lines().any(|l| l.starts_with("isorun") && l.trim_end().ends_with("1.00×")), "{stdout}");
+}
+
+/// The startup containers' cgroups (isorun's default parent) an isolab process left.
+fn startup_cgroups_left(pid: u32) -> Vec<String> {
+    let prefix = format!("isolab-bench-{pid}-");
+    let mut left = Vec::new();
+    let hierarchies = std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten().map(|e| e.path());
+    for base in hierarchies.chain([std::path::PathBuf::from("/sys/fs/cgroup")]) {
+        for e in std::fs::read_dir(base.join("isorun")).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                left.push(e.path().display().to_string());
+            }
+        }
+    }
+    left
+}
+
+#[test]
+fn startup_measures_every_variant_side_by_side_and_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = isolab()
+        .args(["bench", "startup", "--runtimes", "isorun", "--variants", "default,docker,userns"])
+        .args(["--runs", "2", "--warmup", "0", "--allow-debug-build", "--out"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let j: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("bench.json")).unwrap()).unwrap();
+    let series = j["series"].as_array().unwrap();
+    for (name, variant) in [("isorun", "default"), ("isorun+docker", "docker"), ("isorun+userns", "userns")] {
+        let s = series.iter().find(|s| s["runtime"] == name).unwrap_or_else(|| panic!("no {name}: {j}"));
+        assert_eq!(s["variant"], variant, "{j}");
+        assert_eq!(s["error"], serde_json::Value::Null, "{j}");
+        assert_eq!(s["samples_ms"].as_array().unwrap().len(), 2, "{j}");
+        let line = stdout.lines().find(|l| l.split("  ").next() == Some(name)).unwrap_or_default();
+        assert!(line.trim_end().ends_with('×'), "{name}:\n{stdout}");
+    }
+    // The `unshare` floor runs the default variant only, and says so for the others.
+    for v in ["docker", "userns"] {
+        let name = format!("unshare (floor)+{v}");
+        let s = series.iter().find(|s| s["runtime"] == name.as_str()).unwrap_or_else(|| panic!("{j}"));
+        assert!(s["samples_ms"].as_array().unwrap().is_empty(), "{j}");
+        let note = format!("n/a for variant {v}");
+        assert!(s["note"].as_str().unwrap_or_default().starts_with(&note), "{j}");
+        assert!(stdout.lines().any(|l| l.starts_with(&name) && l.contains(&note)), "{stdout}");
+    }
+    assert!(stdout.lines().next().unwrap_or_default().contains("Δ default ms"), "{stdout}");
+    assert_eq!(startup_cgroups_left(pid), Vec::<String>::new());
+    assert_eq!(workspaces(pid), Vec::<String>::new());
+}
+
+/// Deletes a test container on every exit path.
+struct ContainerGuard<'a> {
+    root: &'a std::path::Path,
+    id: String,
+}
+
+impl Drop for ContainerGuard<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new(common::isorun())
+            .arg("--root")
+            .arg(self.root)
+            .args(["delete", "--force", &self.id])
+            .output();
+    }
+}
+
+/// `isorun run` of the variant's bundle in a fresh workspace whose command is `args`; its
+/// stdout.
+fn run_variant(v: isolab_harness::bench::Variant, args: &[&str]) -> String {
+    use isolab_harness::bench::{Variant, Workspace};
+    let ws =
+        Workspace::new(&common::isorun(), std::path::Path::new("/bin/busybox"), args, &[Variant::Default, v])
+            .unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let guard = ContainerGuard {
+        root: root.path(),
+        id: format!("isolab-variant-{}-{}", std::process::id(), v.name()),
+    };
+    let out = Command::new(common::isorun())
+        .arg("--root")
+        .arg(root.path())
+        .args(["run", "-b"])
+        .arg(ws.bundle(v))
+        .arg(&guard.id)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The variants' bundles take effect: `docker` runs under a seccomp filter with Docker's 14
+/// capabilities (the default bundle: none and runc's 3), `userns` as host uid 100000.
+#[test]
+fn variant_bundles_apply_docker_seccomp_and_caps_and_the_user_namespace() {
+    use isolab_harness::bench::Variant;
+    let _root = isolab(); // asserts root
+    let field = |status: &str, key: &str| {
+        status.lines().find_map(|l| l.strip_prefix(key)).map(|v| v.trim().to_owned()).unwrap_or_default()
+    };
+    let default = run_variant(Variant::Default, &["cat", "/proc/self/status"]);
+    assert_eq!(field(&default, "Seccomp:"), "0", "{default}");
+    let docker = run_variant(Variant::Docker, &["cat", "/proc/self/status"]);
+    assert_eq!(field(&docker, "Seccomp:"), "2", "{docker}");
+    // CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP NET_BIND_SERVICE NET_RAW
+    // SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP.
+    assert_eq!(field(&docker, "CapEff:"), "00000000a80425fb", "{docker}");
+    assert_ne!(field(&default, "CapEff:"), field(&docker, "CapEff:"), "{default}");
+    let map = run_variant(Variant::Userns, &["cat", "/proc/self/uid_map"]);
+    assert_eq!(map.split_whitespace().collect::<Vec<_>>(), ["0", "100000", "65536"], "{map}");
+}
+
+#[test]
+fn density_measures_every_variant_and_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = isolab()
+        .args(["bench", "density", "--runtimes", "isorun", "--variants", "default,docker,userns"])
+        .args(["--n", "2", "--allow-debug-build", "--out"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let j: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("bench.json")).unwrap()).unwrap();
+    let points = j["density"].as_array().unwrap();
+    let got: Vec<(&str, &str, u64)> = points
+        .iter()
+        .map(|p| {
+            (p["runtime"].as_str().unwrap(), p["variant"].as_str().unwrap(), p["started"].as_u64().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [("isorun", "default", 2), ("isorun+docker", "docker", 2), ("isorun+userns", "userns", 2)]
+    );
+    assert!(points.iter().all(|p| p["error"].is_null()), "{j}");
+    assert!(stdout.lines().any(|l| l.starts_with("isorun+userns")), "{stdout}");
+    assert_eq!(leftovers(pid), Vec::<String>::new());
+    assert_eq!(workspaces(pid), Vec::<String>::new());
 }

@@ -2,7 +2,8 @@
 //! total and per-container start time; host memory per container — the /proc/meminfo delta
 //! (MemTotal − MemAvailable) over N, minus the sleep process's own PSS — beside the mean of
 //! the containers' memory cgroup usage; then the time to `delete --force` them all. Every
-//! container is registered with the guard before it is created.
+//! container is registered with the guard before it is created. With `--variants` every
+//! runtime runs every variant's bundle ([`super::variant`]), each its own line.
 
 use std::path::Path;
 use std::process::Command;
@@ -10,13 +11,17 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::variant::Variant;
 use super::{guard, BenchError, Runtime, Workspace};
 
 /// One runtime at one N.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Point {
-    /// Display name.
+    /// Display name: the runtime's for the default variant, `RUNTIME+VARIANT` otherwise.
     pub runtime: String,
+    /// The bundle variant (`default`, `docker`, `userns`); absent in older bench.json files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     /// Containers asked for.
     pub n: usize,
     /// Containers started before the end (or the error).
@@ -45,32 +50,47 @@ pub struct Point {
     pub error: Option<String>,
 }
 
-/// Runs every N (ascending) for every runtime; a runtime that fails at one N keeps the
-/// error and is not tried at larger ones.
-pub fn run(ws: &Workspace, runtimes: &[Runtime], ns: &[usize], max_n: &[(String, usize)]) -> Vec<Point> {
+/// Runs every N (ascending) for every runtime in every variant (runtime-major); a runtime
+/// × variant that fails at one N keeps the error and is not tried at larger ones. `max_n`
+/// limits a runtime by its name, in every variant.
+pub fn run(
+    ws: &Workspace,
+    runtimes: &[Runtime],
+    variants: &[Variant],
+    ns: &[usize],
+    max_n: &[(String, usize)],
+) -> Vec<Point> {
     let mut points = Vec::new();
-    let mut broken: Vec<bool> = vec![false; runtimes.len()];
+    let mut broken: Vec<bool> = vec![false; runtimes.len() * variants.len()];
     'all: for &n in ns {
-        for (i, r) in runtimes.iter().enumerate() {
+        for (ri, r) in runtimes.iter().enumerate() {
             let limit = max_n.iter().find(|(name, _)| *name == r.name).map(|(_, m)| *m);
             if limit.is_some_and(|m| n > m) {
                 continue;
             }
-            let mut p = Point { runtime: r.name.clone(), n, ..Point::default() };
-            match (&r.path, broken[i]) {
-                (Err(e), _) => p.error = Some(e.clone()),
-                (Ok(_), true) => continue,
-                (Ok(rt), false) => {
-                    if let Err(e) = one(ws, rt, &ws.root(i), i, &mut p) {
-                        p.error = Some(e.to_string());
+            for (vi, &v) in variants.iter().enumerate() {
+                let i = ri * variants.len() + vi;
+                let mut p = Point {
+                    runtime: v.series_name(&r.name),
+                    variant: Some(v.name().into()),
+                    n,
+                    ..Point::default()
+                };
+                match (&r.path, broken[i]) {
+                    (Err(e), _) => p.error = Some(e.clone()),
+                    (Ok(_), true) => continue,
+                    (Ok(rt), false) => {
+                        if let Err(e) = one(ws, rt, &ws.bundle(v), &ws.root(i), i, &mut p) {
+                            p.error = Some(e.to_string());
+                        }
                     }
                 }
-            }
-            broken[i] = p.error.is_some();
-            eprintln!("isolab bench density: {} N={n}: {}", r.name, line(&p));
-            points.push(p);
-            if points.last().and_then(|p| p.error.as_deref()) == Some("interrupted") {
-                break 'all;
+                broken[i] = p.error.is_some();
+                eprintln!("isolab bench density: {} N={n}: {}", p.runtime, line(&p));
+                points.push(p);
+                if points.last().and_then(|p| p.error.as_deref()) == Some("interrupted") {
+                    break 'all;
+                }
             }
         }
     }
@@ -92,13 +112,20 @@ fn line(p: &Point) -> String {
     }
 }
 
-fn one(ws: &Workspace, rt: &Path, root: &Path, idx: usize, p: &mut Point) -> Result<(), BenchError> {
+fn one(
+    ws: &Workspace,
+    rt: &Path,
+    bundle: &Path,
+    root: &Path,
+    idx: usize,
+    p: &mut Point,
+) -> Result<(), BenchError> {
     let ids: Vec<String> =
         (0..p.n).map(|k| format!("isolab-dens-{}-{idx}-{}-{k}", std::process::id(), p.n)).collect();
     std::thread::sleep(Duration::from_millis(500));
     let before = meminfo_kib();
     let t = Instant::now();
-    let started = start_all(ws, rt, root, &ids, p);
+    let started = start_all(ws, rt, bundle, root, &ids, p);
     p.start_total_s = t.elapsed().as_secs_f64();
     if started.is_ok() {
         p.start_per_ms = p.start_total_s * 1000.0 / p.n as f64;
@@ -121,6 +148,7 @@ fn one(ws: &Workspace, rt: &Path, root: &Path, idx: usize, p: &mut Point) -> Res
 fn start_all(
     ws: &Workspace,
     rt: &Path,
+    bundle: &Path,
     root: &Path,
     ids: &[String],
     p: &mut Point,
@@ -129,7 +157,7 @@ fn start_all(
         guard::register(rt, root, id);
         let mut c = Command::new(rt);
         c.arg("--root").arg(root).args(["run", "-d", "--pid-file"]).arg(ws.file(&format!("{id}.pid")));
-        c.arg("-b").arg(ws.bundle()).arg(id);
+        c.arg("-b").arg(bundle).arg(id);
         let out = guard::run(&mut c)?;
         if !out.status.success() {
             return Err(failed(&c, &out));

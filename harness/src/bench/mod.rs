@@ -1,6 +1,8 @@
 //! `isolab bench`: the same workload against several OCI runtimes in one run, interleaved,
 //! with warm-up — start latency ([`startup`]), density ([`density`]) — and the VM boot
-//! samples of `isolab bench boot`, with the floor program ([`floor`]) as a startup runtime; [`stats`] summarises, [`report`] prints the table and
+//! samples of `isolab bench boot`, with the floor program ([`floor`]) as a startup runtime and
+//! bundle variants ([`variant`]: default, docker's seccomp and capabilities, a user namespace)
+//! for startup and density; [`stats`] summarises, [`report`] prints the table and
 //! writes `bench.json`, [`plot`] draws the SVG plots. Every container a bench makes is
 //! registered with [`guard`], which deletes it on every exit path, SIGINT/SIGTERM included.
 
@@ -12,10 +14,12 @@ pub mod plot;
 pub mod report;
 pub mod startup;
 pub mod stats;
+pub mod variant;
 mod workspace;
 
 use std::path::PathBuf;
 
+pub use variant::Variant;
 pub use workspace::{resolve_runtimes, Runtime, Workspace};
 
 /// Errors of the bench driver, each naming the command or path that failed.

@@ -153,10 +153,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = |n: &str, v: &[f64]| Series {
             runtime: n.into(),
-            path: String::new(),
             samples_ms: v.to_vec(),
             summary: summarize(v),
-            error: None,
+            ..Series::default()
         };
         let f = dir.path().join("startup.svg");
         distribution_svg(&f, "start", &[s("isorun", &[8.0, 9.0]), s("runc", &[30.0, 31.0])], "ms").unwrap();

@@ -76,38 +76,55 @@ pub fn write_json(out: &Path, j: &BenchJson) -> Result<(), BenchError> {
 }
 
 /// The latency table: median, p95, mean, min and the ratio of each median to `base`'s
-/// (the unit is `unit`: `ms` or `s`, samples are ms); errors on their own line. `what`
-/// heads the first column (`runtime`, `kernel`).
+/// (the unit is `unit`: `ms` or `s`, samples are ms); errors and notes on their own line.
+/// `what` heads the first column (`runtime`, `kernel`). When a series of a variant other
+/// than default is present, a `Δ default` column before the ratio gives its median minus
+/// the same runtime's default-variant median (in `unit`; `-` for default series or when
+/// that one was not measured).
 pub fn series_table(series: &[Series], what: &str, base: &str, unit: &str) -> String {
     let div = if unit == "s" { 1000.0 } else { 1.0 };
-    let base_median = series.iter().find(|s| s.runtime == base).and_then(|s| s.summary).map(|s| s.median);
+    let median_of =
+        |name: &str| series.iter().find(|s| s.runtime == name).and_then(|s| s.summary).map(|s| s.median);
+    let base_median = median_of(base);
+    let with_delta = series.iter().any(|s| s.default_series_name().is_some());
     let w = series.iter().map(|s| s.runtime.len()).max().unwrap_or(7).max(7);
     let mut t = format!(
-        "{:<w$}  {:>5}  {:>10}  {:>10}  {:>10}  {:>10}  {:>9}\n",
+        "{:<w$}  {:>5}  {:>10}  {:>10}  {:>10}  {:>10}",
         what,
         "runs",
         format!("median {unit}"),
         format!("p95 {unit}"),
         format!("mean {unit}"),
         format!("min {unit}"),
-        format!("÷ {base}")
     );
+    if with_delta {
+        let _ = write!(t, "  {:>13}", format!("Δ default {unit}"));
+    }
+    let _ = writeln!(t, "  {:>9}", format!("÷ {base}"));
     for s in series {
         match (&s.summary, &s.error) {
             (Some(x), err) => {
                 let r =
                     ratio(x.median, base_median).map(|r| format!("{r:.2}×")).unwrap_or_else(|| "-".into());
-                let _ = writeln!(
+                let _ = write!(
                     t,
-                    "{:<w$}  {:>5}  {:>10.2}  {:>10.2}  {:>10.2}  {:>10.2}  {:>9}",
+                    "{:<w$}  {:>5}  {:>10.2}  {:>10.2}  {:>10.2}  {:>10.2}",
                     s.runtime,
                     x.n,
                     x.median / div,
                     x.p95 / div,
                     x.mean / div,
                     x.min / div,
-                    r
                 );
+                if with_delta {
+                    let d = s
+                        .default_series_name()
+                        .and_then(median_of)
+                        .map(|m| format!("{:+.2}", (x.median - m) / div))
+                        .unwrap_or_else(|| "-".into());
+                    let _ = write!(t, "  {d:>13}");
+                }
+                let _ = writeln!(t, "  {r:>9}");
                 if let Some(e) = err {
                     let _ = writeln!(t, "{:<w$}  then ERROR: {e}", "");
                 }
@@ -116,7 +133,8 @@ pub fn series_table(series: &[Series], what: &str, base: &str, unit: &str) -> St
                 let _ = writeln!(t, "{:<w$}  ERROR: {e}", s.runtime);
             }
             (None, None) => {
-                let _ = writeln!(t, "{:<w$}  no samples", s.runtime);
+                let why = s.note.as_deref().unwrap_or("no samples");
+                let _ = writeln!(t, "{:<w$}  {why}", s.runtime);
             }
         }
     }
@@ -170,11 +188,55 @@ mod tests {
     fn series(name: &str, v: &[f64], error: Option<&str>) -> Series {
         Series {
             runtime: name.into(),
-            path: String::new(),
             samples_ms: v.to_vec(),
             summary: summarize(v),
             error: error.map(str::to_owned),
+            ..Series::default()
         }
+    }
+
+    fn variant_series(name: &str, variant: &str, v: &[f64]) -> Series {
+        Series { variant: Some(variant.into()), ..series(name, v, None) }
+    }
+
+    #[test]
+    fn variants_get_a_delta_to_their_default_and_the_one_ratio_base() {
+        let mut na = variant_series("floor+docker", "docker", &[]);
+        na.note = Some(
+            "n/a for variant docker: the floor program runs the default bundle's kernel calls only".into(),
+        );
+        let t = series_table(
+            &[
+                variant_series("isorun", "default", &[4.0, 4.0, 4.0]),
+                variant_series("isorun+docker", "docker", &[4.5, 4.5, 4.5]),
+                variant_series("runc+userns", "userns", &[9.0]),
+                variant_series("floor", "default", &[2.0]),
+                na,
+                Series { error: Some("crun: boom".into()), ..variant_series("crun+docker", "docker", &[]) },
+            ],
+            "runtime",
+            "floor",
+            "ms",
+        );
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].contains("Δ default ms") && lines[0].ends_with("÷ floor"), "{t}");
+        let cols = |l: &str| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+        assert_eq!(cols(lines[1])[6..], ["-", "2.00×"], "{t}");
+        assert_eq!(cols(lines[2])[6..], ["+0.50", "2.25×"], "{t}");
+        // runc has no default series: no delta, the ratio is still to the floor.
+        assert_eq!(cols(lines[3])[6..], ["-", "4.50×"], "{t}");
+        assert_eq!(cols(lines[4])[6..], ["-", "1.00×"], "{t}");
+        assert_eq!(
+            lines[5],
+            "floor+docker   n/a for variant docker: the floor program runs the default bundle's kernel calls only"
+        );
+        assert_eq!(lines[6], "crun+docker    ERROR: crun: boom");
+    }
+
+    #[test]
+    fn one_variant_has_no_delta_column() {
+        let t = series_table(&[variant_series("isorun", "default", &[1.0])], "runtime", "isorun", "ms");
+        assert!(!t.contains("Δ"), "{t}");
     }
 
     #[test]

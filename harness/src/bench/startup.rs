@@ -4,14 +4,17 @@
 //! warm-up rounds that are not recorded. `unshare` of the same namespaces plus `true` runs
 //! alongside as a floor of tools; the runtime name `floor` adds the floor program
 //! (`isolab-floor ROOTFS CGROUP`, [`super::floor`]), the physical limit of a container start,
-//! measured in the same rounds.
+//! measured in the same rounds. With `--variants` ([`super::variant`]) every runtime runs
+//! every variant's bundle, each runtime × variant its own series in the same rounds.
 
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
 use super::stats::{summarize, Summary};
+use super::variant::Variant;
 use super::{floor, guard, BenchError, Runtime, Workspace};
 
 /// The `unshare` floor's display name (the floor program's is [`floor::NAME`]).
@@ -28,74 +31,142 @@ pub struct StartupOptions {
     pub floor: bool,
 }
 
-/// One runtime's samples (milliseconds), or why it could not run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One series' samples (milliseconds), or why it could not run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Series {
-    /// Display name.
+    /// Display name: the runtime's for the default variant, `RUNTIME+VARIANT` otherwise
+    /// ([`Variant::series_name`]).
     pub runtime: String,
     /// Binary.
     pub path: String,
+    /// The bundle variant (`default`, `docker`, `userns`) of a startup series; absent in
+    /// older bench.json files and in boot series.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     /// Wall time of each measured run, ms.
     pub samples_ms: Vec<f64>,
     /// Their summary.
     pub summary: Option<Summary>,
     /// The first error (the runtime is not run again after one).
     pub error: Option<String>,
+    /// Why the series was not run though nothing failed (`n/a for variant docker: ...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
-/// The runtime the ratio column divides by: the floor program when it was measured, else
-/// isorun.
-pub fn ratio_base(series: &[Series]) -> &'static str {
-    if series.iter().any(|s| s.runtime == floor::NAME && s.summary.is_some()) {
-        floor::NAME
-    } else {
-        "isorun"
+impl Series {
+    /// The name of the same runtime's default-variant series, for a series of another
+    /// variant.
+    pub fn default_series_name(&self) -> Option<&str> {
+        let v = self.variant.as_deref().filter(|v| *v != Variant::Default.name())?;
+        self.runtime.strip_suffix(&format!("+{v}"))
     }
 }
 
-/// Runs the bench; a runtime that fails keeps its error and drops out, the others go on.
-pub fn run(ws: &Workspace, runtimes: &[Runtime], o: &StartupOptions) -> Result<Vec<Series>, BenchError> {
-    let mut all: Vec<(Series, Option<Command>)> = runtimes
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let series = |path: String, error| Series {
-                runtime: r.name.clone(),
-                path,
-                samples_ms: Vec::new(),
-                summary: None,
-                error,
+/// The series the ratio column divides every row by (all variants alike, so the rows stay
+/// comparable): the floor program (default bundle) when it was measured, else isorun's
+/// default variant, else isorun's first measured variant.
+pub fn ratio_base(series: &[Series]) -> String {
+    let measured = |name: &str| series.iter().any(|s| s.runtime == name && s.summary.is_some());
+    if measured(floor::NAME) {
+        return floor::NAME.into();
+    }
+    if measured("isorun") {
+        return "isorun".into();
+    }
+    Variant::ALL
+        .into_iter()
+        .map(|v| v.series_name("isorun"))
+        .find(|n| measured(n))
+        .unwrap_or_else(|| "isorun".into())
+}
+
+/// What a series runs.
+enum Job {
+    /// An OCI runtime: `RUNTIME --root R run -b BUNDLE` (the id appended per run).
+    Runtime { bin: PathBuf, root: PathBuf, cmd: Command },
+    /// The floor program (the cgroup name appended per run).
+    Floor(Command),
+    /// `unshare ... true`.
+    Unshare(Command),
+}
+
+/// Why the floor program and `unshare` have no series for a variant other than default.
+fn not_applicable(v: Variant, what: &str) -> String {
+    format!("n/a for variant {}: {what} runs the default bundle's kernel calls only", v.name())
+}
+
+/// Runs the bench: every runtime in every variant (runtime-major), plus `unshare` when
+/// `o.floor`; the floor program and `unshare` have a series for the default variant only
+/// (the others get a row saying so). A series that fails keeps its error and drops out,
+/// the others go on.
+pub fn run(
+    ws: &Workspace,
+    runtimes: &[Runtime],
+    variants: &[Variant],
+    o: &StartupOptions,
+) -> Result<Vec<Series>, BenchError> {
+    let mut all: Vec<(Series, Option<Job>)> = Vec::new();
+    for r in runtimes {
+        for &v in variants {
+            let i = all.len();
+            let mut series = Series {
+                runtime: v.series_name(&r.name),
+                variant: Some(v.name().into()),
+                ..Series::default()
             };
-            match &r.path {
-                Ok(p) if r.floor => (
-                    series(p.display().to_string(), None),
-                    Some(floor::command(p, &ws.bundle().join("rootfs"))),
-                ),
-                Ok(p) => (series(p.display().to_string(), None), Some(base_cmd(p, &ws.root(i), ws))),
-                Err(e) => (series(String::new(), Some(e.clone())), None),
-            }
-        })
-        .collect();
+            let job = match &r.path {
+                Ok(p) if r.floor && v != Variant::Default => {
+                    series.path = p.display().to_string();
+                    series.note = Some(not_applicable(v, "the floor program"));
+                    None
+                }
+                Ok(p) if r.floor => {
+                    series.path = p.display().to_string();
+                    Some(Job::Floor(floor::command(p, &ws.bundle(v).join("rootfs"))))
+                }
+                Ok(p) => {
+                    series.path = p.display().to_string();
+                    let mut cmd = Command::new(p);
+                    cmd.arg("--root").arg(ws.root(i)).arg("run").arg("-b").arg(ws.bundle(v));
+                    Some(Job::Runtime { bin: p.clone(), root: ws.root(i), cmd })
+                }
+                Err(e) => {
+                    series.error = Some(e.clone());
+                    None
+                }
+            };
+            all.push((series, job));
+        }
+    }
     if o.floor {
-        let mut c = Command::new("unshare");
-        c.args(["--fork", "--pid", "--mount", "--net", "--uts", "--ipc", "--cgroup", "--mount-proc", "true"]);
-        let s = Series {
-            runtime: FLOOR.into(),
-            path: "unshare".into(),
-            samples_ms: vec![],
-            summary: None,
-            error: None,
-        };
-        all.push((s, Some(c)));
+        for &v in variants {
+            let mut series = Series {
+                runtime: v.series_name(FLOOR),
+                path: "unshare".into(),
+                variant: Some(v.name().into()),
+                ..Series::default()
+            };
+            let job = if v == Variant::Default {
+                let mut c = Command::new("unshare");
+                c.args(["--fork", "--pid", "--mount", "--net", "--uts", "--ipc", "--cgroup", "--mount-proc"]);
+                c.arg("true");
+                Some(Job::Unshare(c))
+            } else {
+                series.note = Some(not_applicable(v, "unshare"));
+                None
+            };
+            all.push((series, job));
+        }
     }
     let k = all.len();
     for round in 0..o.warmup + o.runs {
         for j in 0..k {
             let idx = (round + j) % k;
-            let (series, cmd) = &mut all[idx];
-            let Some(cmd) = cmd.as_mut() else { continue };
+            let (series, job) = &mut all[idx];
+            let Some(job) = job.as_ref() else { continue };
             let id = format!("isolab-bench-{}-{idx}-{round}", std::process::id());
-            match time_one(cmd, idx, &id, ws, runtimes) {
+            match time_one(job, &id) {
                 Ok(ms) if round >= o.warmup => series.samples_ms.push(ms),
                 Ok(_) => {}
                 Err(BenchError::Interrupted) => return Err(BenchError::Interrupted),
@@ -119,35 +190,25 @@ pub fn run(ws: &Workspace, runtimes: &[Runtime], o: &StartupOptions) -> Result<V
         .collect())
 }
 
-fn base_cmd(runtime: &std::path::Path, root: &std::path::Path, ws: &Workspace) -> Command {
-    let mut c = Command::new(runtime);
-    c.arg("--root").arg(root).arg("run").arg("-b").arg(ws.bundle());
-    c
-}
-
 /// One timed run; the container is registered with the guard for the duration. `id` is
 /// the container id of a runtime and the cgroup name of the floor program (which removes
 /// its cgroup itself, on every path).
-fn time_one(
-    base: &Command,
-    idx: usize,
-    id: &str,
-    ws: &Workspace,
-    runtimes: &[Runtime],
-) -> Result<f64, BenchError> {
+fn time_one(job: &Job, id: &str) -> Result<f64, BenchError> {
+    let base = match job {
+        Job::Runtime { cmd, .. } | Job::Floor(cmd) | Job::Unshare(cmd) => cmd,
+    };
     let mut cmd = Command::new(base.get_program());
     cmd.args(base.get_args());
-    if runtimes.get(idx).is_some_and(|r| r.floor) {
-        floor::own_process_group(&mut cmd);
-    }
-    let is_unshare = idx >= runtimes.len(); // `unshare` comes after the runtimes
-    let is_runtime = !is_unshare && !runtimes[idx].floor;
-    if !is_unshare {
-        cmd.arg(id);
-    }
-    if is_runtime {
-        let rt = runtimes[idx].path.clone().unwrap_or_default();
-        guard::register(&rt, &ws.root(idx), id);
+    match job {
+        Job::Runtime { bin, root, .. } => {
+            cmd.arg(id);
+            guard::register(bin, root, id);
+        }
+        Job::Floor(_) => {
+            floor::own_process_group(&mut cmd);
+            cmd.arg(id);
+        }
+        Job::Unshare(_) => {}
     }
     let t = Instant::now();
     let out = guard::run(&mut cmd)?;
@@ -160,7 +221,7 @@ fn time_one(
             stderr: err.trim().lines().last().unwrap_or("").to_owned(),
         });
     }
-    if is_runtime {
+    if matches!(job, Job::Runtime { .. }) {
         guard::unregister(id);
     }
     Ok(ms)
@@ -170,21 +231,38 @@ fn time_one(
 mod tests {
     use super::*;
     use crate::bench::stats::summarize;
+    use test_case::test_case;
 
     fn series(name: &str, samples: &[f64]) -> Series {
+        let variant = name.split_once('+').map(|(_, v)| v).unwrap_or("default");
         Series {
             runtime: name.into(),
-            path: String::new(),
+            variant: Some(variant.into()),
             samples_ms: samples.to_vec(),
             summary: summarize(samples),
-            error: None,
+            ..Series::default()
         }
     }
 
-    #[test]
-    fn the_ratio_is_to_the_floor_program_when_it_was_measured() {
-        assert_eq!(ratio_base(&[series("isorun", &[9.0]), series("floor", &[2.0])]), "floor");
-        assert_eq!(ratio_base(&[series("isorun", &[9.0]), series("floor", &[])]), "isorun");
-        assert_eq!(ratio_base(&[series("isorun", &[9.0]), series(FLOOR, &[2.0])]), "isorun");
+    #[test_case(&[("isorun", true), ("floor", true)] => "floor"; "the floor program when measured")]
+    #[test_case(&[("isorun", true), ("floor", false)] => "isorun"; "isorun when the floor has no samples")]
+    #[test_case(&[("isorun", true), (FLOOR, true)] => "isorun"; "never unshare")]
+    #[test_case(&[("isorun+docker", true), ("isorun", true), ("floor", true), ("floor+docker", false)] => "floor"; "the default floor for every variant")]
+    #[test_case(&[("isorun+docker", true), ("isorun+userns", true), ("runc", true)] => "isorun+docker"; "isorun's first measured variant without a default")]
+    #[test_case(&[("isorun", false), ("isorun+userns", true)] => "isorun+userns"; "a failed default isorun")]
+    #[test_case(&[("runc", true)] => "isorun"; "no isorun at all")]
+    fn ratio_base_is(v: &[(&str, bool)]) -> String {
+        let s: Vec<Series> =
+            v.iter().map(|(n, measured)| series(n, if *measured { &[2.0] } else { &[] })).collect();
+        ratio_base(&s)
+    }
+
+    #[test_case("isorun", Some("default") => None; "default has none")]
+    #[test_case("isorun+docker", Some("docker") => Some("isorun".to_string()); "docker")]
+    #[test_case("runc+userns", Some("userns") => Some("runc".to_string()); "userns")]
+    #[test_case("kernel-6.1", None => None; "a boot series has no variant")]
+    fn default_series_name_is(name: &str, variant: Option<&str>) -> Option<String> {
+        let s = Series { runtime: name.into(), variant: variant.map(str::to_owned), ..Series::default() };
+        s.default_series_name().map(str::to_owned)
     }
 }

@@ -1,5 +1,5 @@
-//! The bench's private world: runtimes resolved by name or path, one busybox bundle shared
-//! by all of them, and a private `--root` per runtime under a temp dir that is removed at
+//! The bench's private world: runtimes resolved by name or path, one busybox bundle per
+//! variant shared by all of them, and a private `--root` per runtime under a temp dir that is removed at
 //! the end.
 
 use std::path::{Path, PathBuf};
@@ -7,6 +7,7 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
+use super::variant::{self, Variant};
 use super::{io_err, BenchError};
 
 /// A runtime to compare: its display name and its binary, or why it cannot be used.
@@ -56,36 +57,36 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
     found
 }
 
-/// The temp dir with the bundle and the state roots.
+/// The temp dir with the bundles (one per variant) and the state roots.
 #[derive(Debug)]
 pub struct Workspace {
     dir: tempfile::TempDir,
 }
 
 impl Workspace {
-    /// Makes the bundle: a busybox rootfs and the `spec` of `spec_runtime`, terminal off,
-    /// `args`, a cgroup namespace added (all namespaces but user), ociVersion 1.0.2 (the
-    /// newest every runtime compared here accepts: crun 1.8.1 rejects 1.3.0).
-    pub fn new(spec_runtime: &Path, busybox: &Path, args: &[&str]) -> Result<Self, BenchError> {
+    /// Makes the default bundle: a busybox rootfs and the `spec` of `spec_runtime`, terminal
+    /// off, `args`, a cgroup namespace added (all namespaces but user), ociVersion 1.0.2 (the
+    /// newest every runtime compared here accepts: crun 1.8.1 rejects 1.3.0); then one bundle
+    /// per other variant in `variants`: its own copy of the rootfs and that config with the
+    /// variant applied ([`variant::apply`]). With `userns` the workspace dir gets o+x, so the
+    /// mapped root (an "other" on the host) can reach its rootfs (as the catalogue's user
+    /// assertions do); the rootfs itself is world-readable and needs no chown.
+    pub fn new(
+        spec_runtime: &Path,
+        busybox: &Path,
+        args: &[&str],
+        variants: &[Variant],
+    ) -> Result<Self, BenchError> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("isolab-bench-{}-", std::process::id()))
             .tempdir_in("/tmp")
             .map_err(io_err("create temp dir in", "/tmp"))?;
         super::guard::register_dir(dir.path());
         let ws = Workspace { dir };
-        let rootfs = ws.bundle().join("rootfs");
-        let bin = rootfs.join("bin");
-        std::fs::create_dir_all(&bin).map_err(io_err("create", &bin))?;
-        std::fs::copy(busybox, bin.join("busybox")).map_err(io_err("copy", busybox))?;
-        for applet in ["sh", "true", "sleep", "cat", "ls"] {
-            std::os::unix::fs::symlink("busybox", bin.join(applet))
-                .map_err(io_err("symlink", bin.join(applet)))?;
-        }
-        for d in ["proc", "sys", "dev", "tmp", "etc"] {
-            std::fs::create_dir_all(rootfs.join(d)).map_err(io_err("create", rootfs.join(d)))?;
-        }
+        let base = ws.bundle(Variant::Default);
+        make_rootfs(&base.join("rootfs"), busybox)?;
         let mut spec = Command::new(spec_runtime);
-        spec.arg("spec").current_dir(ws.bundle());
+        spec.arg("spec").current_dir(&base);
         let out = super::guard::run(&mut spec)?;
         if !out.status.success() {
             return Err(BenchError::Failed {
@@ -95,26 +96,42 @@ impl Workspace {
             });
         }
         ws.set_args(args)?;
+        let config = base.join("config.json");
+        let base_spec = read_spec(&config)?;
+        let docker = variant::docker_config().map_err(|reason| BenchError::Config {
+            path: "vm-images/engine-configs/docker.json".into(),
+            reason,
+        })?;
+        for &v in variants.iter().filter(|v| **v != Variant::Default) {
+            let bundle = ws.bundle(v);
+            make_rootfs(&bundle.join("rootfs"), busybox)?;
+            let mut s = base_spec.clone();
+            let path = bundle.join("config.json");
+            variant::apply(v, &mut s, &docker)
+                .map_err(|reason| BenchError::Config { path: path.clone(), reason })?;
+            write_spec(&path, &s)?;
+            if v == Variant::Userns {
+                make_traversable(ws.dir.path())?;
+            }
+        }
         Ok(ws)
     }
 
-    /// Rewrites config.json for `args` (the same edits as [`Workspace::new`]).
+    /// Rewrites the default bundle's config.json for `args` (the same edits as
+    /// [`Workspace::new`]).
     pub fn set_args(&self, args: &[&str]) -> Result<(), BenchError> {
-        let path = self.bundle().join("config.json");
-        let text = std::fs::read(&path).map_err(io_err("read", &path))?;
-        let mut spec: Value = serde_json::from_slice(&text)
-            .map_err(|e| BenchError::Config { path: path.clone(), reason: e.to_string() })?;
+        let path = self.bundle(Variant::Default).join("config.json");
+        let mut spec = read_spec(&path)?;
         edit_spec(&mut spec, args).map_err(|reason| BenchError::Config { path: path.clone(), reason })?;
-        let bytes = serde_json::to_vec_pretty(&spec).unwrap_or_default();
-        std::fs::write(&path, bytes).map_err(io_err("write", &path))
+        write_spec(&path, &spec)
     }
 
-    /// The bundle directory.
-    pub fn bundle(&self) -> PathBuf {
-        self.dir.path().join("bundle")
+    /// The bundle directory of `variant`.
+    pub fn bundle(&self, variant: Variant) -> PathBuf {
+        self.dir.path().join(variant.bundle_dir())
     }
 
-    /// The private state root of runtime number `i`.
+    /// The private state root of series number `i`.
     pub fn root(&self, i: usize) -> PathBuf {
         self.dir.path().join(format!("root-{i}"))
     }
@@ -123,6 +140,40 @@ impl Workspace {
     pub fn file(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
+}
+
+/// A busybox rootfs at `rootfs`: bin/busybox and its applets, empty mount points.
+fn make_rootfs(rootfs: &Path, busybox: &Path) -> Result<(), BenchError> {
+    let bin = rootfs.join("bin");
+    std::fs::create_dir_all(&bin).map_err(io_err("create", &bin))?;
+    std::fs::copy(busybox, bin.join("busybox")).map_err(io_err("copy", busybox))?;
+    for applet in ["sh", "true", "sleep", "cat", "ls"] {
+        std::os::unix::fs::symlink("busybox", bin.join(applet))
+            .map_err(io_err("symlink", bin.join(applet)))?;
+    }
+    for d in ["proc", "sys", "dev", "tmp", "etc"] {
+        std::fs::create_dir_all(rootfs.join(d)).map_err(io_err("create", rootfs.join(d)))?;
+    }
+    Ok(())
+}
+
+fn read_spec(path: &Path) -> Result<Value, BenchError> {
+    let text = std::fs::read(path).map_err(io_err("read", path))?;
+    serde_json::from_slice(&text)
+        .map_err(|e| BenchError::Config { path: path.to_owned(), reason: e.to_string() })
+}
+
+fn write_spec(path: &Path, spec: &Value) -> Result<(), BenchError> {
+    let bytes = serde_json::to_vec_pretty(spec).unwrap_or_default();
+    std::fs::write(path, bytes).map_err(io_err("write", path))
+}
+
+/// Adds o+x to `dir` (a temp dir is 0700).
+fn make_traversable(dir: &Path) -> Result<(), BenchError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir).map_err(io_err("stat", dir))?.permissions().mode();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode((mode | 0o001) & 0o7777))
+        .map_err(io_err("chmod o+x", dir))
 }
 
 /// The bench's edits of a runtime's default spec (pure): no terminal, `args`, every

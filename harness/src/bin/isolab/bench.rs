@@ -9,6 +9,7 @@ use clap::{Args, Subcommand};
 use isolab_harness::bench::report::{self, BenchJson, HostInfo};
 use isolab_harness::bench::startup::{self, Series, StartupOptions};
 use isolab_harness::bench::stats::summarize;
+use isolab_harness::bench::variant::{parse_variants, Variant};
 use isolab_harness::bench::{build, density, guard, plot, resolve_runtimes, Runtime, Workspace};
 use isolab_harness::kernels::Matrix;
 use isolab_harness::lab;
@@ -69,6 +70,13 @@ pub struct Common {
     /// column is then to it), names on PATH, or paths.
     #[arg(long, value_delimiter = ',', default_value = "isorun,runc,crun")]
     runtimes: Vec<String>,
+    /// Bundle variants, each measured for every runtime in the same run: `default` (the bench
+    /// bundle), `docker` (with Docker 20.10's seccomp profile and capabilities, from
+    /// vm-images/engine-configs/docker.json), `userns` (a user namespace, 0 → host 100000,
+    /// size 65536). A series is named RUNTIME for default and RUNTIME+VARIANT otherwise; the
+    /// floor program and `unshare` run the default variant only.
+    #[arg(long, value_delimiter = ',', default_value = "default")]
+    variants: Vec<String>,
     /// Output directory (bench.json and SVG plots; default `isolab-bench/<bench>`).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -114,12 +122,17 @@ fn builds(bench: &str, rts: &[Runtime], c: &Common) -> Result<BTreeMap<String, S
     Ok(m)
 }
 
-/// The bundle's config comes from the first usable OCI runtime's `spec`.
-fn workspace(g: &Global, rts: &[Runtime], args: &[&str]) -> Result<Workspace> {
+/// `--variants`, parsed.
+fn variants(c: &Common) -> Result<Vec<Variant>> {
+    parse_variants(&c.variants).map_err(|e| anyhow::anyhow!("--variants: {e}"))
+}
+
+/// The bundles' config comes from the first usable OCI runtime's `spec`.
+fn workspace(g: &Global, rts: &[Runtime], args: &[&str], variants: &[Variant]) -> Result<Workspace> {
     let Some(first) = rts.iter().filter(|r| !r.floor).find_map(|r| r.path.as_ref().ok()) else {
         bail!("none of the runtimes can be found: {:?}", rts.iter().map(|r| &r.path).collect::<Vec<_>>());
     };
-    Ok(Workspace::new(first, &g.busybox, args)?)
+    Ok(Workspace::new(first, &g.busybox, args, variants)?)
 }
 
 fn out_dir(c: &Common, bench: &str) -> PathBuf {
@@ -127,13 +140,14 @@ fn out_dir(c: &Common, bench: &str) -> PathBuf {
 }
 
 fn startup_cmd(g: &Global, c: &Common, o: &StartupOptions) -> Result<()> {
+    let vs = variants(c)?;
     let rts = runtimes(g, c);
     let builds = builds("startup", &rts, c)?;
-    let ws = workspace(g, &rts, &["/bin/true"])?;
+    let ws = workspace(g, &rts, &["/bin/true"], &vs)?;
     let host = HostInfo::detect();
-    eprintln!("isolab bench startup: {} runs + {} warm-up per runtime, interleaved", o.runs, o.warmup);
-    let series = startup::run(&ws, &rts, o)?;
-    print!("{}", report::series_table(&series, "runtime", startup::ratio_base(&series), "ms"));
+    eprintln!("isolab bench startup: {} runs + {} warm-up per series, interleaved", o.runs, o.warmup);
+    let series = startup::run(&ws, &rts, &vs, o)?;
+    print!("{}", report::series_table(&series, "runtime", &startup::ratio_base(&series), "ms"));
     let out = out_dir(c, "startup");
     for (name, b) in &builds {
         println!("{name}: {b} build");
@@ -156,6 +170,7 @@ fn density_cmd(g: &Global, c: &Common, ns: &[usize], max_n: &[String]) -> Result
             Ok((name.to_owned(), n.parse().with_context(|| format!("--max-n {s}: {n} is not a number"))?))
         })
         .collect::<Result<_>>()?;
+    let vs = variants(c)?;
     let mut rts = runtimes(g, c);
     for r in rts.iter_mut().filter(|r| r.floor) {
         r.path = Err("floor: the floor program is measured by `isolab bench startup` only".into());
@@ -167,9 +182,9 @@ fn density_cmd(g: &Global, c: &Common, ns: &[usize], max_n: &[String]) -> Result
             eprintln!("isolab bench density: {name}: N={} skipped (--max-n {name}={lim})", skipped.join(","));
         }
     }
-    let ws = workspace(g, &rts, &["sleep", "86400"])?;
+    let ws = workspace(g, &rts, &["sleep", "86400"], &vs)?;
     let host = HostInfo::detect();
-    let points = density::run(&ws, &rts, &ns, &limits);
+    let points = density::run(&ws, &rts, &vs, &ns, &limits);
     print!("{}", report::density_table(&points));
     let out = out_dir(c, "density");
     let j = BenchJson { bench: "density".into(), host, density: points, builds, ..BenchJson::default() };
@@ -223,6 +238,7 @@ fn boot_cmd(g: &Global, m: &Matrix, names: &[String], runs: usize, out: &Path, m
                 samples_ms: samples[i].clone(),
                 summary: summarize(&samples[i]),
                 error: errors[i].clone(),
+                ..Series::default()
             })
             .collect()
     };
