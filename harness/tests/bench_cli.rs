@@ -179,9 +179,18 @@ fn workspaces(pid: u32) -> Vec<String> {
         .collect()
 }
 
-/// The floor program of this workspace (`cargo build -p isolab-benches`).
+/// The floor program of this workspace, built beside isolab with the documented command when
+/// missing (a `cargo nextest run -p isolab-harness` alone does not build other packages).
 fn floor_bin() -> std::path::PathBuf {
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_isolab")).with_file_name("isolab-floor");
+    if !bin.is_file() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "isolab-benches", "--bin", "isolab-floor"])
+            .status()
+            .expect("run cargo to build isolab-floor");
+        assert!(status.success(), "cargo build -p isolab-benches --bin isolab-floor failed");
+    }
     assert!(bin.is_file(), "{} is not built (cargo build -p isolab-benches)", bin.display());
     bin
 }
