@@ -74,3 +74,51 @@ fn isorun_checkpoint_fails_with_criu_s_reason_and_leaves_the_container_running()
     assert_eq!(st["status"], "running", "{st}");
     assert_eq!(st["pid"].as_i64(), Some(c.pid as i64), "the same init");
 }
+
+/// All five in one run where `criu check` fails: the shared round trip's SKIP is each one's,
+/// with CRIU's reason, and no container is left behind.
+#[test]
+fn a_shared_refusal_is_each_assertion_s_and_leaves_no_container() {
+    let Some(check) = criu_check() else {
+        eprintln!("SKIP: criu check passes on this host; catalogue_checkpoint_vm covers the shared pass");
+        return;
+    };
+    let line = check
+        .lines()
+        .find(|l| {
+            l.contains("Error (")
+                && !["exited, status=1", "tun: ", "Diag module missing"].iter().any(|n| l.contains(n))
+        })
+        .expect("criu check printed an error line");
+    let dir = tempfile::Builder::new().prefix("isolab-ckpt-").tempdir_in("/tmp").unwrap();
+    let mut got = Vec::new();
+    isolab_harness::catalogue::run_selected(
+        &common::isorun(),
+        "checkpoint.*",
+        dir.path(),
+        std::path::Path::new("/bin/busybox"),
+        &mut |id, v, _| got.push((id.to_owned(), v.clone())),
+    )
+    .unwrap();
+    assert_eq!(got.len(), 5, "{got:?}");
+    for (id, v) in &got {
+        assert_eq!(v.outcome, Outcome::Skip, "{id}: {}", v.detail);
+        assert!(
+            v.detail.contains(line.trim()),
+            "{id}: the skip must carry CRIU's reason {line:?}: {}",
+            v.detail
+        );
+    }
+    // The first made the (refused) round trip; the next four reuse its verdict.
+    for (id, v) in &got[1..] {
+        assert!(v.detail.ends_with("(shared checkpoint)"), "{id} did not reuse it: {}", v.detail);
+    }
+    let list = std::process::Command::new(common::isorun())
+        .arg("--root")
+        .arg(dir.path().join("state"))
+        .args(["list", "-q"])
+        .output()
+        .unwrap();
+    assert!(list.status.success(), "isorun list: {}", String::from_utf8_lossy(&list.stderr));
+    assert_eq!(String::from_utf8_lossy(&list.stdout).trim(), "", "containers left behind");
+}

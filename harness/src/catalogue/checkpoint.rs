@@ -9,15 +9,20 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::cgroup::cgroup_dir;
-use super::criu::{count, counter_config, round_trip};
+use super::checkpoint_shared::restored;
+use super::criu::count;
 use super::util::{drop_namespace, nspid};
 use super::{Assertion, Ctx, Need, Verdict};
 use crate::v;
 
 /// The memory limit of `checkpoint.memory_limit_survives`: 32 MiB.
-const LIMIT: u64 = 32 << 20;
+pub const LIMIT: u64 = 32 << 20;
 
-/// The checkpoint assertions.
+/// The hostname of `checkpoint.hostname_survives`.
+pub const HOSTNAME: &str = "isolab-ckpt";
+
+/// The checkpoint assertions. They share one container, checkpoint and restore
+/// (`checkpoint_shared`); `memory_limit_survives` comes last, as its OOM kill ends the container.
 pub fn assertions() -> Vec<Assertion> {
     vec![
         Assertion {
@@ -42,6 +47,13 @@ pub fn assertions() -> Vec<Assertion> {
             weaken: |c| c["root"]["readonly"] = json!(false),
         },
         Assertion {
+            id: "checkpoint.host_view_not_widened",
+            description: "a restored container sees no more processes or interfaces than before",
+            needs: &[Need::Namespace("pid"), Need::Namespace("net")],
+            check: host_view_not_widened,
+            weaken: |c| drop_namespace(c, "pid"),
+        },
+        Assertion {
             id: "checkpoint.memory_limit_survives",
             description: "a restored container's memory limit is set and enforced (OOM kill)",
             needs: &[Need::Controller("memory")],
@@ -52,19 +64,12 @@ pub fn assertions() -> Vec<Assertion> {
                 }
             },
         },
-        Assertion {
-            id: "checkpoint.host_view_not_widened",
-            description: "a restored container sees no more processes or interfaces than before",
-            needs: &[Need::Namespace("pid"), Need::Namespace("net")],
-            check: host_view_not_widened,
-            weaken: |c| drop_namespace(c, "pid"),
-        },
     ]
 }
 
 fn pid1_survives(ctx: &mut Ctx) -> Verdict {
-    let cfg = counter_config(ctx);
-    let (c, n0, _img) = v!(round_trip(ctx, cfg, |ctx, c| Ok(count(ctx, c).unwrap_or(0))));
+    let r = v!(restored(ctx));
+    let (c, n0) = (r.c, r.count);
     let out = ctx.exec(&c, &["sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline; echo; cut -d' ' -f4 /proc/1/stat"]);
     let l = out.lines();
     let is_counter = l.first().is_some_and(|s| s.contains("while true"));
@@ -87,19 +92,17 @@ fn pid1_survives(ctx: &mut Ctx) -> Verdict {
 }
 
 fn hostname_survives(ctx: &mut Ctx) -> Verdict {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let mut cfg = counter_config(ctx);
-    cfg["hostname"] = json!("isolab-ckpt");
-    let (c, _, _img) = v!(round_trip(ctx, cfg, |_, _| Ok(())));
-    let inside = ctx.exec(&c, &["hostname"]).stdout.trim().to_string();
+    let r = v!(restored(ctx));
+    let host = r.host_hostname;
+    let inside = ctx.exec(&r.c, &["hostname"]).stdout.trim().to_string();
     let host_after = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    Verdict::check(inside == "isolab-ckpt" && host_after == host, || {
+    Verdict::check(inside == HOSTNAME && host_after == host, || {
         format!("hostname after restore: {inside:?}; host's {:?} → {:?}", host.trim(), host_after.trim())
     })
 }
 
 /// `mountpoint options fstype` of every mount, sorted (mount ids change with a restore).
-fn mount_view(ctx: &Ctx, c: &super::Container) -> Vec<String> {
+pub fn mount_view(ctx: &Ctx, c: &super::Container) -> Vec<String> {
     let out = ctx.exec(c, &["cat", "/proc/self/mountinfo"]);
     let mut v: Vec<String> = out
         .stdout
@@ -115,8 +118,8 @@ fn mount_view(ctx: &Ctx, c: &super::Container) -> Vec<String> {
 }
 
 fn mount_view_survives(ctx: &mut Ctx) -> Verdict {
-    let cfg = counter_config(ctx);
-    let (c, before, _img) = v!(round_trip(ctx, cfg, |ctx, c| Ok(mount_view(ctx, c))));
+    let r = v!(restored(ctx));
+    let (c, before) = (r.c, r.mounts);
     let after = mount_view(ctx, &c);
     let probe = ctx.exec(
         &c,
@@ -135,9 +138,7 @@ fn mount_view_survives(ctx: &mut Ctx) -> Verdict {
 }
 
 fn memory_limit_survives(ctx: &mut Ctx) -> Verdict {
-    let mut cfg = counter_config(ctx);
-    cfg["linux"]["resources"]["memory"] = json!({ "limit": LIMIT });
-    let (c, _, _img) = v!(round_trip(ctx, cfg, |_, _| Ok(())));
+    let c = v!(restored(ctx)).c;
     let Some(dir) = cgroup_dir(c.pid, "memory") else {
         return Verdict::fail(format!("restored init {} is in no memory cgroup", c.pid));
     };
@@ -158,7 +159,7 @@ fn memory_limit_survives(ctx: &mut Ctx) -> Verdict {
 }
 
 /// (processes in /proc by name, network interfaces) seen inside.
-fn view(ctx: &Ctx, c: &super::Container) -> (Vec<String>, Vec<String>) {
+pub fn view(ctx: &Ctx, c: &super::Container) -> (Vec<String>, Vec<String>) {
     let out = ctx.exec(
         c,
         &["sh", "-c", "for p in /proc/[0-9]*; do cat $p/comm 2>/dev/null; done; echo --; ls /sys/class/net"],
@@ -178,8 +179,8 @@ fn own_only(procs: &[String]) -> bool {
 }
 
 fn host_view_not_widened(ctx: &mut Ctx) -> Verdict {
-    let cfg = counter_config(ctx);
-    let (c, (p0, if0), _img) = v!(round_trip(ctx, cfg, |ctx, c| Ok(view(ctx, c))));
+    let r = v!(restored(ctx));
+    let (c, (p0, if0)) = (r.c, r.view);
     let (p1, if1) = view(ctx, &c);
     let no_new_if = if1.iter().all(|i| if0.contains(i)) && if1 == ["lo"];
     Verdict::check(own_only(&p0) && own_only(&p1) && no_new_if, || {

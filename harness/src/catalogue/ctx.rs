@@ -71,6 +71,10 @@ pub struct Ctx {
     state_root: PathBuf,
     n: u32,
     live: Vec<String>,
+    kept: Vec<String>,
+    /// The checkpoint/restore the `checkpoint.*` assertions of one run share (see
+    /// `checkpoint_shared`); dropped, and its container deleted, by [`Ctx::release_kept`].
+    pub(super) shared_checkpoint: Option<super::checkpoint_shared::Shared>,
 }
 
 impl Ctx {
@@ -106,6 +110,8 @@ impl Ctx {
             state_root,
             n: 0,
             live: Vec::new(),
+            kept: Vec::new(),
+            shared_checkpoint: None,
         })
     }
 
@@ -255,12 +261,45 @@ impl Ctx {
         self.live.retain(|x| x != id);
     }
 
-    /// Delete every container still alive (called after each assertion).
+    /// Delete every container still alive (called after each assertion), except the kept ones.
     pub fn cleanup(&mut self) {
         for id in std::mem::take(&mut self.live) {
             let _ = self.runtime_cmd(&["delete", "--force", &id]);
         }
-        let _ = std::fs::remove_dir_all(self.dir.join("bundles"));
+        let bundles = self.dir.join("bundles");
+        if self.kept.is_empty() {
+            let _ = std::fs::remove_dir_all(&bundles);
+            return;
+        }
+        for e in std::fs::read_dir(&bundles).into_iter().flatten().flatten() {
+            if !self.kept.iter().any(|k| e.file_name() == k.as_str()) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+
+    /// Keep container `id` (and its bundle) past [`Ctx::cleanup`], for the next assertions
+    /// that share it, until [`Ctx::release_kept`].
+    pub fn keep(&mut self, id: &str) {
+        if let Some(i) = self.live.iter().position(|x| x == id) {
+            self.kept.push(self.live.remove(i));
+        }
+    }
+
+    /// Whether assertion `id` shares what an earlier assertion kept (the `checkpoint.*`
+    /// assertions share one checkpoint/restore).
+    pub fn shares_kept(&self, id: &str) -> bool {
+        self.shared_checkpoint.is_some() && super::checkpoint_shared::shares(id)
+    }
+
+    /// Delete the kept containers and drop what the assertions shared (called when the
+    /// next assertion does not share it, and when the context is dropped).
+    pub fn release_kept(&mut self) {
+        self.shared_checkpoint = None;
+        for id in std::mem::take(&mut self.kept) {
+            let _ = self.runtime_cmd(&["delete", "--force", &id]);
+            let _ = std::fs::remove_dir_all(self.dir.join("bundles").join(&id));
+        }
     }
 
     /// Wait until `cond` holds (polling every 10 ms), at most `limit`.
@@ -280,6 +319,7 @@ impl Ctx {
 
 impl Drop for Ctx {
     fn drop(&mut self) {
+        self.release_kept();
         self.cleanup();
     }
 }

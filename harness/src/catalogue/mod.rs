@@ -9,6 +9,7 @@
 
 mod cgroup;
 mod checkpoint;
+mod checkpoint_shared;
 mod criu;
 mod criu_probe;
 mod ctx;
@@ -181,11 +182,16 @@ pub fn run_selected(
     on_result: &mut dyn FnMut(&str, &Verdict, u64),
 ) -> Result<(), CtxError> {
     let mut ctx = Ctx::new(runtime, workdir, busybox)?;
-    for (a, weakened) in select_runs(only) {
+    let runs = select_runs(only);
+    for (i, (a, weakened)) in runs.iter().enumerate() {
         ctx.weaken = weakened.then_some(a.weaken);
         let t = std::time::Instant::now();
-        let v = run_one(&a, &mut ctx);
-        let id = if weakened { format!("{}{WEAKENED}", a.id) } else { a.id.to_owned() };
+        let v = run_one(a, &mut ctx);
+        // What this assertion kept for the next ones goes as soon as the next does not share it.
+        if !runs.get(i + 1).is_some_and(|(next, w)| !w && ctx.shares_kept(next.id)) {
+            ctx.release_kept();
+        }
+        let id = if *weakened { format!("{}{WEAKENED}", a.id) } else { a.id.to_owned() };
         on_result(&id, &v, t.elapsed().as_millis() as u64);
     }
     Ok(())

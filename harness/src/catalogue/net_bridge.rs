@@ -211,16 +211,20 @@ fn bridge_reachable(ctx: &mut Ctx) -> Verdict {
     })
 }
 
+/// The client's side of `net.bridge_isolated`: its own gateway answers a ping; then a ping and
+/// a TCP connect to the first bridge's container, each given its full wait (2 s) but run at the
+/// same time (backgrounded, then `wait`), so two timeouts cost one; its interfaces last.
+const ISOLATED_SCRIPT: &str = "GW=$(ip route | awk '/^default/ {print $3}'); \
+    ping -c 1 -W 3 $GW >/dev/null && echo gw-ok; \
+    (ping -c 1 -W 2 $A >/dev/null && echo ping-ok) & (nc -w 2 $A 7000 </dev/null) & wait; \
+    echo ifs $(ls /sys/class/net)";
+
 fn bridge_isolated(ctx: &mut Ctx) -> Verdict {
     if let Err(v) = hook_binary(ctx) {
         return v;
     }
     in_private_netns(ctx, |ctx| {
-        let script =
-            "GW=$(ip route | awk '/^default/ {print $3}'); ping -c 1 -W 3 $GW >/dev/null && echo gw-ok; \
-                      ping -c 1 -W 2 $A >/dev/null && echo ping-ok; nc -w 2 $A 7000 </dev/null; \
-                      echo ifs $(ls /sys/class/net)";
-        let (_, out) = v!(server_and_client(ctx, BRIDGE_Y, SUBNET_Y, script));
+        let (_, out) = v!(server_and_client(ctx, BRIDGE_Y, SUBNET_Y, ISOLATED_SCRIPT));
         if !out.contains("gw-ok") {
             return Verdict::error(format!(
                 "the container on {BRIDGE_Y} cannot reach its own gateway: {out:?}"
