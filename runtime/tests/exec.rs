@@ -71,6 +71,30 @@ fn exec_with_process_json_and_capabilities() {
     );
 }
 
+/// `docker exec` into a container with a user namespace sends the container's oomScoreAdj
+/// in its process.json: the exec'd process gets it (written by the parent, as for the init).
+#[test]
+fn exec_with_oom_score_adj_into_a_user_namespace() {
+    let mut f = Fixture::new();
+    let id = f.running_sleep(|s| {
+        s["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
+        s["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        s["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    });
+    let process = f.tmp.path().join("process.json");
+    let spec = json!({
+        "args": ["cat", "/proc/self/oom_score_adj"],
+        "cwd": "/",
+        "user": {"uid": 0, "gid": 0},
+        "env": ["PATH=/bin"],
+        "oomScoreAdj": 321
+    });
+    std::fs::write(&process, serde_json::to_vec(&spec).unwrap()).unwrap();
+    let out = f.isorun(&["exec", "--process", process.to_str().unwrap(), &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "321");
+}
+
 #[test]
 fn exec_into_a_stopped_container_is_an_error() {
     let mut f = Fixture::new();

@@ -53,6 +53,23 @@ fn rlimits_oom_score_adj_and_no_new_privs() {
     assert_eq!(status_field(&out, "NoNewPrivs:"), "1");
 }
 
+/// Docker sends `oomScoreAdj` (0 when unset) with every config; in a user namespace the init,
+/// non-dumpable, cannot write its own /proc/self/oom_score_adj (owned by the host's root), so
+/// the parent writes it, as runc's nsexec does before the namespaces.
+#[test_case::test_case(0 ; "docker's zero")]
+#[test_case::test_case(500 ; "raised")]
+fn oom_score_adj_applies_in_a_user_namespace(adj: i32) {
+    let mut f = Fixture::new();
+    let (code, out, err) = f.run(&["cat", "/proc/self/oom_score_adj"], |s| {
+        s["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
+        s["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        s["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        s["process"]["oomScoreAdj"] = json!(adj);
+    });
+    assert_eq!(code, 0, "stderr: {err}");
+    assert_eq!(out.trim(), adj.to_string());
+}
+
 #[test]
 fn capability_sets_are_applied_exactly() {
     let mut f = Fixture::new();

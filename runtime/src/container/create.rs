@@ -283,6 +283,14 @@ pub(super) fn create_with_console(
     }
     .and_then(|()| write_id_maps(pid, &plan))
     .and_then(|()| {
+        let in_user_ns = plan.new_user_ns || plan.join.iter().any(|(f, _)| *f == CloneFlags::CLONE_NEWUSER);
+        let adj = spec.process().as_ref().and_then(|p| p.oom_score_adj());
+        if in_user_ns {
+            super::write_oom_score_adj(pid, adj)?;
+        }
+        Ok(())
+    })
+    .and_then(|()| {
         let join = plan.join.iter().find(|(f, _)| *f == CloneFlags::CLONE_NEWNET).map(|(_, p)| p.as_path());
         devices_guard = crate::net::move_in_for(pid.as_raw(), join, &net_devices)?;
         Ok(())

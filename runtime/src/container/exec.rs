@@ -217,7 +217,11 @@ pub fn exec(store: &StateStore, id: &str, opts: &ExecOptions) -> Result<i32, Con
     let placed = match &cgroup {
         Some(cg) => cg.add_task_sub(child, &opts.sub_cgroups).map_err(ContainerError::from),
         None => Ok(()),
-    };
+    }
+    .and_then(|()| match in_user_ns {
+        true => super::write_oom_score_adj(child, opts.process.oom_score_adj()),
+        false => Ok(()),
+    });
     let message = listener_state.as_deref().map(|state| {
         let metadata = rec.seccomp.as_ref().and_then(|p| p.listener_metadata().clone());
         crate::seccomp::listener_message(state, Some(child.as_raw()), metadata.as_deref())

@@ -136,6 +136,19 @@ fn host(step: impl Into<String>) -> impl FnOnce(nix::errno::Errno) -> ContainerE
     move |errno| ContainerError::Host { step, errno }
 }
 
+/// `process.oomScoreAdj` of a process that will live in a user namespace, written by the
+/// parent: the process itself, non-dumpable and with its mm from the host's user namespace,
+/// cannot write its own `/proc/self/oom_score_adj` (the file is the host root's), so runc's
+/// nsexec writes it before the namespaces and isorun from the host after the clone.
+pub(crate) fn write_oom_score_adj(pid: nix::unistd::Pid, adj: Option<i32>) -> Result<(), ContainerError> {
+    let Some(adj) = adj else { return Ok(()) };
+    let path = format!("/proc/{pid}/oom_score_adj");
+    std::fs::write(&path, adj.to_string()).map_err(|e| ContainerError::Host {
+        step: format!("write {path} ({adj}, process.oomScoreAdj)"),
+        errno: errno_of(&e),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,7 +24,9 @@ pub fn apply(process: &Process, in_user_ns: bool, keep_admin: bool) -> Result<Op
         let res = resource_of(rl.typ());
         setrlimit(res, rl.soft(), rl.hard()).map_err(sys(format!("setrlimit({:?})", rl.typ())))?;
     }
-    if let Some(adj) = process.oom_score_adj() {
+    // In a user namespace the parent wrote it (`container::write_oom_score_adj`): this
+    // process cannot.
+    if let Some(adj) = process.oom_score_adj().filter(|_| !in_user_ns) {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|source| InitError::File {
             op: "write",
             path: "/proc/self/oom_score_adj".into(),
