@@ -145,6 +145,17 @@ impl Ctx {
         super::base::bundle_config(&self.base_json, &self.rootfs, args)
     }
 
+    /// What a FAIL adds when the property is one the base config does not ask for (`cond`):
+    /// ` [base config docker: root.readonly unset]`; empty otherwise. An assertion says so
+    /// rather than pass or fail silently under an engine's config.
+    pub fn base_note(&self, cond: bool, what: &str) -> String {
+        if cond {
+            format!(" [base config {}: {what}]", self.base.name)
+        } else {
+            String::new()
+        }
+    }
+
     fn next_id(&mut self) -> String {
         self.n += 1;
         format!("isolab-{}-{}", std::process::id(), self.n)
