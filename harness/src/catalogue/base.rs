@@ -279,6 +279,18 @@ mod tests {
         let mut want = dests(&base);
         want.retain(|d| !dropped.contains(&d.as_str()));
         assert_eq!(dests(&cfg), want, "{name}: mounts kept, in order");
+        // A kept mount is the engine's byte for byte unless it is one turned into a tmpfs.
+        let kept: Vec<&Value> = base["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| !dropped.contains(&m["destination"].as_str().unwrap()))
+            .collect();
+        for (got, engine) in cfg["mounts"].as_array().unwrap().iter().zip(kept) {
+            if !to_tmpfs.contains(&got["destination"].as_str().unwrap()) {
+                assert_eq!(got, engine, "{name}");
+            }
+        }
         let text = serde_json::to_string(&cfg).unwrap();
         assert!(!text.contains("\"/capture"), "{name}: an engine path is left: {text}");
         assert!(cfg.get("hooks").is_none() && cfg["linux"].get("cgroupsPath").is_none(), "{name}");
