@@ -164,3 +164,16 @@ fn check_with_docker_base_config_under_runc() {
     }
     docker_base_with(runc);
 }
+
+#[test]
+fn an_unknown_base_config_is_refused_by_name_in_check_and_matrix() {
+    for args in [&["check", "--base-config", "dockr"][..], &["matrix", "--base-config", "spec,/no/such.json"]]
+    {
+        let (code, _, stderr) = isolab(args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("--base-config") && stderr.contains("not spec, docker, podman or containerd"),
+            "{args:?}: {stderr}"
+        );
+    }
+}

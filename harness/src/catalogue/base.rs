@@ -28,7 +28,9 @@ pub const SPEC: &str = "spec";
 #[derive(Debug, thiserror::Error)]
 pub enum BaseConfigError {
     /// The FILE could not be read.
-    #[error("--base-config {path}: {source}")]
+    #[error(
+        "--base-config {path}: not spec, docker, podman or containerd, and not a readable file: {source}"
+    )]
     Read {
         /// The file.
         path: PathBuf,
