@@ -21,6 +21,8 @@ pub struct CheckOptions {
     pub busybox: PathBuf,
     /// Work directory (containers' bundles and rootfs); removed afterwards.
     pub workdir: PathBuf,
+    /// The config every bundle starts from.
+    pub base: catalogue::BaseConfig,
 }
 
 /// The host's cgroup layout as a matrix column name.
@@ -42,22 +44,24 @@ pub fn check_host(
     let runtime_name = o.runtime.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let version = catalogue::runtime_version(&o.runtime);
     let mut records = Vec::new();
-    let result = catalogue::run_selected(&o.runtime, &o.only, &o.workdir, &o.busybox, &mut |id, v, ms| {
-        let r = Record {
-            kernel: "host".into(),
-            kernel_release: facts.kernel_release.clone(),
-            cgroup: host_cgroup_name(&facts).into(),
-            runtime: runtime_name.clone(),
-            runtime_version: version.clone(),
-            assertion: id.into(),
-            status: v.outcome,
-            detail: v.detail.clone(),
-            duration_ms: ms,
-            advisory: catalogue::escape::advisory(id),
-        };
-        on_record(&r);
-        records.push(r);
-    });
+    let result =
+        catalogue::run_selected(&o.runtime, &o.only, &o.base, &o.workdir, &o.busybox, &mut |id, v, ms| {
+            let r = Record {
+                kernel: "host".into(),
+                kernel_release: facts.kernel_release.clone(),
+                cgroup: host_cgroup_name(&facts).into(),
+                runtime: runtime_name.clone(),
+                runtime_version: version.clone(),
+                assertion: id.into(),
+                status: v.outcome,
+                detail: v.detail.clone(),
+                duration_ms: ms,
+                base_config: o.base.name.clone(),
+                advisory: catalogue::escape::advisory(id),
+            };
+            on_record(&r);
+            records.push(r);
+        });
     let _ = std::fs::remove_dir_all(&o.workdir);
     result?;
     Ok((records, start.elapsed().as_secs_f64()))

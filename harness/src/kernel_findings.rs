@@ -69,6 +69,7 @@ pub fn records(cell: &CellInfo, release: &str, seen: &[Seen], map_paths: &[PathB
             status: if hits.is_empty() { Outcome::Pass } else { Outcome::Fail },
             detail,
             duration_ms: 0,
+            base_config: cell.base.name.clone(),
             advisory: None,
         }
     };
@@ -156,6 +157,7 @@ mod tests {
             mode: CgroupMode::V2,
             runtime: "isorun".into(),
             runtime_version: "isorun 0.1.0".into(),
+            base: Default::default(),
         }
     }
 

@@ -10,11 +10,12 @@ use crate::vm::VmReport;
 /// Where the image puts the runtime under test in the guest.
 pub const GUEST_RUNTIME: &str = "/isolab/runtime";
 
-/// The request a matrix cell sends: these assertions against the packed runtime.
-pub fn assert_request(ids: &[String]) -> Request {
+/// The request a matrix cell sends: these assertions against the packed runtime, every bundle
+/// made from `base`.
+pub fn assert_request(ids: &[String], base: &catalogue::BaseConfig) -> Request {
     Request {
         protocol_version: PROTOCOL_VERSION,
-        action: Action::Assert { runtime: GUEST_RUNTIME.into(), ids: ids.to_vec() },
+        action: Action::Assert { runtime: GUEST_RUNTIME.into(), ids: ids.to_vec(), base: base.clone() },
     }
 }
 
@@ -29,6 +30,8 @@ pub struct CellInfo {
     pub runtime: String,
     /// Runtime `--version`.
     pub runtime_version: String,
+    /// The config every bundle starts from (`--base-config`; `spec` is isolab's own).
+    pub base: catalogue::BaseConfig,
 }
 
 /// Turn one VM's report into one record per expected assertion.
@@ -47,6 +50,7 @@ pub fn records_from_vm(cell: &CellInfo, expected: &[String], report: &VmReport) 
         status,
         detail,
         duration_ms,
+        base_config: cell.base.name.clone(),
         advisory: catalogue::escape::advisory(id),
     };
     let mut out: Vec<Record> = Vec::new();
@@ -120,7 +124,7 @@ pub fn run_cell_planned(
     let mut out = Vec::new();
     let mut seen = Vec::new();
     for group in ids.chunks(size) {
-        let req = assert_request(group);
+        let req = assert_request(group, &cell.base);
         let mut one = |on_event: &mut dyn FnMut(&Event)| -> Result<VmReport, String> {
             if plan.fresh {
                 return Ok(crate::lab::boot(k, image, cell.mode, &req, o, false, on_event));
@@ -198,6 +202,7 @@ fn records_of(cell: &CellInfo, ids: &[String], r: &Result<VmReport, String>) -> 
                 status: Outcome::Error,
                 detail: why.clone(),
                 duration_ms: 0,
+                base_config: cell.base.name.clone(),
                 advisory: catalogue::escape::advisory(id),
             })
             .collect(),
@@ -243,6 +248,7 @@ mod tests {
             mode: CgroupMode::V2,
             runtime: "isorun".into(),
             runtime_version: "0.1".into(),
+            base: Default::default(),
         }
     }
 

@@ -115,6 +115,9 @@ pub enum Action {
         /// Assertion ids to run; empty = all.
         #[serde(default)]
         ids: Vec<String>,
+        /// The config every bundle starts from (absent: `spec`, isolab's own).
+        #[serde(default)]
+        base: crate::catalogue::BaseConfig,
     },
 }
 
@@ -242,7 +245,8 @@ mod tests {
     #[test_case(Action::Idle ; "idle")]
     #[test_case(Action::Shell ; "shell")]
     #[test_case(Action::Exec { argv: vec!["uname".into(), "-r".into()], env: vec![("A".into(), "b".into())], timeout_secs: 5 } ; "exec")]
-    #[test_case(Action::Assert { runtime: "/usr/bin/isorun".into(), ids: vec![] } ; "assert")]
+    #[test_case(Action::Assert { runtime: "/usr/bin/isorun".into(), ids: vec![], base: Default::default() } ; "assert")]
+    #[test_case(Action::Assert { runtime: "/r".into(), ids: vec!["a".into()], base: crate::catalogue::BaseConfig { name: "mine".into(), contents: Some("{}".into()) } } ; "assert with a file base")]
     fn request_roundtrip(action: Action) {
         let req = Request { protocol_version: PROTOCOL_VERSION, action };
         let line = encode_line(&req).unwrap();

@@ -95,6 +95,7 @@ fn a_shared_refusal_is_each_assertion_s_and_leaves_no_container() {
     isolab_harness::catalogue::run_selected(
         &common::isorun(),
         "checkpoint.*",
+        &isolab_harness::catalogue::base::BaseConfig::default(),
         dir.path(),
         std::path::Path::new("/bin/busybox"),
         &mut |id, v, _| got.push((id.to_owned(), v.clone())),

@@ -29,6 +29,7 @@ fn shared_checkpoint_passes_its_controls_fail_and_one_alone_passes_in_a_guest() 
         mode: CgroupMode::V2,
         runtime: runtime.file_name().unwrap().to_string_lossy().into_owned(),
         runtime_version: catalogue::runtime_version(&runtime),
+        base: Default::default(),
     };
     let mut ids: Vec<String> = IDS.iter().map(|i| i.to_string()).collect();
     ids.extend(IDS.iter().map(|i| format!("{i}{WEAKENED}")));

@@ -28,6 +28,7 @@ fn kernel_feature_escapes_pass_and_their_controls_fail_in_a_guest() {
         mode: CgroupMode::V2,
         runtime: runtime.file_name().unwrap().to_string_lossy().into_owned(),
         runtime_version: catalogue::runtime_version(&runtime),
+        base: Default::default(),
     };
     let mut ids: Vec<String> = IDS.iter().map(|i| i.to_string()).collect();
     ids.extend(IDS.iter().map(|i| format!("{i}{WEAKENED}")));

@@ -107,3 +107,73 @@ fn a_cgroup_mode_that_is_not_v1_or_v2_is_refused_by_name_in_every_subcommand() {
         );
     }
 }
+
+/// `check --base-config docker` with `runtime`: every record says docker, the cells are
+/// labelled `host/<layout>/docker`, and the FAILs are those Docker's own config makes (no
+/// noNewPrivileges, a writable root), each naming what the config leaves out; no ERROR.
+fn docker_base_with(runtime: &std::path::Path) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("res");
+    let o = Command::new(env!("CARGO_BIN_EXE_isolab"))
+        .arg("--runtime")
+        .arg(runtime)
+        .args(["check", "--base-config", "docker", "--only", "security.*,mount.*,pid.*", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    let records = doc["records"].as_array().unwrap();
+    assert!(records.len() >= 20, "{stdout}");
+    let get = |id: &str| records.iter().find(|r| r["assertion"] == id).unwrap_or_else(|| panic!("{id}"));
+    for r in records {
+        assert_eq!(r["base_config"], "docker", "{r}");
+        assert_ne!(r["status"], "ERROR", "{r}");
+        if r["assertion"].as_str().unwrap().starts_with("pid.") {
+            assert_eq!(r["status"], "PASS", "{r}");
+        }
+    }
+    for (id, why) in [
+        ("security.no_new_privs", "[base config docker: process.noNewPrivileges unset]"),
+        ("mount.readonly_root_erofs", "[base config docker: root.readonly unset"),
+    ] {
+        assert_eq!(get(id)["status"], "FAIL", "{id}");
+        assert!(get(id)["detail"].as_str().unwrap().contains(why), "{id}: {}", get(id)["detail"]);
+    }
+    for id in ["security.capabilities_match_config", "mount.masked_paths", "mount.readonly_paths"] {
+        assert_eq!(get(id)["status"], "PASS", "{id}: {}", get(id)["detail"]);
+    }
+    assert!(stdout.lines().next().unwrap().contains("/docker"), "{stdout}");
+    let ktap = std::fs::read_to_string(out.join("results.ktap")).unwrap();
+    assert!(ktap.contains("/docker:pid.init_is_pid1"), "{ktap}");
+}
+
+#[test]
+fn check_with_docker_base_config_under_isorun() {
+    docker_base_with(&common::isorun());
+}
+
+#[test]
+fn check_with_docker_base_config_under_runc() {
+    let runc = std::path::Path::new("/usr/sbin/runc");
+    if !runc.exists() {
+        eprintln!("SKIP: no runc at {}", runc.display());
+        return;
+    }
+    docker_base_with(runc);
+}
+
+#[test]
+fn an_unknown_base_config_is_refused_by_name_in_check_and_matrix() {
+    for args in [&["check", "--base-config", "dockr"][..], &["matrix", "--base-config", "spec,/no/such.json"]]
+    {
+        let (code, _, stderr) = isolab(args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("--base-config") && stderr.contains("not spec, docker, podman or containerd"),
+            "{args:?}: {stderr}"
+        );
+    }
+}

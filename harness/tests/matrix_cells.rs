@@ -32,6 +32,7 @@ fn catalogue_cell_has_no_fail_or_error(name: &str, mode: CgroupMode) {
         mode,
         runtime: runtime.file_name().unwrap().to_string_lossy().into_owned(),
         runtime_version: catalogue::runtime_version(&runtime),
+        base: Default::default(),
     };
     let records = run_cell(&k, &img, &cell, &ids, &o, &mut |_| {});
     assert_eq!(records.len(), ids.len() + 2, "one record per assertion, kernel.no_panic and kernel.no_oops");

@@ -34,6 +34,7 @@ fn record(kernel: &str, cgroup: &str, assertion: &str, status: Outcome, detail: 
         status,
         detail,
         duration_ms: 7,
+        base_config: "spec".into(),
         advisory: None,
     }
 }

@@ -29,6 +29,7 @@ fn record(kernel: &str, cgroup: &str, assertion: &str, status: Outcome, ms: u64)
             format!("why {assertion}\nconsole: <x> \"q\"")
         },
         duration_ms: ms,
+        base_config: "spec".into(),
         advisory: None,
     }
 }

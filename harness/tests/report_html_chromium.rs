@@ -21,6 +21,7 @@ fn rec(kernel: &str, cgroup: &str, assertion: &str, status: Outcome, detail: &st
         status,
         detail: detail.into(),
         duration_ms: 1500,
+        base_config: "spec".into(),
         advisory: None,
     }
 }

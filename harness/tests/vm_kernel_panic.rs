@@ -26,6 +26,7 @@ fn cell_with(hook: &str) -> (Vec<report::Record>, Vec<String>) {
         mode: CgroupMode::V2,
         runtime: runtime.file_name().unwrap().to_string_lossy().into_owned(),
         runtime_version: catalogue::runtime_version(&runtime),
+        base: Default::default(),
     };
     (run_cell(&k, &img, &cell, &ids, &o, &mut |_| {}), ids)
 }

@@ -56,8 +56,14 @@ fn library_caller(cache: &Path) -> Outcome {
     o.cache = cache.to_path_buf();
     o.cpus = 2;
     let k = vm_support::kernel(KERNEL, &o);
-    let r = boot_restored(&k, CgroupMode::V2, &assert_request(&[ASSERTION.to_string()]), &o, &mut |_| {})
-        .expect("snapshot");
+    let r = boot_restored(
+        &k,
+        CgroupMode::V2,
+        &assert_request(&[ASSERTION.to_string()], &Default::default()),
+        &o,
+        &mut |_| {},
+    )
+    .expect("snapshot");
     eprintln!("--- library ---\n{}", describe(&r));
     assert!(r.report.error.is_none(), "{:?}\n{}", r.report.error, r.report.console_tail.join("\n"));
     r.outcome

@@ -234,7 +234,7 @@ fn handle(sink: &EventSink, action: Action) {
         Action::Idle => {}
         Action::Exec { argv, env, timeout_secs } => exec::run_command(sink, &argv, &env, timeout_secs),
         Action::Shell => exec::run_shell(sink),
-        Action::Assert { runtime, ids } => run_assertions(sink, &runtime, &ids),
+        Action::Assert { runtime, ids, base } => run_assertions(sink, &runtime, &ids, &base),
     }
 }
 
@@ -243,7 +243,7 @@ const ASSERT_WORKDIR: &str = "/var/lib/isolab-assert";
 
 /// Run the catalogue against `runtime`, one `Result` event per assertion, with heartbeats
 /// so a long check is not taken for a hung guest.
-fn run_assertions(sink: &EventSink, runtime: &str, ids: &[String]) {
+fn run_assertions(sink: &EventSink, runtime: &str, ids: &[String], base: &crate::catalogue::BaseConfig) {
     let only = ids.join(",");
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     let crash_after = test_hook(&cmdline, "isolab.crash_after=");
@@ -260,6 +260,7 @@ fn run_assertions(sink: &EventSink, runtime: &str, ids: &[String]) {
         let result = crate::catalogue::run_selected(
             std::path::Path::new(runtime),
             &only,
+            base,
             std::path::Path::new(ASSERT_WORKDIR),
             std::path::Path::new("/bin/busybox"),
             &mut |id, v, ms| {

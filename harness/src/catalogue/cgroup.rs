@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::util::add_cap;
+use super::util::{add_cap, add_mount};
 use super::{Assertion, Ctx, Need, Verdict};
 use crate::v;
 
@@ -130,6 +130,13 @@ fn read_key(file: &PathBuf, key: &str) -> Option<u64> {
 fn oom_kill(ctx: &mut Ctx) -> Verdict {
     let mut cfg = ctx.config(&["sleep", "120"]);
     cfg["linux"]["resources"]["memory"] = json!({ "limit": 33554432 });
+    // The fill must be tmpfs: the engines' configs mount none at /tmp (it is the rootfs's).
+    if !cfg["mounts"].as_array().is_some_and(|l| l.iter().any(|m| m["destination"] == "/tmp")) {
+        add_mount(
+            &mut cfg,
+            json!({ "destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"] }),
+        );
+    }
     let c = v!(ctx.start(cfg));
     let Some(dir) = cgroup_dir(c.pid, "memory") else {
         return Verdict::fail(format!("init {} is in no memory cgroup", c.pid));

@@ -123,15 +123,22 @@ fn mount_view_survives(ctx: &mut Ctx) -> Verdict {
     let after = mount_view(ctx, &c);
     let probe = ctx.exec(
         &c,
-        &["sh", "-c", "touch /ckpt-probe 2>&1 && echo wrote; wc -c < /proc/kcore; test -e /isolab-rootfs-marker && echo marker"],
+        &[
+            "sh",
+            "-c",
+            "touch /ckpt-probe 2>&1 && echo wrote && rm -f /ckpt-probe; wc -c < /proc/kcore; \
+             test -e /isolab-rootfs-marker && echo marker",
+        ],
     );
     let ro = !probe.stdout.contains("wrote");
+    // The root is as read-only as the config asks (isolab's base: yes; an engine's: no).
+    let ro_wanted = ctx.config(&[])["root"]["readonly"] == true;
     let masked = probe.stdout.lines().nth(1).map(str::trim) == Some("0");
     let marker = probe.stdout.contains("marker");
-    Verdict::check(!before.is_empty() && before == after && ro && masked && marker, || {
+    Verdict::check(!before.is_empty() && before == after && ro == ro_wanted && masked && marker, || {
         format!(
-            "mounts before {before:?}, after {after:?}; root read-only: {ro}, /proc/kcore masked: {masked}, \
-             bundle rootfs: {marker} ({:?})",
+            "mounts before {before:?}, after {after:?}; root read-only: {ro} (the config asks: {ro_wanted}), \
+             /proc/kcore masked: {masked}, bundle rootfs: {marker} ({:?})",
             probe.stdout.trim()
         )
     })

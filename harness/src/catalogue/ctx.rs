@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::{Facts, Verdict};
 
@@ -22,6 +22,9 @@ pub enum CtxError {
         /// The error.
         source: std::io::Error,
     },
+    /// The `--base-config` is not usable.
+    #[error(transparent)]
+    Base(#[from] super::base::BaseConfigError),
 }
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> CtxError + use<'a> {
@@ -66,6 +69,8 @@ pub struct Ctx {
     pub weaken: Option<fn(&mut Value)>,
     /// Per-command timeout.
     pub timeout: Duration,
+    base: super::base::BaseConfig,
+    base_json: Value,
     dir: PathBuf,
     rootfs: PathBuf,
     state_root: PathBuf,
@@ -105,6 +110,8 @@ impl Ctx {
             facts: Facts::detect(),
             weaken: None,
             timeout: Duration::from_secs(60),
+            base: super::base::BaseConfig::default(),
+            base_json: serde_json::from_str(super::base::SPEC_JSON).expect("base_config.json is valid JSON"),
             dir: dir.to_owned(),
             rootfs,
             state_root,
@@ -125,14 +132,34 @@ impl Ctx {
         &self.dir
     }
 
-    /// The base config running `args` (pid, net, ipc, uts, mount and cgroup namespaces,
-    /// readonly root, runc's default capabilities, masked and readonly paths).
+    /// Start every bundle from `base` (`--base-config`) instead of isolab's own.
+    pub fn set_base(&mut self, base: &super::base::BaseConfig) -> Result<(), super::base::BaseConfigError> {
+        self.base_json = base.json()?;
+        self.base = base.clone();
+        Ok(())
+    }
+
+    /// The base config in force (`spec` unless [`Ctx::set_base`] chose another).
+    pub fn base(&self) -> &super::base::BaseConfig {
+        &self.base
+    }
+
+    /// The base config running `args` on the catalogue's rootfs (see
+    /// [`super::base::bundle_config`]). isolab's own (`spec`): pid, net, ipc, uts, mount and
+    /// cgroup namespaces, readonly root, runc's default capabilities, masked and readonly paths.
     pub fn config(&self, args: &[&str]) -> Value {
-        let mut cfg: Value =
-            serde_json::from_str(include_str!("base_config.json")).expect("base_config.json is valid JSON");
-        cfg["process"]["args"] = json!(args);
-        cfg["root"]["path"] = json!(self.rootfs);
-        cfg
+        super::base::bundle_config(&self.base_json, &self.rootfs, args)
+    }
+
+    /// What a FAIL adds when the property is one the base config does not ask for (`cond`):
+    /// ` [base config docker: root.readonly unset]`; empty otherwise. An assertion says so
+    /// rather than pass or fail silently under an engine's config.
+    pub fn base_note(&self, cond: bool, what: &str) -> String {
+        if cond {
+            format!(" [base config {}: {what}]", self.base.name)
+        } else {
+            String::new()
+        }
     }
 
     fn next_id(&mut self) -> String {

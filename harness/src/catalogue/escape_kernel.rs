@@ -213,11 +213,13 @@ fn block_device(ctx: &mut Ctx) -> Verdict {
     let script = format!(
         "echo mknod=$(mknod /dev/isolab-blk b {ma} {mi} 2>/dev/null; echo $?); echo use=$({use_it} 2>/dev/null; echo $?)"
     );
-    let out = v!(sh_ok(ctx, ctx.config(&[]), &script));
+    let cfg = ctx.config(&[]);
+    let note = ctx.base_note(super::util::has_cap(&cfg, "CAP_MKNOD"), "CAP_MKNOD granted");
+    let out = v!(sh_ok(ctx, cfg, &script));
     // Both layers must hold: no CAP_MKNOD, and the device cgroup refusing the open.
     let l: Vec<&str> = out.lines().collect();
     Verdict::check(l.len() == 2 && l[0] != "mknod=0" && l[1] != "use=0", || {
-        format!("block device {ma}:{mi} inside: {out:?}")
+        format!("block device {ma}:{mi} inside: {out:?}{note}")
     })
 }
 

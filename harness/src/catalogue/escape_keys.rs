@@ -60,17 +60,34 @@ fn keyring(ctx: &mut Ctx) -> Verdict {
     };
     let init = v!(init);
     let exec = v!(exec);
+    // Under a base config whose seccomp profile refuses keyctl (Docker's), the probe's keyctl
+    // calls fail EPERM before reaching any keyring: the key is unreachable, said as such.
+    let keyctl_refused = super::util::seccomp_refuses(&ctx.config(&[]), "keyctl");
     let mut bad = Vec::new();
+    let mut refused = Vec::new();
     for (who, out) in [("init", &init), ("exec", &exec)] {
         let session = out.lines().find_map(|l| l.strip_prefix("session=")).unwrap_or("");
         let found = out.lines().find_map(|l| l.strip_prefix("found=")).unwrap_or("");
+        if keyctl_refused && session == "EPERM" && found == "EPERM" {
+            refused.push(who);
+            continue;
+        }
         if found != "ENOKEY" || session == ses.to_string() || session.is_empty() {
             bad.push(format!(
                 "{who}: session keyring {session:?} (caller's {ses}), host key search {found:?}"
             ));
         }
     }
-    Verdict::check(bad.is_empty(), || bad.join("; "))
+    let mut v = Verdict::check(bad.is_empty(), || bad.join("; "));
+    if !refused.is_empty() {
+        let note = format!(
+            "keyctl refused (EPERM) in {} by the base config {}'s seccomp profile",
+            refused.join(" and "),
+            ctx.base().name
+        );
+        v.detail = if v.detail.is_empty() { note } else { format!("{}; {note}", v.detail) };
+    }
+    v
 }
 
 /// Start a container and run the keyring probe through `exec` in it; the exec's output.

@@ -7,6 +7,7 @@
 //! against a weakened config, an assertion must FAIL: that is what makes a PASS mean something.
 //! The same code runs on the host (`isolab check --host`) and in the guest (the agent).
 
+pub mod base;
 mod cgroup;
 mod checkpoint;
 mod checkpoint_shared;
@@ -35,6 +36,7 @@ mod user;
 pub mod util;
 mod uts_ipc;
 
+pub use base::{BaseConfig, BaseConfigError};
 pub use criu::criu_unusable;
 pub use ctx::{Container, Ctx, CtxError, RunOutput};
 pub use facts::{Facts, Layout, Need};
@@ -171,17 +173,19 @@ pub fn select_runs(only: &str) -> Vec<(Assertion, bool)> {
     runs
 }
 
-/// Run the assertions selected by `only` against `runtime`, working in `workdir` with a
-/// rootfs made from `busybox`; `on_result(id, verdict, duration_ms)` after each. The same
-/// code runs for `isolab check --host` and inside every guest.
+/// Run the assertions selected by `only` against `runtime`, every bundle made from `base`,
+/// working in `workdir` with a rootfs made from `busybox`; `on_result(id, verdict,
+/// duration_ms)` after each. The same code runs for `isolab check` and inside every guest.
 pub fn run_selected(
     runtime: &std::path::Path,
     only: &str,
+    base: &BaseConfig,
     workdir: &std::path::Path,
     busybox: &std::path::Path,
     on_result: &mut dyn FnMut(&str, &Verdict, u64),
 ) -> Result<(), CtxError> {
     let mut ctx = Ctx::new(runtime, workdir, busybox)?;
+    ctx.set_base(base).map_err(CtxError::Base)?;
     let runs = select_runs(only);
     for (i, (a, weakened)) in runs.iter().enumerate() {
         ctx.weaken = weakened.then_some(a.weaken);

@@ -26,7 +26,8 @@ pub fn assertions() -> Vec<Assertion> {
         },
         Assertion {
             id: "mount.old_root_gone",
-            description: "no mount point inside lies outside /, /proc, /dev, /sys and /tmp",
+            description:
+                "no mount point inside lies outside / and the config's mounts (/proc, /dev, /sys, /tmp)",
             needs: NEEDS,
             check: old_root_gone,
             weaken: |cfg| {
@@ -160,11 +161,17 @@ fn root_is_bundle_rootfs(ctx: &mut Ctx) -> Verdict {
 }
 
 fn old_root_gone(ctx: &mut Ctx) -> Verdict {
-    let out = v!(ctx.run_ok(ctx.config(&["cat", "/proc/self/mountinfo"])));
-    let allowed = |p: &str| {
-        p == "/"
-            || ["/proc", "/dev", "/sys", "/tmp"].iter().any(|a| p == *a || p.starts_with(&format!("{a}/")))
-    };
+    let cfg = ctx.config(&["cat", "/proc/self/mountinfo"]);
+    // The container's own: its root and what its config mounts (isolab's base: /proc, /dev,
+    // /sys, /tmp; containerd's adds /run, Docker's /sys/fs/cgroup), and what lies under them.
+    let own: Vec<String> = cfg["mounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["destination"].as_str().map(|d| d.trim_end_matches('/').to_owned()))
+        .collect();
+    let out = v!(ctx.run_ok(cfg));
+    let allowed = |p: &str| p == "/" || own.iter().any(|a| p == a || p.starts_with(&format!("{a}/")));
     let points = mount_points(&out.stdout);
     let bad: Vec<&str> = points.iter().copied().filter(|p| !allowed(p)).collect();
     if points.is_empty() {
@@ -206,7 +213,12 @@ fn host_mounts_stay_out(ctx: &mut Ctx) -> Verdict {
     let pid = std::process::id();
     let rel = format!("mnt/isolab-prop-{pid}");
     let host = v!(HostMount::shared_bind(ctx.rootfs().join(&rel)));
-    let c = v!(ctx.start(ctx.config(&["sleep", "120"])));
+    let cfg = ctx.config(&["sleep", "120"]);
+    let note = ctx.base_note(
+        cfg.pointer("/linux/rootfsPropagation").is_none(),
+        "linux.rootfsPropagation unset: the runtime's default, rslave, lets host mounts in",
+    );
+    let c = v!(ctx.start(cfg));
     let source = format!("isolab-host-{pid}");
     let sub = host.sub().to_string_lossy().into_owned();
     v!(mount_cmd(&["-t", "tmpfs", &source, &sub]));
@@ -225,7 +237,7 @@ fn host_mounts_stay_out(ctx: &mut Ctx) -> Verdict {
     let seen_from_host = mount_sources(&from_host).contains(&source.as_str());
     Verdict::check(!seen_inside && !seen_from_host, || {
         format!(
-            "host tmpfs {source} at {sub} propagated in (inside: {seen_inside}, /proc/pid: {seen_from_host})"
+            "host tmpfs {source} at {sub} propagated in (inside: {seen_inside}, /proc/pid: {seen_from_host}){note}"
         )
     })
 }
@@ -233,14 +245,17 @@ fn host_mounts_stay_out(ctx: &mut Ctx) -> Verdict {
 fn readonly_root_erofs(ctx: &mut Ctx) -> Verdict {
     let name = format!("isolab-erofs-{}", std::process::id());
     let script = format!("touch /{name} 2>&1; echo rc=$?");
-    let out = ctx.run_ok(ctx.config(&["sh", "-c", &script]));
+    let cfg = ctx.config(&["sh", "-c", &script]);
+    let note =
+        ctx.base_note(cfg["root"]["readonly"] != true, "root.readonly unset: the engine's root is writable");
+    let out = ctx.run_ok(cfg);
     let host_file = ctx.rootfs().join(&name);
     let created = host_file.exists();
     let _ = std::fs::remove_file(&host_file);
     let out = v!(out);
     Verdict::check(
         !created && !out.stdout.contains("rc=0") && out.stdout.contains("Read-only file system"),
-        || format!("touch /{name} inside: {:?}; on the host rootfs: {created}", out.stdout.trim()),
+        || format!("touch /{name} inside: {:?}; on the host rootfs: {created}{note}", out.stdout.trim()),
     )
 }
 

@@ -47,7 +47,11 @@ fn cgroup_paths(text: &str) -> Vec<&str> {
 }
 
 fn sees_own_root(ctx: &mut Ctx) -> Verdict {
-    let c = v!(ctx.start(ctx.config(&["sleep", "300"])));
+    let cfg = ctx.config(&["sleep", "300"]);
+    let no_ns =
+        !cfg["linux"]["namespaces"].as_array().is_some_and(|l| l.iter().any(|n| n["type"] == "cgroup"));
+    let note = ctx.base_note(no_ns, "no cgroup namespace");
+    let c = v!(ctx.start(cfg));
     // From the host the init sits in a non-root cgroup somewhere (else the check proves nothing).
     let host_view = std::fs::read_to_string(format!("/proc/{}/cgroup", c.pid)).unwrap_or_default();
     if cgroup_paths(&host_view).iter().all(|p| *p == "/") {
@@ -60,7 +64,9 @@ fn sees_own_root(ctx: &mut Ctx) -> Verdict {
     }
     let lines = out.lines();
     let ok = !lines.is_empty() && lines.iter().all(|l| l.ends_with(":/"));
-    Verdict::check(ok, || format!("/proc/1/cgroup inside: {lines:?}; from the host: {:?}", host_view.trim()))
+    Verdict::check(ok, || {
+        format!("/proc/1/cgroup inside: {lines:?}; from the host: {:?}{note}", host_view.trim())
+    })
 }
 
 fn uptime(text: &str) -> Option<f64> {

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::util::{add_cap, add_mount, drop_namespace, status_field, HostSleeper};
+use super::util::{add_cap, add_mount, drop_namespace, has_cap, status_field, HostSleeper};
 use super::{Assertion, Container, Ctx, Need, RunOutput, Verdict};
 use crate::v;
 
@@ -245,10 +245,11 @@ fn caps_match(ctx: &mut Ctx) -> Verdict {
 
 fn no_new_privs(ctx: &mut Ctx) -> Verdict {
     let cfg = ctx.config(&[]);
+    let note = ctx.base_note(cfg["process"]["noNewPrivileges"] != true, "process.noNewPrivileges unset");
     let (out, c) = v!(inside_and_host(ctx, cfg, "grep ^NoNewPrivs /proc/self/status"));
     let host = status_field(c.pid, "NoNewPrivs").unwrap_or_default();
     let ins = out.stdout.split(':').nth(1).unwrap_or("").trim().to_owned();
-    Verdict::check(ins == "1" && host == "1", || format!("NoNewPrivs inside {ins:?}, host {host:?}"))
+    Verdict::check(ins == "1" && host == "1", || format!("NoNewPrivs inside {ins:?}, host {host:?}{note}"))
 }
 
 fn seccomp_errno(ctx: &mut Ctx) -> Verdict {
@@ -298,9 +299,11 @@ fn kmsg_denied(ctx: &mut Ctx) -> Verdict {
 }
 
 fn mknod_denied(ctx: &mut Ctx) -> Verdict {
-    let out = v!(inside(ctx, ctx.config(&[]), "mknod /tmp/n c 1 3 2>&1; echo rc=$?; ls /tmp"));
+    let cfg = ctx.config(&[]);
+    let note = ctx.base_note(has_cap(&cfg, "CAP_MKNOD"), "CAP_MKNOD granted");
+    let out = v!(inside(ctx, cfg, "mknod /tmp/n c 1 3 2>&1; echo rc=$?; ls /tmp"));
     Verdict::check(!out.contains("rc=0") && !out.lines().any(|l| l.trim() == "n"), || {
-        format!("mknod /tmp/n c 1 3 inside: {out:?}")
+        format!("mknod /tmp/n c 1 3 inside: {out:?}{note}")
     })
 }
 

@@ -58,6 +58,11 @@ fn userns_config(ctx: &Ctx, args: &[&str]) -> Result<Value, Verdict> {
     make_traversable(ctx.dir())?;
     let mut cfg = ctx.config(args);
     add_namespace(&mut cfg, "user");
+    // Docker's base sets ping_group_range to 0..2^31-1: the kernel refuses (EINVAL) gids the
+    // namespace does not map, so under a user namespace it can only be left out.
+    if let Some(sysctl) = cfg.pointer_mut("/linux/sysctl").and_then(Value::as_object_mut) {
+        sysctl.remove("net.ipv4.ping_group_range");
+    }
     let map = json!([{ "containerID": 0, "hostID": HOST_BASE, "size": MAP_SIZE }]);
     cfg["linux"]["uidMappings"] = map.clone();
     cfg["linux"]["gidMappings"] = map;

@@ -35,7 +35,7 @@ fn is_bad(o: Outcome) -> bool {
 }
 
 /// Records by [`Record::key`].
-type ByKey<'a> = BTreeMap<(String, String, String), &'a Record>;
+type ByKey<'a> = BTreeMap<(String, String), &'a Record>;
 
 /// The record of each key, the last one winning (as in [`super::merge`]), in first-seen order.
 fn latest(records: &[Record]) -> (Vec<&Record>, ByKey<'_>) {

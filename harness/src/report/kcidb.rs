@@ -103,14 +103,17 @@ pub fn render_kcidb(records: &[Record], o: &KcidbOptions) -> Value {
     let tests: Vec<Value> = records
         .iter()
         .map(|r| {
+            // A spec record's id is what it was before base configs existed.
+            let setup = r.setup();
             let mut t = json!({
-                "id": id("test", &[&r.kernel, &r.kernel_release, &r.cgroup, &r.assertion]),
+                "id": id("test", &[&r.kernel, &r.kernel_release, &setup, &r.assertion]),
                 "build_id": id("build", &[&r.kernel, &r.kernel_release]),
                 "origin": o.origin,
                 "path": test_path(&r.assertion),
                 "environment": {
-                    "comment": text(&format!("{} ({}) × cgroup {}", r.kernel, r.kernel_release, r.cgroup), usize::MAX),
-                    "misc": { "kernel": r.kernel, "kernel_release": r.kernel_release, "cgroup": r.cgroup },
+                    "comment": text(&format!("{} ({}) × cgroup {}", r.kernel, r.kernel_release, setup), usize::MAX),
+                    "misc": { "kernel": r.kernel, "kernel_release": r.kernel_release, "cgroup": r.cgroup,
+                              "base_config": r.base_config },
                 },
                 "status": status(r.status),
                 "duration": r.duration_ms as f64 / 1000.0,

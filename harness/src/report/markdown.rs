@@ -48,7 +48,7 @@ pub fn render_markdown(records: &[Record], timing: &RunTiming) -> String {
     ));
     let mut cells: Vec<(String, String, String)> = Vec::new();
     for r in records {
-        let cell = (r.kernel.clone(), r.kernel_release.clone(), r.cgroup.clone());
+        let cell = (r.kernel.clone(), r.kernel_release.clone(), r.setup());
         if !cells.contains(&cell) {
             cells.push(cell);
         }
@@ -58,7 +58,7 @@ pub fn render_markdown(records: &[Record], timing: &RunTiming) -> String {
     );
     for (kernel, release, cgroup) in &cells {
         let mine: Vec<Record> =
-            records.iter().filter(|r| &r.kernel == kernel && &r.cgroup == cgroup).cloned().collect();
+            records.iter().filter(|r| &r.kernel == kernel && &r.setup() == cgroup).cloned().collect();
         let n = counts(&mine);
         let bold = |v: usize| if v > 0 { format!("**{v}**") } else { v.to_string() };
         out.push_str(&format!(

@@ -45,9 +45,18 @@ pub struct Record {
     pub detail: String,
     /// How long the check took.
     pub duration_ms: u64,
+    /// The config every bundle started from (`--base-config`): `spec` (isolab's own, and what
+    /// a results.json written before the field existed means), `docker`, `podman`,
+    /// `containerd` or a FILE's stem.
+    #[serde(default = "spec_base")]
+    pub base_config: String,
     /// The public advisory an `escape.*` assertion is named after (absent for the others).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advisory: Option<Advisory>,
+}
+
+fn spec_base() -> String {
+    crate::catalogue::base::SPEC.into()
 }
 
 /// A CVE (or a technique's name) and the URL of its advisory.
@@ -60,14 +69,30 @@ pub struct Advisory {
 }
 
 impl Record {
-    /// The cell this record belongs to: `kernel/cgroup`.
+    /// The cell this record belongs to: `kernel/cgroup`, or `kernel/cgroup/base` when the
+    /// base config is not `spec` (every report labels its cells with this).
     pub fn cell(&self) -> String {
-        format!("{}/{}", self.kernel, self.cgroup)
+        format!("{}/{}", self.kernel, self.setup())
     }
 
-    /// Identity for merge and diff: (kernel, cgroup, assertion).
-    pub fn key(&self) -> (String, String, String) {
-        (self.kernel.clone(), self.cgroup.clone(), self.assertion.clone())
+    /// The cell label without the kernel: `cgroup`, or `cgroup/base` when the base config is
+    /// not `spec`.
+    pub fn setup(&self) -> String {
+        if self.base_config == crate::catalogue::base::SPEC {
+            self.cgroup.clone()
+        } else {
+            format!("{}/{}", self.cgroup, self.base_config)
+        }
+    }
+
+    /// How cells sort: kernel, cgroup, then base config.
+    fn cell_order(&self) -> (String, String, String) {
+        (self.kernel.clone(), self.cgroup.clone(), self.base_config.clone())
+    }
+
+    /// Identity for merge and diff: (cell, assertion).
+    pub fn key(&self) -> (String, String) {
+        (self.cell(), self.assertion.clone())
     }
 }
 
@@ -117,18 +142,18 @@ pub fn exit_code(records: &[Record], changes: &[Change]) -> i32 {
 /// parts, and merging a merged report again changes nothing.
 pub fn merge(parts: &[Vec<Record>]) -> Vec<Record> {
     let mut by_cell: Vec<&Record> = parts.iter().flatten().collect();
-    by_cell.sort_by(|a, b| (&a.kernel, &a.cgroup).cmp(&(&b.kernel, &b.cgroup))); // stable
+    by_cell.sort_by_key(|r| r.cell_order()); // stable
     let mut rank: std::collections::HashMap<&str, usize> = Default::default();
     for r in &by_cell {
         let next = rank.len();
         rank.entry(r.assertion.as_str()).or_insert(next);
     }
-    let mut by_key: std::collections::BTreeMap<(String, String, String), &Record> = Default::default();
+    let mut by_key: std::collections::BTreeMap<(String, String), &Record> = Default::default();
     for r in parts.iter().flatten() {
         by_key.insert(r.key(), r);
     }
     let mut out: Vec<Record> = by_key.into_values().cloned().collect();
-    out.sort_by_key(|r| (r.kernel.clone(), r.cgroup.clone(), rank[r.assertion.as_str()]));
+    out.sort_by_key(|r| (r.cell_order(), rank[r.assertion.as_str()]));
     out
 }
 

@@ -16,6 +16,7 @@ pub(crate) fn rec(kernel: &str, cgroup: &str, assertion: &str, status: Outcome, 
         status,
         detail: detail.into(),
         duration_ms: 12,
+        base_config: "spec".into(),
         advisory: None,
     }
 }
@@ -284,4 +285,31 @@ fn slowest_lists_the_longest_first() {
         "slowest assertions (of 9.5 s of assertion time):\n    9.5 s  debian-6.1/v1 cgroup.memory.oom_kill\n    0.0 s  debian-6.1/v1 pid.init_is_pid1\n"
     );
     assert_eq!(slowest(&[], 5), "");
+}
+
+/// A record without `base_config` (written before the field) is a `spec` one, and only a
+/// non-spec base config shows in the cell label every renderer uses.
+#[test]
+fn base_config_defaults_to_spec_and_labels_other_cells() {
+    let old = r#"{"kernel":"debian-6.1","kernel_release":"6.1.0","cgroup":"v2","runtime":"isorun",
+        "runtime_version":"isorun 0.1.0","assertion":"pid.init_is_pid1","status":"PASS","detail":"",
+        "duration_ms":3}"#;
+    let r: Record = serde_json::from_str(old).unwrap();
+    assert_eq!((r.base_config.as_str(), r.cell().as_str()), ("spec", "debian-6.1/v2"));
+    let docker = Record { base_config: "docker".into(), ..r.clone() };
+    assert_eq!(docker.cell(), "debian-6.1/v2/docker");
+    let both = vec![r.clone(), Record { status: Fail, detail: "no".into(), ..docker.clone() }];
+    assert_eq!(merge(std::slice::from_ref(&both)).len(), 2, "spec and docker are two cells");
+    let t = render_table(&both, false);
+    assert!(
+        t.contains("debian-6.1/v2/docker") && t.contains("FAIL debian-6.1/v2/docker pid.init_is_pid1"),
+        "{t}"
+    );
+    assert!(render_junit(&both).contains("debian-6.1/v2/docker"));
+    assert!(render_ktap(&both).contains("not ok 2 debian-6.1/v2/docker:pid.init_is_pid1"));
+    let md = render_markdown(&both, &timing::run_timing(&both, 1.0));
+    assert!(md.contains("| v2/docker |") && md.contains("| v2 |"), "{md}");
+    assert!(render_html(&both, 1.0).contains("debian-6.1/v2/docker"));
+    let back: Record = serde_json::from_str(&serde_json::to_string(&docker).unwrap()).unwrap();
+    assert_eq!(back, docker);
 }

@@ -254,6 +254,7 @@ fn boot_cmd(g: &Global, m: &Matrix, names: &[String], runs: usize, out: &Path, m
             kernels: vec![],
             cgroup: vec![CgroupMode::V1, CgroupMode::V2],
             only: String::new(),
+            base_config: vec![Default::default()],
             shard: None,
             out: out.join("matrix"),
             baseline: None,

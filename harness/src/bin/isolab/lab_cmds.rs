@@ -31,7 +31,11 @@ pub struct MatrixArgs {
     /// `!escape.*` (default: the whole catalogue).
     #[arg(long, default_value = "")]
     pub only: String,
-    /// Run shard I of N (1-based) of the kernel × cgroup cells.
+    /// The config every bundle starts from: `spec`, `docker`, `podman`, `containerd` or a
+    /// config.json FILE; comma-separated = one more matrix dimension.
+    #[arg(long, value_delimiter = ',', default_value = "spec", value_parser = super::base_config)]
+    pub base_config: Vec<catalogue::BaseConfig>,
+    /// Run shard I of N (1-based) of the kernel × cgroup × base config cells.
     #[arg(long)]
     pub shard: Option<String>,
     /// Output directory.
@@ -82,16 +86,34 @@ fn finish(records: &[Record], timing: &RunTiming, out: &Path, baseline: Option<&
 }
 
 /// `isolab check --host`.
-pub fn check_host(g: &Global, only: &str, out: &Path, baseline: Option<&Path>) -> Result<i32> {
+pub fn check_host(
+    g: &Global,
+    only: &str,
+    bases: &[catalogue::BaseConfig],
+    out: &Path,
+    baseline: Option<&Path>,
+) -> Result<i32> {
     let runtime = lab::locate_runtime(g.runtime.as_deref())?;
     if catalogue::select(only).is_empty() {
         bail!("--only {only:?} matches no assertion");
     }
-    let workdir = std::env::temp_dir().join(format!("isolab-check-{}", std::process::id()));
-    let o = CheckOptions { runtime, only: only.into(), busybox: g.busybox.clone(), workdir };
-    let (records, wall) = check::check_host(&o, &mut |r| {
-        eprintln!("{:<6} {}", format!("{:?}", r.status).to_uppercase(), r.assertion)
-    })?;
+    let (mut records, mut wall) = (Vec::new(), 0.0);
+    for base in bases {
+        let workdir = std::env::temp_dir().join(format!("isolab-check-{}", std::process::id()));
+        let o = CheckOptions {
+            runtime: runtime.clone(),
+            only: only.into(),
+            busybox: g.busybox.clone(),
+            workdir,
+            base: base.clone(),
+        };
+        let (recs, secs) = check::check_host(&o, &mut |r| {
+            let base = if base.is_spec() { String::new() } else { format!(" [{}]", base.name) };
+            eprintln!("{:<6} {}{base}", format!("{:?}", r.status).to_uppercase(), r.assertion)
+        })?;
+        records.extend(recs);
+        wall += secs;
+    }
     finish(&records, &run_timing(&records, wall), out, baseline)
 }
 
@@ -105,10 +127,12 @@ pub fn matrix(g: &Global, m: &Matrix, a: &MatrixArgs) -> Result<i32> {
     let modes = &a.cgroup;
     let specs = m.select(&a.kernels)?;
     let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
-    let mut all_cells: Vec<(String, CgroupMode)> = Vec::new();
+    let mut all_cells: Vec<(String, CgroupMode, usize)> = Vec::new();
     for n in &names {
         for mode in modes {
-            all_cells.push((n.clone(), *mode));
+            for b in 0..a.base_config.len() {
+                all_cells.push((n.clone(), *mode, b));
+            }
         }
     }
     let cells = match &a.shard {
@@ -132,7 +156,7 @@ pub fn matrix(g: &Global, m: &Matrix, a: &MatrixArgs) -> Result<i32> {
     let runtime_name = runtime.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let runtime_version = catalogue::runtime_version(&runtime);
     let mut prepared = Vec::new();
-    for (name, mode) in &cells {
+    for (name, mode, base) in &cells {
         let spec = specs.iter().find(|s| &s.name == name).context("kernel vanished from the selection")?;
         let k = lab::checked_kernel(spec, m, &o.cache)?;
         // Restored VMs boot the image without the runtime (it comes as their payload).
@@ -141,9 +165,9 @@ pub fn matrix(g: &Global, m: &Matrix, a: &MatrixArgs) -> Result<i32> {
         } else {
             isolab_harness::snapshot::restore::snapshot_image(&k, &o)?
         };
-        prepared.push((k, img, *mode));
+        prepared.push((k, img, *mode, &a.base_config[*base]));
     }
-    if let Some((k, img, _)) = prepared.first() {
+    if let Some((k, img, _, _)) = prepared.first() {
         super::accel_now(&o, k, img);
     }
     let jobs = g.jobs.unwrap_or_else(|| vm::default_jobs(o.memory_mb));
@@ -164,19 +188,25 @@ pub fn matrix(g: &Global, m: &Matrix, a: &MatrixArgs) -> Result<i32> {
         std::sync::Mutex::new(vec![(0, Vec::new()); prepared.len()]);
     pb.set_length(work.len() as u64);
     let per_cell = vm::run_parallel(&work, jobs, |(i, group)| {
-        let (k, img, mode) = &prepared[*i];
+        let (k, img, mode, base) = &prepared[*i];
         let cell = CellInfo {
             kernel: k.files.name.clone(),
             mode: *mode,
             runtime: runtime_name.clone(),
             runtime_version: runtime_version.clone(),
+            base: (*base).clone(),
+        };
+        let label = if base.is_spec() {
+            mode.as_str().to_string()
+        } else {
+            format!("{}/{}", mode.as_str(), base.name)
         };
         let one = CellPlan { per_vm: None, ..plan };
         let recs = run_cell_planned(k, img, &cell, group, &o, one, &mut |ev| match ev {
             Event::Result { id, outcome, .. } => {
-                pb.set_message(format!("{} {} {id}: {outcome:?}", k.files.name, mode.as_str()))
+                pb.set_message(format!("{} {label} {id}: {outcome:?}", k.files.name))
             }
-            Event::Log { message } => say(&pb, format!("{:<12} {}: {message}", k.files.name, mode.as_str())),
+            Event::Log { message } => say(&pb, format!("{:<12} {label}: {message}", k.files.name)),
             _ => {}
         });
         let mut acc = acc.lock().unwrap_or_else(|p| p.into_inner());
@@ -185,7 +215,7 @@ pub fn matrix(g: &Global, m: &Matrix, a: &MatrixArgs) -> Result<i32> {
         if acc[*i].0 == groups_per_cell {
             let all = &isolab_harness::kernel_findings::combine(acc[*i].1.clone());
             let secs: f64 = all.iter().map(|r| r.duration_ms as f64 / 1000.0).sum();
-            say(&pb, format!("{:<12} {}: {}", k.files.name, mode.as_str(), report::summary_line(all, secs)));
+            say(&pb, format!("{:<12} {label}: {}", k.files.name, report::summary_line(all, secs)));
         }
         pb.inc(1);
         recs

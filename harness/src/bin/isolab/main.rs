@@ -123,6 +123,11 @@ enum Cmd {
         /// Compare with this results.json; exit 1 on a regression.
         #[arg(long)]
         baseline: Option<PathBuf>,
+        /// The config every bundle starts from: `spec` (isolab's own), `docker`, `podman`,
+        /// `containerd` (what each engine sent, embedded) or a config.json FILE;
+        /// comma-separated to run the catalogue once per base config.
+        #[arg(long, value_delimiter = ',', default_value = "spec", value_parser = base_config)]
+        base_config: Vec<isolab_harness::catalogue::BaseConfig>,
     },
     /// The main job: the catalogue in a throwaway VM per kernel × cgroup mode. Exit 0 all
     /// pass/skip, 1 any failure or regression against --baseline, 2 a harness/VM error.
@@ -244,6 +249,11 @@ enum KernelsCmd {
 }
 
 /// `--cgroup`'s value parser: one place that says what a cgroup mode is.
+/// `--base-config`'s value parser (a FILE is read here).
+fn base_config(s: &str) -> Result<isolab_harness::catalogue::BaseConfig, String> {
+    isolab_harness::catalogue::BaseConfig::parse(s).map_err(|e| e.to_string())
+}
+
 fn cgroup_mode(s: &str) -> Result<CgroupMode, String> {
     CgroupMode::parse(s).ok_or_else(|| format!("{s:?} is not a cgroup mode: expected v1 or v2"))
 }
@@ -358,8 +368,8 @@ fn real_main() -> Result<()> {
     // and `baseline update` work without one).
     let load = || Matrix::load(&matrix_path(&cli.g));
     match &cli.cmd {
-        Cmd::Check { host: _, only, out, baseline } => {
-            std::process::exit(lab_cmds::check_host(&cli.g, only, out, baseline.as_deref())?)
+        Cmd::Check { host: _, only, out, baseline, base_config } => {
+            std::process::exit(lab_cmds::check_host(&cli.g, only, base_config, out, baseline.as_deref())?)
         }
         Cmd::Report(ReportCmd::Merge { dirs, out, baseline }) => {
             std::process::exit(lab_cmds::merge(dirs, out, baseline.as_deref())?)
