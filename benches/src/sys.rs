@@ -43,7 +43,9 @@ pub enum Side {
 
 /// clone3(2) without CLONE_VM (a fork) with `flags` (CLONE_NEW* bits), SIGCHLD on exit and,
 /// given `cgroup`, CLONE_INTO_CGROUP into that cgroup2 directory. The caller must be
-/// single-threaded (the floor program is: it starts no thread).
+/// single-threaded (the floor program is: it starts no thread). Not isorun's `clone_into`:
+/// that one reads /proc/self/status to check the thread count first, a system call the
+/// floor, which makes only what a container start needs, must not count.
 pub fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> Result<Side, Errno> {
     let mut args = CloneArgs { flags, exit_signal: libc::SIGCHLD as u64, ..CloneArgs::default() };
     if let Some(fd) = cgroup {
