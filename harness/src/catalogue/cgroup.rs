@@ -162,8 +162,14 @@ fn oom_kill(ctx: &mut Ctx) -> Verdict {
 }
 
 fn pids_limit(ctx: &mut Ctx) -> Verdict {
-    let mut cfg =
-        ctx.config(&["sh", "-c", "for i in $(seq 30); do sleep 10 & done 2>&1 | head -n 1; echo started"]);
+    // `exec 2>&1` first: whichever fork hits the limit (a `sleep`, the pipeline's `head`, the
+    // `$(seq 30)`), its "can't fork" reaches stdout; a failed fork of the shell's own can end
+    // the shell before `echo started` (seen once on debian-7.2/v1: empty stdout, a FAIL).
+    let mut cfg = ctx.config(&[
+        "sh",
+        "-c",
+        "exec 2>&1; for i in $(seq 30); do sleep 10 & done | head -n 1; echo started",
+    ]);
     cfg["linux"]["resources"]["pids"] = json!({ "limit": 10 });
     let out = v!(ctx.run(cfg));
     let said = out.stdout.to_lowercase();
