@@ -95,6 +95,19 @@ fn steps(k: &Podman, s: &mut Steps) {
         k.run(true, &["--rm"], &["/nonexistent"]).expect(127, &["no such file or directory"])
     });
     s.step("podman run -d", || k.run(true, &["-d", "--name", "pd"], &["sleep", "1000"]).expect(0, &[]));
+    s.step("podman run -d: runtime state under the test's private root", || {
+        let inspect = k.pm(&["inspect", "-f", "{{.Id}}", "pd"]);
+        inspect.expect(0, &[])?;
+        let name = k.bin.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let dir = k.p.borrow().path(&format!("podman/state-{name}")).join(inspect.stdout.trim());
+        match dir.is_dir() {
+            true => Ok(()),
+            false => Err(format!(
+                "no runtime state at {} (did --runtime-flag root reach the runtime?)",
+                dir.display()
+            )),
+        }
+    });
     s.step("podman exec", || {
         k.pm(&["exec", "pd", "sh", "-c", "cat /proc/1/comm; exit 4"]).expect(4, &["sleep"])
     });

@@ -210,9 +210,26 @@ impl Private {
             "file",
         ]);
         v.push("--runtime".into());
-        v.push(runtime.display().to_string());
+        v.push(self.podman_runtime(runtime).display().to_string());
         v.extend(args.iter().map(|s| s.to_string()));
         v
+    }
+
+    /// `runtime` behind a wrapper that adds `--root <private dir>`: podman passes no `--root` of
+    /// its own (and `--runtime-flag` does not reach the cleanup process conmon starts), so the
+    /// runtime's state and isorun's seccomp cache would land in its default root on the host
+    /// (/run/isorun, /run/runc). The wrapper is named as the runtime, so podman's messages are.
+    pub fn podman_runtime(&self, runtime: &Path) -> PathBuf {
+        let name = runtime.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let wrapper = self.path(&format!("podman/bin-{name}/{name}"));
+        if !wrapper.exists() {
+            let state = self.p(&format!("podman/state-{name}"));
+            let script = format!("#!/bin/sh\nexec '{}' --root '{state}' \"$@\"\n", runtime.display());
+            std::fs::create_dir_all(wrapper.parent().unwrap()).unwrap();
+            std::fs::write(&wrapper, script).unwrap();
+            std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        }
+        wrapper
     }
 
     /// podman's `--cgroup-parent` for this test.
