@@ -72,7 +72,7 @@ impl fmt::Display for ConfigErrors {
 impl std::error::Error for ConfigErrors {}
 
 /// A config that parsed and validated: the only input of planning
-/// ([`crate::container::Plan`]).
+/// (`container::Plan`).
 #[derive(Debug, Clone)]
 pub struct ValidConfig {
     spec: Spec,
