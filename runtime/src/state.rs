@@ -556,6 +556,29 @@ mod tests {
         drop(store.lock("c1").unwrap());
     }
 
+    /// A restore's mount point is removed with the directory when it is empty (detached);
+    /// when something is still under it (a rootfs still there), nothing is removed.
+    #[test]
+    fn remove_never_reaches_under_a_restore_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::new(tmp.path().join("root"));
+        let (dir, lock) = store.create_locked(&record("r1")).unwrap();
+        drop(lock);
+        fs::create_dir(dir.join(RESTORE_ROOT)).unwrap();
+        store.remove("r1").unwrap();
+        assert!(!dir.exists());
+
+        let (dir, lock) = store.create_locked(&record("r2")).unwrap();
+        drop(lock);
+        let file = dir.join(RESTORE_ROOT).join("bin/sh");
+        fs::create_dir_all(file.parent().unwrap()).unwrap();
+        fs::write(&file, b"x").unwrap();
+        let err = store.remove("r2").unwrap_err().to_string();
+        assert!(err.contains(RESTORE_ROOT), "{err}");
+        assert_eq!(fs::read(&file).unwrap(), b"x", "a file under the restore root was touched");
+        assert!(dir.join(STATE_FILE).exists(), "the record went without its restore root");
+    }
+
     #[test]
     fn a_record_being_created_is_creating_until_its_creator_dies() {
         let tmp = tempfile::tempdir().unwrap();
