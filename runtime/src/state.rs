@@ -26,6 +26,8 @@ use serde::{Deserialize, Serialize};
 pub const STATE_FILE: &str = "state.json";
 /// The exec fifo's name inside a container's directory.
 pub const EXEC_FIFO: &str = "exec.fifo";
+/// Where `restore` binds the rootfs inside a container's directory for CRIU, while it runs.
+pub const RESTORE_ROOT: &str = "criu-root";
 
 /// Errors of the state store, each naming the path or the container.
 #[derive(Debug, thiserror::Error)]
@@ -295,6 +297,7 @@ impl StateStore {
     pub fn remove(&self, id: &str) -> Result<(), StateError> {
         validate_id(id)?;
         let dir = self.dir(id);
+        detach_restore_root(&dir)?;
         let (pid, start) = self_identity();
         let gone = self.root.join(format!("{id}~{pid}-{start}.del"));
         match fs::rename(&dir, &gone) {
@@ -346,6 +349,20 @@ impl StateStore {
         } else {
             Status::Running
         }
+    }
+}
+
+/// A restore killed while its root was bound on [`RESTORE_ROOT`] left the container's rootfs
+/// mounted in the state directory: detach it and remove the (then empty) mount point, so the
+/// directory's removal never reaches into the rootfs. A mount point that cannot be removed
+/// (still mounted, not empty) is an error and the directory is left alone.
+fn detach_restore_root(dir: &Path) -> Result<(), StateError> {
+    let root = dir.join(RESTORE_ROOT);
+    let _ = nix::mount::umount2(&root, nix::mount::MntFlags::MNT_DETACH);
+    match fs::remove_dir(&root) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(io("remove", &root, source)),
     }
 }
 
@@ -537,6 +554,29 @@ mod tests {
         assert!(Flock::lock(fd, FlockArg::LockExclusiveNonblock).is_err());
         drop(lock);
         drop(store.lock("c1").unwrap());
+    }
+
+    /// A restore's mount point is removed with the directory when it is empty (detached);
+    /// when something is still under it (a rootfs still there), nothing is removed.
+    #[test]
+    fn remove_never_reaches_under_a_restore_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::new(tmp.path().join("root"));
+        let (dir, lock) = store.create_locked(&record("r1")).unwrap();
+        drop(lock);
+        fs::create_dir(dir.join(RESTORE_ROOT)).unwrap();
+        store.remove("r1").unwrap();
+        assert!(!dir.exists());
+
+        let (dir, lock) = store.create_locked(&record("r2")).unwrap();
+        drop(lock);
+        let file = dir.join(RESTORE_ROOT).join("bin/sh");
+        fs::create_dir_all(file.parent().unwrap()).unwrap();
+        fs::write(&file, b"x").unwrap();
+        let err = store.remove("r2").unwrap_err().to_string();
+        assert!(err.contains(RESTORE_ROOT), "{err}");
+        assert_eq!(fs::read(&file).unwrap(), b"x", "a file under the restore root was touched");
+        assert!(dir.join(STATE_FILE).exists(), "the record went without its restore root");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::CgroupError;
-use crate::rootfs::mountinfo::unescape;
+use crate::sys::mountinfo::unescape;
 
 /// v1 controller names (anything else in a v1 mount's super options is an option).
 pub(crate) const V1_CONTROLLERS: &[&str] = &[

@@ -116,7 +116,37 @@ pub fn plan(res: &LinuxResources, v2: bool) -> Result<Vec<Setting>, CgroupError>
     if let Some(b) = res.block_io() {
         block_io(b, v2, &mut out);
     }
-    for h in res.hugepage_limits().iter().flatten() {
+    hugepages(res.hugepage_limits().as_deref().unwrap_or_default(), v2, &mut out)?;
+    if let Some(devs) = res.devices().as_ref().filter(|d| !d.is_empty()) {
+        // v2: compiled to a BPF program by the manager (devices.rs), not a file write.
+        if !v2 {
+            for d in devs {
+                let file = if d.allow() { "devices.allow" } else { "devices.deny" };
+                out.push(set("linux.resources.devices", "devices", file, device_rule(d)));
+            }
+            for r in DEFAULT_DEVICES {
+                out.push(set("linux.resources.devices", "devices", "devices.allow", r));
+            }
+        }
+    }
+    if let Some(n) = res.network() {
+        network(n, v2, &mut out)?;
+    }
+    if res.rdma().as_ref().is_some_and(|r| !r.is_empty()) {
+        return Err(unsupported("linux.resources.rdma", "the rdma controller is not supported by isorun"));
+    }
+    if let Some(u) = res.unified().as_ref().filter(|u| !u.is_empty()) {
+        unified(u, v2, &mut out)?;
+    }
+    Ok(out)
+}
+
+fn hugepages(
+    limits: &[oci_spec::runtime::LinuxHugepageLimit],
+    v2: bool,
+    out: &mut Vec<Setting>,
+) -> Result<(), CgroupError> {
+    for h in limits {
         // The size becomes part of a file name: `isorun update --resources` reaches here
         // without config.json's validation, so it is checked here too.
         if !is_page_size(h.page_size()) {
@@ -134,80 +164,68 @@ pub fn plan(res: &LinuxResources, v2: bool) -> Result<Vec<Setting>, CgroupError>
             v,
         ));
     }
-    if let Some(devs) = res.devices().as_ref().filter(|d| !d.is_empty()) {
-        if v2 {
-            // Compiled to a BPF program by the manager (devices.rs), not a file write.
-        } else {
-            for d in devs {
-                let file = if d.allow() { "devices.allow" } else { "devices.deny" };
-                out.push(set("linux.resources.devices", "devices", file, device_rule(d)));
-            }
-            for r in DEFAULT_DEVICES {
-                out.push(set("linux.resources.devices", "devices", "devices.allow", r));
-            }
-        }
+    Ok(())
+}
+
+fn network(n: &oci_spec::runtime::LinuxNetwork, v2: bool, out: &mut Vec<Setting>) -> Result<(), CgroupError> {
+    if v2
+        && (n.class_id().is_some_and(|id| id != 0) || n.priorities().as_ref().is_some_and(|p| !p.is_empty()))
+    {
+        return Err(unsupported("linux.resources.network", "net_cls/net_prio do not exist on cgroup v2"));
     }
-    if let Some(n) = res.network() {
-        if v2
-            && (n.class_id().is_some_and(|id| id != 0)
-                || n.priorities().as_ref().is_some_and(|p| !p.is_empty()))
-        {
-            return Err(unsupported("linux.resources.network", "net_cls/net_prio do not exist on cgroup v2"));
-        }
-        if let Some(id) = n.class_id().filter(|id| *id != 0) {
-            out.push(set("linux.resources.network.classID", "net_cls", "net_cls.classid", id));
-        }
-        for p in n.priorities().iter().flatten() {
-            let name = p.name();
-            if name.is_empty()
-                || name.len() > 15
-                || name.bytes().any(|b| b.is_ascii_whitespace() || b == b'/')
-            {
-                return Err(unsupported(
-                    "linux.resources.network.priorities",
-                    &format!("{name:?} is not an interface name (1 to 15 bytes, no whitespace or /)"),
-                ));
-            }
-            out.push(set(
+    if let Some(id) = n.class_id().filter(|id| *id != 0) {
+        out.push(set("linux.resources.network.classID", "net_cls", "net_cls.classid", id));
+    }
+    for p in n.priorities().iter().flatten() {
+        let name = p.name();
+        if name.is_empty() || name.len() > 15 || name.bytes().any(|b| b.is_ascii_whitespace() || b == b'/') {
+            return Err(unsupported(
                 "linux.resources.network.priorities",
-                "net_prio",
-                "net_prio.ifpriomap",
-                format!("{} {}", p.name(), p.priority()),
+                &format!("{name:?} is not an interface name (1 to 15 bytes, no whitespace or /)"),
             ));
         }
+        out.push(set(
+            "linux.resources.network.priorities",
+            "net_prio",
+            "net_prio.ifpriomap",
+            format!("{} {}", p.name(), p.priority()),
+        ));
     }
-    if res.rdma().as_ref().is_some_and(|r| !r.is_empty()) {
-        return Err(unsupported("linux.resources.rdma", "the rdma controller is not supported by isorun"));
-    }
-    if let Some(u) = res.unified().as_ref().filter(|u| !u.is_empty()) {
-        let mut keys: Vec<_> = u.iter().collect();
-        keys.sort();
-        for (k, v) in keys {
-            if !v2 {
-                return Err(unsupported(
-                    &format!("linux.resources.unified.{k}"),
-                    "unified keys need cgroup v2, this host uses v1 controllers",
-                ));
-            }
-            if k.contains('/') || k.starts_with('.') || !k.contains('.') {
-                return Err(unsupported(&format!("linux.resources.unified.{k}"), "not a cgroup file name"));
-            }
-            let controller = match k.split_once('.') {
-                Some(("cgroup", _)) => "",
-                Some((c, _)) => leak_controller(c),
-                None => "",
-            };
-            out.push(Setting {
-                field: "linux.resources.unified",
-                controller,
-                file: k.clone(),
-                fallback: None,
-                optional: false,
-                value: v.clone(),
-            });
+    Ok(())
+}
+
+fn unified(
+    u: &std::collections::HashMap<String, String>,
+    v2: bool,
+    out: &mut Vec<Setting>,
+) -> Result<(), CgroupError> {
+    let mut keys: Vec<_> = u.iter().collect();
+    keys.sort();
+    for (k, v) in keys {
+        if !v2 {
+            return Err(unsupported(
+                &format!("linux.resources.unified.{k}"),
+                "unified keys need cgroup v2, this host uses v1 controllers",
+            ));
         }
+        if k.contains('/') || k.starts_with('.') || !k.contains('.') {
+            return Err(unsupported(&format!("linux.resources.unified.{k}"), "not a cgroup file name"));
+        }
+        let controller = match k.split_once('.') {
+            Some(("cgroup", _)) => "",
+            Some((c, _)) => leak_controller(c),
+            None => "",
+        };
+        out.push(Setting {
+            field: "linux.resources.unified",
+            controller,
+            file: k.clone(),
+            fallback: None,
+            optional: false,
+            value: v.clone(),
+        });
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Known v2 controller names as `'static` (unknown ones are checked as "no controller").

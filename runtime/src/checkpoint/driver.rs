@@ -7,13 +7,13 @@ use std::time::Duration;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
-use sha2::{Digest, Sha256};
 
 use super::plan::{self, CheckpointMeta, DumpPlan, RestorePlan, META_FILE};
 use super::{io, preflight, CheckpointError};
 use crate::cgroups::CgroupManager;
-use crate::config::parse_config;
-use crate::container::{self, ContainerError};
+use crate::container::record::Recording;
+use crate::container::spawn::{self, MadeCgroup, Spawned};
+use crate::container::{self, Bundle, ContainerError, Plan};
 use crate::state::{self, ContainerRecord, StateStore, Status};
 
 /// `isorun checkpoint` options (runc's flags).
@@ -48,14 +48,6 @@ pub struct RestoreOptions {
     pub tcp_established: bool,
     /// Restore file locks.
     pub file_locks: bool,
-}
-
-fn read_spec(bundle: &Path) -> Result<(oci_spec::runtime::Spec, String), CheckpointError> {
-    let path = bundle.join("config.json");
-    let bytes = fs::read(&path).map_err(io("read", &path))?;
-    let digest = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
-    let config = parse_config(&bytes).map_err(|errors| ContainerError::Config { path, errors })?;
-    Ok((config.spec().clone(), digest))
 }
 
 /// CRIU runs `ip`, `iptables-save`, `tar` by name: a caller without `PATH` (an init, a
@@ -137,8 +129,9 @@ pub fn checkpoint(store: &StateStore, id: &str, opts: &CheckpointOptions) -> Res
             ContainerError::WrongStatus { id: id.into(), status, op: "checkpoint (not running)" }.into()
         );
     }
-    let (spec, digest) = read_spec(&rec.bundle)?;
-    refuse_joined_namespaces(id, &spec)?;
+    let bundle = Bundle::load(&rec.bundle)?;
+    let spec = bundle.config().spec();
+    refuse_joined_namespaces(id, spec)?;
     let criu = preflight()?;
     let images = &opts.image_path;
     fs::create_dir_all(images).map_err(io("mkdir", images))?;
@@ -159,7 +152,7 @@ pub fn checkpoint(store: &StateStore, id: &str, opts: &CheckpointOptions) -> Res
         leave_running: opts.leave_running,
         tcp_established: opts.tcp_established,
         file_locks: opts.file_locks,
-        binds: plan::bind_mounts(&spec, &rec.bundle),
+        binds: plan::bind_mounts(spec, &rec.bundle),
         external_files: stdio
             .iter()
             .filter(|(_, k)| k.starts_with("file["))
@@ -173,7 +166,7 @@ pub fn checkpoint(store: &StateStore, id: &str, opts: &CheckpointOptions) -> Res
     }
     let meta = CheckpointMeta {
         id: id.into(),
-        config_sha256: digest,
+        config_sha256: bundle.config_sha256().to_owned(),
         cgroup_path: rec.cgroup_path.clone(),
         stdio,
         criu_version: criu.version,
@@ -202,27 +195,31 @@ fn wait_gone(rec: &ContainerRecord) -> bool {
     false
 }
 
-/// Undoes a restore that did not finish: criu-root mount, cgroup, state directory.
-struct Undo<'a> {
-    store: &'a StateStore,
-    id: &'a str,
-    root_mount: Option<PathBuf>,
-    cgroup: Option<CgroupManager>,
-    armed: bool,
+/// The container's rootfs bound on `criu-root` in its state directory, where CRIU restores
+/// the container's root from; detached on drop (CRIU has made its own mount of it by then).
+struct RestoreRoot(PathBuf);
+
+impl RestoreRoot {
+    fn bind(dir: &Path, bundle: &Bundle) -> Result<Self, CheckpointError> {
+        let root = dir.join(state::RESTORE_ROOT);
+        fs::create_dir_all(&root).map_err(io("mkdir", &root))?;
+        mount(Some(bundle.rootfs()), &root, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+            .map_err(|e| io("bind-mount rootfs on", &root)(e.into()))?;
+        let bound = RestoreRoot(root);
+        if bundle.config().spec().root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+            // CRIU bind-mounts this as the container's root and does not restore the root
+            // mount's flags; a bind inherits the read-only flag of its source.
+            let flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
+            mount(None::<&str>, &bound.0, None::<&str>, flags, None::<&str>)
+                .map_err(|e| io("remount read-only", &bound.0)(e.into()))?;
+        }
+        Ok(bound)
+    }
 }
 
-impl Drop for Undo<'_> {
+impl Drop for RestoreRoot {
     fn drop(&mut self) {
-        if let Some(m) = self.root_mount.take() {
-            let _ = umount2(&m, MntFlags::MNT_DETACH);
-        }
-        if !self.armed {
-            return;
-        }
-        if let Some(cg) = &self.cgroup {
-            let _ = cg.remove();
-        }
-        let _ = self.store.remove(self.id);
+        let _ = umount2(&self.0, MntFlags::MNT_DETACH);
     }
 }
 
@@ -240,64 +237,36 @@ fn load_meta(images: &Path) -> Result<CheckpointMeta, CheckpointError> {
 
 /// `restore`: recreate container `id` from the images of `opts.image_path` with the bundle's
 /// rootfs. Returns `None` when detached, else the container's exit status once it ended.
+/// The stages of `create`: the bundle loaded, the container planned and recorded
+/// (`creating`) before its cgroup, its root's bind and CRIU's process are made, so a restore
+/// killed at any instant leaves a record `delete --force` undoes.
 pub fn restore(store: &StateStore, id: &str, opts: &RestoreOptions) -> Result<Option<i32>, CheckpointError> {
     state::validate_id(id)?;
-    let images = fs::canonicalize(&opts.image_path).map_err(io("resolve", &opts.image_path))?;
-    let bundle = fs::canonicalize(&opts.bundle).map_err(io("resolve", &opts.bundle))?;
-    let meta = load_meta(&images)?;
-    let (spec, digest) = read_spec(&bundle)?;
-    if digest != meta.config_sha256 {
-        return Err(CheckpointError::Image {
-            path: images,
-            reason: format!(
-                "made from a config.json with sha256 {}, but {}/config.json has sha256 {digest}",
-                meta.config_sha256,
-                bundle.display()
-            ),
-        });
-    }
-    refuse_joined_namespaces(id, &spec)?;
-    let rootfs = bundle.join(spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_default());
-    let rootfs = fs::canonicalize(&rootfs).map_err(io("resolve root.path", &rootfs))?;
+    let (images, meta, bundle) = load_checked(id, opts)?;
+    let plan = Plan::new(bundle.config());
     let criu = preflight()?;
     let work = opts.work_path.clone().unwrap_or_else(|| images.clone());
-
-    let dir = store.create_dir(id)?;
-    let mut undo = Undo { store, id, root_mount: None, cgroup: None, armed: true };
-    let linux = spec.linux().as_ref();
-    let cg_path = linux.and_then(|l| l.cgroups_path().as_ref()).map(|p| p.to_string_lossy().into_owned());
-    let cgroup = CgroupManager::new(id, cg_path.as_deref()).map_err(ContainerError::from)?;
-    cgroup.create(linux.and_then(|l| l.resources().as_ref())).map_err(ContainerError::from)?;
+    let cgroup = CgroupManager::new(id, plan.cgroups_path.as_deref()).map_err(ContainerError::from)?;
     let cgroup_root = Some(cgroup.path().to_owned()).filter(|_| meta.cgroup_path.is_some());
-    undo.cgroup = Some(cgroup);
-    // CRIU restores the container's root from a mount point: bind the rootfs on one.
-    let root = dir.join("criu-root");
-    fs::create_dir_all(&root).map_err(io("mkdir", &root))?;
-    mount(Some(&rootfs), &root, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .map_err(|e| io("bind-mount rootfs on", &root)(e.into()))?;
-    undo.root_mount = Some(root.clone());
-    if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
-        // CRIU bind-mounts this as the container's root and does not restore the root
-        // mount's flags; a bind inherits the read-only flag of its source.
-        let flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
-        mount(None::<&str>, &root, None::<&str>, flags, None::<&str>)
-            .map_err(|e| io("remount read-only", &root)(e.into()))?;
-    }
+    let mut recording = Recording::begin(store, id, &bundle, &plan, Some(cgroup.path().to_owned()))?;
+    let resources = bundle.config().spec().linux().as_ref().and_then(|l| l.resources().as_ref());
+    let cgroup = MadeCgroup::make(cgroup, resources)?;
+    let root = RestoreRoot::bind(recording.dir(), &bundle)?;
     if !opts.detach {
         // The restored init is re-parented to us when CRIU exits: we can wait for it.
         nix::sys::prctl::set_child_subreaper(true)
-            .map_err(|e| io("prctl PR_SET_CHILD_SUBREAPER", &root)(e.into()))?;
+            .map_err(|e| io("prctl PR_SET_CHILD_SUBREAPER", &root.0)(e.into()))?;
     }
-    let pid_file = dir.join("criu.pid");
+    let pid_file = recording.dir().join("criu.pid");
     let rp = RestorePlan {
-        images: images.clone(),
+        images,
         work: work.clone(),
-        root,
+        root: root.0.clone(),
         pid_file: pid_file.clone(),
         tcp_established: opts.tcp_established,
         file_locks: opts.file_locks,
-        binds: plan::bind_mounts(&spec, &bundle),
-        stdio: meta.stdio.clone(),
+        binds: plan::bind_mounts(bundle.config().spec(), bundle.dir()),
+        stdio: meta.stdio,
         cgroup_root,
         network_lock: plan::network_lock(has_iptables_restore()),
     };
@@ -305,54 +274,66 @@ pub fn restore(store: &StateStore, id: &str, opts: &RestoreOptions) -> Result<Op
         let log = work.join(plan::RESTORE_LOG);
         return Err(CheckpointError::Restore { reason: failure_reason(&log), log });
     }
-    let text = fs::read_to_string(&pid_file).map_err(io("read", &pid_file))?;
-    let pid: i32 = text.trim().parse().map_err(|_| CheckpointError::Image {
-        path: pid_file.clone(),
-        reason: format!("CRIU wrote no pid ({text:?})"),
-    })?;
-    let (_, start) =
-        state::proc_stat(pid).ok_or(ContainerError::InitDied("gone right after restore".into()))?;
-    let record = ContainerRecord {
-        id: id.into(),
-        pid,
-        pid_start_time: start,
-        bundle,
-        rootfs,
-        created: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
-        owner: nix::unistd::User::from_uid(nix::unistd::geteuid())
-            .ok()
-            .flatten()
-            .map(|u| u.name)
-            .unwrap_or_else(|| nix::unistd::geteuid().to_string()),
-        annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
-        oci_version: spec.version().clone(),
-        own_pid_ns: container::plan::plan_namespaces(&spec).own_pid_ns,
-        cgroup_path: undo.cgroup.as_ref().map(|c| c.path().to_owned()),
-        hooks: spec.hooks().clone(),
-        process: spec.process().clone(),
-        seccomp: linux.and_then(|l| l.seccomp().clone()),
-        net_devices: Default::default(),
-        rootfs_bound: false,
-        creator: None,
-    };
-    store.save(&record)?;
+    let spawned = Spawned::adopted(Pid::from_raw(read_criu_pid(&pid_file)?), cgroup);
+    recording.record_pid(spawned.pid.as_raw(), "gone right after restore")?;
+    recording.complete()?;
     if let Some(p) = &opts.pid_file {
-        crate::state::write_atomic(p, pid.to_string().as_bytes()).map_err(io("write", p))?;
+        spawn::write_pid_file(p, spawned.pid)?;
     }
-    undo.armed = false;
-    drop(undo);
+    let pid = spawned.pid;
+    drop(root);
+    spawned.keep();
+    recording.keep();
     if opts.detach {
         return Ok(None);
     }
-    let code = loop {
-        match waitpid(Pid::from_raw(pid), None) {
-            Ok(WaitStatus::Exited(_, c)) => break c,
-            Ok(WaitStatus::Signaled(_, s, _)) => break 128 + s as i32,
-            Ok(_) => continue,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => break 255,
-        }
-    };
+    let code = wait_exit(pid);
     container::delete(store, id, true)?;
     Ok(Some(code))
+}
+
+/// The images, their isorun metadata and the bundle, checked to belong together and to be
+/// something isorun can restore; nothing is made.
+fn load_checked(
+    id: &str,
+    opts: &RestoreOptions,
+) -> Result<(PathBuf, CheckpointMeta, Bundle), CheckpointError> {
+    let images = fs::canonicalize(&opts.image_path).map_err(io("resolve", &opts.image_path))?;
+    let meta = load_meta(&images)?;
+    let bundle = Bundle::load(&opts.bundle)?;
+    if bundle.config_sha256() != meta.config_sha256 {
+        return Err(CheckpointError::Image {
+            path: images,
+            reason: format!(
+                "made from a config.json with sha256 {}, but {}/config.json has sha256 {}",
+                meta.config_sha256,
+                bundle.dir().display(),
+                bundle.config_sha256()
+            ),
+        });
+    }
+    refuse_joined_namespaces(id, bundle.config().spec())?;
+    Ok((images, meta, bundle))
+}
+
+/// The restored init's pid, from CRIU's pid file.
+fn read_criu_pid(pid_file: &Path) -> Result<i32, CheckpointError> {
+    let text = fs::read_to_string(pid_file).map_err(io("read", pid_file))?;
+    text.trim().parse().map_err(|_| CheckpointError::Image {
+        path: pid_file.to_owned(),
+        reason: format!("CRIU wrote no pid ({text:?})"),
+    })
+}
+
+/// Wait for `pid` (re-parented to this subreaper) to end; its exit status.
+fn wait_exit(pid: Pid) -> i32 {
+    loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, c)) => return c,
+            Ok(WaitStatus::Signaled(_, s, _)) => return 128 + s as i32,
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return 255,
+        }
+    }
 }

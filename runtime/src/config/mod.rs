@@ -71,7 +71,8 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-/// A config that parsed and validated.
+/// A config that parsed and validated: the only input of planning
+/// (`container::Plan`).
 #[derive(Debug, Clone)]
 pub struct ValidConfig {
     spec: Spec,
@@ -102,13 +103,8 @@ impl ValidConfig {
     }
 
     /// The container gets a new namespace of type `ty` (listed, without a path).
-    pub fn has_new_namespace(&self, ty: LinuxNamespaceType) -> bool {
+    fn has_new_namespace(&self, ty: LinuxNamespaceType) -> bool {
         self.namespaces().iter().any(|(t, path)| *t == ty && path.is_none())
-    }
-
-    /// The container has a namespace of type `ty`, new or joined.
-    pub fn has_namespace(&self, ty: LinuxNamespaceType) -> bool {
-        self.namespaces().iter().any(|(t, _)| *t == ty)
     }
 
     /// The rootfs on the host: `root.path`, taken relative to `bundle` when it is relative.

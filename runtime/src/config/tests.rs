@@ -273,13 +273,12 @@ fn helpers_for_the_core() {
     let runc = parse_config(RUNC_SPEC.as_bytes()).expect("valid");
     assert_eq!(runc.rootfs_path(Path::new("/bundle")), Path::new("/bundle/rootfs"));
     assert!(runc.has_new_namespace(LinuxNamespaceType::Network));
-    assert!(!runc.has_namespace(LinuxNamespaceType::User));
+    assert!(!runc.namespaces().iter().any(|(t, _)| *t == LinuxNamespaceType::User));
     assert_eq!(runc.uid_map_content(), None);
 
     let joined = edit(RUNC_SPEC, &[("/linux/namespaces/1/path", json!("/var/run/netns/x"))]);
     let joined = parse_config(&joined).expect("valid");
     assert!(!joined.has_new_namespace(LinuxNamespaceType::Network));
-    assert!(joined.has_namespace(LinuxNamespaceType::Network));
     assert!(joined
         .namespaces()
         .contains(&(LinuxNamespaceType::Network, Some(Path::new("/var/run/netns/x")))));
@@ -354,4 +353,30 @@ fn reports_every_leftover_type_error() {
     assert_has(&found, "linux.intelRdt.closID", "expected a string");
     assert_has(&found, "process.user.additionalGids[0]", "expected an integer, found 1.5");
     assert_eq!(found.len(), 3, "{}", ConfigErrors(found.clone()));
+}
+
+/// `linux.netDevices` validation (config/linux.rs), every problem with its JSON path.
+#[test_case(json!({"eth1": {"name": "inner0"}}), true, None, "" ; "valid")]
+#[test_case(json!({"eth1": {}}), true, None, "" ; "no new name")]
+#[test_case(json!({"eth1": {}}), false, Some("linux.netDevices"), "requires a network namespace" ; "no netns")]
+#[test_case(json!({"sixteen-bytes-xx": {}}), true, Some("linux.netDevices.\"sixteen-bytes-xx\""), "1 to 15 bytes" ; "long host")]
+#[test_case(json!({"eth1": {"name": "a/b"}}), true, Some("linux.netDevices.\"eth1\".name"), "may not" ; "slash")]
+#[test_case(json!({"eth1": {"name": "x0"}, "eth2": {"name": "x0"}}), true, Some("linux.netDevices.\"eth2\""), "like linux.netDevices.eth1" ; "same name inside")]
+#[test_case(json!({"eth1": 3}), true, Some("linux.netDevices.\"eth1\""), "object" ; "not an object")]
+fn net_devices_config(devs: serde_json::Value, netns: bool, path: Option<&str>, reason: &str) {
+    let mut spec: serde_json::Value = serde_json::from_str(include_str!("../spec/default.json")).unwrap();
+    spec["linux"]["netDevices"] = devs;
+    if !netns {
+        spec["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "network");
+    }
+    let got = parse_config(&serde_json::to_vec(&spec).unwrap());
+    match (got, path) {
+        (Ok(_), None) => {}
+        (Err(errs), Some(path)) => assert!(
+            errs.0.iter().any(|e| e.path == path && e.reason.contains(reason)),
+            "expected {path}: {reason} in {errs}"
+        ),
+        (Ok(_), Some(path)) => panic!("accepted; expected {path}: {reason}"),
+        (Err(errs), None) => panic!("rejected: {errs}"),
+    }
 }

@@ -1,28 +1,31 @@
-//! `create`: validate, clone3 the init into its namespaces, write its id maps, wait for it
-//! to report ready (or a failed step), record the state. Any failure undoes what was done:
-//! the init is killed and reaped, the state directory removed.
+//! `create` (and the first half of `run`): the stages in order. [`Bundle::load`] →
+//! [`Plan::new`] → the checks that need the host → the record written (`creating`) → the
+//! exec fifo, the cgroup and the rootfs bind → clone3 of the init ([`Spawned`]) → its pid
+//! recorded → the init placed, its id maps written, devices moved in → the init's setup and
+//! hooks → the record completed, the pid file written → `Commit`. Any failure undoes what
+//! was done: the init is killed and reaped, the cgroup and the state directory removed.
 
 use std::fs;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use nix::fcntl::{open, OFlag};
 use nix::sched::{setns, CloneFlags};
-use nix::sys::signal::{kill, Signal};
 use nix::sys::stat::Mode;
-use nix::sys::wait::waitpid;
 use nix::unistd::{mkfifo, Pid};
 
-use super::plan::{plan_namespaces, NamespacePlan};
+use super::bundle::{bundle_err, Bundle};
+use super::init::{child_main, ChildContext};
+use super::plan::{NamespacePlan, Plan};
+use super::record::Recording;
+use super::spawn::{self, ChildGuard, MadeCgroup, Spawned};
 use super::{host, ContainerError};
 use crate::cgroups::CgroupManager;
 use crate::channel::{self, ChildMsg, ParentMsg};
-use crate::config::parse_config;
 use crate::hooks;
-use crate::init::{child_main, ChildContext};
 use crate::rootfs::RootfsOptions;
-use crate::state::{self, ContainerRecord, StateStore, EXEC_FIFO};
+use crate::state::{self, StateStore, EXEC_FIFO};
 use crate::sys::process::{clone_into, Forked};
 
 /// Options of `create` (and `run`).
@@ -51,59 +54,12 @@ pub struct Created {
     pub terminal: bool,
 }
 
-/// Removes the state directory unless disarmed.
-struct DirGuard<'a> {
-    store: &'a StateStore,
-    id: &'a str,
-    armed: bool,
+/// What the init is given besides its config: set up before anything is made.
+struct InitInputs {
+    console: Option<OwnedFd>,
+    seccomp: Option<crate::seccomp::Filter>,
+    seccomp_listener: Option<OwnedFd>,
 }
-
-impl Drop for DirGuard<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            let _ = self.store.remove(self.id);
-        }
-    }
-}
-
-/// Removes the cgroup unless disarmed (after the init guard has killed the init).
-struct CgroupGuard<'a> {
-    cgroup: &'a CgroupManager,
-    armed: bool,
-}
-
-impl Drop for CgroupGuard<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            let _ = self.cgroup.remove();
-        }
-    }
-}
-
-/// Kills and reaps the init unless disarmed.
-struct ChildGuard {
-    pid: Pid,
-    armed: bool,
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if self.armed {
-            let _ = kill(self.pid, Signal::SIGKILL);
-            let _ = waitpid(self.pid, None);
-        }
-    }
-}
-
-fn bundle_err<'a>(
-    what: &'static str,
-    path: &'a Path,
-) -> impl FnOnce(std::io::Error) -> ContainerError + use<'a> {
-    move |source| ContainerError::Bundle { what, path: path.to_owned(), source }
-}
-
-/// How long libseccomp may take to compile a profile (a docker-sized one takes ~13 ms).
-pub(crate) const SECCOMP_COMPILE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Create container `id` from the bundle in `opts`.
 pub fn create(store: &StateStore, id: &str, opts: &CreateOptions) -> Result<Created, ContainerError> {
@@ -120,34 +76,69 @@ pub(super) fn create_with_console(
     state::validate_id(id)?;
     // v1 hosts: start the cgroup attach wait now, in parallel with the work before clone3.
     let primed = crate::cgroups::prime_attach();
-    let bundle = fs::canonicalize(&opts.bundle).map_err(bundle_err("bundle", &opts.bundle))?;
-    let config_path = bundle.join("config.json");
-    let bytes = fs::read(&config_path).map_err(bundle_err("config", &config_path))?;
-    let config = parse_config(&bytes)
-        .map_err(|errors| ContainerError::Config { path: config_path.clone(), errors })?;
-    let spec = config.spec();
-    let root = spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_default();
-    let root = bundle.join(root);
-    let rootfs = fs::canonicalize(&root).map_err(bundle_err("root.path", &root))?;
-    if !rootfs.is_dir() {
-        return Err(ContainerError::Bundle {
-            what: "root.path",
-            path: rootfs,
-            source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
-        });
+    let bundle = Bundle::load(&opts.bundle)?;
+    let plan = Plan::new(bundle.config());
+    let inputs = check_and_prepare(store, &bundle, &plan, opts, console)?;
+    let cgroup = CgroupManager::new(id, plan.cgroups_path.as_deref())?;
+    // Record what is about to be made before making it: a create killed from here on leaves
+    // a record `delete --force` undoes (the cgroup, the rootfs bind, later the init).
+    let mut recording = Recording::begin(store, id, &bundle, &plan, Some(cgroup.path().to_owned()))?;
+    let fifo = make_exec_fifo(recording.dir())?;
+    if let Some(p) = &plan.namespaces.join_pid {
+        let f = fs::File::open(p).map_err(bundle_err("linux.namespaces pid path", p))?;
+        setns(f.as_fd(), CloneFlags::CLONE_NEWPID).map_err(host(format!("setns {}", p.display())))?;
     }
-    if rootfs == Path::new("/") {
-        // A rootfs that is (or links to) the host's root would have the container's mounts
-        // and masks set up over the host's own tree.
-        return Err(ContainerError::Bundle {
-            what: "root.path",
-            path: root,
-            source: std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "resolves to the host's root directory",
-            ),
-        });
+    let resources = bundle.config().spec().linux().as_ref().and_then(|l| l.resources().as_ref());
+    let cgroup = MadeCgroup::make(cgroup, resources)?;
+    // No mount namespace: the rootfs is bound (and undone) here, in the caller's.
+    let rootfs_bind =
+        plan.shared_mount_ns.then(|| super::shared_mount::RootfsBind::new(bundle.rootfs())).transpose()?;
+    let sockets = channel::pair().map_err(host("socketpair"))?;
+    primed.wait();
+    let launch = Launch { id, bundle: &bundle, plan: &plan, opts, lock_fd: recording.lock_fd() };
+    let Cloned { mut spawned, parent_sock, in_cgroup } =
+        launch.clone_init(cgroup, rootfs_bind, inputs, fifo, sockets)?;
+    // The init's pid, before anything else is done with it (it is not in its cgroup yet on
+    // v1): a create killed now leaves it to its parent-death signal and the record to delete.
+    recording.record_pid(spawned.pid.as_raw(), "gone after clone")?;
+    // Declared after `spawned`, so dropped before it: devices go back before the init (and
+    // with it the network namespace) dies.
+    let mut devices = None;
+    let go = place_init(&spawned, in_cgroup, &plan, &mut devices);
+    let hook_state = hook_state_json(id, spawned.pid, &bundle);
+    let msg = if go.is_ok() { ParentMsg::Go(hook_state.clone()) } else { ParentMsg::Abort };
+    channel::send_parent(&parent_sock, &msg).map_err(host("send to init"))?;
+    go?;
+    await_ready(&parent_sock, &mut spawned, &bundle, &hook_state)?;
+    recording.complete()?;
+    if let Some(p) = &opts.pid_file {
+        spawn::write_pid_file(p, spawned.pid)?;
     }
+    // Recorded: the init may outlive this process now. It answers once its parent-death
+    // signal is off; this process must not exit before (a SIGKILL before is fine: the
+    // container is recorded, delete finds its init dead or alive).
+    channel::send_parent(&parent_sock, &ParentMsg::Commit).map_err(host("send to init"))?;
+    match spawn::receive(&parent_sock, "init")? {
+        Some(ChildMsg::Committed) => {}
+        other => return Err(spawn::unexpected(other, "exited before it was committed")),
+    }
+    devices.into_iter().for_each(crate::net::MovedDevices::keep);
+    let pid = spawned.pid;
+    spawned.keep();
+    recording.keep();
+    Ok(Created { pid, terminal: plan.terminal })
+}
+
+/// The checks that need the host, before anything is made, and what the init gets besides
+/// its config: the console socket, the seccomp filter and its listener.
+fn check_and_prepare(
+    store: &StateStore,
+    bundle: &Bundle,
+    plan: &Plan,
+    opts: &CreateOptions,
+    console: Option<OwnedFd>,
+) -> Result<InitInputs, ContainerError> {
+    let spec = bundle.config().spec();
     crate::lsm::check(spec, crate::lsm::HostLsms::detect())?;
     if spec.linux().as_ref().is_some_and(|l| l.intel_rdt().is_some()) {
         return Err(ContainerError::Unsupported {
@@ -155,216 +146,157 @@ pub(super) fn create_with_console(
             reason: "Intel RDT (resctrl) is not implemented by isorun",
         });
     }
-    let plan = plan_namespaces(spec);
-    let shared_mount_ns = !plan.new_mount_ns && !plan.join.iter().any(|(f, _)| *f == CloneFlags::CLONE_NEWNS);
-    if shared_mount_ns {
+    if plan.shared_mount_ns {
         super::shared_mount::check(spec, opts.no_pivot)?;
     }
     let console = match &opts.console_socket {
         Some(p) => Some(OwnedFd::from(UnixStream::connect(p).map_err(bundle_err("console socket", p))?)),
         None => console,
     };
-    let terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
-    let net_devices = spec.linux().as_ref().and_then(|l| l.net_devices().clone()).unwrap_or_default();
-    crate::net::check_devices_exist(&net_devices)?;
-    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
-    let filter = seccomp
-        .map(|p| crate::seccomp::cache::compile_cached(store.root(), p, SECCOMP_COMPILE_LIMIT))
-        .transpose()?;
-    let seccomp_listener = connect_listener(filter.as_ref(), seccomp)?;
+    crate::net::check_devices_exist(&plan.net_devices)?;
+    let profile = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let (seccomp, seccomp_listener) = spawn::seccomp_for(store, profile)?;
+    Ok(InitInputs { console, seccomp, seccomp_listener })
+}
 
-    let cgroups_path = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.cgroups_path().as_ref())
-        .map(|p| p.to_string_lossy().into_owned());
-    let cgroup = CgroupManager::new(id, cgroups_path.as_deref())?;
-    // Record what is about to be made before making it: a create killed from here on leaves
-    // a record `delete --force` undoes (the cgroup, the rootfs bind, later the init).
-    let mut record = ContainerRecord {
-        id: id.to_owned(),
-        pid: 0,
-        pid_start_time: 0,
-        bundle: bundle.clone(),
-        rootfs: rootfs.clone(),
-        created: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
-        owner: owner_name(),
-        annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
-        oci_version: spec.version().clone(),
-        own_pid_ns: plan.own_pid_ns,
-        cgroup_path: Some(cgroup.path().to_owned()),
-        hooks: spec.hooks().clone(),
-        process: spec.process().clone(),
-        seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
-        net_devices: net_devices.clone(),
-        rootfs_bound: shared_mount_ns,
-        creator: Some(state::self_identity()),
-    };
-    let (dir, id_lock) = store.create_locked(&record)?;
-    let mut dir_guard = DirGuard { store, id, armed: true };
+/// The exec fifo in the state directory, opened read-write: the init waits on it until
+/// `start`.
+fn make_exec_fifo(dir: &std::path::Path) -> Result<OwnedFd, ContainerError> {
     let fifo_path = dir.join(EXEC_FIFO);
     mkfifo(&fifo_path, Mode::from_bits_truncate(0o600))
         .map_err(host(format!("mkfifo {}", fifo_path.display())))?;
-    let fifo = open(&fifo_path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(host(format!("open {}", fifo_path.display())))?;
-    if let Some(p) = &plan.join_pid {
-        let f = fs::File::open(p).map_err(bundle_err("linux.namespaces pid path", p))?;
-        setns(f.as_fd(), CloneFlags::CLONE_NEWPID).map_err(host(format!("setns {}", p.display())))?;
-    }
-    cgroup.create(spec.linux().as_ref().and_then(|l| l.resources().as_ref()))?;
-    let mut cgroup_guard = CgroupGuard { cgroup: &cgroup, armed: true };
-    let cgroup_fd = cgroup.clone_into_fd();
-    // No mount namespace: the rootfs bind is made (and undone) here, in the caller's.
-    let rootfs_bind = shared_mount_ns.then(|| super::shared_mount::RootfsBind::new(&rootfs)).transpose()?;
-    let (parent_sock, child_sock) = channel::pair().map_err(host("socketpair"))?;
-    let rootfs_opts = RootfsOptions {
-        rootfs: rootfs.clone(),
-        bundle: bundle.clone(),
-        in_user_ns: plan.new_user_ns || plan.join.iter().any(|(f, _)| *f == CloneFlags::CLONE_NEWUSER),
-        in_cgroup_ns: plan.new_cgroup_ns,
-        no_pivot: opts.no_pivot,
-        shared_mount_ns,
-    };
+    open(&fifo_path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(host(format!("open {}", fifo_path.display())))
+}
 
-    // Without CLONE_INTO_CGROUP the init is moved into its cgroup after clone; a cgroup
-    // namespace made at clone time would have the parent's cgroup as its root. The child
-    // unshares it once it has been placed.
-    let late_cgroupns = plan.new_cgroup_ns && cgroup_fd.is_none();
-    let flags =
-        if late_cgroupns { plan.clone_flags & !(libc::CLONE_NEWCGROUP as u64) } else { plan.clone_flags };
-    primed.wait();
-    let pid = match clone_into(flags, cgroup_fd.as_ref().map(|f| f.as_fd()))? {
-        Forked::Child => {
-            drop(parent_sock);
-            child_main(ChildContext {
-                spec,
-                plan: &plan,
-                rootfs: rootfs_opts,
-                sock: child_sock,
-                exec_fifo: Some(fifo),
-                console_socket: console,
-                preserve_fds: opts.preserve_fds,
-                session_keyring: (!opts.no_new_keyring).then(|| format!("_ses.{id}")),
-                unshare_cgroupns: late_cgroupns,
-                seccomp: filter.as_ref(),
-                seccomp_listener,
-                id_lock_fd: Some(id_lock.raw_fd()),
-            })
-        }
-        Forked::Parent(pid) => pid,
-    };
-    drop(child_sock);
-    drop(fifo);
-    drop(console);
-    drop(seccomp_listener);
-    let mut child_guard = ChildGuard { pid, armed: true };
-    // The init's pid, before anything else is done with it (it is not in its cgroup yet on
-    // v1): a create killed now leaves it to its parent-death signal and the record to delete.
-    let (_, start_time) =
-        state::proc_stat(pid.as_raw()).ok_or_else(|| ContainerError::InitDied("gone after clone".into()))?;
-    record.pid = pid.as_raw();
-    record.pid_start_time = start_time;
-    store.save(&record)?;
-    // Declared after the child guard, so dropped before it: devices go back before the
-    // init (and with it the network namespace) dies.
-    let mut devices_guard = None;
+/// The init, cloned.
+struct Cloned {
+    spawned: Spawned,
+    /// The parent's end of the socket to the init.
+    parent_sock: OwnedFd,
+    /// It was cloned into its cgroup (CLONE_INTO_CGROUP).
+    in_cgroup: bool,
+}
 
-    // The init is placed in its cgroup before it runs anything of the container's.
-    let wants_cpus = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.resources().as_ref())
-        .and_then(|r| r.cpu().as_ref())
-        .is_some_and(|c| c.cpus().is_some());
-    let go = match cgroup_fd {
-        Some(_) if wants_cpus => apply_cpuset_affinity(&cgroup, pid),
-        Some(_) => Ok(()),
-        None => cgroup.add_task(pid).map_err(ContainerError::from),
+/// What the init is cloned from.
+struct Launch<'a> {
+    id: &'a str,
+    bundle: &'a Bundle,
+    plan: &'a Plan,
+    opts: &'a CreateOptions,
+    lock_fd: Option<std::os::fd::RawFd>,
+}
+
+impl Launch<'_> {
+    /// clone3 the init into its namespaces (and, where the kernel can, its cgroup); the
+    /// child runs `child_main` and never returns here.
+    fn clone_init(
+        &self,
+        cgroup: MadeCgroup,
+        rootfs_bind: Option<super::shared_mount::RootfsBind>,
+        inputs: InitInputs,
+        fifo: OwnedFd,
+        (parent_sock, child_sock): (OwnedFd, OwnedFd),
+    ) -> Result<Cloned, ContainerError> {
+        let plan = &self.plan.namespaces;
+        let cgroup_fd = cgroup.cgroup().clone_into_fd();
+        // Without CLONE_INTO_CGROUP the init is moved into its cgroup after clone; a cgroup
+        // namespace made at clone time would have the parent's cgroup as its root. The child
+        // unshares it once it has been placed.
+        let late_cgroupns = plan.new_cgroup_ns && cgroup_fd.is_none();
+        let flags =
+            if late_cgroupns { plan.clone_flags & !(libc::CLONE_NEWCGROUP as u64) } else { plan.clone_flags };
+        let pid = match clone_into(flags, cgroup_fd.as_ref().map(|f| f.as_fd()))? {
+            Forked::Child => {
+                drop(parent_sock);
+                child_main(ChildContext {
+                    spec: self.bundle.config().spec(),
+                    plan,
+                    rootfs: self.rootfs_options(),
+                    sock: child_sock,
+                    exec_fifo: Some(fifo),
+                    console_socket: inputs.console,
+                    preserve_fds: self.opts.preserve_fds,
+                    session_keyring: (!self.opts.no_new_keyring).then(|| format!("_ses.{}", self.id)),
+                    unshare_cgroupns: late_cgroupns,
+                    seccomp: inputs.seccomp.as_ref(),
+                    seccomp_listener: inputs.seccomp_listener,
+                    id_lock_fd: self.lock_fd,
+                })
+            }
+            Forked::Parent(pid) => pid,
+        };
+        let spawned = Spawned::child(ChildGuard::new(pid), rootfs_bind, cgroup);
+        Ok(Cloned { spawned, parent_sock, in_cgroup: cgroup_fd.is_some() })
     }
-    .and_then(|()| write_id_maps(pid, &plan))
-    .and_then(|()| {
-        let in_user_ns = plan.new_user_ns || plan.join.iter().any(|(f, _)| *f == CloneFlags::CLONE_NEWUSER);
-        let adj = spec.process().as_ref().and_then(|p| p.oom_score_adj());
-        if in_user_ns {
-            super::write_oom_score_adj(pid, adj)?;
+
+    fn rootfs_options(&self) -> RootfsOptions {
+        RootfsOptions {
+            rootfs: self.bundle.rootfs().to_owned(),
+            bundle: self.bundle.dir().to_owned(),
+            in_user_ns: self.plan.in_user_ns,
+            in_cgroup_ns: self.plan.namespaces.new_cgroup_ns,
+            no_pivot: self.opts.no_pivot,
+            shared_mount_ns: self.plan.shared_mount_ns,
         }
-        Ok(())
-    })
-    .and_then(|()| {
-        let join = plan.join.iter().find(|(f, _)| *f == CloneFlags::CLONE_NEWNET).map(|(_, p)| p.as_path());
-        devices_guard = crate::net::move_in_for(pid.as_raw(), join, &net_devices)?;
-        Ok(())
-    });
-    let hook_state = hook_state_json(id, pid, &bundle, spec);
-    let msg = if go.is_ok() { ParentMsg::Go(hook_state.clone()) } else { ParentMsg::Abort };
-    channel::send_parent(&parent_sock, &msg).map_err(host("send to init"))?;
-    go?;
+    }
+}
+
+/// The init is placed in its cgroup (and cpuset) before it runs anything of the
+/// container's, its id maps and oomScoreAdj written, its devices moved in.
+fn place_init<'a>(
+    spawned: &Spawned,
+    in_cgroup: bool,
+    plan: &'a Plan,
+    devices: &mut Option<crate::net::MovedDevices<'a>>,
+) -> Result<(), ContainerError> {
+    let (pid, cgroup) = (spawned.pid, spawned.cgroup());
+    match in_cgroup {
+        true if plan.wants_cpus => apply_cpuset_affinity(cgroup, pid)?,
+        true => {}
+        false => cgroup.add_task(pid)?,
+    }
+    write_id_maps(pid, &plan.namespaces)?;
+    super::write_oom_score_adj(pid, plan.parent_oom_score_adj)?;
+    let ns = &plan.namespaces;
+    let join = ns.join.iter().find(|(f, _)| *f == CloneFlags::CLONE_NEWNET).map(|(_, p)| p.as_path());
+    *devices = crate::net::move_in_for(pid.as_raw(), join, &plan.net_devices)?;
+    Ok(())
+}
+
+/// Answer the init until it is ready: it asks for the prestart and createRuntime hooks once
+/// its mounts are done.
+fn await_ready(
+    sock: &OwnedFd,
+    spawned: &mut Spawned,
+    bundle: &Bundle,
+    hook_state: &[u8],
+) -> Result<(), ContainerError> {
     loop {
-        match channel::recv_child(&parent_sock).map_err(host("receive from init"))? {
-            Some(ChildMsg::Ready) => break,
+        match spawn::receive(sock, "init")? {
+            Some(ChildMsg::Ready) => return Ok(()),
             Some(ChildMsg::RunHooks) => {
-                let hooks = spec.hooks().as_ref();
+                let hooks = bundle.config().spec().hooks().as_ref();
                 let ran = hooks::run_hooks(
                     "prestart",
                     hooks.and_then(|h| h.prestart().as_deref()).unwrap_or_default(),
-                    &hook_state,
+                    hook_state,
                 )
                 .and_then(|()| {
                     let list = hooks.and_then(|h| h.create_runtime().as_deref()).unwrap_or_default();
-                    hooks::run_hooks("createRuntime", list, &hook_state)
+                    hooks::run_hooks("createRuntime", list, hook_state)
                 });
                 let answer = if ran.is_ok() { ParentMsg::Go(Vec::new()) } else { ParentMsg::Abort };
-                channel::send_parent(&parent_sock, &answer).map_err(host("send to init"))?;
+                channel::send_parent(sock, &answer).map_err(host("send to init"))?;
                 ran?;
             }
-            Some(ChildMsg::Failed { step, message }) => return Err(ContainerError::Init { step, message }),
             Some(ChildMsg::Committed) => {
                 return Err(ContainerError::InitDied("answered Committed before it was asked".into()))
             }
-            None => {
-                child_guard.armed = false;
-                let status = waitpid(pid, None).map(|s| format!("{s:?}")).unwrap_or_else(|e| e.to_string());
-                return Err(ContainerError::InitDied(status));
-            }
+            failed @ Some(ChildMsg::Failed { .. }) => return Err(spawn::unexpected(failed, "")),
+            None => return Err(ContainerError::InitDied(spawned.init_died())),
         }
     }
-    record.creator = None;
-    store.save(&record)?;
-    if let Some(p) = &opts.pid_file {
-        write_pid_file(p, pid).map_err(bundle_err("pid file", p))?;
-    }
-    // Recorded: the init may outlive this process now. It answers once its parent-death
-    // signal is off; this process must not exit before (a SIGKILL before is fine: the
-    // container is recorded, delete finds its init dead or alive).
-    channel::send_parent(&parent_sock, &ParentMsg::Commit).map_err(host("send to init"))?;
-    match channel::recv_child(&parent_sock).map_err(host("receive from init"))? {
-        Some(ChildMsg::Committed) => {}
-        Some(ChildMsg::Failed { step, message }) => return Err(ContainerError::Init { step, message }),
-        _ => return Err(ContainerError::InitDied("exited before it was committed".into())),
-    }
-    if let Some(moved) = devices_guard {
-        moved.keep();
-    }
-    rootfs_bind.into_iter().for_each(super::shared_mount::RootfsBind::keep);
-    child_guard.armed = false;
-    cgroup_guard.armed = false;
-    dir_guard.armed = false;
-    drop(id_lock);
-    Ok(Created { pid, terminal })
-}
-
-/// `SCMP_ACT_NOTIFY`: connect to `linux.seccomp.listenerPath` now, from the host; the init
-/// sends the notify fd over it once the filter is on.
-pub(super) fn connect_listener(
-    filter: Option<&crate::seccomp::Filter>,
-    profile: Option<&oci_spec::runtime::LinuxSeccomp>,
-) -> Result<Option<OwnedFd>, ContainerError> {
-    let path = match (filter, profile.and_then(|p| p.listener_path().as_ref())) {
-        (Some(f), Some(p)) if f.needs_listener() => p,
-        _ => return Ok(None),
-    };
-    let sock = UnixStream::connect(path).map_err(bundle_err("linux.seccomp.listenerPath", path))?;
-    Ok(Some(OwnedFd::from(sock)))
 }
 
 /// Kernels before 6.3 (and their stable branches without the fix) do not apply the cpuset of
@@ -384,13 +316,14 @@ fn apply_cpuset_affinity(cgroup: &CgroupManager, pid: Pid) -> Result<(), Contain
 }
 
 /// The OCI state the hooks get on stdin while the container is being created.
-fn hook_state_json(id: &str, pid: Pid, bundle: &Path, spec: &oci_spec::runtime::Spec) -> Vec<u8> {
+fn hook_state_json(id: &str, pid: Pid, bundle: &Bundle) -> Vec<u8> {
+    let spec = bundle.config().spec();
     serde_json::to_vec(&serde_json::json!({
         "ociVersion": spec.version(),
         "id": id,
         "status": "creating",
         "pid": pid.as_raw(),
-        "bundle": bundle,
+        "bundle": bundle.dir(),
         "annotations": spec.annotations().clone().unwrap_or_default(),
     }))
     .unwrap_or_default()
@@ -415,14 +348,4 @@ fn write_id_maps(pid: Pid, plan: &NamespacePlan) -> Result<(), ContainerError> {
         write("gid_map", gid_map)?;
     }
     Ok(())
-}
-
-/// Write the pid file atomically, as runc does (temp file + rename).
-pub(crate) fn write_pid_file(path: &Path, pid: Pid) -> std::io::Result<()> {
-    state::write_atomic(path, pid.to_string().as_bytes())
-}
-
-fn owner_name() -> String {
-    let uid = nix::unistd::geteuid();
-    nix::unistd::User::from_uid(uid).ok().flatten().map(|u| u.name).unwrap_or_else(|| uid.to_string())
 }

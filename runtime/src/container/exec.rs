@@ -11,11 +11,12 @@ use nix::sched::{setns, CloneFlags};
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use oci_spec::runtime::Process;
 
+use super::init::join::{exec_child_main, JoinContext};
 use super::run::{foreground_with_signals, receive_master};
+use super::spawn::{self, ChildGuard};
 use super::{host, ContainerError};
 use crate::channel::{self, ChildMsg, ParentMsg};
-use crate::init::join::{exec_child_main, JoinContext};
-use crate::state::{StateStore, Status};
+use crate::state::{ContainerRecord, StateStore, Status};
 use crate::sys::process::{clone_into, Forked};
 
 /// Options of `exec`.
@@ -127,71 +128,25 @@ pub fn exec(store: &StateStore, id: &str, opts: &ExecOptions) -> Result<i32, Con
     // takes the lock too. The child closes its copy at once.
     let id_lock = store.lock(id)?;
     let rec = store.load(id)?;
-    let status = store.status(&rec);
-    match status {
-        Status::Created | Status::Running => {}
-        Status::Paused if opts.ignore_paused => {}
-        Status::Paused => {
-            return Err(ContainerError::WrongStatus {
-                id: id.to_owned(),
-                status,
-                op: "exec in a paused container (use --ignore-paused to override)",
-            })
-        }
-        _ => return Err(ContainerError::WrongStatus { id: id.to_owned(), status, op: "exec (not running)" }),
-    }
-    let pid = rec.pid;
-    let filter = rec
-        .seccomp
-        .as_ref()
-        .map(|p| crate::seccomp::cache::compile_cached(store.root(), p, super::create::SECCOMP_COMPILE_LIMIT))
-        .transpose()?;
-    let seccomp_listener = super::create::connect_listener(filter.as_ref(), rec.seccomp.as_ref())?;
+    check_status(store, &rec, opts)?;
+    let (filter, seccomp_listener) = spawn::seccomp_for(store, rec.seccomp.as_ref())?;
     let listener_state = seccomp_listener.as_ref().map(|_| {
         let state = super::ops::state(store, id).ok().and_then(|s| serde_json::to_vec(&s).ok());
         state.unwrap_or_default()
     });
-    let mut namespaces = Vec::new();
-    for (name, flag) in join_order() {
-        if !same_ns(pid, name) {
-            let path = PathBuf::from(format!("/proc/{pid}/ns/{name}"));
-            let f = fs::File::open(&path).map_err(|e| ContainerError::Bundle {
-                what: "namespace",
-                path: path.clone(),
-                source: e,
-            })?;
-            namespaces.push((flag, OwnedFd::from(f), path));
-        }
-    }
-    let in_user_ns = namespaces.iter().any(|(f, _, _)| *f == CloneFlags::CLONE_NEWUSER);
-    let root_path = PathBuf::from(format!("/proc/{pid}/root"));
-    let root = OwnedFd::from(fs::File::open(&root_path).map_err(|e| ContainerError::Bundle {
-        what: "container root",
-        path: root_path,
-        source: e,
-    })?);
-    if !same_ns(pid, "pid") {
-        let path = format!("/proc/{pid}/ns/pid");
-        let f = fs::File::open(&path).map_err(|e| ContainerError::Bundle {
-            what: "namespace",
-            path: path.clone().into(),
-            source: e,
-        })?;
-        setns(f.as_fd(), CloneFlags::CLONE_NEWPID).map_err(host(format!("setns {path}")))?;
-    }
+    let joined = JoinedNamespaces::open(rec.pid)?;
     let terminal = opts.process.terminal() == Some(true);
     let (console, ours) = console_for(opts, terminal)?;
     let (parent_sock, child_sock) = channel::pair().map_err(host("socketpair"))?;
-    let cgroup = rec.cgroup();
     let child = match clone_into(0, None)? {
         Forked::Child => {
             drop(parent_sock);
             exec_child_main(JoinContext {
                 process: &opts.process,
                 seccomp: filter.as_ref(),
-                namespaces,
-                root,
-                in_user_ns,
+                namespaces: joined.namespaces,
+                root: joined.root,
+                in_user_ns: joined.in_user_ns,
                 sock: child_sock,
                 console_socket: console,
                 preserve_fds: opts.preserve_fds,
@@ -200,51 +155,28 @@ pub fn exec(store: &StateStore, id: &str, opts: &ExecOptions) -> Result<i32, Con
                 id_lock_fd: Some(id_lock.raw_fd()),
             })
         }
-        Forked::Parent(child) => child,
+        Forked::Parent(child) => ChildGuard::new(child),
     };
     drop(child_sock);
     drop(console);
     drop(seccomp_listener);
-    let guard = KillOnDrop(Some(child));
-    // process.execCPUAffinity.initial: the affinity before the move into the cgroup.
-    let initial = opts.process.exec_cpu_affinity().as_ref().and_then(|a| a.initial().clone());
-    if let Some(list) = initial {
-        let set = crate::init::cpu_set(&list, "process.execCPUAffinity.initial")
-            .map_err(|message| ContainerError::Init { step: "process attributes".into(), message })?;
-        nix::sched::sched_setaffinity(child, &set)
-            .map_err(host(format!("sched_setaffinity({child}) (process.execCPUAffinity.initial)")))?;
-    }
-    let placed = match &cgroup {
-        Some(cg) => cg.add_task_sub(child, &opts.sub_cgroups).map_err(ContainerError::from),
-        None => Ok(()),
-    }
-    .and_then(|()| match in_user_ns {
-        true => super::write_oom_score_adj(child, opts.process.oom_score_adj()),
-        false => Ok(()),
-    });
+    let placed = place(&child, &rec, opts, joined.in_user_ns);
     let message = listener_state.as_deref().map(|state| {
         let metadata = rec.seccomp.as_ref().and_then(|p| p.listener_metadata().clone());
-        crate::seccomp::listener_message(state, Some(child.as_raw()), metadata.as_deref())
+        crate::seccomp::listener_message(state, Some(child.pid().as_raw()), metadata.as_deref())
     });
     let msg = if placed.is_ok() { ParentMsg::Go(message.unwrap_or_default()) } else { ParentMsg::Abort };
     channel::send_parent(&parent_sock, &msg).map_err(host("send to exec child"))?;
     placed?;
     drop(id_lock);
-    match channel::recv_child(&parent_sock).map_err(host("receive from exec child"))? {
+    match spawn::receive(&parent_sock, "exec child")? {
         Some(ChildMsg::Ready) => {}
-        Some(ChildMsg::Failed { step, message }) => return Err(ContainerError::Init { step, message }),
-        Some(ChildMsg::RunHooks | ChildMsg::Committed) | None => {
-            return Err(ContainerError::InitDied("exec child exited before it was ready".into()))
-        }
+        other => return Err(spawn::unexpected(other, "exec child exited before it was ready")),
     }
     if let Some(p) = &opts.pid_file {
-        super::create::write_pid_file(p, child).map_err(|source| ContainerError::Bundle {
-            what: "pid file",
-            path: p.clone(),
-            source,
-        })?;
+        spawn::write_pid_file(p, child.pid())?;
     }
-    let child = guard.disarm();
+    let child = child.disarm();
     if opts.detach {
         return Ok(0);
     }
@@ -253,6 +185,79 @@ pub fn exec(store: &StateStore, id: &str, opts: &ExecOptions) -> Result<i32, Con
         _ => None,
     };
     foreground_with_signals(child, master.as_ref())
+}
+
+/// exec runs in a created or running container, in a paused one with `--ignore-paused`.
+fn check_status(store: &StateStore, rec: &ContainerRecord, opts: &ExecOptions) -> Result<(), ContainerError> {
+    let status = store.status(rec);
+    let op = match status {
+        Status::Created | Status::Running => return Ok(()),
+        Status::Paused if opts.ignore_paused => return Ok(()),
+        Status::Paused => "exec in a paused container (use --ignore-paused to override)",
+        _ => "exec (not running)",
+    };
+    Err(ContainerError::WrongStatus { id: rec.id.clone(), status, op })
+}
+
+/// What the exec'd process joins of the container's init `pid`: its namespaces (but pid,
+/// joined here for the children of this process) and its root.
+struct JoinedNamespaces {
+    namespaces: Vec<(CloneFlags, OwnedFd, PathBuf)>,
+    root: OwnedFd,
+    in_user_ns: bool,
+}
+
+impl JoinedNamespaces {
+    fn open(pid: i32) -> Result<Self, ContainerError> {
+        let open = |what: &'static str, path: PathBuf| {
+            let f = fs::File::open(&path).map_err(|source| ContainerError::Bundle {
+                what,
+                path: path.clone(),
+                source,
+            })?;
+            Ok::<_, ContainerError>((OwnedFd::from(f), path))
+        };
+        let mut namespaces = Vec::new();
+        for (name, flag) in join_order() {
+            if !same_ns(pid, name) {
+                let (fd, path) = open("namespace", PathBuf::from(format!("/proc/{pid}/ns/{name}")))?;
+                namespaces.push((flag, fd, path));
+            }
+        }
+        let in_user_ns = namespaces.iter().any(|(f, _, _)| *f == CloneFlags::CLONE_NEWUSER);
+        let (root, _) = open("container root", PathBuf::from(format!("/proc/{pid}/root")))?;
+        if !same_ns(pid, "pid") {
+            let (fd, path) = open("namespace", PathBuf::from(format!("/proc/{pid}/ns/pid")))?;
+            setns(fd.as_fd(), CloneFlags::CLONE_NEWPID).map_err(host(format!("setns {}", path.display())))?;
+        }
+        Ok(JoinedNamespaces { namespaces, root, in_user_ns })
+    }
+}
+
+/// The exec'd child placed: its initial cpu affinity, its (sub-)cgroup, its oomScoreAdj in
+/// a user namespace.
+fn place(
+    child: &ChildGuard,
+    rec: &ContainerRecord,
+    opts: &ExecOptions,
+    in_user_ns: bool,
+) -> Result<(), ContainerError> {
+    let child = child.pid();
+    // process.execCPUAffinity.initial: the affinity before the move into the cgroup.
+    let initial = opts.process.exec_cpu_affinity().as_ref().and_then(|a| a.initial().clone());
+    if let Some(list) = initial {
+        let set = super::init::cpu_set(&list, "process.execCPUAffinity.initial")
+            .map_err(|message| ContainerError::Init { step: "process attributes".into(), message })?;
+        nix::sched::sched_setaffinity(child, &set)
+            .map_err(host(format!("sched_setaffinity({child}) (process.execCPUAffinity.initial)")))?;
+    }
+    if let Some(cg) = rec.cgroup() {
+        cg.add_task_sub(child, &opts.sub_cgroups)?;
+    }
+    match in_user_ns {
+        true => super::write_oom_score_adj(child, opts.process.oom_score_adj()),
+        false => Ok(()),
+    }
 }
 
 /// Our own console socket pair for a foreground `exec -t` without `--console-socket`.
@@ -274,22 +279,4 @@ fn console_for(
         return Ok((Some(b), Some(a)));
     }
     Ok((None, None))
-}
-
-/// Kills and reaps the exec'd child on an early return.
-struct KillOnDrop(Option<nix::unistd::Pid>);
-
-impl KillOnDrop {
-    fn disarm(mut self) -> nix::unistd::Pid {
-        self.0.take().unwrap_or(nix::unistd::Pid::from_raw(0))
-    }
-}
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Some(pid) = self.0 {
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(pid, None);
-        }
-    }
 }

@@ -2,20 +2,26 @@
 //! stopped → delete. No daemon and no monitor process: the status is derived from the init
 //! process and the exec fifo each time it is asked for.
 
+pub mod bundle;
 mod create;
 mod exec;
+mod init;
 mod ops;
 pub mod plan;
+pub(crate) mod record;
 mod resources;
 mod run;
 mod shared_mount;
 mod signals;
+pub(crate) mod spawn;
 
 use std::path::PathBuf;
 
+pub use bundle::Bundle;
 pub use create::{create, CreateOptions, Created};
 pub use exec::{exec, exec_process, ExecOptions, ExecOverrides};
 pub use ops::{delete, kill, list, start, state, OciState};
+pub use plan::Plan;
 pub use resources::{parse_size, pause, ps, resume, stats, update, ProcessEntry};
 pub use run::run;
 pub use signals::parse_signal;

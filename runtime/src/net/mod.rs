@@ -130,7 +130,6 @@ pub(crate) fn in_netns<T: Send>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
     use test_case::test_case;
 
     #[test_case("eth0", true ; "plain")]
@@ -142,31 +141,5 @@ mod tests {
     #[test_case("..", false ; "dotdot")]
     fn ifnames(name: &str, ok: bool) {
         assert_eq!(check_ifname("x", name).is_ok(), ok);
-    }
-
-    /// `linux.netDevices` validation (config/linux.rs), every problem with its JSON path.
-    #[test_case(json!({"eth1": {"name": "inner0"}}), true, None, "" ; "valid")]
-    #[test_case(json!({"eth1": {}}), true, None, "" ; "no new name")]
-    #[test_case(json!({"eth1": {}}), false, Some("linux.netDevices"), "requires a network namespace" ; "no netns")]
-    #[test_case(json!({"sixteen-bytes-xx": {}}), true, Some("linux.netDevices.\"sixteen-bytes-xx\""), "1 to 15 bytes" ; "long host")]
-    #[test_case(json!({"eth1": {"name": "a/b"}}), true, Some("linux.netDevices.\"eth1\".name"), "may not" ; "slash")]
-    #[test_case(json!({"eth1": {"name": "x0"}, "eth2": {"name": "x0"}}), true, Some("linux.netDevices.\"eth2\""), "like linux.netDevices.eth1" ; "same name inside")]
-    #[test_case(json!({"eth1": 3}), true, Some("linux.netDevices.\"eth1\""), "object" ; "not an object")]
-    fn net_devices_config(devs: serde_json::Value, netns: bool, path: Option<&str>, reason: &str) {
-        let mut spec: serde_json::Value = serde_json::from_str(include_str!("../spec/default.json")).unwrap();
-        spec["linux"]["netDevices"] = devs;
-        if !netns {
-            spec["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "network");
-        }
-        let got = crate::config::parse_config(&serde_json::to_vec(&spec).unwrap());
-        match (got, path) {
-            (Ok(_), None) => {}
-            (Err(errs), Some(path)) => assert!(
-                errs.0.iter().any(|e| e.path == path && e.reason.contains(reason)),
-                "expected {path}: {reason} in {errs}"
-            ),
-            (Ok(_), Some(path)) => panic!("accepted; expected {path}: {reason}"),
-            (Err(errs), None) => panic!("rejected: {errs}"),
-        }
     }
 }

@@ -11,8 +11,9 @@ use nix::errno::Errno;
 use nix::mount::{self, MsFlags};
 
 use super::mounts::{self, Ctx};
-use super::{io_errno, mountinfo, RootfsError};
+use super::{io_errno, RootfsError};
 use crate::config::mount_options::MountOptions;
+use crate::sys::mountinfo;
 
 use crate::cgroups::layout::V1_CONTROLLERS;
 

@@ -11,7 +11,6 @@ mod cgroupfs;
 mod copyup;
 mod devices;
 mod masked;
-pub(crate) mod mountinfo;
 mod mounts;
 pub mod paths;
 mod pivot;

@@ -9,7 +9,8 @@ use nix::mount::{self, MntFlags, MsFlags};
 use nix::sys::stat::Mode;
 use nix::unistd;
 
-use super::{flag_names, mountinfo, RootfsError};
+use super::{flag_names, RootfsError};
+use crate::sys::mountinfo;
 
 /// Apply a propagation change to one mount point.
 pub fn set_propagation(target: &Path, flags: MsFlags) -> Result<(), RootfsError> {

@@ -20,8 +20,8 @@ use nix::sched::{setns, unshare, CloneFlags};
 use nix::unistd::{sethostname, setresgid, setresuid, Gid, Uid};
 use oci_spec::runtime::Spec;
 
+use super::plan::NamespacePlan;
 use crate::channel::{self, ChildMsg, ParentMsg};
-use crate::container::plan::NamespacePlan;
 use crate::hooks;
 use crate::rootfs::{self, RootfsOptions};
 use crate::sys::process::{set_domainname, CLONE_NEWTIME};
