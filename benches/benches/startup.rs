@@ -32,7 +32,7 @@ fn phases(c: &mut Criterion) {
     let bytes = std::fs::read(b.config_path()).expect("config.json");
     let config = parse_config(&bytes).expect("valid config");
     let spec = config.spec();
-    let plan = plan_namespaces(spec);
+    let plan = plan_namespaces(&config);
     let mut g = c.benchmark_group("phase");
     g.bench_function("parse_validate", |x| x.iter(|| parse_config(black_box(&bytes)).expect("valid")));
     g.sample_size(30).measurement_time(Duration::from_secs(5));

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use nix::sched::CloneFlags;
-use oci_spec::runtime::{LinuxNamespaceType, LinuxNetDevice, Spec};
+use oci_spec::runtime::{LinuxNamespaceType, LinuxNetDevice};
 
 use crate::config::idmap::render_mappings as id_map_content;
 use crate::config::ValidConfig;
@@ -38,7 +38,7 @@ pub struct Plan {
 impl Plan {
     /// Plan a container of `config`.
     pub fn new(config: &ValidConfig) -> Plan {
-        let namespaces = plan_namespaces(config.spec());
+        let namespaces = plan_namespaces(config);
         let joins = |flag| namespaces.join.iter().any(|(f, _)| *f == flag);
         let shared_mount_ns = !namespaces.new_mount_ns && !joins(CloneFlags::CLONE_NEWNS);
         let in_user_ns = namespaces.new_user_ns || joins(CloneFlags::CLONE_NEWUSER);
@@ -100,11 +100,11 @@ fn flag_of(t: LinuxNamespaceType) -> Option<CloneFlags> {
     })
 }
 
-/// Plan the namespaces of `spec`, already validated (the flows call it through
-/// [`Plan::new`]; it takes the bare spec because the startup benches time it alone).
-pub fn plan_namespaces(spec: &Spec) -> NamespacePlan {
+/// Plan the namespaces of a validated config (the flows call it through [`Plan::new`]; it is
+/// public because the startup benches time it alone).
+pub fn plan_namespaces(config: &ValidConfig) -> NamespacePlan {
     let mut plan = NamespacePlan::default();
-    let Some(linux) = spec.linux() else { return plan };
+    let Some(linux) = config.spec().linux() else { return plan };
     for ns in linux.namespaces().iter().flatten() {
         let t = ns.typ();
         match (flag_of(t), ns.path()) {
@@ -192,7 +192,7 @@ mod tests {
     #[test_case(r#"[{"type":"network","path":"/proc/1/ns/net"}]"#, 0, false; "joined net only")]
     #[test_case(r#"[]"#, 0, false; "none")]
     fn flags(ns: &str, flags: u64, own_pid: bool) {
-        let p = plan_namespaces(config(&format!(r#""namespaces":{ns}"#), "").spec());
+        let p = plan_namespaces(&config(&format!(r#""namespaces":{ns}"#), ""));
         assert_eq!(p.clone_flags, flags);
         assert_eq!(p.own_pid_ns, own_pid);
     }
@@ -203,7 +203,7 @@ mod tests {
             r#""namespaces":[{"type":"ipc","path":"/a"},{"type":"user","path":"/b"},{"type":"pid","path":"/c"}]"#,
             "",
         );
-        let p = plan_namespaces(c.spec());
+        let p = plan_namespaces(&c);
         assert_eq!(p.join[0], (CloneFlags::CLONE_NEWUSER, PathBuf::from("/b")));
         assert_eq!(p.join_pid, Some(PathBuf::from("/c")));
         assert_eq!(p.uid_map, None, "joined user ns: no maps written");
@@ -217,7 +217,7 @@ mod tests {
             "gidMappings":[{"containerID":0,"hostID":1000,"size":1}]"#,
             "",
         );
-        let p = plan_namespaces(c.spec());
+        let p = plan_namespaces(&c);
         assert_eq!(p.uid_map.as_deref(), Some("0 1000 1\n1 100000 65536\n"));
         assert_eq!(p.gid_map.as_deref(), Some("0 1000 1\n"));
     }
@@ -268,9 +268,6 @@ mod tests {
             "timeOffsets":{"monotonic":{"secs":86400},"boottime":{"secs":-5,"nanosecs":7}}"#,
             "",
         );
-        assert_eq!(
-            plan_namespaces(c.spec()).time_offsets.as_deref(),
-            Some("boottime -5 7\nmonotonic 86400 0\n")
-        );
+        assert_eq!(plan_namespaces(&c).time_offsets.as_deref(), Some("boottime -5 7\nmonotonic 86400 0\n"));
     }
 }
