@@ -17,6 +17,7 @@
 //! Host-side modules need the `host` feature (on by default); the agent and catalogue build
 //! without it.
 #![warn(missing_docs)]
+#![warn(clippy::too_many_lines)]
 
 pub mod agent;
 pub mod catalogue;

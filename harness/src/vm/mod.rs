@@ -1,5 +1,6 @@
 //! Throwaway QEMU VMs: argument building, running under a watchdog, acceleration choice,
-//! parallel runs.
+//! parallel runs. The watchdog of a run is a pure state machine ([`watchdog`]); [`run`] is its
+//! I/O.
 
 pub mod accel;
 pub mod args;
@@ -9,6 +10,7 @@ pub mod ksyms;
 pub mod qmp;
 pub mod run;
 pub mod snapvm;
+pub mod watchdog;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
