@@ -40,6 +40,8 @@ pub mod kernels;
 #[cfg(feature = "host")]
 pub mod lab;
 #[cfg(feature = "host")]
+pub mod launch;
+#[cfg(feature = "host")]
 pub mod matrix;
 #[cfg(feature = "host")]
 pub mod migrate;

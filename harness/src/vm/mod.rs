@@ -71,6 +71,22 @@ fn measure_tsc_khz() -> Option<u64> {
     None
 }
 
+/// First line of `<qemu> --version` (remembered per binary for the process).
+pub fn qemu_version(qemu: &str) -> String {
+    static SEEN: OnceLock<Mutex<Vec<(String, String)>>> = OnceLock::new();
+    let seen = SEEN.get_or_init(Default::default);
+    if let Some((_, v)) = seen.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|(q, _)| q == qemu) {
+        return v.clone();
+    }
+    let out = std::process::Command::new(qemu).arg("--version").output();
+    let v = match out {
+        Ok(o) => String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or_default().to_string(),
+        Err(e) => format!("unknown ({e})"),
+    };
+    seen.lock().unwrap_or_else(|p| p.into_inner()).push((qemu.to_string(), v.clone()));
+    v
+}
+
 /// A default for `--jobs`: bounded by cores and by available memory for `vm_mb`-sized VMs.
 pub fn default_jobs(vm_mb: u32) -> usize {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
