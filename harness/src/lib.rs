@@ -22,8 +22,10 @@
 pub mod agent;
 pub mod catalogue;
 pub mod kernel_log;
+pub mod outcome;
 pub mod protocol;
 pub mod report;
+pub mod sys;
 
 #[cfg(feature = "host")]
 pub mod bench;

@@ -22,6 +22,7 @@ pub use xml::{render_junit, render_ktap};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::outcome::Advisory;
 use crate::protocol::Outcome;
 
 /// One assertion's result in one cell (kernel × cgroup mode).
@@ -57,15 +58,6 @@ pub struct Record {
 
 fn spec_base() -> String {
     crate::catalogue::base::SPEC.into()
-}
-
-/// A CVE (or a technique's name) and the URL of its advisory.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Advisory {
-    /// `CVE-2024-21626`, or the technique (`shocker (open_by_handle_at)`).
-    pub id: String,
-    /// The advisory.
-    pub url: String,
 }
 
 /// Where a record's assertion ran, shared by every record of a cell (or of a host check).
