@@ -1,4 +1,4 @@
-//! A VM for a cell, fresh or restored: the one place that puts [`lab`](crate::lab) (kernel,
+//! A VM for a cell, fresh or restored: the one place that puts [`lab`] (kernel,
 //! image, QEMU configuration) and the [`snapshot`](crate::snapshot) store together. A fresh
 //! VM boots the full image; a restored one starts from the cell's snapshot (built first when
 //! missing, stale or damaged) with the runtime under test as its payload.

@@ -1,5 +1,5 @@
 //! One cell's assertions in its throwaway VMs, each handed back by
-//! [`launch`](crate::launch) (fresh or restored), a VM that broke started once more, the
+//! [`launch`] (fresh or restored), a VM that broke started once more, the
 //! reports turned into records, and the cell's kernel findings.
 
 use std::path::Path;
