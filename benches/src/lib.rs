@@ -3,6 +3,7 @@
 //! from the inside and reports the duration over a pipe — and the floor program
 //! `isolab-floor` ([`floor`]), the physical limit `isolab bench startup` measures against.
 #![warn(missing_docs)]
+#![warn(clippy::too_many_lines)]
 
 pub mod floor;
 mod sys;

@@ -8,7 +8,7 @@ use crate::catalogue::{self, CtxError, Facts};
 use crate::report::annotations::Sources;
 use crate::report::kcidb::KcidbOptions;
 use crate::report::timing::{Results, RunTiming, RESULTS_FORMAT};
-use crate::report::{self, Record};
+use crate::report::{self, Origin, Record};
 
 /// Options of a host check.
 #[derive(Debug, Clone)]
@@ -43,22 +43,17 @@ pub fn check_host(
     let facts = Facts::detect();
     let runtime_name = o.runtime.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let version = catalogue::runtime_version(&o.runtime);
+    let origin = Origin {
+        kernel: "host".into(),
+        cgroup: host_cgroup_name(&facts).into(),
+        runtime: runtime_name,
+        runtime_version: version,
+        base_config: o.base.name.clone(),
+    };
     let mut records = Vec::new();
     let result =
         catalogue::run_selected(&o.runtime, &o.only, &o.base, &o.workdir, &o.busybox, &mut |id, v, ms| {
-            let r = Record {
-                kernel: "host".into(),
-                kernel_release: facts.kernel_release.clone(),
-                cgroup: host_cgroup_name(&facts).into(),
-                runtime: runtime_name.clone(),
-                runtime_version: version.clone(),
-                assertion: id.into(),
-                status: v.outcome,
-                detail: v.detail.clone(),
-                duration_ms: ms,
-                base_config: o.base.name.clone(),
-                advisory: catalogue::escape::advisory(id),
-            };
+            let r = Record::new(&origin, &facts.kernel_release, id, v.outcome, v.detail.clone(), ms);
             on_record(&r);
             records.push(r);
         });

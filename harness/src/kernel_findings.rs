@@ -7,9 +7,8 @@
 use std::path::PathBuf;
 
 use crate::kernel_log::{KernelReport, Kind};
-use crate::matrix::CellInfo;
 use crate::protocol::Outcome;
-use crate::report::Record;
+use crate::report::{Origin, Record};
 use crate::vm::ksyms::{self, SystemMap};
 use crate::vm::VmReport;
 
@@ -49,7 +48,7 @@ impl Seen {
 
 /// The two records of a cell; `map_paths` are where its System.map may be (read only when
 /// there is something to symbolise).
-pub fn records(cell: &CellInfo, release: &str, seen: &[Seen], map_paths: &[PathBuf]) -> Vec<Record> {
+pub fn records(origin: &Origin, release: &str, seen: &[Seen], map_paths: &[PathBuf]) -> Vec<Record> {
     let mut map: Option<Result<(SystemMap, PathBuf), String>> = None;
     let mut rec = |id: &str, want: &dyn Fn(Kind) -> bool| {
         let hits: Vec<&Seen> = seen.iter().filter(|s| s.reports.iter().any(|r| want(r.kind))).collect();
@@ -59,19 +58,8 @@ pub fn records(cell: &CellInfo, release: &str, seen: &[Seen], map_paths: &[PathB
             let map = map.get_or_insert_with(|| SystemMap::load(map_paths));
             hits.iter().map(|s| describe(s, want, map)).collect::<Vec<_>>().join("\n\n")
         };
-        Record {
-            kernel: cell.kernel.clone(),
-            kernel_release: release.to_owned(),
-            cgroup: cell.mode.as_str().into(),
-            runtime: cell.runtime.clone(),
-            runtime_version: cell.runtime_version.clone(),
-            assertion: id.to_owned(),
-            status: if hits.is_empty() { Outcome::Pass } else { Outcome::Fail },
-            detail,
-            duration_ms: 0,
-            base_config: cell.base.name.clone(),
-            advisory: None,
-        }
+        let status = if hits.is_empty() { Outcome::Pass } else { Outcome::Fail };
+        Record::new(origin, release, id, status, detail, 0)
     };
     vec![rec(NO_PANIC, &|k| k == Kind::Panic), rec(NO_OOPS, &|k| k != Kind::Panic)]
 }
@@ -149,15 +137,14 @@ fn describe(s: &Seen, want: &dyn Fn(Kind) -> bool, map: &Result<(SystemMap, Path
 mod tests {
     use super::*;
     use crate::kernel_log::KernelLog;
-    use crate::protocol::CgroupMode;
 
-    fn cell() -> CellInfo {
-        CellInfo {
+    fn cell() -> Origin {
+        Origin {
             kernel: "debian-7.2".into(),
-            mode: CgroupMode::V2,
+            cgroup: "v2".into(),
             runtime: "isorun".into(),
             runtime_version: "isorun 0.1.0".into(),
-            base: Default::default(),
+            base_config: "spec".into(),
         }
     }
 

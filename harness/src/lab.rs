@@ -41,9 +41,6 @@ pub enum LabError {
     /// The archive mirror could not be determined.
     #[error(transparent)]
     Apt(#[from] apt::AptError),
-    /// A snapshot could not be built or used.
-    #[error(transparent)]
-    Snapshot(#[from] crate::snapshot::SnapshotError),
 }
 
 /// Options shared by every VM of a run.
@@ -230,6 +227,13 @@ pub fn boot_kernel(k: &CheckedKernel, o: &LabOptions) -> PathBuf {
         }
     }
     k.files.vmlinuz.clone()
+}
+
+/// Makes the accelerator decision now for VMs of `k` booting `image` (`--accel auto` may
+/// probe; the verdict is kept for the process).
+pub fn decide_accel(o: &LabOptions, k: &CheckedKernel, image: &Path) {
+    let kernel = boot_kernel(k, o);
+    vm::resolve_accel(o.accel, probe_target(o, &kernel, image));
 }
 
 /// Boots one VM and runs `request`.

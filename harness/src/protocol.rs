@@ -11,6 +11,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::outcome::Outcome;
+
 /// Version of this protocol; bumped on any incompatible change. The host refuses a guest whose
 /// hello carries another version.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -129,20 +131,6 @@ pub enum Stream {
     Stdout,
     /// Standard error.
     Stderr,
-}
-
-/// Outcome of one assertion.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Outcome {
-    /// The property holds.
-    Pass,
-    /// The property does not hold.
-    Fail,
-    /// The kernel or configuration cannot support the check.
-    Skip,
-    /// The check itself could not run.
-    Error,
 }
 
 /// Guest → host events.

@@ -9,7 +9,7 @@ mod vm_support;
 use std::time::Instant;
 
 use isolab_harness::lab;
-use isolab_harness::snapshot::restore::snapshot_image;
+use isolab_harness::launch::snapshot_image;
 use isolab_harness::vm::accel::{decide, load, probe_kvm, store, AccelChoice, HostKey, Source};
 use isolab_harness::vm::Accel;
 

@@ -16,9 +16,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use isolab_harness::lab;
-use isolab_harness::lab::{LabError, LabOptions};
+use isolab_harness::lab::LabOptions;
+use isolab_harness::launch::{self, LaunchError, Restored};
 use isolab_harness::protocol::{Action, CgroupMode, Event, Request, PROTOCOL_VERSION};
-use isolab_harness::snapshot::restore::{self, Restored};
 use isolab_harness::snapshot::{Outcome, SnapshotError, Why};
 use isolab_harness::vm::{guard, VmError};
 
@@ -142,9 +142,9 @@ fn restored(
     o: &LabOptions,
     req: &Request,
     on_event: &mut dyn FnMut(&Event),
-) -> Result<Restored, Box<LabError>> {
+) -> Result<Restored, Box<LaunchError>> {
     let k = vm_support::kernel(KERNEL, o);
-    restore::boot_restored_in(&s.store(), &k, CgroupMode::V2, req, o, on_event).map_err(Box::new)
+    launch::boot_restored_in(&s.store(), &k, CgroupMode::V2, req, o, on_event).map_err(Box::new)
 }
 
 fn assert_killed(e: &Option<VmError>) {
@@ -195,7 +195,7 @@ fn qemu_killed_while_a_snapshot_is_built_fails_the_build_with_its_reason_and_lea
     let r = restored(&s, &o, &exec("echo unreachable"), &mut |_| {});
     killer.join().unwrap();
     match r {
-        Err(e) if matches!(*e, LabError::Snapshot(SnapshotError::Save { .. })) => {
+        Err(e) if matches!(*e, LaunchError::Snapshot(SnapshotError::Save { .. })) => {
             let detail = e.to_string();
             assert!(detail.contains("QEMU exited before the agent finished (signal: 9"), "{detail}")
         }
@@ -286,7 +286,7 @@ fn a_full_snapshot_disk_fails_the_build_with_its_reason_and_leaves_nothing() {
     let o = s.options();
     let r = restored(&s, &o, &exec("echo unreachable"), &mut |_| {});
     match r {
-        Err(e) if matches!(*e, LabError::Snapshot(_)) => {
+        Err(e) if matches!(*e, LaunchError::Snapshot(_)) => {
             let text = e.to_string();
             eprintln!("the build's error: {text}");
             assert!(text.contains("(is the disk full?)"), "the reason is not named: {text}");

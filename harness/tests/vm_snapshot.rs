@@ -8,8 +8,8 @@ mod vm_support;
 use std::path::Path;
 
 use isolab_harness::lab::LabOptions;
+use isolab_harness::launch::{boot_restored_in, Restored};
 use isolab_harness::protocol::{Action, CgroupMode, Event, Request, Stream, PROTOCOL_VERSION};
-use isolab_harness::snapshot::restore::{boot_restored_in, Restored};
 use isolab_harness::snapshot::{Outcome, Why};
 
 fn exec(script: &str) -> Request {

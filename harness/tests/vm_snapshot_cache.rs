@@ -15,9 +15,9 @@ mod vm_support;
 use std::path::Path;
 use std::process::Command;
 
+use isolab_harness::launch::{boot_restored, describe};
 use isolab_harness::matrix::assert_request;
 use isolab_harness::protocol::CgroupMode;
-use isolab_harness::snapshot::restore::{boot_restored, describe};
 use isolab_harness::snapshot::Outcome;
 
 const KERNEL: &str = "debian-5.10";

@@ -2,6 +2,7 @@
 //! ROOTFS with the kernel calls a container start needs and nothing else (see
 //! `isolab_benches::floor`). Exit status: the container's; 125 when the floor itself fails
 //! (the message names the step and the path); 2 on a usage error.
+#![warn(clippy::too_many_lines)]
 
 use std::path::Path;
 use std::process::ExitCode;

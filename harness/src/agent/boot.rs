@@ -4,8 +4,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::sys;
 use crate::protocol::CgroupMode;
+use crate::sys;
 
 /// A boot step that failed, with the path or module involved.
 #[derive(Debug, thiserror::Error)]

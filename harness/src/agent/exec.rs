@@ -106,7 +106,7 @@ pub fn run_command(sink: &EventSink, argv: &[String], env: &[(String, String)], 
         },
         None => (255, None),
     };
-    super::sys::reap_zombies();
+    crate::sys::reap_zombies();
     sink.send(&Event::CommandExit { code, signal });
 }
 

@@ -11,7 +11,6 @@ pub mod boot;
 pub mod exec;
 mod kmsg;
 pub mod payload;
-pub mod sys;
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -19,6 +18,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::protocol::{decode_line, encode_line, Action, Event, Request, Resume, PROTOCOL_VERSION};
+use crate::sys;
 
 /// The device the agent talks to the host on.
 pub const CHANNEL_DEVICE: &str = "/dev/ttyS1";

@@ -11,7 +11,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::sys;
+use crate::sys;
 
 /// First bytes of a payload.
 pub const MAGIC: &[u8; 8] = b"ISOLABP1";

@@ -106,6 +106,27 @@ pub fn run(
     variants: &[Variant],
     o: &StartupOptions,
 ) -> Result<Vec<Series>, BenchError> {
+    let mut all = runtime_jobs(ws, runtimes, variants);
+    if o.floor {
+        all.extend(unshare_jobs(variants));
+    }
+    measure(&mut all, o)?;
+    let failed = guard::cleanup_all();
+    if !failed.is_empty() {
+        eprintln!("isolab bench: left behind after cleanup: {}", failed.join("; "));
+    }
+    Ok(all
+        .into_iter()
+        .map(|(mut s, _)| {
+            s.summary = summarize(&s.samples_ms);
+            s
+        })
+        .collect())
+}
+
+/// A series of every runtime in every variant (runtime-major), with what it runs (None: it
+/// has an error or a note instead).
+fn runtime_jobs(ws: &Workspace, runtimes: &[Runtime], variants: &[Variant]) -> Vec<(Series, Option<Job>)> {
     let mut all: Vec<(Series, Option<Job>)> = Vec::new();
     for r in runtimes {
         for &v in variants {
@@ -139,8 +160,14 @@ pub fn run(
             all.push((series, job));
         }
     }
-    if o.floor {
-        for &v in variants {
+    all
+}
+
+/// The `unshare` series: one per variant, run for the default variant only.
+fn unshare_jobs(variants: &[Variant]) -> Vec<(Series, Option<Job>)> {
+    variants
+        .iter()
+        .map(|&v| {
             let mut series = Series {
                 runtime: v.series_name(FLOOR),
                 path: "unshare".into(),
@@ -156,9 +183,14 @@ pub fn run(
                 series.note = Some(not_applicable(v, "unshare"));
                 None
             };
-            all.push((series, job));
-        }
-    }
+            (series, job)
+        })
+        .collect()
+}
+
+/// The timed rounds, interleaved (each round starts one series further on); a series that
+/// fails keeps its error and drops out.
+fn measure(all: &mut [(Series, Option<Job>)], o: &StartupOptions) -> Result<(), BenchError> {
     let k = all.len();
     for round in 0..o.warmup + o.runs {
         for j in 0..k {
@@ -177,17 +209,7 @@ pub fn run(
             }
         }
     }
-    let failed = guard::cleanup_all();
-    if !failed.is_empty() {
-        eprintln!("isolab bench: left behind after cleanup: {}", failed.join("; "));
-    }
-    Ok(all
-        .into_iter()
-        .map(|(mut s, _)| {
-            s.summary = summarize(&s.samples_ms);
-            s
-        })
-        .collect())
+    Ok(())
 }
 
 /// One timed run; the container is registered with the guard for the duration. `id` is

@@ -34,7 +34,7 @@ pub fn assertions() -> Vec<Assertion> {
 }
 
 /// The advisory of assertion `id`, if it is an escape named after one.
-pub fn advisory(id: &str) -> Option<crate::report::Advisory> {
+pub fn advisory(id: &str) -> Option<crate::outcome::Advisory> {
     macro_rules! ghsa {
         ($cve:literal, $ghsa:literal) => {
             ($cve, concat!("https://github.com/opencontainers/runc/security/advisories/", $ghsa))
@@ -57,7 +57,7 @@ pub fn advisory(id: &str) -> Option<crate::report::Advisory> {
         }
         _ => return None,
     };
-    Some(crate::report::Advisory { id: id.into(), url: url.into() })
+    Some(crate::outcome::Advisory { id: id.into(), url: url.into() })
 }
 
 /// Whether this runs inside an isolab guest (the agent is PID 1): there the doors are walked

@@ -41,7 +41,7 @@ pub use criu::criu_unusable;
 pub use ctx::{Container, Ctx, CtxError, RunOutput};
 pub use facts::{Facts, Layout, Need};
 
-use crate::protocol::Outcome;
+use crate::outcome::Outcome;
 
 /// What an assertion found.
 #[derive(Debug, Clone, PartialEq, Eq)]

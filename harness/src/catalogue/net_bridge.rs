@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use serde_json::{json, Value};
 
 use super::{Assertion, Container, Ctx, Need, Verdict};
-use crate::protocol::Outcome;
+use crate::outcome::Outcome;
 use crate::v;
 
 const NEEDS: &[Need] = &[Need::Namespace("net")];
@@ -84,7 +84,7 @@ fn no_net_devices(cfg: &mut Value) {
 fn in_private_netns(ctx: &mut Ctx, check: impl FnOnce(&mut Ctx) -> Verdict + Send) -> Verdict {
     std::thread::scope(|s| {
         s.spawn(|| {
-            if let Err(e) = crate::agent::sys::unshare_net() {
+            if let Err(e) = crate::sys::unshare_net() {
                 return Verdict::error(format!("unshare(CLONE_NEWNET) for the check's own namespace: {e}"));
             }
             let pinned = match super::net_sysctl::pin_own_netns() {

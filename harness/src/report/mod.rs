@@ -22,6 +22,7 @@ pub use xml::{render_junit, render_ktap};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::outcome::Advisory;
 use crate::protocol::Outcome;
 
 /// One assertion's result in one cell (kernel × cgroup mode).
@@ -59,16 +60,47 @@ fn spec_base() -> String {
     crate::catalogue::base::SPEC.into()
 }
 
-/// A CVE (or a technique's name) and the URL of its advisory.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Advisory {
-    /// `CVE-2024-21626`, or the technique (`shocker (open_by_handle_at)`).
-    pub id: String,
-    /// The advisory.
-    pub url: String,
+/// Where a record's assertion ran, shared by every record of a cell (or of a host check).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// Kernel name from kernels.toml, or `host`.
+    pub kernel: String,
+    /// `v1`, `v2` or `hybrid`.
+    pub cgroup: String,
+    /// The runtime under test (file name).
+    pub runtime: String,
+    /// Its `--version` first line.
+    pub runtime_version: String,
+    /// The base config's name.
+    pub base_config: String,
 }
 
 impl Record {
+    /// The one way records are made: `assertion`'s result in `origin`, on a kernel whose
+    /// `uname -r` is `kernel_release`; the advisory is the catalogue's for the id.
+    pub fn new(
+        origin: &Origin,
+        kernel_release: &str,
+        assertion: &str,
+        status: Outcome,
+        detail: String,
+        duration_ms: u64,
+    ) -> Record {
+        Record {
+            kernel: origin.kernel.clone(),
+            kernel_release: kernel_release.into(),
+            cgroup: origin.cgroup.clone(),
+            runtime: origin.runtime.clone(),
+            runtime_version: origin.runtime_version.clone(),
+            assertion: assertion.into(),
+            status,
+            detail,
+            duration_ms,
+            base_config: origin.base_config.clone(),
+            advisory: crate::catalogue::escape::advisory(assertion),
+        }
+    }
+
     /// The cell this record belongs to: `kernel/cgroup`, or `kernel/cgroup/base` when the
     /// base config is not `spec` (every report labels its cells with this).
     pub fn cell(&self) -> String {

@@ -12,9 +12,9 @@
 //! never used. Builds happen in a temp dir and are renamed into place; a lock file per
 //! snapshot is held shared by VMs starting from it and exclusive by a rebuild.
 
+pub mod cell;
 pub mod payload;
 pub mod prune;
-pub mod restore;
 
 use std::path::{Path, PathBuf};
 

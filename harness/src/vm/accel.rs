@@ -170,7 +170,7 @@ impl HostKey {
             ),
             boot_id: read("/proc/sys/kernel/random/boot_id"),
             cpu: format!("{} [{}]", field("model name").unwrap_or("?"), virt.join(" ")),
-            qemu_version: crate::snapshot::restore::qemu_version(qemu),
+            qemu_version: super::qemu_version(qemu),
             guest_cpu: guest_cpu.unwrap_or("host").to_string(),
         }
     }

@@ -1,5 +1,6 @@
 //! Throwaway QEMU VMs: argument building, running under a watchdog, acceleration choice,
-//! parallel runs.
+//! parallel runs. The watchdog of a run is a pure state machine ([`watchdog`]); [`run`] is its
+//! I/O.
 
 pub mod accel;
 pub mod args;
@@ -9,6 +10,7 @@ pub mod ksyms;
 pub mod qmp;
 pub mod run;
 pub mod snapvm;
+pub mod watchdog;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -67,6 +69,22 @@ fn measure_tsc_khz() -> Option<u64> {
 #[cfg(not(target_arch = "x86_64"))]
 fn measure_tsc_khz() -> Option<u64> {
     None
+}
+
+/// First line of `<qemu> --version` (remembered per binary for the process).
+pub fn qemu_version(qemu: &str) -> String {
+    static SEEN: OnceLock<Mutex<Vec<(String, String)>>> = OnceLock::new();
+    let seen = SEEN.get_or_init(Default::default);
+    if let Some((_, v)) = seen.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|(q, _)| q == qemu) {
+        return v.clone();
+    }
+    let out = std::process::Command::new(qemu).arg("--version").output();
+    let v = match out {
+        Ok(o) => String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or_default().to_string(),
+        Err(e) => format!("unknown ({e})"),
+    };
+    seen.lock().unwrap_or_else(|p| p.into_inner()).push((qemu.to_string(), v.clone()));
+    v
 }
 
 /// A default for `--jobs`: bounded by cores and by available memory for `vm_mb`-sized VMs.

@@ -1,5 +1,6 @@
 //! Running one VM under a watchdog: spawn QEMU, accept its console and channel sockets, wait
-//! for the agent's hello, send the request, collect events until `Done`.
+//! for the agent's hello, send the request, collect events until `Done`. When to give up is
+//! the [`Watchdog`]'s decision (pure, in `vm::watchdog`); this is its I/O loop.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
@@ -12,11 +13,9 @@ use super::args::{qemu_args, Console, QemuConfig};
 pub use super::error::VmError;
 use super::guard::VmGuard;
 use super::snapvm::{self, SnapMode};
+use super::watchdog::{Decision, Input, Watchdog};
 use crate::kernel_log::KernelLog;
 use crate::protocol::{decode_line, encode_line, Event, Request, PROTOCOL_VERSION};
-
-/// Console lines meaning the guest kernel has stopped for good.
-const STOP_MARKERS: &[&str] = &["reboot: System halted", "reboot: Power down", "reboot: Restarting system"];
 
 /// Lines of console kept for error reports.
 pub const CONSOLE_TAIL: usize = 50;
@@ -166,39 +165,208 @@ pub fn run_vm_snap(
     on_event: &mut dyn FnMut(&Event),
     snap: Option<&SnapMode>,
 ) -> VmReport {
-    let start = Instant::now();
-    let mut report = VmReport {
-        hello: None,
-        events: vec![],
-        bad_lines: vec![],
-        console_tail: vec![],
-        kernel_log: KernelLog::new(match &request.action {
-            crate::protocol::Action::Assert { ids, .. } => ids.clone(),
-            _ => vec![],
-        }),
-        error: None,
-        boot_time: None,
-        total_time: Duration::ZERO,
-    };
-    let mut tail = VecDeque::new();
-    let res = run_inner(&mut cfg, request, t, on_event, &mut report, &mut tail, start, snap);
-    report.error = res.err();
-    report.console_tail = tail.into_iter().collect();
-    report.total_time = start.elapsed();
-    report
+    let mut s = Session::new(request, t, snap);
+    let res = s.run(&mut cfg, on_event);
+    s.report.error = res.err();
+    s.report.console_tail = s.tail.into_iter().collect();
+    s.report.total_time = s.start.elapsed();
+    s.report
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_inner(
-    cfg: &mut QemuConfig,
-    request: &Request,
+/// How often the loop looks at the clock and QEMU when nothing arrives.
+const POLL: Duration = Duration::from_millis(50);
+
+/// QEMU running under its guard, its sockets connected.
+struct Started {
+    guard: VmGuard,
+    rx: mpsc::Receiver<Msg>,
+    chan_w: UnixStream,
+    qmp: Option<super::qmp::Qmp>,
+}
+
+/// The listening sockets QEMU connects to, in the order it connects.
+struct Listeners {
+    console: Option<UnixListener>,
+    channel: UnixListener,
+    qmp: Option<UnixListener>,
+}
+
+/// What the loop does after an agent event.
+enum Flow {
+    /// Look at the watchdog.
+    Watch,
+    /// The hello was handled: next message.
+    Next,
+    /// The run is over (`Done`, or the snapshot saved).
+    Finished,
+}
+
+/// One run: what the watchdog decides from, what the report collects.
+struct Session<'a> {
+    request: &'a Request,
     t: Timeouts,
-    on_event: &mut dyn FnMut(&Event),
-    report: &mut VmReport,
-    tail: &mut VecDeque<String>,
+    snap: Option<&'a SnapMode>,
     start: Instant,
-    snap: Option<&SnapMode>,
-) -> Result<(), VmError> {
+    watchdog: Watchdog,
+    report: VmReport,
+    tail: VecDeque<String>,
+    request_sent: bool,
+}
+
+impl<'a> Session<'a> {
+    fn new(request: &'a Request, t: Timeouts, snap: Option<&'a SnapMode>) -> Self {
+        let expected = match &request.action {
+            crate::protocol::Action::Assert { ids, .. } => ids.clone(),
+            _ => vec![],
+        };
+        Session {
+            request,
+            t,
+            snap,
+            start: Instant::now(),
+            watchdog: Watchdog::new(t.boot, t.step),
+            report: VmReport {
+                hello: None,
+                events: vec![],
+                bad_lines: vec![],
+                console_tail: vec![],
+                kernel_log: KernelLog::new(expected),
+                error: None,
+                boot_time: None,
+                total_time: Duration::ZERO,
+            },
+            tail: VecDeque::new(),
+            request_sent: false,
+        }
+    }
+
+    fn run(&mut self, cfg: &mut QemuConfig, on_event: &mut dyn FnMut(&Event)) -> Result<(), VmError> {
+        let (guard, listeners) = spawn(cfg, self.snap)?;
+        let mut vm = connect(guard, listeners, self.start + self.t.boot, self.t)?;
+        self.resume(&mut vm)?;
+        self.watch(&mut vm, on_event)
+    }
+
+    /// A restored VM runs on at once: `Resume` and the request go to the agent (which answers
+    /// with a hello).
+    fn resume(&mut self, vm: &mut Started) -> Result<(), VmError> {
+        if let (Some(SnapMode::Restore { state, resume, .. }), Some(q)) = (self.snap, vm.qmp.as_mut()) {
+            snapvm::restore(q, state).map_err(|e| qmp_failed(e, &mut vm.guard))?;
+            let lines = format!(
+                "{}{}",
+                encode_line(resume).unwrap_or_default(),
+                encode_line(self.request).unwrap_or_default()
+            );
+            vm.chan_w.write_all(lines.as_bytes()).map_err(setup("send resume and request to the agent"))?;
+            self.request_sent = true;
+        }
+        Ok(())
+    }
+
+    /// Messages in, the watchdog consulted after each (and after each quiet poll).
+    fn watch(&mut self, vm: &mut Started, on_event: &mut dyn FnMut(&Event)) -> Result<(), VmError> {
+        loop {
+            match vm.rx.recv_timeout(POLL) {
+                Ok(Msg::Console(line)) => self.console(line),
+                Ok(Msg::Event(ev)) => match self.event(ev, vm, on_event)? {
+                    Flow::Watch => {}
+                    Flow::Next => continue,
+                    Flow::Finished => return Ok(()),
+                },
+                Ok(Msg::Bad(line)) => self.report.bad_lines.push(line),
+                Ok(Msg::ChannelClosed)
+                | Err(mpsc::RecvTimeoutError::Timeout)
+                | Err(mpsc::RecvTimeoutError::Disconnected) => {}
+            }
+            let exited = vm.guard.child().try_wait().ok().flatten();
+            let tick = Input::Tick { qemu_exited: exited.is_some() };
+            let mut decision = self.watchdog.feed(tick, self.start.elapsed());
+            if let Decision::Drain = decision {
+                for line in drain(&vm.rx) {
+                    self.console(line);
+                }
+                decision = self.watchdog.feed(Input::Drained, self.start.elapsed());
+            }
+            match (decision, exited) {
+                (Decision::Fail(e), _) => return Err(e),
+                (Decision::QemuDied, Some(st)) => return Err(died(st, &mut vm.guard)),
+                _ => {}
+            }
+        }
+    }
+
+    /// A console line: to the watchdog, the kernel log and the tail.
+    fn console(&mut self, line: String) {
+        self.watchdog.feed(Input::Console(&line), self.start.elapsed());
+        self.report.kernel_log.feed(&line);
+        self.tail.push_back(line);
+        if self.tail.len() > CONSOLE_TAIL {
+            self.tail.pop_front();
+        }
+    }
+
+    /// An agent event: progress for the watchdog, to `on_event`, into the report; the hello
+    /// starts the request (or the snapshot's save), `Done` ends the run.
+    fn event(
+        &mut self,
+        ev: Event,
+        vm: &mut Started,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<Flow, VmError> {
+        let is_hello = matches!(ev, Event::Hello { .. });
+        self.watchdog.feed(if is_hello { Input::Hello } else { Input::Event }, self.start.elapsed());
+        on_event(&ev);
+        if let Event::Hello { protocol_version, .. } = &ev {
+            self.report.boot_time = Some(self.start.elapsed());
+            if *protocol_version != PROTOCOL_VERSION {
+                return Err(VmError::Version { guest: *protocol_version });
+            }
+            self.report.hello = Some(ev);
+            return self.hello(vm);
+        }
+        match &ev {
+            Event::Result { .. } => self.report.kernel_log.finished_one(),
+            Event::Log { message } => {
+                if let Some(line) = message.strip_prefix(crate::kernel_log::KMSG_PREFIX) {
+                    self.report.kernel_log.feed(line);
+                }
+            }
+            _ => {}
+        }
+        let done = ev == Event::Done;
+        self.report.events.push(ev);
+        if done {
+            vm.guard.kill();
+            return Ok(Flow::Finished);
+        }
+        Ok(Flow::Watch)
+    }
+
+    /// The agent is ready: save the snapshot (and end), or send the request if not sent yet.
+    fn hello(&mut self, vm: &mut Started) -> Result<Flow, VmError> {
+        if let (Some(SnapMode::Save { state, .. }), Some(q)) = (self.snap, vm.qmp.as_mut()) {
+            q.set_deadline(snapvm::deadline(self.t.boot.as_secs().max(30)));
+            snapvm::save(q, state).map_err(|e| qmp_failed(e, &mut vm.guard))?;
+            vm.guard.kill();
+            return Ok(Flow::Finished);
+        }
+        if !self.request_sent {
+            let line = encode_line(self.request).unwrap_or_default();
+            vm.chan_w.write_all(line.as_bytes()).map_err(setup("send request to the agent"))?;
+            self.request_sent = true;
+        }
+        Ok(Flow::Next)
+    }
+}
+
+fn setup(what: &str) -> impl FnOnce(std::io::Error) -> VmError {
+    let what = what.to_string();
+    move |source| VmError::Setup { what, source }
+}
+
+/// Binds QEMU's sockets in a temp dir (pointing `cfg` at them), writes the payload device of a
+/// snapshot run, and spawns QEMU under a guard (which owns the temp dir).
+fn spawn(cfg: &mut QemuConfig, snap: Option<&SnapMode>) -> Result<(VmGuard, Listeners), VmError> {
     let dir = tempfile::Builder::new()
         .prefix("isolab-vm-")
         .tempdir()
@@ -209,9 +377,9 @@ fn run_inner(
             .map(|l| (l, p.clone()))
             .map_err(|source| VmError::Setup { what: format!("bind {}", p.display()), source })
     };
-    let (chan_l, chan_p) = listen("chan.sock")?;
+    let (channel, chan_p) = listen("chan.sock")?;
     cfg.channel = chan_p;
-    let con_l = match cfg.console {
+    let console = match cfg.console {
         Console::Socket(_) => {
             let (l, p) = listen("con.sock")?;
             cfg.console = Console::Socket(p);
@@ -220,7 +388,7 @@ fn run_inner(
         Console::Stdio => None,
     };
     let mut args = qemu_args(cfg);
-    let qmp_l = match snap {
+    let qmp = match snap {
         Some(mode) => {
             let (l, p) = listen("qmp.sock")?;
             let payload = dir.path().join("payload");
@@ -237,152 +405,44 @@ fn run_inner(
     };
     let mut cmd = Command::new(&cfg.qemu);
     cmd.args(&args).stderr(Stdio::piped());
-    if con_l.is_some() {
+    if console.is_some() {
         cmd.stdin(Stdio::null()).stdout(Stdio::null());
     }
     let child = cmd
         .spawn()
         .map_err(|source| VmError::Spawn { command: format!("{} {}", cfg.qemu, args.join(" ")), source })?;
-    let mut guard = VmGuard::new(child, dir);
-    let boot_deadline = start + t.boot;
+    Ok((VmGuard::new(child, dir), Listeners { console, channel, qmp }))
+}
+
+/// Accepts QEMU's connections by `deadline` (it connects its chardevs in order: console
+/// first, then the channel, then QMP) and starts reading console and channel.
+fn connect(mut guard: VmGuard, l: Listeners, deadline: Instant, t: Timeouts) -> Result<Started, VmError> {
     let (tx, rx) = mpsc::channel();
-    // QEMU connects its chardevs in order: console first, then the channel.
-    if let Some(l) = &con_l {
-        read_lines(accept(l, boot_deadline, &mut guard).map_err(|e| fix_secs(e, t))?, tx.clone(), true);
+    if let Some(l) = &l.console {
+        read_lines(accept(l, deadline, &mut guard).map_err(|e| fix_secs(e, t))?, tx.clone(), true);
     }
-    let chan = accept(&chan_l, boot_deadline, &mut guard).map_err(|e| fix_secs(e, t))?;
-    let mut chan_w =
-        chan.try_clone().map_err(|source| VmError::Setup { what: "dup channel socket".into(), source })?;
+    let chan = accept(&l.channel, deadline, &mut guard).map_err(|e| fix_secs(e, t))?;
+    let chan_w = chan.try_clone().map_err(setup("dup channel socket"))?;
     read_lines(chan, tx, false);
-    let mut qmp = match &qmp_l {
+    let qmp = match &l.qmp {
         Some(l) => {
-            let s = accept(l, boot_deadline, &mut guard).map_err(|e| fix_secs(e, t))?;
-            Some(super::qmp::Qmp::connect(s, boot_deadline).map_err(|e| qmp_failed(e, &mut guard))?)
+            let s = accept(l, deadline, &mut guard).map_err(|e| fix_secs(e, t))?;
+            Some(super::qmp::Qmp::connect(s, deadline).map_err(|e| qmp_failed(e, &mut guard))?)
         }
         None => None,
     };
-    let setup = |what: &str| {
-        let what = what.to_string();
-        move |source| VmError::Setup { what, source }
-    };
-    let mut request_sent = false;
-    if let (Some(SnapMode::Restore { state, resume, .. }), Some(q)) = (snap, qmp.as_mut()) {
-        snapvm::restore(q, state).map_err(|e| qmp_failed(e, &mut guard))?;
-        let lines = format!(
-            "{}{}",
-            encode_line(resume).unwrap_or_default(),
-            encode_line(request).unwrap_or_default()
-        );
-        chan_w.write_all(lines.as_bytes()).map_err(setup("send resume and request to the agent"))?;
-        request_sent = true;
-    }
-
-    let mut last_progress = Instant::now();
-    let mut panic_line: Option<(String, Instant)> = None;
-    let mut stop_line: Option<(String, Instant)> = None;
-    loop {
-        match rx.recv_timeout(Duration::from_millis(50)) {
-            Ok(Msg::Console(line)) => {
-                if panic_line.is_none() && line.contains("Kernel panic") {
-                    panic_line = Some((line.trim().to_string(), Instant::now()));
-                }
-                report.kernel_log.feed(&line);
-                if stop_line.is_none() && STOP_MARKERS.iter().any(|m| line.contains(m)) {
-                    stop_line = Some((line.trim().to_string(), Instant::now()));
-                }
-                tail.push_back(line);
-                if tail.len() > CONSOLE_TAIL {
-                    tail.pop_front();
-                }
-            }
-            Ok(Msg::Event(ev)) => {
-                last_progress = Instant::now();
-                on_event(&ev);
-                if let Event::Hello { protocol_version, .. } = &ev {
-                    report.boot_time = Some(start.elapsed());
-                    if *protocol_version != PROTOCOL_VERSION {
-                        return Err(VmError::Version { guest: *protocol_version });
-                    }
-                    report.hello = Some(ev);
-                    if let (Some(SnapMode::Save { state, .. }), Some(q)) = (snap, qmp.as_mut()) {
-                        q.set_deadline(snapvm::deadline(t.boot.as_secs().max(30)));
-                        snapvm::save(q, state).map_err(|e| qmp_failed(e, &mut guard))?;
-                        guard.kill();
-                        return Ok(());
-                    }
-                    if !request_sent {
-                        let line = encode_line(request).unwrap_or_default();
-                        chan_w.write_all(line.as_bytes()).map_err(setup("send request to the agent"))?;
-                        request_sent = true;
-                    }
-                    continue;
-                }
-                match &ev {
-                    Event::Result { .. } => report.kernel_log.finished_one(),
-                    Event::Log { message } => {
-                        if let Some(line) = message.strip_prefix(crate::kernel_log::KMSG_PREFIX) {
-                            report.kernel_log.feed(line);
-                        }
-                    }
-                    _ => {}
-                }
-                let done = ev == Event::Done;
-                report.events.push(ev);
-                if done {
-                    guard.kill();
-                    return Ok(());
-                }
-            }
-            Ok(Msg::Bad(line)) => report.bad_lines.push(line),
-            Ok(Msg::ChannelClosed)
-            | Err(mpsc::RecvTimeoutError::Timeout)
-            | Err(mpsc::RecvTimeoutError::Disconnected) => {}
-        }
-        // Give the console a moment after a panic so the tail has the backtrace.
-        if let Some((line, at)) = &panic_line {
-            if at.elapsed() > Duration::from_millis(300) {
-                return Err(VmError::KernelPanic { line: line.clone() });
-            }
-            continue;
-        }
-        // A halted guest (no ACPI power-off) keeps QEMU alive: the channel gets one second to
-        // deliver `Done`, then it is an error rather than a wait for the step timeout.
-        if let Some((line, at)) = &stop_line {
-            if at.elapsed() > Duration::from_secs(1) {
-                return Err(VmError::GuestStopped { line: line.clone() });
-            }
-        }
-        if let Ok(Some(st)) = guard.child().try_wait() {
-            drain(&rx, tail, &mut report.kernel_log);
-            if let Some((line, _)) = panic_line.or_else(|| {
-                tail.iter().find(|l| l.contains("Kernel panic")).map(|l| (l.clone(), Instant::now()))
-            }) {
-                return Err(VmError::KernelPanic { line: line.trim().to_string() });
-            }
-            return Err(died(st, &mut guard));
-        }
-        if report.hello.is_none() && Instant::now() > boot_deadline {
-            return Err(VmError::BootTimeout { secs: t.boot.as_secs() });
-        }
-        if let Some(step) = t.step {
-            if report.hello.is_some() && last_progress.elapsed() > step {
-                return Err(VmError::StepTimeout { secs: step.as_secs() });
-            }
-        }
-    }
+    Ok(Started { guard, rx, chan_w, qmp })
 }
 
-fn drain(rx: &mpsc::Receiver<Msg>, tail: &mut VecDeque<String>, klog: &mut KernelLog) {
-    std::thread::sleep(Duration::from_millis(50));
-    while let Ok(m) = rx.try_recv() {
-        if let Msg::Console(line) = m {
-            klog.feed(&line);
-            tail.push_back(line);
-            if tail.len() > CONSOLE_TAIL {
-                tail.pop_front();
-            }
-        }
-    }
+/// The console lines still on their way once QEMU is gone (given a moment to arrive).
+fn drain(rx: &mpsc::Receiver<Msg>) -> Vec<String> {
+    std::thread::sleep(POLL);
+    rx.try_iter()
+        .filter_map(|m| match m {
+            Msg::Console(line) => Some(line),
+            _ => None,
+        })
+        .collect()
 }
 
 fn fix_secs(e: VmError, t: Timeouts) -> VmError {

@@ -6,17 +6,18 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use indicatif::ProgressBar;
 use isolab_harness::catalogue;
 use isolab_harness::check::{self, CheckOptions};
 use isolab_harness::kernels::Matrix;
 use isolab_harness::lab;
-use isolab_harness::matrix::{run_cell_planned, selected_ids, CellInfo, CellPlan};
+use isolab_harness::matrix::{self, plan, selected_ids, CellPlan, MatrixRun, Progress, RuntimeId};
 use isolab_harness::protocol::{CgroupMode, Event};
 use isolab_harness::report::timing::{merged_timing, run_timing, RunTiming};
 use isolab_harness::report::{self, Record};
 use isolab_harness::vm;
 
-use super::{bar, build_image, kernels, options, say, Global};
+use super::{bar, kernels, options, say, Global, ImageBar};
 
 /// Options of `isolab matrix`.
 #[derive(Debug, clap::Args)]
@@ -117,113 +118,82 @@ pub fn check_host(
     finish(&records, &run_timing(&records, wall), out, baseline)
 }
 
-/// `isolab matrix`.
+/// `isolab matrix`: the CLI's selection to cells, the run to the library, its progress and
+/// results to the terminal.
 pub fn matrix(g: &Global, m: &Matrix, a: &MatrixArgs) -> Result<i32> {
     let start = Instant::now();
     let ids = selected_ids(&a.only);
     if ids.is_empty() {
         bail!("--only {:?} matches no assertion", a.only);
     }
-    let modes = &a.cgroup;
     let specs = m.select(&a.kernels)?;
     let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
-    let mut all_cells: Vec<(String, CgroupMode, usize)> = Vec::new();
-    for n in &names {
-        for mode in modes {
-            for b in 0..a.base_config.len() {
-                all_cells.push((n.clone(), *mode, b));
-            }
-        }
-    }
-    let cells = match &a.shard {
-        Some(s) => {
-            let (i, n) = report::parse_shard(s)
-                .with_context(|| format!("--shard {s:?}: expected I/N with 1 <= I <= N"))?;
-            report::shard(&all_cells, i, n)
-        }
-        None => all_cells,
+    let shard = match &a.shard {
+        Some(s) => Some(
+            report::parse_shard(s)
+                .with_context(|| format!("--shard {s:?}: expected I/N with 1 <= I <= N"))?,
+        ),
+        None => None,
     };
-    let mut wanted: Vec<String> = cells.iter().map(|c| c.0.clone()).collect();
-    wanted.dedup();
+    let cells = plan::shard(plan::cells(&names, &a.cgroup, &a.base_config), shard);
     // Fetch and build what is missing, with progress.
-    kernels::fetch_kernels(g, m, &wanted)?;
+    kernels::fetch_kernels(g, m, &plan::kernels(&cells))?;
     let mut o = options(g)?;
     o.cpus = g.cpus.unwrap_or(2);
     let runtime = o
         .runtime
         .clone()
         .context("no runtime to test: build isorun (cargo build --release) or pass --runtime")?;
-    let runtime_name = runtime.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let runtime_version = catalogue::runtime_version(&runtime);
-    let mut prepared = Vec::new();
-    for (name, mode, base) in &cells {
-        let spec = specs.iter().find(|s| &s.name == name).context("kernel vanished from the selection")?;
-        let k = lab::checked_kernel(spec, m, &o.cache)?;
-        // Restored VMs boot the image without the runtime (it comes as their payload).
-        let img = if a.fresh {
-            build_image(&k, &o)?
-        } else {
-            isolab_harness::snapshot::restore::snapshot_image(&k, &o)?
-        };
-        prepared.push((k, img, *mode, &a.base_config[*base]));
+    let runtime = RuntimeId::of(&runtime);
+    let image_bar = ImageBar::default();
+    let prepared = matrix::prepare(&cells, &specs, m, &o, a.fresh, &|k, p| image_bar.show(k, p))?;
+    if let Some(p) = prepared.first() {
+        super::accel_now(&o, &p.kernel, &p.image);
     }
-    if let Some((k, img, _, _)) = prepared.first() {
-        super::accel_now(&o, k, img);
-    }
-    let jobs = g.jobs.unwrap_or_else(|| vm::default_jobs(o.memory_mb));
-    let plan = CellPlan { fresh: a.fresh, per_vm: a.per_vm.map(|n| n as usize) };
-    let how = match (a.fresh, plan.per_vm) {
+    let run = MatrixRun {
+        cells: &prepared,
+        ids: &ids,
+        plan: CellPlan { fresh: a.fresh, per_vm: a.per_vm.map(|n| n as usize) },
+        runtime,
+        jobs: g.jobs.unwrap_or_else(|| vm::default_jobs(o.memory_mb)),
+    };
+    let how = match (run.plan.fresh, run.plan.per_vm) {
         (true, _) => "fresh boots".to_string(),
         (false, None) => "restored from snapshots".to_string(),
         (false, Some(n)) => format!("restored from snapshots, {n} assertion(s) per VM"),
     };
-    let pb =
-        bar(prepared.len() as u64, &format!("matrix: {} cells, {jobs} VMs at a time, {how}", prepared.len()));
-    // Work items are (cell, group of assertions): with --per-vm, a cell's VMs run in parallel too.
-    let size = plan.per_vm.unwrap_or(ids.len()).max(1);
-    let groups_per_cell = ids.chunks(size).count();
-    let work: Vec<(usize, Vec<String>)> =
-        (0..prepared.len()).flat_map(|i| ids.chunks(size).map(move |g| (i, g.to_vec()))).collect();
-    let acc: std::sync::Mutex<Vec<(usize, Vec<Record>)>> =
-        std::sync::Mutex::new(vec![(0, Vec::new()); prepared.len()]);
-    pb.set_length(work.len() as u64);
-    let per_cell = vm::run_parallel(&work, jobs, |(i, group)| {
-        let (k, img, mode, base) = &prepared[*i];
-        let cell = CellInfo {
-            kernel: k.files.name.clone(),
-            mode: *mode,
-            runtime: runtime_name.clone(),
-            runtime_version: runtime_version.clone(),
-            base: (*base).clone(),
-        };
-        let label = if base.is_spec() {
-            mode.as_str().to_string()
-        } else {
-            format!("{}/{}", mode.as_str(), base.name)
-        };
-        let one = CellPlan { per_vm: None, ..plan };
-        let recs = run_cell_planned(k, img, &cell, group, &o, one, &mut |ev| match ev {
-            Event::Result { id, outcome, .. } => {
-                pb.set_message(format!("{} {label} {id}: {outcome:?}", k.files.name))
-            }
-            Event::Log { message } => say(&pb, format!("{:<12} {label}: {message}", k.files.name)),
-            _ => {}
-        });
-        let mut acc = acc.lock().unwrap_or_else(|p| p.into_inner());
-        acc[*i].0 += 1;
-        acc[*i].1.extend(recs.iter().cloned());
-        if acc[*i].0 == groups_per_cell {
-            let all = &isolab_harness::kernel_findings::combine(acc[*i].1.clone());
-            let secs: f64 = all.iter().map(|r| r.duration_ms as f64 / 1000.0).sum();
-            say(&pb, format!("{:<12} {label}: {}", k.files.name, report::summary_line(all, secs)));
-        }
-        pb.inc(1);
-        recs
-    });
+    let pb = bar(
+        prepared.len() as u64,
+        &format!("matrix: {} cells, {} VMs at a time, {how}", prepared.len(), run.jobs),
+    );
+    pb.set_length(run.work().len() as u64);
+    let records = run.run(&o, &|p| show_progress(&pb, p));
     pb.finish_and_clear();
-    let records = isolab_harness::kernel_findings::combine(per_cell.into_iter().flatten().collect());
     let timing = run_timing(&records, start.elapsed().as_secs_f64());
     finish(&records, &timing, &a.out, a.baseline.as_deref())
+}
+
+/// A matrix run's progress on the bar: each result as its message, agent logs and each cell's
+/// summary above it.
+fn show_progress(pb: &ProgressBar, p: Progress<'_>) {
+    match p {
+        Progress::Event { cell, event } => {
+            let (kernel, label) = (&cell.kernel.files.name, cell.cell.label());
+            match event {
+                Event::Result { id, outcome, .. } => {
+                    pb.set_message(format!("{kernel} {label} {id}: {outcome:?}"))
+                }
+                Event::Log { message } => say(pb, format!("{kernel:<12} {label}: {message}")),
+                _ => {}
+            }
+        }
+        Progress::CellDone { cell, records } => {
+            let secs: f64 = records.iter().map(|r| r.duration_ms as f64 / 1000.0).sum();
+            let (kernel, label) = (&cell.kernel.files.name, cell.cell.label());
+            say(pb, format!("{kernel:<12} {label}: {}", report::summary_line(records, secs)));
+        }
+        Progress::WorkDone => pb.inc(1),
+    }
 }
 
 /// `isolab report merge DIR...`: join shard outputs into one report.

@@ -1,4 +1,5 @@
 //! `isolab`: boot throwaway VMs on a matrix of real kernels.
+#![warn(clippy::too_many_lines)]
 
 mod bench;
 mod kernels;
@@ -321,23 +322,38 @@ fn bar(len: u64, msg: &str) -> ProgressBar {
     pb
 }
 
+/// The progress bar of image builds: it appears only when an image is really built, and goes
+/// when it is there.
+#[derive(Default)]
+struct ImageBar(std::cell::RefCell<Option<ProgressBar>>);
+
+impl ImageBar {
+    fn show(&self, kernel: &str, progress: Option<(usize, usize)>) {
+        let mut pb = self.0.borrow_mut();
+        match progress {
+            Some((done, total)) => pb
+                .get_or_insert_with(|| bar(total as u64, &format!("image {kernel}")))
+                .set_position(done as u64),
+            None => {
+                if let Some(pb) = pb.take() {
+                    pb.finish_and_clear();
+                }
+            }
+        }
+    }
+}
+
 /// Builds (or finds) a kernel's image; a progress bar appears only when it is really built.
 fn build_image(k: &isolab_harness::kernels::CheckedKernel, o: &LabOptions) -> Result<PathBuf> {
-    let pb: std::sync::OnceLock<ProgressBar> = std::sync::OnceLock::new();
-    let img = lab::image_for(k, o, None, &|done, total| {
-        let pb = pb.get_or_init(|| bar(total as u64, &format!("image {}", k.files.name)));
-        pb.set_position(done as u64);
-    })?;
-    if let Some(pb) = pb.get() {
-        pb.finish_and_clear();
-    }
+    let pb = ImageBar::default();
+    let img = lab::image_for(k, o, None, &|done, total| pb.show(&k.files.name, Some((done, total))))?;
+    pb.show(&k.files.name, None);
     Ok(img)
 }
 
 /// Makes the accelerator decision now (before any progress bar; `--accel auto` may probe).
 fn accel_now(o: &LabOptions, k: &isolab_harness::kernels::CheckedKernel, img: &std::path::Path) {
-    let kernel = lab::boot_kernel(k, o);
-    vm::resolve_accel(o.accel, lab::probe_target(o, &kernel, img));
+    lab::decide_accel(o, k, img);
 }
 
 /// Prints a line above the bar (or plainly when the bar is hidden, e.g. not a terminal).

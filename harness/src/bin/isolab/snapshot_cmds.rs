@@ -3,8 +3,9 @@
 use anyhow::{bail, Context, Result};
 use isolab_harness::kernels::Matrix;
 use isolab_harness::lab;
+use isolab_harness::launch;
 use isolab_harness::protocol::{Action, CgroupMode, Request, PROTOCOL_VERSION};
-use isolab_harness::snapshot::{prune, restore};
+use isolab_harness::snapshot::prune;
 
 use super::{build_image, options, Global};
 
@@ -27,8 +28,8 @@ pub fn bench(g: &Global, m: &Matrix, kernel: &str, cg: CgroupMode, runs: usize) 
     let img = build_image(&k, &o)?;
     let idle = Request { protocol_version: PROTOCOL_VERSION, action: Action::Idle };
     // Build (or check) the snapshot outside the measurement.
-    let first = restore::boot_restored(&k, cg, &idle, &o, &mut |_| {})?;
-    eprintln!("{}", restore::describe(&first));
+    let first = launch::boot_restored(&k, cg, &idle, &o, &mut |_| {})?;
+    eprintln!("{}", launch::describe(&first));
     let (mut fresh, mut restored) = (Vec::new(), Vec::new());
     for _ in 0..runs {
         let r = lab::boot(&k, &img, cg, &idle, &o, false, &mut |_| {});
@@ -36,11 +37,11 @@ pub fn bench(g: &Global, m: &Matrix, kernel: &str, cg: CgroupMode, runs: usize) 
             bail!("fresh boot of {kernel}: {e}\n{}", r.console_tail.join("\n"));
         }
         fresh.push(r.boot_time.unwrap_or_default().as_secs_f64());
-        let r = restore::boot_restored(&k, cg, &idle, &o, &mut |_| {})?;
+        let r = launch::boot_restored(&k, cg, &idle, &o, &mut |_| {})?;
         if let Some(e) = &r.report.error {
             bail!("restored {kernel}: {e}\n{}", r.report.console_tail.join("\n"));
         }
-        restored.push(restore::ready_time(&r.report).unwrap_or_default().as_secs_f64());
+        restored.push(launch::ready_time(&r.report).unwrap_or_default().as_secs_f64());
     }
     println!("{kernel} {}: QEMU start -> agent ready, {runs} runs each, interleaved", cg.as_str());
     println!("  fresh boot   median {:.3} s  ({})", median(&fresh), raw(&fresh));
@@ -64,7 +65,7 @@ pub fn run(
     let k = lab::checked_kernel(spec, m, &o.cache)?;
     let action = Action::Exec { argv: command.to_vec(), env: vec![], timeout_secs: 0 };
     let req = Request { protocol_version: PROTOCOL_VERSION, action };
-    let r = restore::boot_restored(&k, cg, &req, &o, &mut |ev| match ev {
+    let r = launch::boot_restored(&k, cg, &req, &o, &mut |ev| match ev {
         Event::CommandOutput { stream: Stream::Stdout, line } => println!("{line}"),
         Event::CommandOutput { stream: Stream::Stderr, line } => eprintln!("{line}"),
         Event::Error { message } => eprintln!("isolab-agent: {message}"),
@@ -72,7 +73,7 @@ pub fn run(
     })?;
     eprintln!(
         "{} (ready after {:.3} s)",
-        restore::describe(&r),
+        launch::describe(&r),
         r.report.boot_time.unwrap_or_default().as_secs_f64()
     );
     if let Some(e) = &r.report.error {

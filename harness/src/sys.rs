@@ -1,4 +1,5 @@
-//! Every raw syscall the guest agent makes, each behind a small safe wrapper.
+//! Every raw syscall of the guest side (the agent, and the catalogue where it needs one the
+//! standard library lacks), each behind a small safe wrapper.
 //!
 //! Wrappers return `io::Error` (errno); callers add the path or step to their own error type.
 
