@@ -14,6 +14,7 @@ use crate::cgroups::CgroupManager;
 use crate::container::record::Recording;
 use crate::container::spawn::{self, MadeCgroup, Spawned};
 use crate::container::{self, Bundle, ContainerError, Plan};
+use crate::rootfs::cgroupfs;
 use crate::state::{self, ContainerRecord, StateStore, Status};
 
 /// `isorun checkpoint` options (runc's flags).
@@ -152,7 +153,7 @@ pub fn checkpoint(store: &StateStore, id: &str, opts: &CheckpointOptions) -> Res
         leave_running: opts.leave_running,
         tcp_established: opts.tcp_established,
         file_locks: opts.file_locks,
-        binds: plan::bind_mounts(spec, &rec.bundle),
+        binds: [plan::bind_mounts(spec, &rec.bundle), dump_cgroup_binds(spec, &rec)].concat(),
         external_files: stdio
             .iter()
             .filter(|(_, k)| k.starts_with("file["))
@@ -250,6 +251,7 @@ pub fn restore(store: &StateStore, id: &str, opts: &RestoreOptions) -> Result<Op
     let cgroup_root = Some(cgroup.path().to_owned()).filter(|_| meta.cgroup_path.is_some());
     let mut recording = Recording::begin(store, id, &bundle, &plan, Some(cgroup.path().to_owned()))?;
     let resources = bundle.config().spec().linux().as_ref().and_then(|l| l.resources().as_ref());
+    let cgroup_path = cgroup.path().to_owned();
     let cgroup = MadeCgroup::make(cgroup, resources)?;
     let root = RestoreRoot::bind(recording.dir(), &bundle)?;
     if !opts.detach {
@@ -265,7 +267,11 @@ pub fn restore(store: &StateStore, id: &str, opts: &RestoreOptions) -> Result<Op
         pid_file: pid_file.clone(),
         tcp_established: opts.tcp_established,
         file_locks: opts.file_locks,
-        binds: plan::bind_mounts(bundle.config().spec(), bundle.dir()),
+        binds: [
+            plan::bind_mounts(bundle.config().spec(), bundle.dir()),
+            restore_cgroup_binds(bundle.config().spec(), &cgroup_path, root.0.as_path()),
+        ]
+        .concat(),
         stdio: meta.stdio,
         cgroup_root,
         network_lock: plan::network_lock(has_iptables_restore()),
@@ -314,6 +320,34 @@ fn load_checked(
     }
     refuse_joined_namespaces(id, bundle.config().spec())?;
     Ok((images, meta, bundle))
+}
+
+/// `(name, host directory)` of each hierarchy bound under a `type: cgroup` mount, for a
+/// process whose /proc/PID/cgroup reads `proc_cgroup` (empty on a pure cgroup v2 host).
+fn cgroup_hierarchy_dirs(proc_cgroup: &str, exclude: &Path) -> Vec<(String, PathBuf)> {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    match cgroupfs::plan(&mountinfo, proc_cgroup, exclude) {
+        Ok(cgroupfs::Plan::Legacy { hierarchies, .. }) => {
+            hierarchies.into_iter().map(|h| (h.name, h.own_dir)).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The cgroup binds of the running container (its init's own cgroup directories).
+fn dump_cgroup_binds(spec: &oci_spec::runtime::Spec, rec: &ContainerRecord) -> Vec<plan::BindMount> {
+    let proc_cgroup = fs::read_to_string(format!("/proc/{}/cgroup", rec.pid)).unwrap_or_default();
+    plan::cgroup_binds(spec, &cgroup_hierarchy_dirs(&proc_cgroup, &rec.rootfs))
+}
+
+/// The cgroup binds of the restored container: its new cgroup's directories.
+fn restore_cgroup_binds(
+    spec: &oci_spec::runtime::Spec,
+    cgroup: &str,
+    exclude: &Path,
+) -> Vec<plan::BindMount> {
+    let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    plan::cgroup_binds(spec, &cgroup_hierarchy_dirs(&plan::cgroup_text_at(&own, cgroup), exclude))
 }
 
 /// The restored init's pid, from CRIU's pid file.

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use serde::{Deserialize, Serialize};
 
 /// The oldest CRIU isorun drives: 3.11 has `--external mnt[]`, `--inherit-fd`, cgroup
@@ -88,6 +88,40 @@ pub fn bind_mounts(spec: &Spec, bundle: &Path) -> Vec<BindMount> {
             })
         })
         .collect()
+}
+
+/// The binds of a `type: cgroup` mount that CRIU must take as external, as runc does: on a
+/// cgroup v1 or hybrid host without a cgroup namespace the mount is a tmpfs holding one bind
+/// of the container's own cgroup directory per hierarchy, and CRIU cannot dump a bind whose
+/// root it does not see (CRIU 3.17: "./sys/fs/cgroup/misc doesn't have a proper root mount",
+/// with Docker's and podman's configs on a v1 guest). `hierarchies` is each hierarchy's
+/// `(name, host directory)` (empty on a pure cgroup v2 host: one real cgroup2 mount).
+pub fn cgroup_binds(spec: &Spec, hierarchies: &[(String, PathBuf)]) -> Vec<BindMount> {
+    let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().as_ref());
+    if namespaces.into_iter().flatten().any(|ns| ns.typ() == LinuxNamespaceType::Cgroup) {
+        return Vec::new(); // fresh hierarchies, mounted in the container: CRIU dumps them
+    }
+    let cgroup_mounts = spec.mounts().iter().flatten().filter(|m| m.typ().as_deref() == Some("cgroup"));
+    cgroup_mounts
+        .flat_map(|m| {
+            let dest = m.destination().to_string_lossy().trim_end_matches('/').to_owned();
+            hierarchies.iter().map(move |(name, dir)| BindMount {
+                destination: format!("{dest}/{name}"),
+                source: dir.clone(),
+            })
+        })
+        .collect()
+}
+
+/// `/proc/self/cgroup` text with every hierarchy's path replaced by `path`: where a restored
+/// container's processes go (isorun makes its cgroup in every hierarchy before CRIU runs).
+pub fn cgroup_text_at(proc_self_cgroup: &str, path: &str) -> String {
+    let lines = proc_self_cgroup.lines().filter_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (id, controllers) = (f.next()?, f.next()?);
+        Some(format!("{id}:{controllers}:{path}\n"))
+    });
+    lines.collect()
 }
 
 /// The CRIU key of an init's stdio: `pipe:[ino]` / `socket:[ino]` as the fd link reads, or,

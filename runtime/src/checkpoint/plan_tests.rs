@@ -117,3 +117,50 @@ fn restore_arguments() {
     assert!(a.contains("--inherit-fd fd[0]:file[1f:10] --inherit-fd fd[1]:pipe:[77]"), "{a}");
     assert!(a.contains("--tcp-established") && !a.contains("--file-locks"), "{a}");
 }
+
+fn spec_with(mounts: serde_json::Value, namespaces: serde_json::Value) -> Spec {
+    serde_json::from_value(serde_json::json!({
+        "ociVersion": "1.0.2",
+        "mounts": mounts,
+        "linux": { "namespaces": namespaces }
+    }))
+    .unwrap()
+}
+
+const HIERARCHIES: &[(&str, &str)] =
+    &[("cpu,cpuacct", "/sys/fs/cgroup/cpu,cpuacct/c"), ("misc", "/sys/fs/cgroup/misc/c")];
+
+#[test_case(serde_json::json!([{"type": "mount"}]), &["/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/misc"]; "no cgroup namespace: one external bind per hierarchy")]
+#[test_case(serde_json::json!([{"type": "mount"}, {"type": "cgroup"}]), &[]; "a cgroup namespace: fresh mounts, nothing external")]
+fn cgroup_mount_binds(namespaces: serde_json::Value, want: &[&str]) {
+    let s = spec_with(
+        serde_json::json!([
+            { "destination": "/sys/fs/cgroup/", "type": "cgroup", "source": "cgroup", "options": ["ro"] },
+            { "destination": "/proc", "type": "proc", "source": "proc" }
+        ]),
+        namespaces,
+    );
+    let h: Vec<(String, PathBuf)> =
+        HIERARCHIES.iter().map(|(n, d)| (n.to_string(), PathBuf::from(d))).collect();
+    let b = cgroup_binds(&s, &h);
+    assert_eq!(b.iter().map(|b| b.destination.as_str()).collect::<Vec<_>>(), want);
+    for (bind, (_, dir)) in b.iter().zip(HIERARCHIES) {
+        assert_eq!(bind.source, PathBuf::from(dir));
+    }
+}
+
+#[test]
+fn no_cgroup_mount_no_cgroup_binds() {
+    let s = spec_with(
+        serde_json::json!([{ "destination": "/proc", "type": "proc", "source": "proc" }]),
+        serde_json::json!([]),
+    );
+    let h = vec![("misc".to_string(), PathBuf::from("/sys/fs/cgroup/misc/c"))];
+    assert!(cgroup_binds(&s, &h).is_empty());
+}
+
+#[test_case("12:misc:/user/x\n2:cpu,cpuacct:/user/x\n0::/user/x\n", "12:misc:/isorun/c\n2:cpu,cpuacct:/isorun/c\n0::/isorun/c\n"; "every hierarchy")]
+#[test_case("", ""; "empty")]
+fn cgroup_text_retargeted(own: &str, want: &str) {
+    assert_eq!(cgroup_text_at(own, "/isorun/c"), want);
+}

@@ -7,7 +7,7 @@
 //! readonlyPaths, maskedPaths (`masked`) → `/dev` and `/` read-only.
 //! Every destination is resolved inside the rootfs ([`paths`]): no symlink leads out.
 
-mod cgroupfs;
+pub(crate) mod cgroupfs;
 mod copyup;
 mod devices;
 mod masked;

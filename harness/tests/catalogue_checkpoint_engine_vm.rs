@@ -1,0 +1,37 @@
+//! The checkpoint assertions with Docker's config on a cgroup v1 guest (debian-6.1, which has
+//! the `misc` hierarchy): Docker's config has a `type: cgroup` mount and no cgroup namespace,
+//! so /sys/fs/cgroup in the container is a tmpfs of binds of the container's own cgroup
+//! directories. isorun must hand those binds to CRIU as external mounts, as runc does;
+//! before it did, every checkpoint failed with CRIU's "./sys/fs/cgroup/misc doesn't have a
+//! proper root mount".
+
+mod vm_support;
+
+use isolab_harness::catalogue::{self, base::BaseConfig};
+use isolab_harness::lab;
+use isolab_harness::matrix::{run_cell, CellInfo};
+use isolab_harness::protocol::{CgroupMode, Outcome};
+
+#[test]
+fn checkpoint_with_dockers_config_on_cgroup_v1_passes_in_a_guest() {
+    let o = vm_support::options();
+    let k = vm_support::kernel("debian-6.1", &o);
+    let img = lab::image_for(&k, &o, None, &|_, _| {}).expect("image");
+    let runtime = o.runtime.clone().expect("a runtime is packed");
+    let cell = CellInfo {
+        kernel: "debian-6.1".into(),
+        mode: CgroupMode::V1,
+        runtime: runtime.file_name().unwrap().to_string_lossy().into_owned(),
+        runtime_version: catalogue::runtime_version(&runtime),
+        base: BaseConfig::parse("docker").expect("docker's captured config"),
+    };
+    let ids: Vec<String> =
+        ["checkpoint.pid1_survives", "checkpoint.mount_view_survives", "checkpoint.memory_limit_survives"]
+            .map(String::from)
+            .to_vec();
+    let records = run_cell(&k, &img, &cell, &ids, &o, &mut |_| {});
+    for id in &ids {
+        let r = records.iter().find(|r| &r.assertion == id).unwrap_or_else(|| panic!("no record of {id}"));
+        assert_eq!(r.status, Outcome::Pass, "{id} in debian-6.1/v1 with docker's config: {}", r.detail);
+    }
+}
