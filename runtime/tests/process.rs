@@ -70,6 +70,31 @@ fn oom_score_adj_applies_in_a_user_namespace(adj: i32) {
     assert_eq!(out.trim(), adj.to_string());
 }
 
+/// `process.rlimits` with a user namespace: the parent sets them with prlimit(2), as runc does
+/// (inside, a raised hard limit needs CAP_SYS_RESOURCE in the host's namespace). This host's
+/// root cannot raise a hard limit at all, so the values stay under the caller's: what is
+/// checked is that they reach the process, from the new path.
+#[test]
+fn rlimits_apply_in_a_user_namespace() {
+    let mut f = Fixture::new();
+    let (code, out, err) = f.run(&["cat", "/proc/self/limits"], |s| {
+        s["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
+        s["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        s["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        s["process"]["rlimits"] = json!([
+            {"type": "RLIMIT_NOFILE", "soft": 777, "hard": 888},
+            {"type": "RLIMIT_NPROC", "soft": 333, "hard": 444}
+        ]);
+    });
+    assert_eq!(code, 0, "stderr: {err}");
+    let limit = |name: &str| {
+        let line = out.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} in {out}"));
+        line.split_whitespace().skip(name.split_whitespace().count()).take(2).collect::<Vec<_>>().join(" ")
+    };
+    assert_eq!(limit("Max open files"), "777 888");
+    assert_eq!(limit("Max processes"), "333 444");
+}
+
 #[test]
 fn capability_sets_are_applied_exactly() {
     let mut f = Fixture::new();

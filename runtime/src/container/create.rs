@@ -110,6 +110,9 @@ pub(super) fn create_with_console(
     channel::send_parent(&parent_sock, &msg).map_err(host("send to init"))?;
     go?;
     await_ready(&parent_sock, &mut spawned, &bundle, &hook_state)?;
+    if plan.in_user_ns {
+        super::write_rlimits(spawned.pid, bundle.config().spec().process().as_ref())?;
+    }
     recording.complete()?;
     if let Some(p) = &opts.pid_file {
         spawn::write_pid_file(p, spawned.pid)?;

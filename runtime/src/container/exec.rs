@@ -255,7 +255,8 @@ fn place(
         cg.add_task_sub(child, &opts.sub_cgroups)?;
     }
     match in_user_ns {
-        true => super::write_oom_score_adj(child, opts.process.oom_score_adj()),
+        true => super::write_oom_score_adj(child, opts.process.oom_score_adj())
+            .and_then(|()| super::write_rlimits(child, Some(&opts.process))),
         false => Ok(()),
     }
 }

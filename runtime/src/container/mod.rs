@@ -155,6 +155,31 @@ pub(crate) fn write_oom_score_adj(pid: nix::unistd::Pid, adj: Option<i32>) -> Re
     })
 }
 
+/// `process.rlimits` of a process that will live in a user namespace, set by the parent with
+/// prlimit(2), as runc does once its init is ready: inside, raising a hard limit needs
+/// CAP_SYS_RESOURCE in the host's user namespace, which the process no longer has (podman's
+/// RLIMIT_NOFILE 1048576 failed every container of its config with a user namespace).
+pub(crate) fn write_rlimits(
+    pid: nix::unistd::Pid,
+    process: Option<&oci_spec::runtime::Process>,
+) -> Result<(), ContainerError> {
+    for rl in process.and_then(|p| p.rlimits().as_ref()).into_iter().flatten() {
+        let resource = init::creds::resource_of(rl.typ()) as libc::__rlimit_resource_t;
+        crate::sys::process::prlimit(pid, resource, rl.soft(), rl.hard()).map_err(|errno| {
+            ContainerError::Host {
+                step: format!(
+                    "prlimit({pid}, {:?}, {}, {}) (process.rlimits)",
+                    rl.typ(),
+                    rl.soft(),
+                    rl.hard()
+                ),
+                errno,
+            }
+        })?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

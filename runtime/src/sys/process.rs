@@ -252,6 +252,15 @@ pub fn reset_signals() {
     let _ = SigSet::empty().thread_set_mask();
 }
 
+/// prlimit(2) on another process: set `resource`'s soft and hard limits of `pid`.
+pub fn prlimit(pid: Pid, resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> Result<(), Errno> {
+    let limit = libc::rlimit64 { rlim_cur: soft, rlim_max: hard };
+    // SAFETY: `limit` is a valid rlimit64 that lives across the call; the old-limit pointer is
+    // NULL (not asked for).
+    let ret = unsafe { libc::prlimit64(pid.as_raw(), resource, &limit, std::ptr::null_mut()) };
+    Errno::result(ret).map(drop)
+}
+
 /// pidfd_open(2): a handle on `pid` that stays valid (and turns readable on exit) even if the
 /// pid is reused.
 pub fn pidfd_open(pid: Pid) -> Result<std::os::fd::OwnedFd, Errno> {

@@ -20,7 +20,9 @@ use crate::sys::process::CapMasks;
 /// CAP_SYS_ADMIN stays effective and permitted and the final sets are returned, for one
 /// capset after the filter.
 pub fn apply(process: &Process, in_user_ns: bool, keep_admin: bool) -> Result<Option<CapMasks>, InitError> {
-    for rl in process.rlimits().iter().flatten() {
+    // In a user namespace the parent sets them (`container::write_rlimits`): this process
+    // could not raise a hard limit.
+    for rl in process.rlimits().iter().flatten().filter(|_| !in_user_ns) {
         let res = resource_of(rl.typ());
         setrlimit(res, rl.soft(), rl.hard()).map_err(sys(format!("setrlimit({:?})", rl.typ())))?;
     }
@@ -112,7 +114,7 @@ fn to_caps(c: &oci_spec::runtime::Capability) -> Result<Capability, InitError> {
         .map_err(|_| InitError::Process(format!("capability {name:?} is not known to this kernel")))
 }
 
-fn resource_of(t: PosixRlimitType) -> Resource {
+pub(crate) fn resource_of(t: PosixRlimitType) -> Resource {
     match t {
         PosixRlimitType::RlimitCpu => Resource::RLIMIT_CPU,
         PosixRlimitType::RlimitFsize => Resource::RLIMIT_FSIZE,

@@ -4,7 +4,7 @@
 
 mod attrs;
 mod console;
-mod creds;
+pub(crate) mod creds;
 mod exec;
 pub mod join;
 mod parent_death;

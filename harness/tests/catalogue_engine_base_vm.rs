@@ -1,3 +1,5 @@
+//! What the engines' own configs found in the guests, each fixed in isorun and kept here.
+//!
 //! The checkpoint assertions with Docker's config on a cgroup v1 guest (debian-6.1, which has
 //! the `misc` hierarchy): Docker's config has a `type: cgroup` mount and no cgroup namespace,
 //! so /sys/fs/cgroup in the container is a tmpfs of binds of the container's own cgroup
@@ -33,5 +35,32 @@ fn checkpoint_with_dockers_config_on_cgroup_v1_passes_in_a_guest() {
     for id in &ids {
         let r = records.iter().find(|r| &r.assertion == id).unwrap_or_else(|| panic!("no record of {id}"));
         assert_eq!(r.status, Outcome::Pass, "{id} in debian-6.1/v1 with docker's config: {}", r.detail);
+    }
+}
+
+/// podman's config raises RLIMIT_NOFILE to 1048576; with a user namespace (the `user.*`
+/// assertions add one) the init could not raise it itself: every such container failed with
+/// `setrlimit(RlimitNofile): EPERM` until the parent set the limits, as runc does.
+#[test]
+fn user_namespace_with_podmans_config_passes_in_a_guest() {
+    let o = vm_support::options();
+    let k = vm_support::kernel("debian-6.1", &o);
+    let img = lab::image_for(&k, &o, None, &|_, _| {}).expect("image");
+    let runtime = o.runtime.clone().expect("a runtime is packed");
+    let cell = CellInfo {
+        kernel: "debian-6.1".into(),
+        mode: CgroupMode::V2,
+        runtime: runtime.file_name().unwrap().to_string_lossy().into_owned(),
+        runtime_version: catalogue::runtime_version(&runtime),
+        base: BaseConfig::parse("podman").expect("podman's captured config"),
+    };
+    let ids: Vec<String> =
+        ["user.root_maps_to_unprivileged", "user.unmapped_owner_is_overflow", "security.rlimits_apply"]
+            .map(String::from)
+            .to_vec();
+    let records = run_cell(&k, &img, &cell, &ids, &o, &mut |_| {});
+    for id in &ids {
+        let r = records.iter().find(|r| &r.assertion == id).unwrap_or_else(|| panic!("no record of {id}"));
+        assert_eq!(r.status, Outcome::Pass, "{id} in debian-6.1/v2 with podman's config: {}", r.detail);
     }
 }
