@@ -52,6 +52,7 @@ pub mod hooks;
 pub mod lsm;
 pub mod net;
 pub mod rootfs;
+pub mod rootless;
 pub mod seccomp;
 pub mod state;
 pub mod sys;

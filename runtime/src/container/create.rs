@@ -79,17 +79,16 @@ pub(super) fn create_with_console(
     let bundle = Bundle::load(&opts.bundle)?;
     let plan = Plan::new(bundle.config());
     let inputs = check_and_prepare(store, &bundle, &plan, opts, console)?;
-    let cgroup = CgroupManager::new(id, plan.cgroups_path.as_deref())?;
+    let cgroup = super::rootless::cgroup_for(id, &bundle, &plan)?;
     // Record what is about to be made before making it: a create killed from here on leaves
     // a record `delete --force` undoes (the cgroup, the rootfs bind, later the init).
-    let mut recording = Recording::begin(store, id, &bundle, &plan, Some(cgroup.path().to_owned()))?;
+    let mut recording = Recording::begin(store, id, &bundle, &plan, cgroup.recorded_path)?;
     let fifo = make_exec_fifo(recording.dir())?;
     if let Some(p) = &plan.namespaces.join_pid {
         let f = fs::File::open(p).map_err(bundle_err("linux.namespaces pid path", p))?;
         setns(f.as_fd(), CloneFlags::CLONE_NEWPID).map_err(host(format!("setns {}", p.display())))?;
     }
-    let resources = bundle.config().spec().linux().as_ref().and_then(|l| l.resources().as_ref());
-    let cgroup = MadeCgroup::make(cgroup, resources)?;
+    let cgroup = MadeCgroup::make(cgroup.manager, cgroup.resources.as_ref())?;
     // No mount namespace: the rootfs is bound (and undone) here, in the caller's.
     let rootfs_bind =
         plan.shared_mount_ns.then(|| super::shared_mount::RootfsBind::new(bundle.rootfs())).transpose()?;
@@ -140,6 +139,7 @@ fn check_and_prepare(
 ) -> Result<InitInputs, ContainerError> {
     let spec = bundle.config().spec();
     crate::lsm::check(spec, crate::lsm::HostLsms::detect())?;
+    super::rootless::check(bundle, plan)?;
     if spec.linux().as_ref().is_some_and(|l| l.intel_rdt().is_some()) {
         return Err(ContainerError::Unsupported {
             field: "linux.intelRdt",
