@@ -371,3 +371,90 @@ fn without_xdg_runtime_dir_and_a_writable_run_the_error_says_so() {
     );
     assert!(text(&out.stderr).starts_with(&want), "{}", text(&out.stderr));
 }
+
+/// A test-owned cgroup `/<name>` in every v1 hierarchy, chowned to a user (delegated, as a
+/// v1 host delegates); removed with whatever is left under it on drop.
+struct DelegatedV1Cgroup {
+    dirs: Vec<PathBuf>,
+}
+
+impl DelegatedV1Cgroup {
+    /// `None` when the host has no v1 hierarchies (pure v2: not covered here).
+    fn new(name: &str, uid: u32) -> Option<Self> {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let mounts: Vec<PathBuf> = mountinfo
+            .lines()
+            .filter(|l| l.split(" - ").nth(1).is_some_and(|post| post.starts_with("cgroup ")))
+            .map(|l| PathBuf::from(l.split(' ').nth(4).unwrap()))
+            .collect();
+        if mounts.is_empty() {
+            return None;
+        }
+        let mut made = DelegatedV1Cgroup { dirs: Vec::new() };
+        for m in mounts {
+            let dir = m.join(name);
+            std::fs::create_dir(&dir).unwrap();
+            made.dirs.push(dir.clone());
+            if m.join("cpuset.cpus").exists() {
+                for f in ["cpuset.cpus", "cpuset.mems"] {
+                    std::fs::write(dir.join(f), std::fs::read_to_string(m.join(f)).unwrap().trim()).unwrap();
+                }
+            }
+            chown(&dir, Some(uid), Some(uid)).unwrap();
+            for f in ["cgroup.procs", "tasks"] {
+                chown(dir.join(f), Some(uid), Some(uid)).unwrap();
+            }
+        }
+        Some(made)
+    }
+
+    /// The child cgroup `child` of this one in `controller`'s hierarchy.
+    fn child(&self, controller: &str, child: &str) -> PathBuf {
+        let dir = self.dirs.iter().find(|d| d.parent().unwrap().ends_with(controller)).unwrap();
+        dir.join(child)
+    }
+}
+
+impl Drop for DelegatedV1Cgroup {
+    fn drop(&mut self) {
+        for dir in &self.dirs {
+            for child in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                if child.path().is_dir() {
+                    let _ = std::fs::remove_dir(child.path());
+                }
+            }
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+#[test]
+fn a_delegated_v1_hierarchy_is_used_with_its_resources() {
+    skip_unless_possible!();
+    let mut user = User::new();
+    let name = format!("isorun-rootless-{}-{}", std::process::id(), user.uid);
+    let Some(cgroup) = DelegatedV1Cgroup::new(&name, user.uid) else {
+        eprintln!("SKIP: no cgroup v1 hierarchy to delegate on this host (pure v2 is not covered)");
+        return;
+    };
+    let path = format!("/{name}/c");
+    user.config(&["sleep", "100"], |s| {
+        s["linux"]["cgroupsPath"] = json!(path);
+        s["linux"]["resources"] =
+            json!({"pids": {"limit": 64}, "devices": [{"allow": false, "access": "rwm"}]});
+    });
+    let id = user.id("deleg");
+    user.ok(&["run", "-d", "--bundle", &user.bundle().to_string_lossy(), &id]);
+    let pids_max = cgroup.child("pids", "c").join("pids.max");
+    assert_eq!(std::fs::read_to_string(&pids_max).unwrap().trim(), "64");
+    let pid = user.state(&id)["pid"].as_i64().unwrap();
+    let procs = std::fs::read_to_string(cgroup.child("pids", "c").join("cgroup.procs")).unwrap();
+    assert!(procs.lines().any(|l| l == pid.to_string()), "init {pid} not in {}: {procs}", pids_max.display());
+    assert_eq!(user.ok(&["ps", "--format", "json", &id]).trim(), format!("[{pid}]"));
+    user.ok(&["delete", "--force", &id]);
+    for d in &cgroup.dirs {
+        assert!(!d.join("c").exists(), "{} left after delete", d.join("c").display());
+    }
+    user.assert_state_root_empty();
+    user.assert_no_processes();
+}
