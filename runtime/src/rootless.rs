@@ -7,7 +7,9 @@
 //!   euid/egid, one id, in one entry (and `setgroups` must be `deny` before `gid_map`).
 //!   isorun does not call newuidmap/newgidmap, so a config asking for more is refused,
 //!   naming `linux.uidMappings`/`linux.gidMappings` ([`check_unprivileged_maps`]).
-//! - Cgroups: where the cgroup hierarchy is not writable by the user, a config without
+//! - Cgroups (also for root of a user namespace other than the initial one, as rootless
+//!   podman runs its runtime, [`running_in_user_namespace`]): where the hierarchy is not
+//!   writable by the user, a config without
 //!   resources and without `linux.cgroupsPath` runs without a cgroup; one with either is
 //!   refused naming the field and the directory ([`rootless_cgroup`]); a writable (delegated)
 //!   hierarchy is used. `linux.resources.devices` is never applied rootless (runc ignores it
@@ -16,6 +18,20 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::idmap::IdMapEntry;
+
+/// Whether a process whose `/proc/self/uid_map` reads `uid_map` is in the initial user
+/// namespace: its map is the identity of every id (`0 0 4294967295`). runc's
+/// `userns.RunningInUserNS` (rootless podman runs its runtime as root of a user namespace).
+pub fn is_initial_uid_map(uid_map: &str) -> bool {
+    let fields: Vec<&str> = uid_map.split_whitespace().collect();
+    fields == ["0", "0", "4294967295"]
+}
+
+/// Whether this process is in a user namespace other than the initial one (where its root
+/// cannot make cgroups nor device nodes); an unreadable map counts as the initial one.
+pub fn running_in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| !is_initial_uid_map(&m))
+}
 
 /// The state root of root, and of a user who can write it.
 pub const SYSTEM_STATE_ROOT: &str = "/run/isorun";
@@ -190,6 +206,16 @@ pub fn is_devices_field(field: &str) -> bool {
 mod tests {
     use super::*;
     use test_case::test_case;
+
+    #[test_case("         0          0 4294967295\n", true ; "initial")]
+    #[test_case("0 0 4294967295", true ; "initial unpadded")]
+    #[test_case("         0      61234          1\n", false ; "rootless podman")]
+    #[test_case("0 0 4294967294\n", false ; "all but one")]
+    #[test_case("0 0 1000\n1000 1000 4294966295\n", false ; "two extents")]
+    #[test_case("", false ; "empty: no map written yet")]
+    fn initial_uid_map(map: &str, initial: bool) {
+        assert_eq!(is_initial_uid_map(map), initial);
+    }
 
     fn usable_only(ok: &'static [&'static str]) -> impl Fn(&Path) -> bool {
         move |p: &Path| ok.iter().any(|o| Path::new(o) == p)

@@ -8,225 +8,13 @@
 //! used. The guard force-deletes what a test made, kills whatever runs as the uid and
 //! removes the temp dir.
 
-use std::os::unix::fs::{chown, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+mod rootless_support;
 
-use serde_json::{json, Value};
+use std::os::unix::fs::chown;
+use std::path::PathBuf;
 
-const ISORUN: &str = env!("CARGO_BIN_EXE_isorun");
-
-/// Why rootless tests cannot run here (`None`: they can).
-fn cannot_run() -> Option<String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some("the test needs root to make a throwaway user context".into());
-    }
-    for tool in ["/usr/bin/setpriv", "/bin/busybox"] {
-        if !Path::new(tool).exists() {
-            return Some(format!("{tool} is not installed"));
-        }
-    }
-    let knob = |p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_owned());
-    if knob("/proc/sys/kernel/unprivileged_userns_clone").is_some_and(|v| v == "0") {
-        return Some("kernel.unprivileged_userns_clone is 0".into());
-    }
-    if knob("/proc/sys/user/max_user_namespaces").is_some_and(|v| v == "0") {
-        return Some("user.max_user_namespaces is 0".into());
-    }
-    if knob("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").is_some_and(|v| v == "1") {
-        return Some("kernel.apparmor_restrict_unprivileged_userns is 1".into());
-    }
-    None
-}
-
-macro_rules! skip_unless_possible {
-    () => {
-        if let Some(reason) = cannot_run() {
-            eprintln!("SKIP: rootless tests cannot run: {reason}");
-            return;
-        }
-    };
-}
-
-/// Processes whose real or effective uid is `uid`.
-fn processes_of(uid: u32) -> Vec<i32> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
-        let uids = status.lines().find_map(|l| l.strip_prefix("Uid:")).unwrap_or_default();
-        if uids.split_whitespace().take(2).any(|u| u == uid.to_string()) {
-            out.push(pid);
-        }
-    }
-    out
-}
-
-/// A fresh uid: no passwd entry, no process.
-fn free_uid() -> u32 {
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    (0..1000)
-        .map(|i| 60000 + (seed.wrapping_add(std::process::id()).wrapping_add(i * 7919)) % 5000)
-        .find(|&u| {
-            nix::unistd::User::from_uid(u.into()).ok().flatten().is_none()
-                && nix::unistd::Group::from_gid(u.into()).ok().flatten().is_none()
-                && processes_of(u).is_empty()
-        })
-        .expect("no free uid in 60000..65000")
-}
-
-/// An unprivileged user context: its uid/gid, a bundle and an `XDG_RUNTIME_DIR` it owns.
-struct User {
-    uid: u32,
-    tmp: tempfile::TempDir,
-    ids: Vec<String>,
-}
-
-impl User {
-    fn new() -> Self {
-        let uid = free_uid();
-        let tmp = tempfile::Builder::new().prefix("isorun-rootless-").tempdir_in("/tmp").unwrap();
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let user = User { uid, tmp, ids: Vec::new() };
-        let rootfs = user.bundle().join("rootfs");
-        busybox_rootfs(&rootfs);
-        std::fs::create_dir(user.xdg()).unwrap();
-        std::fs::set_permissions(user.xdg(), std::fs::Permissions::from_mode(0o700)).unwrap();
-        for p in [user.bundle(), user.xdg()] {
-            chown(&p, Some(uid), Some(uid)).unwrap();
-        }
-        user
-    }
-
-    fn bundle(&self) -> PathBuf {
-        self.tmp.path().join("bundle")
-    }
-
-    fn xdg(&self) -> PathBuf {
-        self.tmp.path().join("xdg")
-    }
-
-    /// The default state root the user's isorun should pick.
-    fn state_root(&self) -> PathBuf {
-        self.xdg().join("isorun")
-    }
-
-    /// isorun as the user, with `XDG_RUNTIME_DIR` (if `xdg`) and no `--root`, in `cwd`.
-    fn isorun_in(&self, cwd: &Path, xdg: bool, args: &[&str]) -> Output {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        // Files, not pipes: a detached container inherits them and outlives the command.
-        let (out, err) = (self.tmp.path().join(format!("out.{n}")), self.tmp.path().join(format!("err.{n}")));
-        let id = self.uid.to_string();
-        let mut cmd = Command::new("/usr/bin/setpriv");
-        cmd.args(["--reuid", &id, "--regid", &id, "--clear-groups", "--", ISORUN])
-            .args(args)
-            .current_dir(cwd)
-            .env_remove("ISORUN_ROOT")
-            .env_remove("XDG_RUNTIME_DIR")
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(std::fs::File::create(&err).unwrap());
-        if xdg {
-            cmd.env("XDG_RUNTIME_DIR", self.xdg());
-        }
-        let status = cmd.status().unwrap();
-        Output { status, stdout: std::fs::read(&out).unwrap(), stderr: std::fs::read(&err).unwrap() }
-    }
-
-    fn isorun(&self, args: &[&str]) -> Output {
-        self.isorun_in(self.tmp.path(), true, args)
-    }
-
-    /// `isorun spec --rootless` as the user, then terminal off, `args`, then `edit`.
-    fn config(&self, args: &[&str], edit: impl FnOnce(&mut Value)) {
-        let path = self.bundle().join("config.json");
-        let _ = std::fs::remove_file(&path);
-        let out = self.isorun_in(&self.bundle(), false, &["spec", "--rootless"]);
-        assert!(out.status.success(), "spec --rootless: {}", text(&out.stderr));
-        let mut spec: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        assert_eq!(spec["linux"]["uidMappings"], json!([{"containerID": 0, "hostID": self.uid, "size": 1}]));
-        spec["process"]["terminal"] = json!(false);
-        spec["process"]["args"] = json!(args);
-        edit(&mut spec);
-        std::fs::write(&path, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
-    }
-
-    fn id(&mut self, prefix: &str) -> String {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let id = format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
-        self.ids.push(id.clone());
-        id
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.isorun(args);
-        assert!(out.status.success(), "isorun {args:?} as uid {}: {}", self.uid, text(&out.stderr));
-        text(&out.stdout)
-    }
-
-    fn state(&self, id: &str) -> Value {
-        serde_json::from_str(&self.ok(&["state", id])).unwrap()
-    }
-
-    fn wait_status(&self, id: &str, want: &str) {
-        let t = Instant::now();
-        while self.state(id)["status"] != want {
-            assert!(t.elapsed() < Duration::from_secs(10), "{id} never became {want}: {}", self.state(id));
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// The state root holds nothing (no directory, lock or temp file of any container).
-    fn assert_state_root_empty(&self) {
-        let left: Vec<_> = std::fs::read_dir(self.state_root())
-            .map(|d| d.flatten().map(|e| e.file_name()).collect())
-            .unwrap_or_default();
-        assert!(left.is_empty(), "left in {}: {left:?}", self.state_root().display());
-    }
-
-    /// No process runs as the user (bounded wait: a killed init may take a moment to go).
-    fn assert_no_processes(&self) {
-        let t = Instant::now();
-        while !processes_of(self.uid).is_empty() {
-            assert!(t.elapsed() < Duration::from_secs(5), "processes left: {:?}", processes_of(self.uid));
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for User {
-    fn drop(&mut self) {
-        for id in &self.ids {
-            let _ = self.isorun(&["delete", "--force", id]);
-        }
-        for pid in processes_of(self.uid) {
-            let _ =
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-        }
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// A busybox rootfs under `dir`, owned by root and readable by all.
-fn busybox_rootfs(dir: &Path) {
-    let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
-    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        let _ = std::os::unix::fs::symlink("busybox", bin.join(applet));
-    }
-    for d in ["proc", "sys", "dev", "tmp", "etc", "root"] {
-        std::fs::create_dir_all(dir.join(d)).unwrap();
-    }
-    std::fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-}
+use rootless_support::{processes_of, text, User};
+use serde_json::json;
 
 /// `containerID hostID size` lines of a uid_map/gid_map.
 fn map_lines(s: &str) -> Vec<Vec<u64>> {
@@ -455,6 +243,50 @@ fn a_delegated_v1_hierarchy_is_used_with_its_resources() {
     for d in &cgroup.dirs {
         assert!(!d.join("c").exists(), "{} left after delete", d.join("c").display());
     }
+    user.assert_state_root_empty();
+    user.assert_no_processes();
+}
+
+#[test]
+fn as_root_of_a_user_namespace_with_rootless_podmans_config() {
+    skip_unless_possible!();
+    let mut user = User::new();
+    // What rootless podman sends its runtime (no user namespace in the config: podman runs
+    // the runtime as root of its own), without its binds of podman's own files.
+    let stored =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../vm-images/engine-configs/podman-rootless.json");
+    let mut spec: serde_json::Value = serde_json::from_slice(&std::fs::read(&stored).unwrap()).unwrap();
+    spec["mounts"].as_array_mut().unwrap().retain(|m| m["type"] != "bind");
+    spec["root"] = json!({"path": "rootfs"});
+    spec["process"]["args"] =
+        json!(["sh", "-c", "cat /proc/self/uid_map; id -u; test -c /dev/null && echo dev-ok"]);
+    spec["process"]["terminal"] = json!(false);
+    std::fs::write(user.bundle().join("config.json"), serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
+    let id = user.id("podmanlike");
+    let root = user.state_root().display().to_string();
+    let bundle = user.bundle().display().to_string();
+    let argv = [
+        "/usr/bin/unshare",
+        "--user",
+        "--map-root-user",
+        rootless_support::ISORUN,
+        "--root",
+        &root,
+        "run",
+        "--bundle",
+        &bundle,
+        &id,
+    ];
+    let out = user.command(user.tmp.path(), true, &argv, &[]);
+    assert!(out.status.success(), "run as root of a user namespace: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let mut lines = stdout.lines();
+    assert_eq!(
+        lines.next().map(|l| l.split_whitespace().collect::<Vec<_>>()),
+        Some(vec!["0", &*user.uid.to_string(), "1"])
+    );
+    assert_eq!(lines.next(), Some("0"));
+    assert_eq!(lines.next(), Some("dev-ok"));
     user.assert_state_root_empty();
     user.assert_no_processes();
 }

@@ -234,7 +234,9 @@ impl Launch<'_> {
         RootfsOptions {
             rootfs: self.bundle.rootfs().to_owned(),
             bundle: self.bundle.dir().to_owned(),
-            in_user_ns: self.plan.in_user_ns,
+            // Root of a user namespace (rootless podman's runtime) cannot mknod nor mount
+            // what needs the initial one either.
+            in_user_ns: self.plan.in_user_ns || crate::rootless::running_in_user_namespace(),
             in_cgroup_ns: self.plan.namespaces.new_cgroup_ns,
             no_pivot: self.opts.no_pivot,
             shared_mount_ns: self.plan.shared_mount_ns,

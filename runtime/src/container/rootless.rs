@@ -22,9 +22,15 @@ pub(crate) struct CgroupToMake {
     pub(crate) resources: Option<LinuxResources>,
 }
 
-/// Whether this process is unprivileged (euid not 0): the rootless rules apply.
+/// Whether this process is unprivileged (euid not 0): the id-map and namespace rules apply.
 pub(crate) fn is_rootless() -> bool {
     !geteuid().is_root()
+}
+
+/// Whether the rootless cgroup rules apply: unprivileged, or root of a user namespace other
+/// than the initial one (runc: `RootlessCgroups`).
+pub(crate) fn rootless_cgroups() -> bool {
+    is_rootless() || rootless::running_in_user_namespace()
 }
 
 /// The checks of an unprivileged create (none for root): a new user namespace whose id maps
@@ -54,13 +60,13 @@ pub(crate) fn check(bundle: &Bundle, plan: &Plan) -> Result<(), ContainerError> 
     Ok(())
 }
 
-/// The cgroup of container `id`: as planned for root; for an unprivileged user, the same
+/// The cgroup of container `id`: as planned for root; rootless ([`rootless_cgroups`]), the same
 /// where the hierarchy is writable (without device rules), none where it is not and nothing
 /// asks for one, else an error naming the field and the directory.
 pub(crate) fn cgroup_for(id: &str, bundle: &Bundle, plan: &Plan) -> Result<CgroupToMake, ContainerError> {
     let manager = CgroupManager::new(id, plan.cgroups_path.as_deref())?;
     let resources = bundle.config().spec().linux().as_ref().and_then(|l| l.resources().clone());
-    if !is_rootless() {
+    if !rootless_cgroups() {
         let recorded_path = Some(manager.path().to_owned());
         return Ok(CgroupToMake { manager, recorded_path, resources });
     }
