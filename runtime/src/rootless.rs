@@ -4,9 +4,11 @@
 //!   `$XDG_RUNTIME_DIR/isorun` (runc: `$XDG_RUNTIME_DIR/runc`), else `/run/isorun` if that
 //!   user can write it, else an error ([`resolve_state_root`]).
 //! - Id maps: without CAP_SETUID/CAP_SETGID the kernel lets a process map only its own
-//!   euid/egid, one id, in one entry (and `setgroups` must be `deny` before `gid_map`).
-//!   isorun does not call newuidmap/newgidmap, so a config asking for more is refused,
-//!   naming `linux.uidMappings`/`linux.gidMappings` ([`check_unprivileged_maps`]).
+//!   euid/egid, one id, in one entry (and `setgroups` must be `deny` before `gid_map`). A
+//!   config asking for more is written by newuidmap/newgidmap (shadow's uidmap package,
+//!   checked against /etc/subuid and /etc/subgid) as runc does, and refused naming
+//!   `linux.uidMappings`/`linux.gidMappings` when they are not installed
+//!   ([`unprivileged_map_writers`]).
 //! - Cgroups (also for root of a user namespace other than the initial one, as rootless
 //!   podman runs its runtime, [`running_in_user_namespace`]): where the hierarchy is not
 //!   writable by the user, a config without
@@ -57,6 +59,20 @@ pub enum RootlessError {
         field: &'static str,
         /// Why.
         reason: String,
+    },
+    /// newuidmap/newgidmap refused or failed to write a map.
+    #[error("{field}: {} {} failed ({status}): {stderr}", helper.display(), args.join(" "))]
+    IdMapHelper {
+        /// `linux.uidMappings` or `linux.gidMappings`.
+        field: &'static str,
+        /// The helper.
+        helper: PathBuf,
+        /// Its arguments.
+        args: Vec<String>,
+        /// How it ended (`exit status: 1`, or the spawn error).
+        status: String,
+        /// What it said, trimmed.
+        stderr: String,
     },
     /// The config needs a namespace set-up an unprivileged user cannot make.
     #[error("{field}: {reason}")]
@@ -128,34 +144,89 @@ pub fn default_state_root() -> Result<PathBuf, RootlessError> {
     })
 }
 
-/// Checks that an unprivileged caller (`euid`, `egid`, no CAP_SETUID/CAP_SETGID) can write the
-/// id maps of a new user namespace itself: each map is one entry of size 1 whose hostID is
-/// the caller's own id.
-pub fn check_unprivileged_maps(
-    euid: u32,
-    egid: u32,
-    uid_maps: &[IdMapEntry],
-    gid_maps: &[IdMapEntry],
-) -> Result<(), RootlessError> {
-    check_one_map("linux.uidMappings", "uid", euid, uid_maps)?;
-    check_one_map("linux.gidMappings", "gid", egid, gid_maps)
+/// Who writes an id map of a new user namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MapWriter {
+    /// This process writes `/proc/<pid>/uid_map` (root, or an unprivileged caller's own id;
+    /// `gid_map` after `setgroups` `deny`).
+    Direct,
+    /// The setuid helper at this path (`newuidmap`/`newgidmap` from shadow's uidmap package)
+    /// writes it, as runc does, checking the ranges against /etc/subuid and /etc/subgid; it
+    /// sets `setgroups` itself.
+    Helper(PathBuf),
 }
 
-fn check_one_map(field: &'static str, kind: &str, own: u32, map: &[IdMapEntry]) -> Result<(), RootlessError> {
-    let refuse = |what: String| RootlessError::IdMap {
-        field,
-        reason: format!(
-            "{what}: an unprivileged user ({kind} {own}) can map only its own {kind}, one \
-             entry {{\"hostID\": {own}, \"size\": 1}} (isorun does not use newuidmap/newgidmap)"
-        ),
-    };
-    match map {
-        [] => Err(refuse("empty".to_owned())),
-        [e] if e.host_id == own && e.size == 1 => Ok(()),
-        [e] if e.host_id != own => Err(refuse(format!("[0] maps host {kind} {}", e.host_id))),
-        [e] => Err(refuse(format!("[0] maps {} ids", e.size))),
-        more => Err(refuse(format!("{} entries", more.len()))),
+/// The writers of a new user namespace's maps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapWriters {
+    /// Of `uid_map`.
+    pub uid: MapWriter,
+    /// Of `gid_map`.
+    pub gid: MapWriter,
+}
+
+impl Default for MapWriters {
+    fn default() -> Self {
+        MapWriters { uid: MapWriter::Direct, gid: MapWriter::Direct }
     }
+}
+
+/// Who writes the id maps of a new user namespace for an unprivileged caller (`euid`,
+/// `egid`, no CAP_SETUID/CAP_SETGID): the caller, when a map is one entry of size 1 whose
+/// hostID is its own id (all the kernel lets it write); else the helper (`newuidmap`,
+/// `newgidmap`) when it is installed; else an error naming the field.
+pub fn unprivileged_map_writers(
+    (euid, egid): (u32, u32),
+    uid_maps: &[IdMapEntry],
+    gid_maps: &[IdMapEntry],
+    (newuidmap, newgidmap): (Option<&Path>, Option<&Path>),
+) -> Result<MapWriters, RootlessError> {
+    Ok(MapWriters {
+        uid: map_writer("linux.uidMappings", ("uid", "newuidmap"), euid, uid_maps, newuidmap)?,
+        gid: map_writer("linux.gidMappings", ("gid", "newgidmap"), egid, gid_maps, newgidmap)?,
+    })
+}
+
+fn map_writer(
+    field: &'static str,
+    (kind, helper_name): (&str, &str),
+    own: u32,
+    map: &[IdMapEntry],
+    helper: Option<&Path>,
+) -> Result<MapWriter, RootlessError> {
+    let what = match map {
+        [] => "empty".to_owned(),
+        [e] if e.host_id == own && e.size == 1 => return Ok(MapWriter::Direct),
+        [e] if e.host_id != own => format!("[0] maps host {kind} {}", e.host_id),
+        [e] => format!("[0] maps {} ids", e.size),
+        more => format!("{} entries", more.len()),
+    };
+    match helper {
+        Some(path) if !map.is_empty() => Ok(MapWriter::Helper(path.to_owned())),
+        _ => Err(RootlessError::IdMap {
+            field,
+            reason: format!(
+                "{what}: an unprivileged user ({kind} {own}) can map only its own {kind}, one \
+                 entry {{\"hostID\": {own}, \"size\": 1}}, unless {helper_name} (package \
+                 uidmap) is installed{}",
+                if helper.is_some() {
+                    " (it cannot write an empty map either)"
+                } else {
+                    ": it is not in PATH"
+                }
+            ),
+        }),
+    }
+}
+
+/// The arguments of `newuidmap`/`newgidmap` for process `pid`: the pid, then
+/// `containerID hostID size` of each entry.
+pub fn helper_args(pid: i32, map: &[IdMapEntry]) -> Vec<String> {
+    let mut args = vec![pid.to_string()];
+    for e in map {
+        args.extend([e.container_id.to_string(), e.host_id.to_string(), e.size.to_string()]);
+    }
+    args
 }
 
 /// What a rootless create does about the container's cgroup.
@@ -244,23 +315,49 @@ mod tests {
         IdMapEntry { container_id, host_id, size }
     }
 
-    #[test_case(&[e(0, 1000, 1)], &[e(0, 100, 1)], None ; "own ids")]
-    #[test_case(&[e(5, 1000, 1)], &[e(7, 100, 1)], None ; "own ids at another container id")]
-    #[test_case(&[e(0, 1000, 1), e(1, 100000, 65536)], &[e(0, 100, 1)], Some(("linux.uidMappings", "2 entries")) ; "subuid range")]
-    #[test_case(&[e(0, 0, 1)], &[e(0, 100, 1)], Some(("linux.uidMappings", "[0] maps host uid 0")) ; "maps root")]
-    #[test_case(&[e(0, 1000, 2)], &[e(0, 100, 1)], Some(("linux.uidMappings", "[0] maps 2 ids")) ; "two ids")]
-    #[test_case(&[], &[e(0, 100, 1)], Some(("linux.uidMappings", "empty")) ; "no uid map")]
-    #[test_case(&[e(0, 1000, 1)], &[e(0, 0, 1)], Some(("linux.gidMappings", "[0] maps host gid 0")) ; "gid root")]
-    #[test_case(&[e(0, 1000, 1)], &[e(0, 100, 1), e(1, 200, 1)], Some(("linux.gidMappings", "2 entries")) ; "gid two entries")]
-    fn unprivileged_maps(uids: &[IdMapEntry], gids: &[IdMapEntry], want: Option<(&str, &str)>) {
-        match (check_unprivileged_maps(1000, 100, uids, gids), want) {
-            (Ok(()), None) => {}
-            (Err(RootlessError::IdMap { field, reason }), Some((f, r))) => {
+    const HELPERS: bool = true;
+    const NO_HELPERS: bool = false;
+
+    fn helper(name: &str) -> MapWriter {
+        MapWriter::Helper(PathBuf::from(format!("/usr/bin/{name}")))
+    }
+
+    #[test_case(&[e(0, 1000, 1)], &[e(0, 100, 1)], NO_HELPERS, Ok((MapWriter::Direct, MapWriter::Direct)) ; "own ids")]
+    #[test_case(&[e(5, 1000, 1)], &[e(7, 100, 1)], NO_HELPERS, Ok((MapWriter::Direct, MapWriter::Direct)) ; "own ids at another container id")]
+    #[test_case(&[e(0, 1000, 1)], &[e(0, 100, 1)], HELPERS, Ok((MapWriter::Direct, MapWriter::Direct)) ; "own ids need no helper")]
+    #[test_case(&[e(0, 1000, 1), e(1, 100000, 65536)], &[e(0, 100, 1)], NO_HELPERS, Err(("linux.uidMappings", "2 entries")) ; "subuid range")]
+    #[test_case(&[e(0, 1000, 1), e(1, 100000, 65536)], &[e(0, 100, 1)], HELPERS, Ok((helper("newuidmap"), MapWriter::Direct)) ; "subuid range by newuidmap")]
+    #[test_case(&[e(0, 0, 1)], &[e(0, 100, 1)], NO_HELPERS, Err(("linux.uidMappings", "[0] maps host uid 0")) ; "maps root")]
+    #[test_case(&[e(0, 1000, 2)], &[e(0, 100, 1)], NO_HELPERS, Err(("linux.uidMappings", "[0] maps 2 ids")) ; "two ids")]
+    #[test_case(&[], &[e(0, 100, 1)], NO_HELPERS, Err(("linux.uidMappings", "empty")) ; "no uid map")]
+    #[test_case(&[], &[e(0, 100, 1)], HELPERS, Err(("linux.uidMappings", "empty")) ; "no uid map, even with helpers")]
+    #[test_case(&[e(0, 1000, 1)], &[e(0, 0, 1)], NO_HELPERS, Err(("linux.gidMappings", "[0] maps host gid 0")) ; "gid root")]
+    #[test_case(&[e(0, 1000, 1)], &[e(0, 100, 1), e(1, 200, 1)], NO_HELPERS, Err(("linux.gidMappings", "2 entries")) ; "gid two entries")]
+    #[test_case(&[e(0, 1000, 1)], &[e(0, 100, 1), e(1, 200, 1)], HELPERS, Ok((MapWriter::Direct, helper("newgidmap"))) ; "gid two entries by newgidmap")]
+    fn unprivileged_maps(
+        uids: &[IdMapEntry],
+        gids: &[IdMapEntry],
+        helpers: bool,
+        want: Result<(MapWriter, MapWriter), (&str, &str)>,
+    ) {
+        let (u, g) = (Path::new("/usr/bin/newuidmap"), Path::new("/usr/bin/newgidmap"));
+        let helpers = if helpers { (Some(u), Some(g)) } else { (None, None) };
+        match (unprivileged_map_writers((1000, 100), uids, gids, helpers), want) {
+            (Ok(w), Ok((uid, gid))) => assert_eq!(w, MapWriters { uid, gid }),
+            (Err(RootlessError::IdMap { field, reason }), Err((f, r))) => {
                 assert_eq!(field, f);
                 assert!(reason.starts_with(&format!("{r}: ")), "{reason:?} does not start with {r:?}");
             }
             (got, want) => panic!("got {got:?}, want {want:?}"),
         }
+    }
+
+    #[test]
+    fn helper_arguments() {
+        assert_eq!(
+            helper_args(42, &[e(0, 1000, 1), e(1, 100000, 65536)]),
+            ["42", "0", "1000", "1", "1", "100000", "65536"]
+        );
     }
 
     /// v1-like: every hierarchy but `writable` is unwritable (`"*"`: all writable).

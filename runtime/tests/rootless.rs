@@ -11,7 +11,7 @@
 mod rootless_support;
 
 use std::os::unix::fs::chown;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use rootless_support::{processes_of, text, User};
 use serde_json::json;
@@ -104,24 +104,117 @@ fn cgroup_resources_on_a_hierarchy_not_delegated_are_refused() {
     user.assert_state_root_empty();
 }
 
+const NEWUIDMAP: &str = "/usr/bin/newuidmap";
+
+/// A subuid range added to the user's own uid (and the same for gids).
+fn with_subid_range(s: &mut serde_json::Value) {
+    for field in ["uidMappings", "gidMappings"] {
+        let range = json!({"containerID": 1, "hostID": 100000, "size": 65536});
+        s["linux"][field].as_array_mut().unwrap().push(range);
+    }
+}
+
 #[test]
-fn a_multi_id_mapping_is_refused_naming_the_field() {
+fn a_multi_id_mapping_the_user_has_no_range_for_is_refused_naming_the_field() {
     skip_unless_possible!();
     let mut user = User::new();
-    user.config(&["true"], |s| {
-        s["linux"]["uidMappings"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"containerID": 1, "hostID": 100000, "size": 65536}))
-    });
+    user.config(&["true"], with_subid_range);
     let id = user.id("map");
     let out = user.isorun(&["run", "--bundle", &user.bundle().to_string_lossy(), &id]);
     let err = text(&out.stderr);
     assert!(!out.status.success(), "run with a subuid range succeeded");
-    assert!(err.contains("linux.uidMappings: 2 entries"), "{err}");
+    if Path::new(NEWUIDMAP).exists() {
+        // Tried with newuidmap, which refuses a user without a passwd entry or range.
+        let want = format!("isorun: linux.uidMappings: {NEWUIDMAP} ");
+        assert!(
+            err.starts_with(&want)
+                && err.contains(
+                    " 0 {} 1 1 100000 65536 failed (exit status: 1): newuidmap: "
+                        .replace("{}", &user.uid.to_string())
+                        .as_str()
+                ),
+            "{err}"
+        );
+    } else {
+        assert!(err.starts_with("isorun: linux.uidMappings: 2 entries: "), "{err}");
+        assert!(err.contains("unless newuidmap (package uidmap) is installed: it is not in PATH"), "{err}");
+    }
+    user.assert_state_root_empty();
+    user.assert_no_processes();
+}
+
+#[test]
+fn a_gid_map_of_another_gid_without_newgidmap_is_refused_naming_the_field() {
+    skip_unless_possible!();
+    if Path::new("/usr/bin/newgidmap").exists() {
+        eprintln!("SKIP: newgidmap is installed: the map goes to it (see the newuidmap tests)");
+        return;
+    }
+    let mut user = User::new();
     user.config(&["true"], |s| s["linux"]["gidMappings"][0]["hostID"] = json!(0));
+    let id = user.id("gidmap");
     let out = user.isorun(&["run", "--bundle", &user.bundle().to_string_lossy(), &id]);
-    assert!(text(&out.stderr).contains("linux.gidMappings: [0] maps host gid 0"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).starts_with("isorun: linux.gidMappings: [0] maps host gid 0: "),
+        "{}",
+        text(&out.stderr)
+    );
+    user.assert_state_root_empty();
+}
+
+#[test]
+fn a_multi_id_mapping_is_written_by_newuidmap_from_the_users_subids() {
+    skip_unless_possible!();
+    if !Path::new(NEWUIDMAP).exists() || !Path::new("/usr/bin/newgidmap").exists() {
+        eprintln!("SKIP: newuidmap/newgidmap are not installed (apt-get install uidmap)");
+        return;
+    }
+    let mut user = User::new();
+    // The user's passwd entry and subid ranges, seen only in a private mount namespace: the
+    // host's /etc is not edited.
+    let etc = user.tmp.path().join("etc");
+    std::fs::create_dir(&etc).unwrap();
+    let name = format!("isorun-test-{}", user.uid);
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    std::fs::write(
+        etc.join("passwd"),
+        format!("{passwd}{name}:x:{0}:{0}::/nonexistent:/bin/false\n", user.uid),
+    )
+    .unwrap();
+    std::fs::write(etc.join("subid"), format!("{name}:100000:65536\n")).unwrap();
+    let mounts = format!(
+        "mount --bind {0}/passwd /etc/passwd && mount --bind {0}/subid /etc/subuid && \
+         mount --bind {0}/subid /etc/subgid && exec \"$@\"",
+        etc.display()
+    );
+    let wrapper = ["/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", &mounts, "sh"];
+    // A writable root, a /tmp the container's root (the user) owns, and CAP_CHOWN, to chown.
+    user.config(&["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups; chown 1000:1000 /tmp && stat -c %u:%g /tmp"], |s| {
+        with_subid_range(s);
+        s["root"]["readonly"] = json!(false);
+        for set in ["bounding", "effective", "permitted"] {
+            s["process"]["capabilities"][set].as_array_mut().unwrap().push(json!("CAP_CHOWN"));
+        }
+    });
+    chown(user.bundle().join("rootfs/tmp"), Some(user.uid), Some(user.uid)).unwrap();
+    let id = user.id("newuidmap");
+    let bundle = user.bundle().display().to_string();
+    let argv = [rootless_support::ISORUN, "run", "--bundle", &bundle, &id];
+    let out = user.command_wrapped(&wrapper, user.tmp.path(), true, &argv, &[]);
+    assert!(out.status.success(), "run with newuidmap: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    let u = user.uid as u64;
+    assert_eq!(map_lines(&lines[..2].join("\n")), vec![vec![0, u, 1], vec![1, 100000, 65536]], "{stdout}");
+    assert_eq!(map_lines(&lines[2..4].join("\n")), vec![vec![0, u, 1], vec![1, 100000, 65536]], "{stdout}");
+    // newgidmap allows setgroups for a user with a subgid range; the container's ids beyond
+    // 0 are real: a file chowned to 1000 inside is 101000 (100000 + 999) on the host.
+    assert_eq!(lines[4..], ["allow", "1000:1000"], "{stdout}");
+    let host = std::fs::metadata(user.bundle().join("rootfs/tmp")).unwrap();
+    assert_eq!(
+        (std::os::unix::fs::MetadataExt::uid(&host), std::os::unix::fs::MetadataExt::gid(&host)),
+        (100999, 100999)
+    );
     user.assert_state_root_empty();
     user.assert_no_processes();
 }

@@ -19,12 +19,14 @@ use super::bundle::{bundle_err, Bundle};
 use super::init::{child_main, ChildContext};
 use super::plan::{NamespacePlan, Plan};
 use super::record::Recording;
+use super::rootless::IdMapWriting;
 use super::spawn::{self, ChildGuard, MadeCgroup, Spawned};
 use super::{host, ContainerError};
 use crate::cgroups::CgroupManager;
 use crate::channel::{self, ChildMsg, ParentMsg};
 use crate::hooks;
 use crate::rootfs::RootfsOptions;
+use crate::rootless::MapWriter;
 use crate::state::{self, StateStore, EXEC_FIFO};
 use crate::sys::process::{clone_into, Forked};
 
@@ -78,6 +80,7 @@ pub(super) fn create_with_console(
     let primed = crate::cgroups::prime_attach();
     let bundle = Bundle::load(&opts.bundle)?;
     let plan = Plan::new(bundle.config());
+    let id_maps = super::rootless::check(&bundle, &plan)?;
     let inputs = check_and_prepare(store, &bundle, &plan, opts, console)?;
     let cgroup = super::rootless::cgroup_for(id, &bundle, &plan)?;
     // Record what is about to be made before making it: a create killed from here on leaves
@@ -103,7 +106,7 @@ pub(super) fn create_with_console(
     // Declared after `spawned`, so dropped before it: devices go back before the init (and
     // with it the network namespace) dies.
     let mut devices = None;
-    let go = place_init(&spawned, in_cgroup, &plan, &mut devices);
+    let go = place_init(&spawned, in_cgroup, (&plan, &id_maps), &mut devices);
     let hook_state = hook_state_json(id, spawned.pid, &bundle);
     let msg = if go.is_ok() { ParentMsg::Go(hook_state.clone()) } else { ParentMsg::Abort };
     channel::send_parent(&parent_sock, &msg).map_err(host("send to init"))?;
@@ -139,7 +142,6 @@ fn check_and_prepare(
 ) -> Result<InitInputs, ContainerError> {
     let spec = bundle.config().spec();
     crate::lsm::check(spec, crate::lsm::HostLsms::detect())?;
-    super::rootless::check(bundle, plan)?;
     if spec.linux().as_ref().is_some_and(|l| l.intel_rdt().is_some()) {
         return Err(ContainerError::Unsupported {
             field: "linux.intelRdt",
@@ -249,7 +251,7 @@ impl Launch<'_> {
 fn place_init<'a>(
     spawned: &Spawned,
     in_cgroup: bool,
-    plan: &'a Plan,
+    (plan, id_maps): (&'a Plan, &IdMapWriting),
     devices: &mut Option<crate::net::MovedDevices<'a>>,
 ) -> Result<(), ContainerError> {
     let (pid, cgroup) = (spawned.pid, spawned.cgroup());
@@ -258,7 +260,7 @@ fn place_init<'a>(
         true => {}
         false => cgroup.add_task(pid)?,
     }
-    write_id_maps(pid, &plan.namespaces)?;
+    write_id_maps(pid, &plan.namespaces, id_maps)?;
     super::write_oom_score_adj(pid, plan.parent_oom_score_adj)?;
     let ns = &plan.namespaces;
     let join = ns.join.iter().find(|(f, _)| *f == CloneFlags::CLONE_NEWNET).map(|(_, p)| p.as_path());
@@ -331,8 +333,9 @@ fn hook_state_json(id: &str, pid: Pid, bundle: &Bundle) -> Vec<u8> {
     .unwrap_or_default()
 }
 
-/// uid_map/gid_map for a new user namespace, from the parent (which holds the privilege).
-fn write_id_maps(pid: Pid, plan: &NamespacePlan) -> Result<(), ContainerError> {
+/// uid_map/gid_map for a new user namespace, from the parent (which holds the privilege),
+/// or by newuidmap/newgidmap for an unprivileged one mapping more than its own ids.
+fn write_id_maps(pid: Pid, plan: &NamespacePlan, id_maps: &IdMapWriting) -> Result<(), ContainerError> {
     let write = |file: &str, content: &str| {
         let path = format!("/proc/{pid}/{file}");
         fs::write(&path, content).map_err(|e| ContainerError::Host {
@@ -340,14 +343,24 @@ fn write_id_maps(pid: Pid, plan: &NamespacePlan) -> Result<(), ContainerError> {
             errno: super::errno_of(&e),
         })
     };
+    let helper = super::rootless::run_map_helper;
     if let Some(uid_map) = &plan.uid_map {
-        write("uid_map", uid_map)?;
+        match &id_maps.writers.uid {
+            MapWriter::Direct => write("uid_map", uid_map)?,
+            MapWriter::Helper(h) => helper("linux.uidMappings", h, pid.as_raw(), &id_maps.uids)?,
+        }
     }
     if let Some(gid_map) = &plan.gid_map {
-        if !nix::unistd::geteuid().is_root() {
-            write("setgroups", "deny")?;
+        match &id_maps.writers.gid {
+            // newgidmap sets setgroups itself (allow where /etc/subgid grants a range).
+            MapWriter::Helper(h) => helper("linux.gidMappings", h, pid.as_raw(), &id_maps.gids)?,
+            MapWriter::Direct => {
+                if !nix::unistd::geteuid().is_root() {
+                    write("setgroups", "deny")?;
+                }
+                write("gid_map", gid_map)?;
+            }
         }
-        write("gid_map", gid_map)?;
     }
     Ok(())
 }

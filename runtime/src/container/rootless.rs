@@ -1,6 +1,8 @@
 //! The create-time side of running as an unprivileged user ([`crate::rootless`] has the
 //! rules): the checks before anything is made, and the cgroup the container gets.
 
+use std::path::{Path, PathBuf};
+
 use nix::unistd::{getegid, geteuid};
 use oci_spec::runtime::LinuxResources;
 
@@ -9,7 +11,7 @@ use super::plan::Plan;
 use super::ContainerError;
 use crate::cgroups::{CgroupManager, Layout};
 use crate::config::idmap::IdMapEntry;
-use crate::rootless::{self, CgroupChoice, RootlessError};
+use crate::rootless::{self, CgroupChoice, MapWriters, RootlessError};
 
 /// The cgroup a create makes: the manager, the path to record (`None`: no cgroup) and the
 /// resources to apply.
@@ -33,11 +35,12 @@ pub(crate) fn rootless_cgroups() -> bool {
     is_rootless() || rootless::running_in_user_namespace()
 }
 
-/// The checks of an unprivileged create (none for root): a new user namespace whose id maps
-/// this user may write itself.
-pub(crate) fn check(bundle: &Bundle, plan: &Plan) -> Result<(), ContainerError> {
+/// The checks of an unprivileged create (none for root), and who writes the id maps: a
+/// user namespace, new or joined; of a new one, maps this user may write itself, or
+/// newuidmap/newgidmap (found in PATH) for more.
+pub(crate) fn check(bundle: &Bundle, plan: &Plan) -> Result<IdMapWriting, ContainerError> {
     if !is_rootless() {
-        return Ok(());
+        return Ok(IdMapWriting::default());
     }
     if !plan.in_user_ns {
         return Err(RootlessError::Namespaces {
@@ -48,16 +51,66 @@ pub(crate) fn check(bundle: &Bundle, plan: &Plan) -> Result<(), ContainerError> 
         .into());
     }
     if !plan.namespaces.new_user_ns {
-        return Ok(()); // joined: its maps exist already
+        return Ok(IdMapWriting::default()); // joined: its maps exist already
     }
     let linux = bundle.config().spec().linux().as_ref();
-    let entries = |maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| -> Vec<IdMapEntry> {
-        maps.map(|m| m.iter().map(IdMapEntry::from).collect()).unwrap_or_default()
-    };
     let uids = entries(linux.and_then(|l| l.uid_mappings().as_ref()));
     let gids = entries(linux.and_then(|l| l.gid_mappings().as_ref()));
-    rootless::check_unprivileged_maps(geteuid().as_raw(), getegid().as_raw(), &uids, &gids)?;
-    Ok(())
+    let (newuidmap, newgidmap) = (in_path("newuidmap"), in_path("newgidmap"));
+    let helpers = (newuidmap.as_deref(), newgidmap.as_deref());
+    let writers =
+        rootless::unprivileged_map_writers((geteuid().as_raw(), getegid().as_raw()), &uids, &gids, helpers)?;
+    Ok(IdMapWriting { writers, uids, gids })
+}
+
+/// How a new user namespace's maps are written, with the entries a helper gets.
+#[derive(Debug, Default)]
+pub(crate) struct IdMapWriting {
+    /// Who writes each map.
+    pub(crate) writers: MapWriters,
+    /// `linux.uidMappings`.
+    pub(crate) uids: Vec<IdMapEntry>,
+    /// `linux.gidMappings`.
+    pub(crate) gids: Vec<IdMapEntry>,
+}
+
+fn entries(maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>) -> Vec<IdMapEntry> {
+    maps.map(|m| m.iter().map(IdMapEntry::from).collect()).unwrap_or_default()
+}
+
+/// The executable `name` in PATH, as runc's `exec.LookPath` finds it.
+fn in_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| {
+        let mode = nix::unistd::AccessFlags::X_OK;
+        p.is_absolute() && p.is_file() && nix::unistd::access(p, mode).is_ok()
+    })
+}
+
+/// Run `helper` (newuidmap/newgidmap) to write `map` of `pid`'s user namespace.
+pub(crate) fn run_map_helper(
+    field: &'static str,
+    helper: &Path,
+    pid: i32,
+    map: &[IdMapEntry],
+) -> Result<(), ContainerError> {
+    let args = rootless::helper_args(pid, map);
+    let failed = |status: String, stderr: &[u8]| RootlessError::IdMapHelper {
+        field,
+        helper: helper.to_owned(),
+        args: args.clone(),
+        status,
+        stderr: String::from_utf8_lossy(stderr).trim().to_owned(),
+    };
+    let out = std::process::Command::new(helper)
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| failed(e.to_string(), b""))?;
+    match out.status.success() {
+        true => Ok(()),
+        false => Err(failed(out.status.to_string(), &out.stderr).into()),
+    }
 }
 
 /// The cgroup of container `id`: as planned for root; rootless ([`rootless_cgroups`]), the same

@@ -119,13 +119,28 @@ impl User {
     /// `argv` as the user in `cwd`, with `XDG_RUNTIME_DIR` (if `xdg`) and `env` (else only
     /// the test's environment without ISORUN_ROOT).
     pub fn command(&self, cwd: &Path, xdg: bool, argv: &[&str], env: &[(&str, &str)]) -> Output {
+        self.command_wrapped(&[], cwd, xdg, argv, env)
+    }
+
+    /// [`User::command`], started by `wrapper` (run as root, it ends by exec'ing the rest of
+    /// its arguments: `setpriv ... argv`).
+    pub fn command_wrapped(
+        &self,
+        wrapper: &[&str],
+        cwd: &Path,
+        xdg: bool,
+        argv: &[&str],
+        env: &[(&str, &str)],
+    ) -> Output {
         static N: AtomicU32 = AtomicU32::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
         // Files, not pipes: a detached container inherits them and outlives the command.
         let (out, err) = (self.tmp.path().join(format!("out.{n}")), self.tmp.path().join(format!("err.{n}")));
         let id = self.uid.to_string();
-        let mut cmd = Command::new("/usr/bin/setpriv");
-        cmd.args(["--reuid", &id, "--regid", &id, "--clear-groups", "--"])
+        let setpriv = ["/usr/bin/setpriv", "--reuid", &id, "--regid", &id, "--clear-groups", "--"];
+        let all = [wrapper, &setpriv[..]].concat();
+        let mut cmd = Command::new(all[0]);
+        cmd.args(&all[1..])
             .args(argv)
             .current_dir(cwd)
             .env_remove("ISORUN_ROOT")
