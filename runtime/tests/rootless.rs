@@ -332,6 +332,10 @@ fn a_delegated_v1_hierarchy_is_used_with_its_resources() {
     let procs = std::fs::read_to_string(cgroup.child("pids", "c").join("cgroup.procs")).unwrap();
     assert!(procs.lines().any(|l| l == pid.to_string()), "init {pid} not in {}: {procs}", pids_max.display());
     assert_eq!(user.ok(&["ps", "--format", "json", &id]).trim(), format!("[{pid}]"));
+    // An exec'd process joins the cgroup too.
+    let own = user.ok(&["exec", &id, "cat", "/proc/self/cgroup"]);
+    let pids_line = own.lines().find(|l| l.contains(":pids:")).unwrap_or_default().to_owned();
+    assert!(pids_line.ends_with(&format!(":pids:{path}")), "exec'd process in {pids_line:?}, not {path}");
     user.ok(&["delete", "--force", &id]);
     for d in &cgroup.dirs {
         assert!(!d.join("c").exists(), "{} left after delete", d.join("c").display());
