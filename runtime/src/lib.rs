@@ -39,6 +39,12 @@
 //! `events`/`ps` operate on the recorded state; [`checkpoint`] drives CRIU's command line;
 //! [`net`] is the optional bridge networking (`isorun net`, usable as OCI hooks);
 //! [`features`] answers `isorun features`. Every raw syscall lives in [`sys`].
+//!
+//! **Rootless** ([`rootless`], applied by `container/rootless.rs`): run by an unprivileged
+//! user (or as root of a user namespace, as rootless podman runs its runtime), the default
+//! state root, who writes the id maps (this process, or newuidmap/newgidmap) and whether the
+//! container gets a cgroup are decided before the record is written; a config asking for
+//! what the user cannot make is refused naming the field.
 #![warn(missing_docs)]
 #![warn(clippy::too_many_lines)]
 
@@ -52,6 +58,7 @@ pub mod hooks;
 pub mod lsm;
 pub mod net;
 pub mod rootfs;
+pub mod rootless;
 pub mod seccomp;
 pub mod state;
 pub mod sys;

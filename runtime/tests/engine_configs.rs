@@ -1,16 +1,19 @@
 //! The config.json that Docker 20.10, podman 4.3 and containerd 1.6 (ctr) send their runtime
 //! for a plain `run IMAGE true`, captured by `ci/recording-runtime` into
 //! `vm-images/engine-configs/ENGINE.json` (`ci/capture-engine-configs` regenerates them): the
-//! stored ones must parse and validate with isorun's validator.
+//! stored ones must parse and validate with isorun's validator. `podman-rootless.json` is what
+//! rootless podman (run by a throwaway unprivileged uid, single-id mapping, `--network none`)
+//! sends its runtime, which it runs as root of its own user namespace.
 
 mod engine_support;
+mod rootless_support;
 
 use std::path::{Path, PathBuf};
 
 use engine_support::daemons::Private;
 use engine_support::image;
 
-const ENGINES: [&str; 3] = ["docker", "podman", "containerd"];
+const ENGINES: [&str; 4] = ["docker", "podman", "containerd", "podman-rootless"];
 
 fn store() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../vm-images/engine-configs")
@@ -105,4 +108,67 @@ fn capture_engine_configs() {
     store_config(&p, "docker", &docker_out);
     store_config(&p, "containerd", &ctr_out);
     store_config(&p, "podman", &podman_out);
+}
+
+#[test]
+#[ignore = "regenerates vm-images/engine-configs/podman-rootless.json: run by ci/capture-engine-configs"]
+fn capture_engine_configs_podman_rootless() {
+    engine_support::require_engines(&["/usr/bin/podman"]);
+    if let Some(reason) = rootless_support::cannot_run() {
+        panic!("rootless podman cannot run here: {reason}");
+    }
+    let user = rootless_support::User::new();
+    let dir = user.tmp.path().to_owned();
+    let home = dir.join("home");
+    std::fs::create_dir(&home).unwrap();
+    std::os::unix::fs::chown(&home, Some(user.uid), Some(user.uid)).unwrap();
+    let conf = dir.join("containers.conf");
+    std::fs::write(&conf, "[engine]\nevents_logger = \"file\"\ncgroup_manager = \"cgroupfs\"\n").unwrap();
+    // The recorder runs as the user: it writes into the user's home.
+    let captured = home.join("podman-rootless.json");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ci/recording-runtime");
+    let wrapper = dir.join("record-podman-rootless");
+    let body = format!("#!/bin/sh\nexec '{}' '{}' \"$@\"\n", script.display(), captured.display());
+    std::fs::write(&wrapper, body).unwrap();
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // An image whose files belong to root: a single-id mapping cannot hold others.
+    let tar = dir.join("rootfs.tar");
+    let rootfs = user.bundle().join("rootfs");
+    let made = std::process::Command::new("tar")
+        .args(["--owner=0", "--group=0", "-C"])
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(made.success(), "tar of {}", rootfs.display());
+    std::fs::set_permissions(&tar, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let (h, c, x) =
+        (home.display().to_string(), conf.display().to_string(), user.xdg().display().to_string());
+    let (storage, run) = (format!("{h}/storage"), format!("{h}/run"));
+    let (env_home, env_conf, env_xdg) =
+        (format!("HOME={h}"), format!("CONTAINERS_CONF={c}"), format!("XDG_RUNTIME_DIR={x}"));
+    let podman = |args: &[&str]| {
+        let base = ["env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", &env_home, &env_conf, &env_xdg];
+        let podman = ["/usr/bin/podman", "--root", &storage, "--runroot", &run, "--storage-driver", "vfs"];
+        let argv = [&base[..], &podman[..], &["--events-backend", "file"], args].concat();
+        user.command(&dir, false, &argv, &[])
+    };
+    let img = "localhost/isolab/busybox:1";
+    let env = format!("ENV {}", image::PATH_ENV);
+    let tar_s = tar.display().to_string();
+    let out = podman(&["import", "-c", &env, "-c", "CMD [\"sh\"]", &tar_s, img]);
+    assert!(out.status.success(), "podman import: {}", String::from_utf8_lossy(&out.stderr));
+    // No slirp4netns here: `--network none` (still a network namespace of its own).
+    let wrapper_s = wrapper.display().to_string();
+    let out = podman(&["run", "--rm", "--network", "none", "--runtime", &wrapper_s, img, "true"]);
+    let text = std::fs::read_to_string(&captured).unwrap_or_else(|e| {
+        panic!("rootless podman did not run the recorder ({e}): {}", String::from_utf8_lossy(&out.stderr))
+    });
+    let text = text.replace(&*dir.to_string_lossy(), "/capture");
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut pretty = serde_json::to_string_pretty(&value).unwrap();
+    pretty.push('\n');
+    std::fs::write(store().join("podman-rootless.json"), pretty).unwrap();
 }

@@ -57,6 +57,37 @@ impl CgroupManager {
         Ok(Self { path, hier })
     }
 
+    /// No cgroup at all (a rootless container where the hierarchy is not writable and nothing
+    /// asks for one): every operation is a no-op, and nothing is recorded.
+    pub fn none() -> Self {
+        let hier = Hierarchies { layout: Layout::V1, v1: Vec::new(), unified: None, unified_own: "/".into() };
+        Self { path: String::new(), hier: Arc::new(hier) }
+    }
+
+    /// The first directory this process could not write to make this cgroup and move a
+    /// process in, in the hierarchy of `controller` (`None`: every hierarchy used, the v1
+    /// ones and, on v2, the cgroup2 one; a hybrid host's cgroup2 directory is optional): the
+    /// cgroup's `cgroup.procs` if the cgroup exists, else its nearest existing ancestor.
+    /// `None`: all writable.
+    pub fn unwritable_dir(&self, controller: Option<&str>) -> Option<PathBuf> {
+        let unified = self.hier.unified.as_deref().filter(|_| self.hier.layout == Layout::Unified);
+        let roots: Vec<&Path> = match controller {
+            Some(c) if unified.is_none() => {
+                self.hier.v1_mount(c).map(|h| h.mount.as_path()).into_iter().collect()
+            }
+            Some(_) => unified.into_iter().collect(),
+            None => self.hier.v1.iter().map(|h| h.mount.as_path()).chain(unified).collect(),
+        };
+        roots.into_iter().find_map(|root| {
+            let leaf = root.join(self.rel());
+            let probe = match leaf.is_dir() {
+                true => leaf.join("cgroup.procs"),
+                false => leaf.ancestors().find(|a| a.is_dir()).unwrap_or(root).to_owned(),
+            };
+            nix::unistd::access(&probe, nix::unistd::AccessFlags::W_OK).is_err().then_some(probe)
+        })
+    }
+
     /// The resolved absolute cgroup path, to store in the state record; `new` given it
     /// rebuilds this manager.
     pub fn path(&self) -> &str {

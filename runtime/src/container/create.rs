@@ -19,12 +19,14 @@ use super::bundle::{bundle_err, Bundle};
 use super::init::{child_main, ChildContext};
 use super::plan::{NamespacePlan, Plan};
 use super::record::Recording;
+use super::rootless::IdMapWriting;
 use super::spawn::{self, ChildGuard, MadeCgroup, Spawned};
 use super::{host, ContainerError};
 use crate::cgroups::CgroupManager;
 use crate::channel::{self, ChildMsg, ParentMsg};
 use crate::hooks;
 use crate::rootfs::RootfsOptions;
+use crate::rootless::MapWriter;
 use crate::state::{self, StateStore, EXEC_FIFO};
 use crate::sys::process::{clone_into, Forked};
 
@@ -78,18 +80,18 @@ pub(super) fn create_with_console(
     let primed = crate::cgroups::prime_attach();
     let bundle = Bundle::load(&opts.bundle)?;
     let plan = Plan::new(bundle.config());
+    let id_maps = super::rootless::check(&bundle, &plan)?;
     let inputs = check_and_prepare(store, &bundle, &plan, opts, console)?;
-    let cgroup = CgroupManager::new(id, plan.cgroups_path.as_deref())?;
+    let cgroup = super::rootless::cgroup_for(id, &bundle, &plan)?;
     // Record what is about to be made before making it: a create killed from here on leaves
     // a record `delete --force` undoes (the cgroup, the rootfs bind, later the init).
-    let mut recording = Recording::begin(store, id, &bundle, &plan, Some(cgroup.path().to_owned()))?;
+    let mut recording = Recording::begin(store, id, &bundle, &plan, cgroup.recorded_path)?;
     let fifo = make_exec_fifo(recording.dir())?;
     if let Some(p) = &plan.namespaces.join_pid {
         let f = fs::File::open(p).map_err(bundle_err("linux.namespaces pid path", p))?;
         setns(f.as_fd(), CloneFlags::CLONE_NEWPID).map_err(host(format!("setns {}", p.display())))?;
     }
-    let resources = bundle.config().spec().linux().as_ref().and_then(|l| l.resources().as_ref());
-    let cgroup = MadeCgroup::make(cgroup, resources)?;
+    let cgroup = MadeCgroup::make(cgroup.manager, cgroup.resources.as_ref())?;
     // No mount namespace: the rootfs is bound (and undone) here, in the caller's.
     let rootfs_bind =
         plan.shared_mount_ns.then(|| super::shared_mount::RootfsBind::new(bundle.rootfs())).transpose()?;
@@ -104,7 +106,7 @@ pub(super) fn create_with_console(
     // Declared after `spawned`, so dropped before it: devices go back before the init (and
     // with it the network namespace) dies.
     let mut devices = None;
-    let go = place_init(&spawned, in_cgroup, &plan, &mut devices);
+    let go = place_init(&spawned, in_cgroup, (&plan, &id_maps), &mut devices);
     let hook_state = hook_state_json(id, spawned.pid, &bundle);
     let msg = if go.is_ok() { ParentMsg::Go(hook_state.clone()) } else { ParentMsg::Abort };
     channel::send_parent(&parent_sock, &msg).map_err(host("send to init"))?;
@@ -237,7 +239,9 @@ impl Launch<'_> {
         RootfsOptions {
             rootfs: self.bundle.rootfs().to_owned(),
             bundle: self.bundle.dir().to_owned(),
-            in_user_ns: self.plan.in_user_ns,
+            // Root of a user namespace (rootless podman's runtime) cannot mknod nor mount
+            // what needs the initial one either.
+            in_user_ns: self.plan.in_user_ns || crate::rootless::running_in_user_namespace(),
             in_cgroup_ns: self.plan.namespaces.new_cgroup_ns,
             no_pivot: self.opts.no_pivot,
             shared_mount_ns: self.plan.shared_mount_ns,
@@ -250,7 +254,7 @@ impl Launch<'_> {
 fn place_init<'a>(
     spawned: &Spawned,
     in_cgroup: bool,
-    plan: &'a Plan,
+    (plan, id_maps): (&'a Plan, &IdMapWriting),
     devices: &mut Option<crate::net::MovedDevices<'a>>,
 ) -> Result<(), ContainerError> {
     let (pid, cgroup) = (spawned.pid, spawned.cgroup());
@@ -259,7 +263,7 @@ fn place_init<'a>(
         true => {}
         false => cgroup.add_task(pid)?,
     }
-    write_id_maps(pid, &plan.namespaces)?;
+    write_id_maps(pid, &plan.namespaces, id_maps)?;
     super::write_oom_score_adj(pid, plan.parent_oom_score_adj)?;
     let ns = &plan.namespaces;
     let join = ns.join.iter().find(|(f, _)| *f == CloneFlags::CLONE_NEWNET).map(|(_, p)| p.as_path());
@@ -332,8 +336,9 @@ fn hook_state_json(id: &str, pid: Pid, bundle: &Bundle) -> Vec<u8> {
     .unwrap_or_default()
 }
 
-/// uid_map/gid_map for a new user namespace, from the parent (which holds the privilege).
-fn write_id_maps(pid: Pid, plan: &NamespacePlan) -> Result<(), ContainerError> {
+/// uid_map/gid_map for a new user namespace, from the parent (which holds the privilege),
+/// or by newuidmap/newgidmap for an unprivileged one mapping more than its own ids.
+fn write_id_maps(pid: Pid, plan: &NamespacePlan, id_maps: &IdMapWriting) -> Result<(), ContainerError> {
     let write = |file: &str, content: &str| {
         let path = format!("/proc/{pid}/{file}");
         fs::write(&path, content).map_err(|e| ContainerError::Host {
@@ -341,14 +346,24 @@ fn write_id_maps(pid: Pid, plan: &NamespacePlan) -> Result<(), ContainerError> {
             errno: super::errno_of(&e),
         })
     };
+    let helper = super::rootless::run_map_helper;
     if let Some(uid_map) = &plan.uid_map {
-        write("uid_map", uid_map)?;
+        match &id_maps.writers.uid {
+            MapWriter::Direct => write("uid_map", uid_map)?,
+            MapWriter::Helper(h) => helper("linux.uidMappings", h, pid.as_raw(), &id_maps.uids)?,
+        }
     }
     if let Some(gid_map) = &plan.gid_map {
-        if !nix::unistd::geteuid().is_root() {
-            write("setgroups", "deny")?;
+        match &id_maps.writers.gid {
+            // newgidmap sets setgroups itself (allow where /etc/subgid grants a range).
+            MapWriter::Helper(h) => helper("linux.gidMappings", h, pid.as_raw(), &id_maps.gids)?,
+            MapWriter::Direct => {
+                if !nix::unistd::geteuid().is_root() {
+                    write("setgroups", "deny")?;
+                }
+                write("gid_map", gid_map)?;
+            }
         }
-        write("gid_map", gid_map)?;
     }
     Ok(())
 }

@@ -226,7 +226,16 @@ impl JoinedNamespaces {
         }
         let in_user_ns = namespaces.iter().any(|(f, _, _)| *f == CloneFlags::CLONE_NEWUSER);
         let (root, _) = open("container root", PathBuf::from(format!("/proc/{pid}/root")))?;
-        if !same_ns(pid, "pid") {
+        let join_pid = !same_ns(pid, "pid");
+        if join_pid && in_user_ns && super::rootless::is_rootless() {
+            // Joining a pid namespace needs CAP_SYS_ADMIN in this process's own user namespace
+            // too: an unprivileged caller joins the container's first (runc's nsexec does
+            // the same), and its child then must not join it again.
+            let (_, fd, path) = namespaces.remove(0);
+            setns(fd.as_fd(), CloneFlags::CLONE_NEWUSER)
+                .map_err(host(format!("setns {}", path.display())))?;
+        }
+        if join_pid {
             let (fd, path) = open("namespace", PathBuf::from(format!("/proc/{pid}/ns/pid")))?;
             setns(fd.as_fd(), CloneFlags::CLONE_NEWPID).map_err(host(format!("setns {}", path.display())))?;
         }

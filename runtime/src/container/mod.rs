@@ -10,6 +10,7 @@ mod ops;
 pub mod plan;
 pub(crate) mod record;
 mod resources;
+mod rootless;
 mod run;
 mod shared_mount;
 mod signals;
@@ -85,6 +86,9 @@ pub enum ContainerError {
     /// The container's cgroup could not be set up or removed.
     #[error(transparent)]
     Cgroup(#[from] crate::cgroups::CgroupError),
+    /// Running as an unprivileged user, the config asks for what this user cannot make.
+    #[error(transparent)]
+    Rootless(#[from] crate::rootless::RootlessError),
     /// A hook failed (prestart, createRuntime, createContainer, startContainer).
     #[error(transparent)]
     Hook(#[from] crate::hooks::HookError),

@@ -17,9 +17,10 @@ pub const VERSION: &str = if cfg!(debug_assertions) {
 #[derive(Debug, Parser)]
 #[command(name = "isorun", version = VERSION, about, long_about = None)]
 pub struct Cli {
-    /// Root directory for container state (tmpfs recommended).
-    #[arg(long, global = true, default_value = "/run/isorun", env = "ISORUN_ROOT")]
-    pub root: PathBuf,
+    /// Root directory for container state (tmpfs recommended) [default: /run/isorun as
+    /// root; $XDG_RUNTIME_DIR/isorun for another user, else /run/isorun if it can write it].
+    #[arg(long, global = true, env = "ISORUN_ROOT")]
+    pub root: Option<PathBuf>,
     /// Write logs to this file instead of stderr.
     #[arg(long, global = true)]
     pub log: Option<PathBuf>,

@@ -7,7 +7,7 @@ mod logging;
 mod net;
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
@@ -15,6 +15,7 @@ use clap::Parser;
 use cli::{Cli, Command, CreateArgs, ExecArgs, ListFormat, UpdateArgs};
 use isolab_runtime::checkpoint;
 use isolab_runtime::container::{self, CreateOptions};
+use isolab_runtime::rootless;
 use isolab_runtime::state::StateStore;
 
 fn main() -> ExitCode {
@@ -93,14 +94,20 @@ fn dispatch(cli: Cli) -> Result<u8> {
              cgroups through cgroupfs); run without --systemd-cgroup"
         );
     }
-    let store = StateStore::new(&cli.root);
+    let root = match (&cli.root, &cli.command) {
+        (Some(root), _) => root.clone(),
+        // Neither keeps state: no root to resolve (and no error for a user without one).
+        (None, Command::Spec { .. } | Command::Features) => PathBuf::from(rootless::SYSTEM_STATE_ROOT),
+        (None, _) => rootless::default_state_root()?,
+    };
+    let store = StateStore::new(&root);
     match cli.command {
         Command::Spec { rootless, bundle } => write_spec(&bundle, rootless)?,
         Command::Create(a) => {
             container::create(&store, &a.id, &create_options(&a))?;
         }
         Command::Start { id } => container::start(&store, &id)?,
-        Command::Net(a) => net::run(&cli.root, &store, a)?,
+        Command::Net(a) => net::run(&root, &store, a)?,
         Command::Run { args, detach } => {
             let code = container::run(&store, &args.id, &create_options(&args), detach)?;
             return Ok(u8::try_from(code).unwrap_or(255));

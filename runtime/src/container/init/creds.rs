@@ -50,8 +50,10 @@ pub fn apply(process: &Process, in_user_ns: bool, keep_admin: bool) -> Result<Op
     let groups: Vec<Gid> = user.additional_gids().iter().flatten().map(|g| Gid::from_raw(*g)).collect();
     match setgroups(&groups) {
         Ok(()) => {}
-        // setgroups is denied in a user namespace without the privilege: fine when none asked.
-        Err(Errno::EPERM) if groups.is_empty() && in_user_ns => {}
+        // setgroups is denied in a user namespace without the privilege (also one this runtime
+        // was started in, as rootless podman does, where `setgroups` reads `deny`): fine when
+        // none asked.
+        Err(Errno::EPERM) if groups.is_empty() && (in_user_ns || setgroups_denied()) => {}
         Err(e) => return Err(sys(format!("setgroups({:?})", user.additional_gids()))(e)),
     }
     nix::sys::prctl::set_keepcaps(true).map_err(sys("prctl(PR_SET_KEEPCAPS)"))?;
@@ -133,4 +135,9 @@ pub(crate) fn resource_of(t: PosixRlimitType) -> Resource {
         PosixRlimitType::RlimitRtprio => Resource::RLIMIT_RTPRIO,
         PosixRlimitType::RlimitRttime => Resource::RLIMIT_RTTIME,
     }
+}
+
+/// `/proc/self/setgroups` reads `deny`: this user namespace (or an ancestor) forbids setgroups.
+fn setgroups_denied() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny")
 }

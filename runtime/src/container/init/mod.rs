@@ -105,7 +105,12 @@ pub struct ChildContext<'a> {
 pub fn child_main(ctx: ChildContext<'_>) -> ! {
     // Until execve, this process is the isorun binary inside the container: keep other
     // processes from opening /proc/<pid>/exe or its fds (CVE-2019-5736). execve resets it.
-    let _ = nix::sys::prctl::set_dumpable(false);
+    // In a new user namespace it stays dumpable until the parent has written its id maps
+    // (runc does the same): a non-dumpable process's /proc files belong to root, and an
+    // unprivileged parent could not open its uid_map. Nothing of the container runs before.
+    if !ctx.plan.new_user_ns {
+        let _ = nix::sys::prctl::set_dumpable(false);
+    }
     if let Some(fd) = ctx.id_lock_fd {
         let _ = nix::unistd::close(fd);
     }
@@ -117,6 +122,7 @@ pub fn child_main(ctx: ChildContext<'_>) -> ! {
         Ok(ParentMsg::Go(state)) => state,
         _ => exit(1),
     };
+    let _ = nix::sys::prctl::set_dumpable(false);
     let mut prepared = match setup(&ctx, &state) {
         Ok(p) => p,
         Err((step, e)) => {
