@@ -85,6 +85,29 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// The foreign fds (see [`foreign_fds`]) the exec'd process `pid` holds once its execve is
+/// complete. execve shows the new cmdline before it closes the O_CLOEXEC fds (the kernel's
+/// begin_new_exec: exec_mmap, then do_close_on_exec), so a reading in that window lists the
+/// runtime's own fds (seen once in a TCG guest: `fd 5 -> /sys/fs/cgroup/isorun/<id>`, gone an
+/// instant later). A fd counts when it is there before and still there once the process
+/// sleeps (state S, in `sleep`'s nanosleep): only `sleep` itself could close it then, and it
+/// does not, so a fd the runtime handed it is in both readings.
+fn handed_fds(pid: i32, rootfs: &Path) -> Vec<String> {
+    let first = foreign_fds(pid, rootfs);
+    if first.is_empty() {
+        return first;
+    }
+    let _ = Ctx::wait_until(Duration::from_secs(5), || proc_state(pid) == Some('S'));
+    let second = foreign_fds(pid, rootfs);
+    first.into_iter().filter(|f| second.contains(f)).collect()
+}
+
+/// The state letter of `/proc/<pid>/stat` (R, S, D, Z, ...).
+fn proc_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
 fn runs_sleep(pid: i32) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\0"))
 }
@@ -115,7 +138,7 @@ fn fds(ctx: &mut Ctx) -> Verdict {
         Ctx::wait_until(Duration::from_secs(30), || {
             for p in others_in(&c).into_iter().filter(|p| runs_sleep(*p)) {
                 seen += 1;
-                bad.extend(foreign_fds(p, &rootfs));
+                bad.extend(handed_fds(p, &rootfs));
                 // SAFETY: kill(2) with a pid and a signal number has no memory effects; `p`
                 // is the exec'd `sleep` in the container's pid namespace, just inspected.
                 unsafe {
