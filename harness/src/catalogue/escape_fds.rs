@@ -104,7 +104,12 @@ fn handed_fds(pid: i32, rootfs: &Path) -> Vec<String> {
 
 /// The state letter of `/proc/<pid>/stat` (R, S, D, Z, ...).
 fn proc_state(pid: i32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    state_letter(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// The state field of a `/proc/<pid>/stat` line: the first one after the command name, which
+/// is in parentheses and may itself hold spaces and `)`.
+fn state_letter(stat: &str) -> Option<char> {
     stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
@@ -242,4 +247,20 @@ fn exec_race(ctx: &mut Ctx) -> Verdict {
     Verdict::check(!found.contains(&content) && found.contains("rounds="), || {
         format!("the watcher reached the host marker through another process: {:?}", found.trim())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::state_letter;
+    use test_case::test_case;
+
+    #[test_case("472 (sleep) S 1 472 0", Some('S'); "sleeping")]
+    #[test_case("15 (isorun) R 1 15 0", Some('R'); "running")]
+    #[test_case("7 (a) b) D 1 7 0", Some('D'); "a name holding a parenthesis")]
+    #[test_case("8 (x y) Z 1 8 0", Some('Z'); "a name holding a space")]
+    #[test_case("", None; "empty")]
+    #[test_case("9 (sleep)", None; "cut short")]
+    fn reads_the_state_after_the_name(stat: &str, want: Option<char>) {
+        assert_eq!(state_letter(stat), want);
+    }
 }
