@@ -162,19 +162,23 @@ fn oom_kill(ctx: &mut Ctx) -> Verdict {
 }
 
 fn pids_limit(ctx: &mut Ctx) -> Verdict {
-    // `exec 2>&1` first: whichever fork hits the limit (a `sleep`, the pipeline's `head`, the
-    // `$(seq 30)`), its "can't fork" reaches stdout; a failed fork of the shell's own can end
-    // the shell before `echo started` (seen once on debian-7.2/v1: empty stdout, a FAIL).
-    let mut cfg = ctx.config(&[
-        "sh",
-        "-c",
-        "exec 2>&1; for i in $(seq 30); do sleep 10 & done | head -n 1; echo started",
-    ]);
+    // The init forks 30 long-lived sleeps itself: no pipeline, no subshell. `exec 2>&1`
+    // first, so a failed fork's "can't fork" (the loop's `sleep`, the `$(seq 30)`) reaches
+    // stdout; ash then exits on that error, its pid namespace goes with it and `run` returns
+    // at once. (The earlier `... & done | head -n 1` waited for the sleeps to end: 10 s.)
+    // Without a limit all 30 start, "started" is printed and nothing says "can't fork".
+    let mut cfg =
+        ctx.config(&["sh", "-c", "exec 2>&1; for i in $(seq 30); do sleep 10 & done; echo started"]);
     cfg["linux"]["resources"]["pids"] = json!({ "limit": 10 });
     let out = v!(ctx.run(cfg));
     let said = out.stdout.to_lowercase();
     Verdict::check(said.contains("resource temporarily unavailable") || said.contains("can't fork"), || {
-        format!("30 forks under pids.limit 10: {:?}", out.stdout.trim())
+        format!(
+            "30 forks under pids.limit 10: stdout {:?}, exit {}, stderr {:?}",
+            out.stdout.trim(),
+            out.code,
+            out.stderr.trim()
+        )
     })
 }
 

@@ -75,8 +75,8 @@ fn pid1_survives(ctx: &mut Ctx) -> Verdict {
     let is_counter = l.first().is_some_and(|s| s.contains("while true"));
     let ppid0 = l.get(1) == Some(&"0");
     let ns = nspid(c.pid);
-    let n1 = count(ctx, &c).unwrap_or(0);
-    let counting = Ctx::wait_until(Duration::from_secs(10), || count(ctx, &c).is_some_and(|n| n > n1));
+    let n1 = count(&c).unwrap_or(0);
+    let counting = Ctx::wait_until(Duration::from_secs(10), || count(&c).is_some_and(|n| n > n1));
     Verdict::check(
         is_counter && ppid0 && ns.last() == Some(&1) && ns.len() >= 2 && n1 >= n0 && counting,
         || {

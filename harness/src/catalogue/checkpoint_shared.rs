@@ -61,7 +61,7 @@ pub fn restored(ctx: &mut Ctx) -> Result<Restored, Verdict> {
         cfg["linux"]["resources"]["memory"] = json!({ "limit": LIMIT });
     }
     let trip = round_trip(ctx, cfg, |ctx, c| {
-        let n = count(ctx, c).unwrap_or(0);
+        let n = count(c).unwrap_or(0);
         Ok((n, mount_view(ctx, c), view(ctx, c)))
     });
     let (outcome, images) = match trip {
