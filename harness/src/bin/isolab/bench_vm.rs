@@ -1,0 +1,191 @@
+//! `isolab bench startup --vm KERNEL[,KERNEL] --cgroup v1,v2 [--baseline DIR]`: the startup
+//! bench inside throwaway VMs of the matrix ([`isolab_harness::bench::guest`]), one table
+//! across the cells ([`isolab_harness::bench::cells`]).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use isolab_harness::bench::cells::{self, SLOWER_THRESHOLD};
+use isolab_harness::bench::guest::{self, GuestArgs};
+use isolab_harness::bench::report::{self, BenchJson};
+use isolab_harness::bench::resolve_runtimes;
+use isolab_harness::bench::startup::{self, StartupOptions};
+use isolab_harness::kernels::{CheckedKernel, Matrix};
+use isolab_harness::lab::{self, LabOptions};
+use isolab_harness::protocol::CgroupMode;
+
+use super::bench::{out_dir, write_startup, Common};
+use super::{build_image, cgroup_mode, options, Global};
+
+#[derive(Args, Debug, Default)]
+pub struct VmArgs {
+    /// Run the bench inside a throwaway VM of each of these kernels (names in kernels.toml),
+    /// × each `--cgroup` mode; one table of medians across the cells. The guest runs the same
+    /// bench (isolab and the floor program packed into the image with the host's runc and
+    /// crun); a runtime the guest lacks is reported. Under TCG absolute times are slow: the
+    /// ratios count.
+    #[arg(long, alias = "kernels", value_delimiter = ',')]
+    pub vm: Vec<String>,
+    /// cgroup modes of the VMs (with --vm).
+    #[arg(long, value_delimiter = ',', default_value = "v2", value_parser = cgroup_mode)]
+    pub cgroup: Vec<CgroupMode>,
+    /// A previous `--vm` run's output dir (or bench.json): exit 1 when a runtime's median
+    /// over its cell's ratio base (the floor program when measured) is more than 1.20× the
+    /// baseline's for the same cell.
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// Print bench.json as one line on stdout instead of writing files (what a guest does).
+    #[arg(long, hide = true)]
+    pub emit_json: bool,
+}
+
+impl VmArgs {
+    /// Whether the bench runs in VMs.
+    pub fn in_vms(&self) -> bool {
+        !self.vm.is_empty()
+    }
+}
+
+/// The guest's copies of isolab, the floor program (beside isolab, where the guest's isolab
+/// finds it) and util-linux's `unshare` (first on the guest bench's PATH), and the host
+/// runtimes asked for by name, for the image's tools.
+fn guest_tools(c: &Common, o: &LabOptions, s: &StartupOptions) -> Result<(PathBuf, Vec<PathBuf>)> {
+    let dir = o.cache.join("bench-guest");
+    let me = std::env::current_exe().context("locate this isolab")?;
+    let isolab = guest::stripped_copy(&me, &dir)?;
+    let mut tools = vec![isolab.clone()];
+    let unshare = Path::new("/usr/bin/unshare");
+    if s.floor && unshare.is_file() {
+        tools.push(guest::stripped_copy(unshare, &dir)?);
+    }
+    let by_name: Vec<String> = c.runtimes.iter().filter(|n| *n != "isorun").cloned().collect();
+    for r in resolve_runtimes(&by_name, Err(String::new())) {
+        match (r.path, r.floor) {
+            (Ok(p), true) => tools.push(guest::stripped_copy(&p, &dir)?),
+            (Ok(p), false) => tools.push(p),
+            (Err(e), _) => eprintln!("isolab bench startup --vm: {e} (the guest will report it missing)"),
+        }
+    }
+    Ok((isolab, tools))
+}
+
+/// The argv of the guest bench.
+fn argv(isolab: &Path, o: &LabOptions, c: &Common, s: &StartupOptions) -> Result<Vec<String>> {
+    let Some(rt) = &o.runtime else {
+        bail!("--vm needs isorun in the guest image: build it or pass --runtime")
+    };
+    let name = rt.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let a = GuestArgs {
+        runtimes: c.runtimes.clone(),
+        variants: c.variants.clone(),
+        runs: s.runs,
+        warmup: s.warmup,
+        no_floor: !s.floor,
+        allow_debug_build: c.allow_debug_build,
+    };
+    Ok(guest::guest_argv(isolab, &format!("/usr/bin/{name}"), &a))
+}
+
+/// Runs the guest bench per kernel × cgroup mode, one after the other (parallel VMs would
+/// share the host's cores and skew each other), writes each cell's bench.json and SVG
+/// (`OUT/` for one cell, `OUT/KERNEL-CGROUP/` for several), prints the table; exit 1 on a
+/// regression against `--baseline`, a cell that failed is an error.
+pub fn startup(g: &Global, m: &Matrix, c: &Common, s: &StartupOptions, v: &VmArgs) -> Result<()> {
+    let mut o = options(g)?;
+    let (isolab, tools) = guest_tools(c, &o, s)?;
+    o.tools.extend(tools);
+    let argv = argv(&isolab, &o, c, s)?;
+    let mut kernels: Vec<(CheckedKernel, PathBuf)> = Vec::new();
+    for spec in m.select(&v.vm)? {
+        let k = lab::checked_kernel(spec, m, &o.cache)?;
+        let img = build_image(&k, &o)?;
+        super::accel_now(&o, &k, &img);
+        kernels.push((k, img));
+    }
+    let out = out_dir(c, "startup");
+    let several = kernels.len() * v.cgroup.len() > 1;
+    let (mut done, mut failed) = (Vec::new(), Vec::new());
+    for (k, img) in &kernels {
+        for &cg in &v.cgroup {
+            eprintln!(
+                "isolab bench startup: {}/{}: booting ({} runs + {} warm-up)",
+                k.files.name,
+                cg.as_str(),
+                s.runs,
+                s.warmup
+            );
+            match guest::run_cell(k, cg, img, argv.clone(), &o) {
+                Ok(j) => {
+                    print_cell(&j);
+                    let dir = if several {
+                        out.join(format!("{}-{}", k.files.name, cg.as_str()))
+                    } else {
+                        out.clone()
+                    };
+                    write_startup(&dir, &j)?;
+                    done.push(j);
+                }
+                Err(e) => failed.push(e.to_string()),
+            }
+        }
+    }
+    print!("{}", cells::cell_table(&done));
+    check_baseline(v.baseline.as_deref(), &done)?;
+    if !failed.is_empty() {
+        bail!("{}", failed.join("\n"));
+    }
+    Ok(())
+}
+
+fn print_cell(j: &BenchJson) {
+    let Some(vm) = &j.vm else { return };
+    println!(
+        "{}/{} ({}, {}, {} vCPU): start latency in the guest; under TCG absolute times are slow, compare the ratios",
+        vm.kernel, vm.cgroup, vm.release, vm.accel, j.host.cpus
+    );
+    print!("{}", report::series_table(&j.series, "runtime", &startup::ratio_base(&j.series), "ms"));
+    for (name, b) in &j.builds {
+        println!("{name}: {b} build");
+    }
+}
+
+/// Exit 1 (after printing them) on regressions against the baseline.
+fn check_baseline(path: Option<&Path>, done: &[BenchJson]) -> Result<()> {
+    let Some(path) = path else { return Ok(()) };
+    let base = load_baseline(path)?;
+    let r = cells::regressions(done, &base);
+    for x in &r {
+        println!("{x}");
+    }
+    if !r.is_empty() {
+        println!(
+            "{} slower start(s) than {} (limit: {SLOWER_THRESHOLD}× the baseline's ratio)",
+            r.len(),
+            path.display()
+        );
+        std::process::exit(1);
+    }
+    println!("no slower start than {} (limit: {SLOWER_THRESHOLD}× the baseline's ratio)", path.display());
+    Ok(())
+}
+
+/// A baseline: a bench.json, or a dir with bench.json and/or KERNEL-CGROUP/bench.json.
+fn load_baseline(path: &Path) -> Result<Vec<BenchJson>> {
+    let read = |p: &Path| -> Result<BenchJson> {
+        let b = std::fs::read(p).with_context(|| format!("read baseline {}", p.display()))?;
+        serde_json::from_slice(&b).with_context(|| format!("parse baseline {}", p.display()))
+    };
+    if path.is_file() {
+        return Ok(vec![read(path)?]);
+    }
+    let mut files = vec![path.join("bench.json")];
+    let entries = std::fs::read_dir(path).with_context(|| format!("read baseline dir {}", path.display()))?;
+    files.extend(entries.filter_map(|e| Some(e.ok()?.path().join("bench.json"))));
+    let found: Vec<BenchJson> =
+        files.iter().filter(|f| f.is_file()).map(|f| read(f)).collect::<Result<_>>()?;
+    if found.is_empty() {
+        bail!("baseline {}: no bench.json in it or its subdirectories", path.display());
+    }
+    Ok(found)
+}
