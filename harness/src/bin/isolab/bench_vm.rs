@@ -189,3 +189,47 @@ fn load_baseline(path: &Path) -> Result<Vec<BenchJson>> {
     }
     Ok(found)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use test_case::test_case;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        v: VmArgs,
+    }
+
+    fn parse(args: &str) -> Result<(Vec<String>, Vec<&'static str>, bool), String> {
+        let argv = std::iter::once("t").chain(args.split_whitespace());
+        let c = Cli::try_parse_from(argv).map_err(|e| e.kind().to_string())?;
+        Ok((c.v.vm.clone(), c.v.cgroup.iter().map(|m| m.as_str()).collect(), c.v.in_vms()))
+    }
+
+    #[test_case("" => Ok((vec![], vec!["v2"], false)); "no vm: the host bench")]
+    #[test_case("--vm debian-6.1" => Ok((vec!["debian-6.1".into()], vec!["v2"], true)); "one kernel, v2 by default")]
+    #[test_case("--kernels debian-6.12,debian-6.1 --cgroup v1,v2" => Ok((vec!["debian-6.12".into(), "debian-6.1".into()], vec!["v1", "v2"], true)); "kernels times cgroup modes")]
+    #[test_case("--vm a --cgroup v3" => Err("invalid value for one of the arguments".to_string()); "an unknown cgroup mode")]
+    fn vm_args(args: &str) -> Result<(Vec<String>, Vec<&'static str>, bool), String> {
+        parse(args)
+    }
+
+    #[test]
+    fn a_baseline_dir_holds_every_cell() {
+        let d = tempfile::tempdir().unwrap();
+        for cell in ["debian-6.1-v1", "debian-6.1-v2"] {
+            std::fs::create_dir(d.path().join(cell)).unwrap();
+            std::fs::write(
+                d.path().join(cell).join("bench.json"),
+                r#"{"bench":"startup","host":{"kernel":"","cpus":1,"cgroup":"","loadavg":""}}"#,
+            )
+            .unwrap();
+        }
+        assert_eq!(load_baseline(d.path()).unwrap().len(), 2);
+        let empty = tempfile::tempdir().unwrap();
+        let e = load_baseline(empty.path()).unwrap_err().to_string();
+        assert!(e.contains("no bench.json"), "{e}");
+    }
+}
