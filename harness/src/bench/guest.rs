@@ -1,11 +1,13 @@
-//! `isolab bench startup --vm KERNEL`: the same bench inside a throwaway VM of the matrix.
+//! `isolab bench startup|density --vm KERNEL`: the same bench inside a throwaway VM of the
+//! matrix.
 //!
 //! What runs where: the host packs into the guest image, at their host paths with their
 //! shared libraries, the `isolab` binary that runs it (a copy stripped of debug info), the
 //! floor program beside it, and the host's runc and crun; isorun is the image's runtime under
 //! test (`/usr/bin/isorun`). It boots a fresh VM of the cell and sends one `Exec` of
-//! `isolab --runtime /usr/bin/isorun bench startup ... --emit-json` ([`guest_argv`]): the
-//! guest runs the host's code ([`super::startup::run`], interleaved, with warm-up) and prints
+//! `isolab --runtime /usr/bin/isorun bench startup|density ... --emit-json` ([`guest_argv`]): the
+//! guest runs the host's code ([`super::startup::run`], interleaved, with warm-up, or
+//! [`super::density::run`]) and prints
 //! its `bench.json` as one line after [`JSON_PREFIX`] on stdout, which comes back over the
 //! protocol as `CommandOutput`. The host parses it ([`parse_output`]), adds the cell
 //! ([`VmInfo`]) and writes `bench.json` and the SVG as for a host run. A runtime the guest
@@ -73,34 +75,29 @@ pub enum GuestBenchError {
     Bench(#[from] BenchError),
 }
 
-/// What the guest runs: the bench's options as on the host.
+/// What the guest runs: the bench and its options as on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GuestArgs {
+    /// `startup` or `density`.
+    pub bench: String,
     /// `--runtimes` as given (`isorun`, `floor`, names, paths).
     pub runtimes: Vec<String>,
     /// `--variants`.
     pub variants: Vec<String>,
-    /// `--runs`.
-    pub runs: usize,
-    /// `--warmup`.
-    pub warmup: usize,
-    /// `--no-floor`.
-    pub no_floor: bool,
+    /// The bench's own options (`--runs 20 --warmup 3`, `--n 50 --max-n runc=50`).
+    pub options: Vec<String>,
     /// `--allow-debug-build`.
     pub allow_debug_build: bool,
 }
 
 /// The guest's command line (pure): `isolab` (the packed copy) with the image's isorun,
-/// `bench startup` with the same options, `--emit-json`.
+/// `bench BENCH` with the same options, `--emit-json`.
 pub fn guest_argv(isolab: &Path, guest_isorun: &str, a: &GuestArgs) -> Vec<String> {
     let mut v = vec![isolab.display().to_string(), "--runtime".into(), guest_isorun.into()];
-    v.extend(["bench", "startup", "--emit-json"].map(String::from));
+    v.extend(["bench".into(), a.bench.clone(), "--emit-json".into()]);
     v.extend(["--runtimes".into(), a.runtimes.join(",")]);
     v.extend(["--variants".into(), a.variants.join(",")]);
-    v.extend(["--runs".into(), a.runs.to_string(), "--warmup".into(), a.warmup.to_string()]);
-    if a.no_floor {
-        v.push("--no-floor".into());
-    }
+    v.extend(a.options.iter().cloned());
     if a.allow_debug_build {
         v.push("--allow-debug-build".into());
     }
@@ -212,21 +209,21 @@ mod tests {
     use crate::bench::startup::Series;
     use test_case::test_case;
 
-    fn args(no_floor: bool, debug: bool) -> GuestArgs {
+    fn args(bench: &str, options: &str, debug: bool) -> GuestArgs {
         GuestArgs {
+            bench: bench.into(),
             runtimes: vec!["isorun".into(), "crun".into(), "floor".into()],
             variants: vec!["default".into()],
-            runs: 3,
-            warmup: 1,
-            no_floor,
+            options: options.split_whitespace().map(String::from).collect(),
             allow_debug_build: debug,
         }
     }
 
-    #[test_case(false, false => "/c/isolab --runtime /usr/bin/isorun bench startup --emit-json --runtimes isorun,crun,floor --variants default --runs 3 --warmup 1"; "plain")]
-    #[test_case(true, true => "/c/isolab --runtime /usr/bin/isorun bench startup --emit-json --runtimes isorun,crun,floor --variants default --runs 3 --warmup 1 --no-floor --allow-debug-build"; "flags passed on")]
-    fn guest_argv_is(no_floor: bool, debug: bool) -> String {
-        guest_argv(Path::new("/c/isolab"), "/usr/bin/isorun", &args(no_floor, debug)).join(" ")
+    #[test_case("startup", "--runs 3 --warmup 1", false => "/c/isolab --runtime /usr/bin/isorun bench startup --emit-json --runtimes isorun,crun,floor --variants default --runs 3 --warmup 1"; "startup")]
+    #[test_case("startup", "--runs 3 --warmup 1 --no-floor", true => "/c/isolab --runtime /usr/bin/isorun bench startup --emit-json --runtimes isorun,crun,floor --variants default --runs 3 --warmup 1 --no-floor --allow-debug-build"; "flags passed on")]
+    #[test_case("density", "--n 10,50 --max-n runc=10", false => "/c/isolab --runtime /usr/bin/isorun bench density --emit-json --runtimes isorun,crun,floor --variants default --n 10,50 --max-n runc=10"; "density")]
+    fn guest_argv_is(bench: &str, options: &str, debug: bool) -> String {
+        guest_argv(Path::new("/c/isolab"), "/usr/bin/isorun", &args(bench, options, debug)).join(" ")
     }
 
     #[test]

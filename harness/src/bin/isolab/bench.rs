@@ -15,6 +15,7 @@ use isolab_harness::kernels::Matrix;
 use isolab_harness::lab;
 use isolab_harness::protocol::{Action, CgroupMode, Event, Request, PROTOCOL_VERSION};
 
+use super::bench_vm::GuestBench;
 use super::{lab_cmds, options, Global};
 
 #[derive(Subcommand)]
@@ -48,6 +49,8 @@ pub enum BenchCmd {
         /// delete a container here); larger N are skipped for it, and say so.
         #[arg(long, value_delimiter = ',', default_value = "runc=200,crun=200")]
         max_n: Vec<String>,
+        #[command(flatten)]
+        vm: super::bench_vm::VmArgs,
     },
     /// VM boot: wall time from QEMU start to the agent's hello per kernel (and guest uptime).
     Boot {
@@ -95,13 +98,16 @@ pub fn bench(g: &Global, load: &dyn Fn() -> Result<Matrix>, cmd: &BenchCmd) -> R
     let r = match cmd {
         BenchCmd::Startup { c, runs, warmup, no_floor, vm } if vm.in_vms() => {
             let o = StartupOptions { runs: *runs, warmup: *warmup, floor: !no_floor };
-            super::bench_vm::startup(g, &load()?, c, &o, vm)
+            super::bench_vm::run(g, &load()?, c, GuestBench::Startup(&o), vm)
         }
         BenchCmd::Startup { c, runs, warmup, no_floor, vm } => {
             let o = StartupOptions { runs: *runs, warmup: *warmup, floor: !no_floor };
             startup_cmd(g, c, &o, vm.emit_json)
         }
-        BenchCmd::Density { c, n, max_n } => density_cmd(g, c, n, max_n),
+        BenchCmd::Density { c, n, max_n, vm } if vm.in_vms() => {
+            super::bench_vm::run(g, &load()?, c, GuestBench::Density { n, max_n }, vm)
+        }
+        BenchCmd::Density { c, n, max_n, vm } => density_cmd(g, c, n, max_n, vm.emit_json),
         BenchCmd::Boot { names, runs, out, matrix } => boot_cmd(g, &load()?, names, *runs, out, *matrix),
     };
     let left = guard::cleanup_all();
@@ -178,7 +184,9 @@ pub fn write_startup(out: &Path, j: &BenchJson) -> Result<()> {
     Ok(())
 }
 
-fn density_cmd(g: &Global, c: &Common, ns: &[usize], max_n: &[String]) -> Result<()> {
+/// The density bench here; with `emit_json` (a guest bench) its bench.json is printed as one
+/// line instead of written.
+fn density_cmd(g: &Global, c: &Common, ns: &[usize], max_n: &[String], emit_json: bool) -> Result<()> {
     let mut ns = ns.to_vec();
     ns.sort_unstable();
     let limits: Vec<(String, usize)> = max_n
@@ -206,13 +214,23 @@ fn density_cmd(g: &Global, c: &Common, ns: &[usize], max_n: &[String]) -> Result
     print!("{}", report::density_table(&points));
     let out = out_dir(c, "density");
     let j = BenchJson { bench: "density".into(), host, density: points, builds, ..BenchJson::default() };
-    report::write_json(&out, &j)?;
-    let svg = out.join("density.svg");
-    plot::density_svg(&svg, &j.density)?;
-    println!("wrote {}/bench.json, {}", out.display(), svg.display());
+    if emit_json {
+        println!("{}", guest::emit_line(&j));
+    } else {
+        write_density(&out, &j)?;
+    }
     if j.density.iter().any(|p| p.error.as_deref() == Some("interrupted")) {
         bail!("interrupted");
     }
+    Ok(())
+}
+
+/// bench.json and density.svg of a density bench in `out`.
+pub fn write_density(out: &Path, j: &BenchJson) -> Result<()> {
+    report::write_json(out, j)?;
+    let svg = out.join("density.svg");
+    plot::density_svg(&svg, &j.density)?;
+    println!("wrote {}/bench.json, {}", out.display(), svg.display());
     Ok(())
 }
 

@@ -1,4 +1,4 @@
-//! `isolab bench startup --vm KERNEL[,KERNEL] --cgroup v1,v2 [--baseline DIR]`: the startup
+//! `isolab bench startup|density --vm KERNEL[,KERNEL] --cgroup v1,v2 [--baseline DIR]`: the
 //! bench inside throwaway VMs of the matrix ([`isolab_harness::bench::guest`]), one table
 //! across the cells ([`isolab_harness::bench::cells`]).
 
@@ -15,7 +15,7 @@ use isolab_harness::kernels::{CheckedKernel, Matrix};
 use isolab_harness::lab::{self, LabOptions};
 use isolab_harness::protocol::CgroupMode;
 
-use super::bench::{out_dir, write_startup, Common};
+use super::bench::{out_dir, write_density, write_startup, Common};
 use super::{build_image, cgroup_mode, options, Global};
 
 #[derive(Args, Debug, Default)]
@@ -47,16 +47,51 @@ impl VmArgs {
     }
 }
 
+/// Which bench runs in the guests, with its own options.
+pub enum GuestBench<'a> {
+    /// Start latency.
+    Startup(&'a StartupOptions),
+    /// Density: `--n`, `--max-n`.
+    Density { n: &'a [usize], max_n: &'a [String] },
+}
+
+impl GuestBench<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            GuestBench::Startup(_) => "startup",
+            GuestBench::Density { .. } => "density",
+        }
+    }
+
+    /// The bench's own flags for the guest's isolab.
+    fn options(&self) -> Vec<String> {
+        match self {
+            GuestBench::Startup(s) => {
+                let mut v =
+                    vec!["--runs".into(), s.runs.to_string(), "--warmup".into(), s.warmup.to_string()];
+                if !s.floor {
+                    v.push("--no-floor".into());
+                }
+                v
+            }
+            GuestBench::Density { n, max_n } => {
+                let n: Vec<String> = n.iter().map(usize::to_string).collect();
+                vec!["--n".into(), n.join(","), "--max-n".into(), max_n.join(",")]
+            }
+        }
+    }
+}
+
 /// The guest's copies of isolab, the floor program (beside isolab, where the guest's isolab
 /// finds it) and util-linux's `unshare` (first on the guest bench's PATH), and the host
 /// runtimes asked for by name, for the image's tools.
-fn guest_tools(c: &Common, o: &LabOptions, s: &StartupOptions) -> Result<(PathBuf, Vec<PathBuf>)> {
+fn guest_tools(c: &Common, o: &LabOptions) -> Result<(PathBuf, Vec<PathBuf>)> {
     let dir = o.cache.join("bench-guest");
     let me = std::env::current_exe().context("locate this isolab")?;
     let isolab = guest::stripped_copy(&me, &dir)?;
     let mut tools = vec![isolab.clone()];
     let unshare = Path::new("/usr/bin/unshare");
-    if s.floor && unshare.is_file() {
+    if unshare.is_file() {
         tools.push(guest::stripped_copy(unshare, &dir)?);
     }
     let by_name: Vec<String> = c.runtimes.iter().filter(|n| *n != "isorun").cloned().collect();
@@ -64,74 +99,81 @@ fn guest_tools(c: &Common, o: &LabOptions, s: &StartupOptions) -> Result<(PathBu
         match (r.path, r.floor) {
             (Ok(p), true) => tools.push(guest::stripped_copy(&p, &dir)?),
             (Ok(p), false) => tools.push(p),
-            (Err(e), _) => eprintln!("isolab bench startup --vm: {e} (the guest will report it missing)"),
+            (Err(e), _) => eprintln!("isolab bench --vm: {e} (the guest will report it missing)"),
         }
     }
     Ok((isolab, tools))
 }
 
 /// The argv of the guest bench.
-fn argv(isolab: &Path, o: &LabOptions, c: &Common, s: &StartupOptions) -> Result<Vec<String>> {
+fn argv(isolab: &Path, o: &LabOptions, c: &Common, b: &GuestBench<'_>) -> Result<Vec<String>> {
     let Some(rt) = &o.runtime else {
         bail!("--vm needs isorun in the guest image: build it or pass --runtime")
     };
     let name = rt.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let a = GuestArgs {
+        bench: b.name().into(),
         runtimes: c.runtimes.clone(),
         variants: c.variants.clone(),
-        runs: s.runs,
-        warmup: s.warmup,
-        no_floor: !s.floor,
+        options: b.options(),
         allow_debug_build: c.allow_debug_build,
     };
     Ok(guest::guest_argv(isolab, &format!("/usr/bin/{name}"), &a))
 }
 
-/// Runs the guest bench per kernel × cgroup mode, one after the other (parallel VMs would
-/// share the host's cores and skew each other), writes each cell's bench.json and SVG
-/// (`OUT/` for one cell, `OUT/KERNEL-CGROUP/` for several), prints the table; exit 1 on a
-/// regression against `--baseline`, a cell that failed is an error.
-pub fn startup(g: &Global, m: &Matrix, c: &Common, s: &StartupOptions, v: &VmArgs) -> Result<()> {
-    let mut o = options(g)?;
-    let (isolab, tools) = guest_tools(c, &o, s)?;
-    o.tools.extend(tools);
-    let argv = argv(&isolab, &o, c, s)?;
-    let mut kernels: Vec<(CheckedKernel, PathBuf)> = Vec::new();
-    for spec in m.select(&v.vm)? {
+/// Each kernel named, checked, with its image (which holds `o.tools`).
+fn kernels(m: &Matrix, names: &[String], o: &LabOptions) -> Result<Vec<(CheckedKernel, PathBuf)>> {
+    let mut kernels = Vec::new();
+    for spec in m.select(names)? {
         let k = lab::checked_kernel(spec, m, &o.cache)?;
-        let img = build_image(&k, &o)?;
-        super::accel_now(&o, &k, &img);
+        let img = build_image(&k, o)?;
+        super::accel_now(o, &k, &img);
         kernels.push((k, img));
     }
-    let out = out_dir(c, "startup");
+    Ok(kernels)
+}
+
+/// Runs the guest bench per kernel × cgroup mode, one after the other (parallel VMs would
+/// share the host's cores and skew each other), writes each cell's bench.json and SVG
+/// (`OUT/` for one cell, `OUT/KERNEL-CGROUP/` for several); for startup prints the table
+/// across the cells and exits 1 on a regression against `--baseline`. A cell that failed
+/// is an error.
+pub fn run(g: &Global, m: &Matrix, c: &Common, b: GuestBench<'_>, v: &VmArgs) -> Result<()> {
+    let startup = matches!(b, GuestBench::Startup(_));
+    if v.baseline.is_some() && !startup {
+        bail!("--baseline compares start latency: `bench startup --vm` only");
+    }
+    let mut o = options(g)?;
+    let (isolab, tools) = guest_tools(c, &o)?;
+    o.tools.extend(tools);
+    let argv = argv(&isolab, &o, c, &b)?;
+    let kernels = kernels(m, &v.vm, &o)?;
+    let out = out_dir(c, b.name());
     let several = kernels.len() * v.cgroup.len() > 1;
     let (mut done, mut failed) = (Vec::new(), Vec::new());
     for (k, img) in &kernels {
         for &cg in &v.cgroup {
-            eprintln!(
-                "isolab bench startup: {}/{}: booting ({} runs + {} warm-up)",
-                k.files.name,
-                cg.as_str(),
-                s.runs,
-                s.warmup
-            );
+            let cell = format!("{}-{}", k.files.name, cg.as_str());
+            eprintln!("isolab bench {}: {cell}: booting a fresh VM", b.name());
             match guest::run_cell(k, cg, img, argv.clone(), &o) {
                 Ok(j) => {
                     print_cell(&j);
-                    let dir = if several {
-                        out.join(format!("{}-{}", k.files.name, cg.as_str()))
+                    let dir = if several { out.join(cell) } else { out.clone() };
+                    if startup {
+                        write_startup(&dir, &j)?;
                     } else {
-                        out.clone()
-                    };
-                    write_startup(&dir, &j)?;
+                        write_density(&dir, &j)?;
+                    }
                     done.push(j);
                 }
                 Err(e) => failed.push(e.to_string()),
             }
         }
     }
-    print!("{}", cells::cell_table(&done));
-    check_baseline(v.baseline.as_deref(), &done)?;
+    if startup {
+        print!("{}", cells::cell_table(&done));
+        check_baseline(v.baseline.as_deref(), &done)?;
+    }
     if !failed.is_empty() {
         bail!("{}", failed.join("\n"));
     }
@@ -141,10 +183,14 @@ pub fn startup(g: &Global, m: &Matrix, c: &Common, s: &StartupOptions, v: &VmArg
 fn print_cell(j: &BenchJson) {
     let Some(vm) = &j.vm else { return };
     println!(
-        "{}/{} ({}, {}, {} vCPU): start latency in the guest; under TCG absolute times are slow, compare the ratios",
-        vm.kernel, vm.cgroup, vm.release, vm.accel, j.host.cpus
+        "{}/{} ({}, {}, {} vCPU): {} in the guest; under TCG absolute times are slow, compare the ratios",
+        vm.kernel, vm.cgroup, vm.release, vm.accel, j.host.cpus, j.bench
     );
-    print!("{}", report::series_table(&j.series, "runtime", &startup::ratio_base(&j.series), "ms"));
+    if j.bench == "density" {
+        print!("{}", report::density_table(&j.density));
+    } else {
+        print!("{}", report::series_table(&j.series, "runtime", &startup::ratio_base(&j.series), "ms"));
+    }
     for (name, b) in &j.builds {
         println!("{name}: {b} build");
     }
