@@ -120,21 +120,24 @@ pub fn parse_output<'a>(stdout: impl IntoIterator<Item = &'a str>) -> Option<Ben
 }
 
 /// Copies `bin` into `dir` without debug info (`strip --strip-debug`; a plain copy when
-/// strip is missing or fails): the guest image holds it in RAM.
+/// strip is missing or fails): the guest image holds it in RAM. Written beside and renamed,
+/// so an image being built from the previous copy never reads half a file.
 pub fn stripped_copy(bin: &Path, dir: &Path) -> Result<PathBuf, BenchError> {
     std::fs::create_dir_all(dir).map_err(io_err("create", dir))?;
     let name = bin.file_name().unwrap_or(bin.as_os_str());
     let out = dir.join(name);
+    let tmp = dir.join(format!(".{}.{}", name.to_string_lossy(), std::process::id()));
     let stripped = Command::new("strip")
         .arg("--strip-debug")
         .arg("-o")
-        .arg(&out)
+        .arg(&tmp)
         .arg(bin)
         .status()
         .is_ok_and(|s| s.success());
     if !stripped {
-        std::fs::copy(bin, &out).map_err(io_err("copy", bin))?;
+        std::fs::copy(bin, &tmp).map_err(io_err("copy", bin))?;
     }
+    std::fs::rename(&tmp, &out).map_err(io_err("rename", &tmp))?;
     Ok(out)
 }
 

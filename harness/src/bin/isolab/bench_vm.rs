@@ -86,8 +86,10 @@ impl GuestBench<'_> {
 /// finds it) and util-linux's `unshare` (first on the guest bench's PATH), and the host
 /// runtimes asked for by name, for the image's tools.
 fn guest_tools(c: &Common, o: &LabOptions) -> Result<(PathBuf, Vec<PathBuf>)> {
-    let dir = o.cache.join("bench-guest");
     let me = std::env::current_exe().context("locate this isolab")?;
+    // One directory per isolab build: runs of different builds do not swap each other's files.
+    let sum = isolab_harness::cache::sha256_file(&me).with_context(|| format!("hash {}", me.display()))?;
+    let dir = o.cache.join("bench-guest").join(&sum[..16]);
     let isolab = guest::stripped_copy(&me, &dir)?;
     let mut tools = vec![isolab.clone()];
     let unshare = Path::new("/usr/bin/unshare");
@@ -170,12 +172,15 @@ pub fn run(g: &Global, m: &Matrix, c: &Common, b: GuestBench<'_>, v: &VmArgs) ->
             }
         }
     }
-    if startup {
+    let regressed = startup && {
         print!("{}", cells::cell_table(&done));
-        check_baseline(v.baseline.as_deref(), &done)?;
-    }
+        check_baseline(v.baseline.as_deref(), &done)?
+    };
     if !failed.is_empty() {
         bail!("{}", failed.join("\n"));
+    }
+    if regressed {
+        std::process::exit(1);
     }
     Ok(())
 }
@@ -196,9 +201,9 @@ fn print_cell(j: &BenchJson) {
     }
 }
 
-/// Exit 1 (after printing them) on regressions against the baseline.
-fn check_baseline(path: Option<&Path>, done: &[BenchJson]) -> Result<()> {
-    let Some(path) = path else { return Ok(()) };
+/// Prints the regressions against the baseline; whether there are any.
+fn check_baseline(path: Option<&Path>, done: &[BenchJson]) -> Result<bool> {
+    let Some(path) = path else { return Ok(false) };
     let base = load_baseline(path)?;
     let r = cells::regressions(done, &base);
     for x in &r {
@@ -210,10 +215,10 @@ fn check_baseline(path: Option<&Path>, done: &[BenchJson]) -> Result<()> {
             r.len(),
             path.display()
         );
-        std::process::exit(1);
+        return Ok(true);
     }
     println!("no slower start than {} (limit: {SLOWER_THRESHOLD}× the baseline's ratio)", path.display());
-    Ok(())
+    Ok(false)
 }
 
 /// A baseline: a bench.json, or a dir with bench.json and/or KERNEL-CGROUP/bench.json.
