@@ -230,6 +230,23 @@ mod tests {
     }
 
     #[test]
+    fn stripped_copy_drops_debug_info_and_copies_what_strip_refuses() {
+        let d = tempfile::tempdir().unwrap();
+        let me = std::env::current_exe().unwrap();
+        let copy = stripped_copy(&me, d.path()).unwrap();
+        assert_eq!(copy, d.path().join(me.file_name().unwrap()));
+        let (was, now) = (std::fs::metadata(&me).unwrap().len(), std::fs::metadata(&copy).unwrap().len());
+        assert!(now < was, "a debug test binary loses its debug info: {was} → {now} bytes");
+        let text = d.path().join("src").join("not-elf");
+        std::fs::create_dir(text.parent().unwrap()).unwrap();
+        std::fs::write(&text, "plain text").unwrap();
+        let copy = stripped_copy(&text, d.path()).unwrap();
+        assert_eq!(std::fs::read_to_string(copy).unwrap(), "plain text");
+        let names: Vec<_> = std::fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 3, "no temp file left beside the copies: {names:?}");
+    }
+
+    #[test]
     fn packed_dir_comes_first_on_path() {
         let e = env(&["/c/bench-guest/isolab".into(), "bench".into()]);
         assert_eq!(
