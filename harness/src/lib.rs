@@ -24,7 +24,7 @@
 //! **On this host** (`isolab check`, [`check`]): the same catalogue and outputs, no VM.
 //!
 //! **Around them**: [`bench`](mod@bench) (start latency and density side by side against runc, crun and
-//! the floor program), [`migrate`] (CRIU between two guests), [`cache`] (where it all lives).
+//! the floor program, on this host or, with `--vm`, in VMs of the matrix), [`migrate`] (CRIU between two guests), [`cache`] (where it all lives).
 //! Leaves everyone may use: [`outcome`] (an assertion's outcome and advisory) and [`sys`] (the
 //! guest side's raw syscalls). No two top-level modules import each other.
 //! Host-side modules need the `host` feature (on by default); the agent and catalogue build

@@ -3,13 +3,17 @@
 //! samples of `isolab bench boot`, with the floor program ([`floor`]) as a startup runtime and
 //! bundle variants ([`variant`]: default, docker's seccomp and capabilities, a user namespace)
 //! for startup and density; [`stats`] summarises, [`report`] prints the table and
-//! writes `bench.json`, [`plot`] draws the SVG plots. Every container a bench makes is
+//! writes `bench.json`, [`plot`] draws the SVG plots. With `--vm` the startup bench runs in
+//! throwaway VMs of the matrix ([`guest`]: the same code, packed into the guest image), one
+//! table across the cells and a baseline comparison in [`cells`]. Every container a bench makes is
 //! registered with [`guard`], which deletes it on every exit path, SIGINT/SIGTERM included.
 
 pub mod build;
+pub mod cells;
 pub mod density;
 pub mod floor;
 pub mod guard;
+pub mod guest;
 pub mod plot;
 pub mod report;
 pub mod startup;

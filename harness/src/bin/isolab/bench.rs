@@ -10,11 +10,12 @@ use isolab_harness::bench::report::{self, BenchJson, HostInfo};
 use isolab_harness::bench::startup::{self, Series, StartupOptions};
 use isolab_harness::bench::stats::summarize;
 use isolab_harness::bench::variant::{parse_variants, Variant};
-use isolab_harness::bench::{build, density, guard, plot, resolve_runtimes, Runtime, Workspace};
+use isolab_harness::bench::{build, density, guard, guest, plot, resolve_runtimes, Runtime, Workspace};
 use isolab_harness::kernels::Matrix;
 use isolab_harness::lab;
 use isolab_harness::protocol::{Action, CgroupMode, Event, Request, PROTOCOL_VERSION};
 
+use super::bench_vm::GuestBench;
 use super::{lab_cmds, options, Global};
 
 #[derive(Subcommand)]
@@ -34,6 +35,8 @@ pub enum BenchCmd {
         /// Leave out the `unshare` floor.
         #[arg(long)]
         no_floor: bool,
+        #[command(flatten)]
+        vm: super::bench_vm::VmArgs,
     },
     /// Density: N detached `sleep` containers per runtime, their memory, then delete them all.
     Density {
@@ -46,6 +49,8 @@ pub enum BenchCmd {
         /// delete a container here); larger N are skipped for it, and say so.
         #[arg(long, value_delimiter = ',', default_value = "runc=200,crun=200")]
         max_n: Vec<String>,
+        #[command(flatten)]
+        vm: super::bench_vm::VmArgs,
     },
     /// VM boot: wall time from QEMU start to the agent's hello per kernel (and guest uptime).
     Boot {
@@ -69,32 +74,41 @@ pub struct Common {
     /// `isolab-floor`, startup only: beside isolab, $ISOLAB_FLOOR or on PATH; the ratio
     /// column is then to it), names on PATH, or paths.
     #[arg(long, value_delimiter = ',', default_value = "isorun,runc,crun")]
-    runtimes: Vec<String>,
+    pub runtimes: Vec<String>,
     /// Bundle variants, each measured for every runtime in the same run: `default` (the bench
     /// bundle), `docker` (with Docker 20.10's seccomp profile and capabilities, from
     /// vm-images/engine-configs/docker.json), `userns` (a user namespace, 0 → host 100000,
     /// size 65536). A series is named RUNTIME for default and RUNTIME+VARIANT otherwise; the
     /// floor program and `unshare` run the default variant only.
     #[arg(long, value_delimiter = ',', default_value = "default")]
-    variants: Vec<String>,
+    pub variants: Vec<String>,
     /// Output directory (bench.json and SVG plots; default `isolab-bench/<bench>`).
     #[arg(long)]
-    out: Option<PathBuf>,
+    pub out: Option<PathBuf>,
     /// Measure a runtime whose `--version` says `build: debug` (or an isorun that does not
     /// say its build); refused otherwise.
     #[arg(long)]
-    allow_debug_build: bool,
+    pub allow_debug_build: bool,
 }
 
-pub fn bench(g: &Global, m: &Matrix, cmd: &BenchCmd) -> Result<()> {
+/// Runs a bench; `load` reads kernels.toml, for the benches that boot VMs only (a guest
+/// bench's `isolab` has none).
+pub fn bench(g: &Global, load: &dyn Fn() -> Result<Matrix>, cmd: &BenchCmd) -> Result<()> {
     guard::install_signal_handler().context("install signal handler")?;
     let r = match cmd {
-        BenchCmd::Startup { c, runs, warmup, no_floor } => {
+        BenchCmd::Startup { c, runs, warmup, no_floor, vm } if vm.in_vms() => {
             let o = StartupOptions { runs: *runs, warmup: *warmup, floor: !no_floor };
-            startup_cmd(g, c, &o)
+            super::bench_vm::run(g, &load()?, c, GuestBench::Startup(&o), vm)
         }
-        BenchCmd::Density { c, n, max_n } => density_cmd(g, c, n, max_n),
-        BenchCmd::Boot { names, runs, out, matrix } => boot_cmd(g, m, names, *runs, out, *matrix),
+        BenchCmd::Startup { c, runs, warmup, no_floor, vm } => {
+            let o = StartupOptions { runs: *runs, warmup: *warmup, floor: !no_floor };
+            startup_cmd(g, c, &o, vm.emit_json)
+        }
+        BenchCmd::Density { c, n, max_n, vm } if vm.in_vms() => {
+            super::bench_vm::run(g, &load()?, c, GuestBench::Density { n, max_n }, vm)
+        }
+        BenchCmd::Density { c, n, max_n, vm } => density_cmd(g, c, n, max_n, vm.emit_json),
+        BenchCmd::Boot { names, runs, out, matrix } => boot_cmd(g, &load()?, names, *runs, out, *matrix),
     };
     let left = guard::cleanup_all();
     if !left.is_empty() {
@@ -135,11 +149,13 @@ fn workspace(g: &Global, rts: &[Runtime], args: &[&str], variants: &[Variant]) -
     Ok(Workspace::new(first, &g.busybox, args, variants)?)
 }
 
-fn out_dir(c: &Common, bench: &str) -> PathBuf {
+pub fn out_dir(c: &Common, bench: &str) -> PathBuf {
     c.out.clone().unwrap_or_else(|| PathBuf::from("isolab-bench").join(bench))
 }
 
-fn startup_cmd(g: &Global, c: &Common, o: &StartupOptions) -> Result<()> {
+/// The startup bench here; with `emit_json` (a guest bench) its bench.json is printed as one
+/// line ([`guest::emit_line`]) instead of written.
+fn startup_cmd(g: &Global, c: &Common, o: &StartupOptions, emit_json: bool) -> Result<()> {
     let vs = variants(c)?;
     let rts = runtimes(g, c);
     let builds = builds("startup", &rts, c)?;
@@ -148,19 +164,29 @@ fn startup_cmd(g: &Global, c: &Common, o: &StartupOptions) -> Result<()> {
     eprintln!("isolab bench startup: {} runs + {} warm-up per series, interleaved", o.runs, o.warmup);
     let series = startup::run(&ws, &rts, &vs, o)?;
     print!("{}", report::series_table(&series, "runtime", &startup::ratio_base(&series), "ms"));
-    let out = out_dir(c, "startup");
     for (name, b) in &builds {
         println!("{name}: {b} build");
     }
     let j = BenchJson { bench: "startup".into(), host, series, builds, ..BenchJson::default() };
-    report::write_json(&out, &j)?;
+    if emit_json {
+        println!("{}", guest::emit_line(&j));
+        return Ok(());
+    }
+    write_startup(&out_dir(c, "startup"), &j)
+}
+
+/// bench.json and startup.svg of a startup bench in `out`.
+pub fn write_startup(out: &Path, j: &BenchJson) -> Result<()> {
+    report::write_json(out, j)?;
     let svg = out.join("startup.svg");
     plot::distribution_svg(&svg, "run /bin/true: wall time per run", &j.series, "ms")?;
     println!("wrote {}/bench.json, {}", out.display(), svg.display());
     Ok(())
 }
 
-fn density_cmd(g: &Global, c: &Common, ns: &[usize], max_n: &[String]) -> Result<()> {
+/// The density bench here; with `emit_json` (a guest bench) its bench.json is printed as one
+/// line instead of written.
+fn density_cmd(g: &Global, c: &Common, ns: &[usize], max_n: &[String], emit_json: bool) -> Result<()> {
     let mut ns = ns.to_vec();
     ns.sort_unstable();
     let limits: Vec<(String, usize)> = max_n
@@ -188,13 +214,23 @@ fn density_cmd(g: &Global, c: &Common, ns: &[usize], max_n: &[String]) -> Result
     print!("{}", report::density_table(&points));
     let out = out_dir(c, "density");
     let j = BenchJson { bench: "density".into(), host, density: points, builds, ..BenchJson::default() };
-    report::write_json(&out, &j)?;
-    let svg = out.join("density.svg");
-    plot::density_svg(&svg, &j.density)?;
-    println!("wrote {}/bench.json, {}", out.display(), svg.display());
+    if emit_json {
+        println!("{}", guest::emit_line(&j));
+    } else {
+        write_density(&out, &j)?;
+    }
     if j.density.iter().any(|p| p.error.as_deref() == Some("interrupted")) {
         bail!("interrupted");
     }
+    Ok(())
+}
+
+/// bench.json and density.svg of a density bench in `out`.
+pub fn write_density(out: &Path, j: &BenchJson) -> Result<()> {
+    report::write_json(out, j)?;
+    let svg = out.join("density.svg");
+    plot::density_svg(&svg, &j.density)?;
+    println!("wrote {}/bench.json, {}", out.display(), svg.display());
     Ok(())
 }
 
