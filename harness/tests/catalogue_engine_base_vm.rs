@@ -9,9 +9,9 @@
 
 mod vm_support;
 
-use isolab_harness::catalogue::{self, base::BaseConfig};
+use isolab_harness::catalogue::base::BaseConfig;
 use isolab_harness::lab;
-use isolab_harness::matrix::{run_cell, CellInfo};
+use isolab_harness::matrix::run_cell;
 use isolab_harness::protocol::{CgroupMode, Outcome};
 
 #[test]
@@ -19,14 +19,12 @@ fn checkpoint_with_dockers_config_on_cgroup_v1_passes_in_a_guest() {
     let o = vm_support::options();
     let k = vm_support::kernel("debian-6.1", &o);
     let img = lab::image_for(&k, &o, None, &|_, _| {}).expect("image");
-    let runtime = o.runtime.clone().expect("a runtime is packed");
-    let cell = CellInfo {
-        kernel: "debian-6.1".into(),
-        mode: CgroupMode::V1,
-        runtime: runtime.file_name().unwrap().to_string_lossy().into_owned(),
-        runtime_version: catalogue::runtime_version(&runtime),
-        base: BaseConfig::parse("docker").expect("docker's captured config"),
-    };
+    let cell = vm_support::cell_info(
+        "debian-6.1",
+        CgroupMode::V1,
+        BaseConfig::parse("docker").expect("docker's captured config"),
+        &o,
+    );
     let ids: Vec<String> =
         ["checkpoint.pid1_survives", "checkpoint.mount_view_survives", "checkpoint.memory_limit_survives"]
             .map(String::from)
@@ -46,14 +44,12 @@ fn user_namespace_with_podmans_config_passes_in_a_guest() {
     let o = vm_support::options();
     let k = vm_support::kernel("debian-6.1", &o);
     let img = lab::image_for(&k, &o, None, &|_, _| {}).expect("image");
-    let runtime = o.runtime.clone().expect("a runtime is packed");
-    let cell = CellInfo {
-        kernel: "debian-6.1".into(),
-        mode: CgroupMode::V2,
-        runtime: runtime.file_name().unwrap().to_string_lossy().into_owned(),
-        runtime_version: catalogue::runtime_version(&runtime),
-        base: BaseConfig::parse("podman").expect("podman's captured config"),
-    };
+    let cell = vm_support::cell_info(
+        "debian-6.1",
+        CgroupMode::V2,
+        BaseConfig::parse("podman").expect("podman's captured config"),
+        &o,
+    );
     let ids: Vec<String> =
         ["user.root_maps_to_unprivileged", "user.unmapped_owner_is_overflow", "security.rlimits_apply"]
             .map(String::from)

@@ -5,9 +5,9 @@
 
 mod vm_support;
 
-use isolab_harness::catalogue::{self, WEAKENED};
+use isolab_harness::catalogue::WEAKENED;
 use isolab_harness::lab;
-use isolab_harness::matrix::{run_cell, CellInfo};
+use isolab_harness::matrix::run_cell;
 use isolab_harness::protocol::{CgroupMode, Outcome};
 
 const IDS: [&str; 4] = [
@@ -22,14 +22,7 @@ fn kernel_feature_escapes_pass_and_their_controls_fail_in_a_guest() {
     let o = vm_support::options();
     let k = vm_support::kernel("debian-6.1", &o);
     let img = lab::image_for(&k, &o, None, &|_, _| {}).expect("image");
-    let runtime = o.runtime.clone().expect("a runtime is packed");
-    let cell = CellInfo {
-        kernel: "debian-6.1".into(),
-        mode: CgroupMode::V2,
-        runtime: runtime.file_name().unwrap().to_string_lossy().into_owned(),
-        runtime_version: catalogue::runtime_version(&runtime),
-        base: Default::default(),
-    };
+    let cell = vm_support::cell_info("debian-6.1", CgroupMode::V2, Default::default(), &o);
     let mut ids: Vec<String> = IDS.iter().map(|i| i.to_string()).collect();
     ids.extend(IDS.iter().map(|i| format!("{i}{WEAKENED}")));
     let records = run_cell(&k, &img, &cell, &ids, &o, &mut |_| {});

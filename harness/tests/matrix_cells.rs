@@ -4,9 +4,8 @@
 
 mod vm_support;
 
-use isolab_harness::catalogue;
 use isolab_harness::lab;
-use isolab_harness::matrix::{run_cell, selected_ids, CellInfo};
+use isolab_harness::matrix::{run_cell, selected_ids};
 use isolab_harness::protocol::{CgroupMode, Outcome};
 use test_case::test_case;
 
@@ -26,14 +25,7 @@ fn catalogue_cell_has_no_fail_or_error(name: &str, mode: CgroupMode) {
     // Everything but escape.*: those run in every cell of `ci/matrix` (and in full from
     // `ci/escapes`); here their controls run on the host and in one guest (catalogue_escape*).
     let ids = selected_ids("!escape.*");
-    let runtime = o.runtime.clone().expect("a runtime is packed");
-    let cell = CellInfo {
-        kernel: name.into(),
-        mode,
-        runtime: runtime.file_name().unwrap().to_string_lossy().into_owned(),
-        runtime_version: catalogue::runtime_version(&runtime),
-        base: Default::default(),
-    };
+    let cell = vm_support::cell_info(name, mode, Default::default(), &o);
     let records = run_cell(&k, &img, &cell, &ids, &o, &mut |_| {});
     assert_eq!(records.len(), ids.len() + 2, "one record per assertion, kernel.no_panic and kernel.no_oops");
     let bad: Vec<String> = records

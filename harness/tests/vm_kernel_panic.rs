@@ -5,10 +5,9 @@
 
 mod vm_support;
 
-use isolab_harness::catalogue;
 use isolab_harness::kernel_findings::{NO_OOPS, NO_PANIC};
 use isolab_harness::lab;
-use isolab_harness::matrix::{run_cell, selected_ids, CellInfo};
+use isolab_harness::matrix::{run_cell, selected_ids};
 use isolab_harness::protocol::{CgroupMode, Outcome};
 use isolab_harness::report;
 
@@ -20,14 +19,7 @@ fn cell_with(hook: &str) -> (Vec<report::Record>, Vec<String>) {
     o.extra_cmdline = vec![format!("{hook}={}", ids[0])];
     let k = vm_support::kernel("debian-6.1", &o);
     let img = lab::image_for(&k, &o, None, &|_, _| {}).expect("image");
-    let runtime = o.runtime.clone().expect("a runtime is packed");
-    let cell = CellInfo {
-        kernel: "debian-6.1".into(),
-        mode: CgroupMode::V2,
-        runtime: runtime.file_name().unwrap().to_string_lossy().into_owned(),
-        runtime_version: catalogue::runtime_version(&runtime),
-        base: Default::default(),
-    };
+    let cell = vm_support::cell_info("debian-6.1", CgroupMode::V2, Default::default(), &o);
     (run_cell(&k, &img, &cell, &ids, &o, &mut |_| {}), ids)
 }
 

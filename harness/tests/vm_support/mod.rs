@@ -75,6 +75,23 @@ pub fn options() -> LabOptions {
     }
 }
 
+/// The matrix's description of the cell `kernel`/`mode`/`base` for the runtime `o` packs.
+pub fn cell_info(
+    kernel: &str,
+    mode: isolab_harness::protocol::CgroupMode,
+    base: isolab_harness::catalogue::base::BaseConfig,
+    o: &LabOptions,
+) -> isolab_harness::matrix::CellInfo {
+    let runtime = o.runtime.clone().expect("a runtime is packed");
+    isolab_harness::matrix::CellInfo {
+        kernel: kernel.into(),
+        mode,
+        runtime: runtime.file_name().unwrap().to_string_lossy().into_owned(),
+        runtime_version: isolab_harness::catalogue::runtime_version(&runtime),
+        base,
+    }
+}
+
 /// The kernel, fetched through the cache if needed; panics with the reason when impossible.
 pub fn kernel(name: &str, o: &LabOptions) -> CheckedKernel {
     let m = matrix();
