@@ -76,6 +76,19 @@ pub fn list(store: &StateStore) -> Result<Vec<OciState>, ContainerError> {
     Ok(out)
 }
 
+/// The status of a container whose exec fifo lost its reader: the init closes its files
+/// before the kernel marks it dead, so this waits up to a second for it to be seen gone.
+fn settled_status(store: &StateStore, rec: &ContainerRecord) -> Status {
+    for _ in 0..100 {
+        let status = store.status(rec);
+        if status != Status::Created {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Status::Created
+}
+
 /// `start`: release a created container's init from the exec fifo.
 pub fn start(store: &StateStore, id: &str) -> Result<(), ContainerError> {
     let lock = store.lock(id)?;
@@ -87,9 +100,25 @@ pub fn start(store: &StateStore, id: &str) -> Result<(), ContainerError> {
     let fifo = store.dir(id).join(EXEC_FIFO);
     // The init holds the fifo open for reading: a non-blocking open for writing succeeds at
     // once, and fails with ENXIO if the init is gone.
-    let fd = open(&fifo, OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(host(format!("open {}", fifo.display())))?;
-    write(&fd, b"0").map_err(host(format!("write {}", fifo.display())))?;
+    let released = open(&fifo, OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| ("open", e))
+        .and_then(|fd| write(&fd, b"0").map(drop).map_err(|e| ("write", e)));
+    if let Err((op, errno)) = released {
+        // ENXIO (no reader) or EPIPE (the reader left): the init died after the status check,
+        // e.g. by its parent-death signal when its `create` was killed after recording it.
+        let status = match errno {
+            Errno::ENXIO | Errno::EPIPE => settled_status(store, &rec),
+            _ => Status::Created,
+        };
+        if status != Status::Created {
+            return Err(ContainerError::WrongStatus {
+                id: id.to_owned(),
+                status,
+                op: "start (its init exited)",
+            });
+        }
+        return Err(host(format!("{op} {}", fifo.display()))(errno));
+    }
     fs::remove_file(&fifo).map_err(|e| host(format!("remove {}", fifo.display()))(errno_of(&e)))?;
     // The hooks run unlocked: one that calls isorun on this container must not wait for us.
     drop(lock);
