@@ -70,6 +70,7 @@ pub fn options() -> LabOptions {
         pvh: true,
         quiet: true,
         extra_cmdline: vec![],
+        guest_aslr: false,
         boot_timeout: Duration::from_secs(90),
         step_timeout: Duration::from_secs(60),
     }

@@ -77,6 +77,10 @@ struct Global {
     /// Extra kernel command-line words (repeatable).
     #[arg(long = "append", global = true)]
     append: Vec<String>,
+    /// Keep the guest's user-space ASLR under TCG (default: `norandmaps` under TCG, where
+    /// QEMU re-translates a randomly placed binary at every start: runtime calls ~5× slower).
+    #[arg(long, global = true)]
+    guest_aslr: bool,
     /// Show all kernel messages on the console (slower).
     #[arg(long, global = true)]
     verbose_console: bool,
@@ -306,6 +310,7 @@ fn options(g: &Global) -> Result<LabOptions> {
         tools: lab::default_tools(),
         quiet: !g.verbose_console,
         extra_cmdline: g.append.clone(),
+        guest_aslr: g.guest_aslr,
         boot_timeout: Duration::from_secs(g.boot_timeout),
         step_timeout: Duration::from_secs(g.step_timeout),
     })
@@ -374,13 +379,25 @@ fn main() {
     }
 }
 
+/// `--guest-aslr`, for the line that reports the accelerator.
+static GUEST_ASLR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn real_main() -> Result<()> {
     let cli = Cli::parse();
     // `isolab bench` installs its own handler (it also deletes the containers it made).
     if !matches!(cli.cmd, Cmd::Bench(_)) {
         vm::guard::install_signal_handler().context("install signal handler")?;
     }
-    vm::accel::set_reporter(|d| eprintln!("isolab: {}", d.describe()));
+    GUEST_ASLR.store(cli.g.guest_aslr, std::sync::atomic::Ordering::Relaxed);
+    vm::accel::set_reporter(|d| {
+        let kept = GUEST_ASLR.load(std::sync::atomic::Ordering::Relaxed);
+        let aslr = if d.accel == vm::Accel::Tcg && !kept {
+            "; guest user-space ASLR off (norandmaps: TCG re-translates a randomly placed binary at every start; --guest-aslr keeps it)"
+        } else {
+            ""
+        };
+        eprintln!("isolab: {}{aslr}", d.describe());
+    });
     // Only the commands that boot or list kernels read kernels.toml (`check`, `report merge`
     // and `baseline update` work without one).
     let load = || Matrix::load(&matrix_path(&cli.g));
