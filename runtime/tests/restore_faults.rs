@@ -6,7 +6,8 @@
 //! CRIU cannot restore on this host (`criu check` fails, see tests/checkpoint.rs), so the
 //! `criu` run here is a stand-in (`ISORUN_CRIU`): it answers `--version` and `check` like
 //! CRIU 3.17 and, for `restore`, sleeps until killed. That is the instant that matters: the
-//! record, the cgroup and the rootfs bind are made, the restored process is not yet there.
+//! record, the cgroup and the rootfs bind are made, the restored process is not yet there;
+//! CRIU itself must die with isorun.
 
 mod common;
 mod fault_support;
@@ -110,9 +111,15 @@ fn restore_killed_while_criu_runs_is_recoverable() {
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(mounts.contains(criu_root.to_str().unwrap()), "no rootfs bind at {}", criu_root.display());
     kill9(&mut restore);
-    // CRIU outliving isorun is its own matter (a real one would finish or fail alone).
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(criu_pid), nix::sys::signal::Signal::SIGKILL);
-    assert!(wait_gone(criu_pid, Duration::from_secs(5)), "the stand-in criu did not die");
+    // CRIU dies with the isorun that runs it (its parent-death signal): left running, it could
+    // make the restored tree after `delete --force` removed the record.
+    let died_alone = wait_gone(criu_pid, Duration::from_secs(5));
+    if !died_alone {
+        let _ =
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(criu_pid), nix::sys::signal::Signal::SIGKILL);
+        let _ = wait_gone(criu_pid, Duration::from_secs(5));
+    }
+    assert!(died_alone, "criu {criu_pid} outlived the SIGKILLed isorun restore");
 
     assert_eq!(f.state(&id)["status"], "stopped");
     let out = f.isorun(&["delete", "--force", &id]);

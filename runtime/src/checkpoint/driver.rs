@@ -55,10 +55,24 @@ pub struct RestoreOptions {
 /// minimal service) gets the usual directories rather than glibc's `/bin:/usr/bin`.
 pub(super) const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-fn run_criu(criu: &Path, args: &[String]) -> Result<bool, CheckpointError> {
+/// Run CRIU and wait for it. With `dies_with_us`, a SIGKILLed isorun takes CRIU with it
+/// (`PR_SET_PDEATHSIG`): a restore is recorded before CRIU runs, and a CRIU outliving it
+/// could make the restored tree after `delete --force` removed the record. A dump is left to
+/// finish: CRIU killed half way could leave its parasite in the container's processes.
+fn run_criu(criu: &Path, args: &[String], dies_with_us: bool) -> Result<bool, CheckpointError> {
+    use std::os::unix::process::CommandExt;
     let mut cmd = std::process::Command::new(criu);
     if std::env::var_os("PATH").is_none() {
         cmd.env("PATH", DEFAULT_PATH);
+    }
+    if dies_with_us {
+        // SAFETY: between fork and execve the child only calls prctl, which is
+        // async-signal-safe and touches no memory of the parent's.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(Into::into)
+            });
+        }
     }
     let status = cmd.args(args).status().map_err(io("run", criu))?;
     Ok(status.success())
@@ -161,7 +175,7 @@ pub fn checkpoint(store: &StateStore, id: &str, opts: &CheckpointOptions) -> Res
             .collect(),
         network_lock: plan::network_lock(has_iptables_restore()),
     };
-    if !run_criu(&criu.path, &plan::dump_args(&dump))? {
+    if !run_criu(&criu.path, &plan::dump_args(&dump), false)? {
         let log = work.join(plan::DUMP_LOG);
         return Err(CheckpointError::Dump { reason: failure_reason(&log), log });
     }
@@ -276,7 +290,7 @@ pub fn restore(store: &StateStore, id: &str, opts: &RestoreOptions) -> Result<Op
         cgroup_root,
         network_lock: plan::network_lock(has_iptables_restore()),
     };
-    if !run_criu(&criu.path, &plan::restore_args(&rp))? {
+    if !run_criu(&criu.path, &plan::restore_args(&rp), true)? {
         let log = work.join(plan::RESTORE_LOG);
         return Err(CheckpointError::Restore { reason: failure_reason(&log), log });
     }
