@@ -143,7 +143,7 @@ pub fn select(only: &str) -> Vec<Assertion> {
 /// is an ERROR, never a PASS).
 pub fn run_one(a: &Assertion, ctx: &mut Ctx) -> Verdict {
     let mut verdict = run_unnoted(a, ctx);
-    rootless_probe::note(ctx, &mut verdict);
+    rootless_probe::note(ctx, a.id, &mut verdict);
     verdict
 }
 

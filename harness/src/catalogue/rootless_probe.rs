@@ -47,16 +47,22 @@ pub(super) fn probe(ctx: &mut Ctx) -> String {
     )
 }
 
-/// Append the cell's rootless note (a rootless cell only).
-pub(super) fn note(ctx: &Ctx, v: &mut Verdict) {
+/// What assertion `id` shows rootless that it does not as root (None: the same).
+pub fn rootless_expectation(id: &str) -> Option<&'static str> {
+    (id == "cgroup.devices.deny").then_some(
+        "[rootless: linux.resources.devices is never applied (runc ignores it too); the user \
+         namespace refuses the mknod instead, so no node of the device can be made]",
+    )
+}
+
+/// Append the cell's rootless note (a rootless cell only), and what `id` shows rootless.
+pub(super) fn note(ctx: &Ctx, id: &str, v: &mut Verdict) {
     if ctx.rootless_note.is_empty() || v.outcome == crate::outcome::Outcome::Skip {
         return;
     }
-    v.detail = if v.detail.is_empty() {
-        ctx.rootless_note.clone()
-    } else {
-        format!("{} {}", v.detail, ctx.rootless_note)
-    };
+    let expect = rootless_expectation(id).map(|e| format!("{e} ")).unwrap_or_default();
+    let note = format!("{expect}{}", ctx.rootless_note);
+    v.detail = if v.detail.is_empty() { note } else { format!("{} {note}", v.detail) };
 }
 
 /// Why `id` SKIPs in this (rootless) run: the kernel cannot do rootless, or the assertion
@@ -72,11 +78,14 @@ pub(super) fn skip_reason(ctx: &Ctx, id: &str) -> Option<String> {
 /// Why assertion `id` cannot hold or cannot be checked with the runtime rootless (`delegated`:
 /// the uid has a delegated cgroup v2); None when it runs.
 pub fn rootless_skip(id: &str, delegated: bool) -> Option<&'static str> {
-    let cgroup = id.starts_with("cgroup.") && id != "cgroup.devices.deny";
+    // Without a delegated cgroup the container stays in the runtime's: nothing of its own
+    // to limit, nor to see as its cgroup namespace's root.
+    let cgroup = (id.starts_with("cgroup.") && id != "cgroup.devices.deny") || id == "cgroupns.sees_own_root";
     if cgroup && !delegated {
         return Some(
             "no cgroup delegated to the uid (isolab delegates only on cgroup v2): the runtime \
-             refuses linux.resources it cannot apply",
+             refuses linux.resources it cannot apply, and a container asking for none stays in \
+             the runtime's cgroup",
         );
     }
     if id.starts_with("user.") {
@@ -114,6 +123,8 @@ mod tests {
     #[test_case("cgroup.memory.oom_kill", true, false ; "delegated cgroups run")]
     #[test_case("cgroup.memory.oom_kill", false, true ; "undelegated cgroups skip")]
     #[test_case("cgroup.devices.deny", false, false ; "device rules are checked without a cgroup")]
+    #[test_case("cgroupns.sees_own_root", false, true ; "no own cgroup to see")]
+    #[test_case("cgroupns.sees_own_root", true, false ; "a delegated one is seen")]
     #[test_case("checkpoint.pid1_survives", true, true ; "checkpoint skips")]
     #[test_case("user.root_maps_to_unprivileged", true, true ; "a 65536-id map cannot nest")]
     #[test_case("net.bridge_isolated", true, true ; "no host bridge")]
