@@ -32,8 +32,9 @@ pub struct MatrixArgs {
     /// `!escape.*` (default: the whole catalogue).
     #[arg(long, default_value = "")]
     pub only: String,
-    /// The config every bundle starts from: `spec`, `docker`, `podman`, `containerd` or a
-    /// config.json FILE; comma-separated = one more matrix dimension.
+    /// The config every bundle starts from: `spec`, `docker`, `podman`, `containerd`,
+    /// `podman-rootless` (run rootless) or a config.json FILE; comma-separated = one more
+    /// matrix dimension.
     #[arg(long, value_delimiter = ',', default_value = "spec", value_parser = super::base_config)]
     pub base_config: Vec<catalogue::BaseConfig>,
     /// Add a rootless cell per kernel × cgroup mode: podman's rootless config as the base, the

@@ -126,7 +126,8 @@ enum Cmd {
         #[arg(long)]
         baseline: Option<PathBuf>,
         /// The config every bundle starts from: `spec` (isolab's own), `docker`, `podman`,
-        /// `containerd` (what each engine sent, embedded) or a config.json FILE;
+        /// `containerd`, `podman-rootless` (what each engine sent, embedded; the last run
+        /// rootless) or a config.json FILE;
         /// comma-separated to run the catalogue once per base config.
         #[arg(long, value_delimiter = ',', default_value = "spec", value_parser = base_config)]
         base_config: Vec<isolab_harness::catalogue::BaseConfig>,
