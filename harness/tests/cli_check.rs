@@ -172,7 +172,8 @@ fn an_unknown_base_config_is_refused_by_name_in_check_and_matrix() {
         let (code, _, stderr) = isolab(args);
         assert_eq!(code, 2, "{args:?}: {stderr}");
         assert!(
-            stderr.contains("--base-config") && stderr.contains("not spec, docker, podman or containerd"),
+            stderr.contains("--base-config")
+                && stderr.contains("not spec, docker, podman, containerd or podman-rootless"),
             "{args:?}: {stderr}"
         );
     }

@@ -15,6 +15,9 @@ pub const SPEC_JSON: &str = include_str!("base_config.json");
 pub const DOCKER_JSON: &str = include_str!("../../../vm-images/engine-configs/docker.json");
 /// What podman 4.3 sent (Debian 12).
 pub const PODMAN_JSON: &str = include_str!("../../../vm-images/engine-configs/podman.json");
+/// What podman 4.3 sent when run by an unprivileged uid (Debian 12): no user namespace in
+/// it, since rootless podman runs its runtime as root of its own ([`BaseConfig::is_rootless`]).
+pub const PODMAN_ROOTLESS_JSON: &str = include_str!("../../../vm-images/engine-configs/podman-rootless.json");
 /// What containerd 1.6 (`ctr run`) sent (Debian 12).
 pub const CONTAINERD_JSON: &str = include_str!("../../../vm-images/engine-configs/containerd.json");
 
@@ -24,12 +27,16 @@ pub const CAPTURE_DIR: &str = "/capture";
 /// The name of the default base config.
 pub const SPEC: &str = "spec";
 
+/// The name of the rootless base config (`--rootless`): podman's rootless config, the runtime
+/// run as root of a user namespace owned by an unprivileged uid, as rootless podman runs it.
+pub const PODMAN_ROOTLESS: &str = "podman-rootless";
+
 /// A `--base-config` value could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum BaseConfigError {
     /// The FILE could not be read.
     #[error(
-        "--base-config {path}: not spec, docker, podman or containerd, and not a readable file: {source}"
+        "--base-config {path}: not spec, docker, podman, containerd or podman-rootless, and not a readable file: {source}"
     )]
     Read {
         /// The file.
@@ -72,6 +79,7 @@ fn embedded_text(name: &str) -> Option<&'static str> {
         "docker" => Some(DOCKER_JSON),
         "podman" => Some(PODMAN_JSON),
         "containerd" => Some(CONTAINERD_JSON),
+        PODMAN_ROOTLESS => Some(PODMAN_ROOTLESS_JSON),
         _ => None,
     }
 }
@@ -112,6 +120,17 @@ impl BaseConfig {
             return Err(BaseConfigError::Empty);
         }
         Ok(out)
+    }
+
+    /// The rootless base config (`--rootless` adds it to the list).
+    pub fn podman_rootless() -> Self {
+        Self::embedded(PODMAN_ROOTLESS)
+    }
+
+    /// Whether bundles made from this base run rootless: the runtime as root of a user
+    /// namespace owned by an unprivileged uid (the embedded `podman-rootless` only).
+    pub fn is_rootless(&self) -> bool {
+        self.name == PODMAN_ROOTLESS && self.contents.is_none()
     }
 
     /// Whether this is isolab's own base (the cell labels leave it out).
@@ -219,6 +238,7 @@ mod tests {
     #[test_case("docker")]
     #[test_case("podman")]
     #[test_case("containerd")]
+    #[test_case("podman-rootless")]
     fn the_engine_parts_reach_the_bundle_unchanged(name: &str) {
         let (base, cfg) = made(name);
         for ptr in [
@@ -268,6 +288,7 @@ mod tests {
     #[test_case("docker", &["/etc/resolv.conf", "/etc/hostname", "/etc/hosts"], &[], false; "docker")]
     #[test_case("podman", &["/etc/hostname", "/etc/resolv.conf", "/etc/hosts", "/run/.containerenv"], &["/dev/shm"], false; "podman")]
     #[test_case("containerd", &[], &[], false; "containerd")]
+    #[test_case("podman-rootless", &["/etc/hosts", "/run/.containerenv", "/etc/hostname"], &["/dev/shm"], false; "podman rootless")]
     fn the_engine_host_paths_are_replaced(name: &str, dropped: &[&str], to_tmpfs: &[&str], readonly: bool) {
         let (base, cfg) = made(name);
         let dests = |c: &Value| -> Vec<String> {
@@ -335,6 +356,7 @@ mod tests {
 
     #[test_case("spec,docker,spec", &["spec", "docker"])]
     #[test_case(" podman , containerd", &["podman", "containerd"])]
+    #[test_case("spec,podman-rootless", &["spec", "podman-rootless"])]
     fn lists_parse(s: &str, want: &[&str]) {
         let got: Vec<String> = BaseConfig::parse_list(s).unwrap().into_iter().map(|b| b.name).collect();
         assert_eq!(got, want);

@@ -25,6 +25,9 @@ pub enum CtxError {
     /// The `--base-config` is not usable.
     #[error(transparent)]
     Base(#[from] super::base::BaseConfigError),
+    /// The rootless user context could not be set up (not the kernel's refusal: that SKIPs).
+    #[error("rootless: {0}")]
+    Rootless(#[from] super::rootless::RootlessError),
 }
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> CtxError + use<'a> {
@@ -71,6 +74,10 @@ pub struct Ctx {
     pub timeout: Duration,
     base: super::base::BaseConfig,
     base_json: Value,
+    /// The rootless user context (base `podman-rootless`), or why this kernel cannot do it.
+    pub(super) rootless: Option<Result<super::rootless::Rootless, String>>,
+    /// What the rootless probe saw (appended to every record's detail).
+    pub(super) rootless_note: String,
     dir: PathBuf,
     rootfs: PathBuf,
     state_root: PathBuf,
@@ -112,6 +119,8 @@ impl Ctx {
             timeout: Duration::from_secs(60),
             base: super::base::BaseConfig::default(),
             base_json: serde_json::from_str(super::base::SPEC_JSON).expect("base_config.json is valid JSON"),
+            rootless: None,
+            rootless_note: String::new(),
             dir: dir.to_owned(),
             rootfs,
             state_root,
@@ -132,10 +141,17 @@ impl Ctx {
         &self.dir
     }
 
-    /// Start every bundle from `base` (`--base-config`) instead of isolab's own.
-    pub fn set_base(&mut self, base: &super::base::BaseConfig) -> Result<(), super::base::BaseConfigError> {
+    /// Start every bundle from `base` (`--base-config`) instead of isolab's own; the rootless
+    /// base also sets up the rootless user context and probes it (see [`super::rootless`]).
+    pub fn set_base(&mut self, base: &super::base::BaseConfig) -> Result<(), CtxError> {
         self.base_json = base.json()?;
         self.base = base.clone();
+        if base.is_rootless() {
+            self.rootless = Some(super::rootless_probe::set_up(self)?);
+            if matches!(self.rootless, Some(Ok(_))) {
+                self.rootless_note = super::rootless_probe::probe(self);
+            }
+        }
         Ok(())
     }
 
@@ -149,6 +165,22 @@ impl Ctx {
     /// cgroup namespaces, readonly root, runc's default capabilities, masked and readonly paths.
     pub fn config(&self, args: &[&str]) -> Value {
         super::base::bundle_config(&self.base_json, &self.rootfs, args)
+    }
+
+    /// Whether the runtime runs rootless here with no cgroup delegated to its uid (it then
+    /// makes no cgroup for a container that asks for no resources).
+    pub fn rootless_without_cgroup(&self) -> bool {
+        matches!(&self.rootless, Some(Ok(r)) if !r.cgroup_delegated())
+    }
+
+    /// Give `path` (a socket, or a rootfs: recursively) the runtime must use to the rootless
+    /// uid, as rootless podman's storage belongs to its user; nothing when the runtime runs as
+    /// root.
+    pub fn give_to_runtime_user(&self, path: &Path) -> Result<(), String> {
+        match &self.rootless {
+            Some(Ok(r)) => super::rootless::chown_tree(path, r.uid).map_err(|e| e.to_string()),
+            _ => Ok(()),
+        }
     }
 
     /// What a FAIL adds when the property is one the base config does not ask for (`cond`):
@@ -194,14 +226,12 @@ impl Ctx {
                 stderr: "cannot create output files".into(),
             };
         };
-        let child = Command::new(&self.runtime)
-            .arg("--root")
-            .arg(&self.state_root)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(fo)
-            .stderr(fe)
-            .spawn();
+        let mut cmd = Command::new(&self.runtime);
+        cmd.arg("--root").arg(&self.state_root).args(args).stdin(Stdio::null()).stdout(fo).stderr(fe);
+        if let Some(Ok(r)) = &self.rootless {
+            r.prepare(&mut cmd);
+        }
+        let child = cmd.spawn();
         let code = match child {
             Err(e) => {
                 return RunOutput {

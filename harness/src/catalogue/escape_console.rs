@@ -17,6 +17,7 @@ pub fn run_with_console(ctx: &mut Ctx, cfg: Value) -> Result<String, Verdict> {
     let _ = std::fs::remove_file(&sock);
     let listener =
         UnixListener::bind(&sock).map_err(|e| Verdict::error(format!("bind {}: {e}", sock.display())))?;
+    ctx.give_to_runtime_user(&sock).map_err(|e| Verdict::error(format!("chown {}: {e}", sock.display())))?;
     let reader = std::thread::spawn(move || -> Result<String, String> {
         let (conn, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
         let master = recv_fd(&conn).map_err(|e| format!("recvmsg: {e}"))?;

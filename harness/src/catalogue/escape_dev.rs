@@ -88,6 +88,7 @@ fn private_rootfs(ctx: &Ctx, name: &str, links: &[(&str, &str)]) -> Result<PathB
         let p = dir.join(path);
         std::os::unix::fs::symlink(target, &p).map_err(|e| err("symlink", &p, e))?;
     }
+    ctx.give_to_runtime_user(&dir).map_err(Verdict::error)?;
     Ok(dir)
 }
 

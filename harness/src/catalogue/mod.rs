@@ -31,6 +31,8 @@ mod net_sysctl;
 mod nsmisc;
 mod pid;
 mod ptree;
+mod rootless;
+mod rootless_probe;
 mod security;
 mod user;
 pub mod util;
@@ -140,8 +142,17 @@ pub fn select(only: &str) -> Vec<Assertion> {
 /// Run one assertion: SKIP when a need is missing, otherwise the check (a panic in a check
 /// is an ERROR, never a PASS).
 pub fn run_one(a: &Assertion, ctx: &mut Ctx) -> Verdict {
+    let mut verdict = run_unnoted(a, ctx);
+    rootless_probe::note(ctx, a.id, &mut verdict);
+    verdict
+}
+
+fn run_unnoted(a: &Assertion, ctx: &mut Ctx) -> Verdict {
     if let Some(missing) = a.needs.iter().find_map(|n| ctx.facts.missing(*n)) {
         return Verdict::skip(missing);
+    }
+    if let Some(why) = rootless_probe::skip_reason(ctx, a.id) {
+        return Verdict::skip(why);
     }
     let check = a.check;
     let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(ctx))).unwrap_or_else(|p| {
@@ -185,7 +196,7 @@ pub fn run_selected(
     on_result: &mut dyn FnMut(&str, &Verdict, u64),
 ) -> Result<(), CtxError> {
     let mut ctx = Ctx::new(runtime, workdir, busybox)?;
-    ctx.set_base(base).map_err(CtxError::Base)?;
+    ctx.set_base(base)?;
     let runs = select_runs(only);
     for (i, (a, weakened)) in runs.iter().enumerate() {
         ctx.weaken = weakened.then_some(a.weaken);

@@ -29,6 +29,18 @@ impl Cell {
     }
 }
 
+/// The base configs of a run: `--base-config`'s, then, with `--rootless`, the rootless one
+/// (`podman-rootless`) when not already named: `--rootless` adds a rootless cell per kernel ×
+/// cgroup mode; `--base-config podman-rootless` alone runs only rootless cells.
+pub fn bases(named: &[BaseConfig], rootless: bool) -> Vec<BaseConfig> {
+    let mut all = named.to_vec();
+    let extra = BaseConfig::podman_rootless();
+    if rootless && !all.contains(&extra) {
+        all.push(extra);
+    }
+    all
+}
+
 /// Every cell of `kernels` × `modes` × `bases`, kernel-major, then mode, then base.
 pub fn cells(kernels: &[String], modes: &[CgroupMode], bases: &[BaseConfig]) -> Vec<Cell> {
     let mut all = Vec::new();
@@ -105,6 +117,23 @@ mod tests {
             labels(&got),
             ["a/v1", "a/v1/docker", "a/v2", "a/v2/docker", "b/v1", "b/v1/docker", "b/v2", "b/v2/docker"]
         );
+    }
+
+    #[test_case("spec", false, &["spec"] ; "no rootless")]
+    #[test_case("spec", true, &["spec", "podman-rootless"] ; "rootless adds a cell")]
+    #[test_case("docker,spec", true, &["docker", "spec", "podman-rootless"] ; "after the named ones")]
+    #[test_case("podman-rootless", true, &["podman-rootless"] ; "named already")]
+    #[test_case("podman-rootless", false, &["podman-rootless"] ; "rootless only")]
+    fn rootless_bases(named: &str, rootless: bool, want: &[&str]) {
+        let got = bases(&BaseConfig::parse_list(named).unwrap(), rootless);
+        assert_eq!(got.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(), want);
+        assert_eq!(got.iter().any(BaseConfig::is_rootless), want.contains(&"podman-rootless"));
+    }
+
+    #[test]
+    fn rootless_cells_are_labelled() {
+        let got = cells(&names(&["debian-6.12"]), &[CgroupMode::V2], &bases(&[BaseConfig::default()], true));
+        assert_eq!(labels(&got), ["debian-6.12/v2", "debian-6.12/v2/podman-rootless"]);
     }
 
     #[test_case(None, &["a/v1", "a/v2", "b/v1", "b/v2", "c/v1", "c/v2"], &["a", "b", "c"] ; "no shard: all")]

@@ -291,6 +291,7 @@ fn boot_cmd(g: &Global, m: &Matrix, names: &[String], runs: usize, out: &Path, m
             cgroup: vec![CgroupMode::V1, CgroupMode::V2],
             only: String::new(),
             base_config: vec![Default::default()],
+            rootless: false,
             shard: None,
             out: out.join("matrix"),
             baseline: None,

@@ -32,10 +32,16 @@ pub struct MatrixArgs {
     /// `!escape.*` (default: the whole catalogue).
     #[arg(long, default_value = "")]
     pub only: String,
-    /// The config every bundle starts from: `spec`, `docker`, `podman`, `containerd` or a
-    /// config.json FILE; comma-separated = one more matrix dimension.
+    /// The config every bundle starts from: `spec`, `docker`, `podman`, `containerd`,
+    /// `podman-rootless` (run rootless) or a config.json FILE; comma-separated = one more
+    /// matrix dimension.
     #[arg(long, value_delimiter = ',', default_value = "spec", value_parser = super::base_config)]
     pub base_config: Vec<catalogue::BaseConfig>,
+    /// Add a rootless cell per kernel × cgroup mode: podman's rootless config as the base, the
+    /// runtime run as root of a user namespace owned by an unprivileged uid (rootless only:
+    /// `--base-config podman-rootless`).
+    #[arg(long)]
+    pub rootless: bool,
     /// Run shard I of N (1-based) of the kernel × cgroup × base config cells.
     #[arg(long)]
     pub shard: Option<String>,
@@ -135,7 +141,7 @@ pub fn matrix(g: &Global, m: &Matrix, a: &MatrixArgs) -> Result<i32> {
         ),
         None => None,
     };
-    let cells = plan::shard(plan::cells(&names, &a.cgroup, &a.base_config), shard);
+    let cells = plan::shard(plan::cells(&names, &a.cgroup, &plan::bases(&a.base_config, a.rootless)), shard);
     // Fetch and build what is missing, with progress.
     kernels::fetch_kernels(g, m, &plan::kernels(&cells))?;
     let mut o = options(g)?;

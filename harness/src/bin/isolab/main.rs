@@ -130,10 +130,15 @@ enum Cmd {
         #[arg(long)]
         baseline: Option<PathBuf>,
         /// The config every bundle starts from: `spec` (isolab's own), `docker`, `podman`,
-        /// `containerd` (what each engine sent, embedded) or a config.json FILE;
+        /// `containerd`, `podman-rootless` (what each engine sent, embedded; the last run
+        /// rootless) or a config.json FILE;
         /// comma-separated to run the catalogue once per base config.
         #[arg(long, value_delimiter = ',', default_value = "spec", value_parser = base_config)]
         base_config: Vec<isolab_harness::catalogue::BaseConfig>,
+        /// Run the catalogue once more rootless: podman's rootless config as the base, the
+        /// runtime as root of a user namespace owned by an unprivileged uid.
+        #[arg(long)]
+        rootless: bool,
     },
     /// The main job: the catalogue in a throwaway VM per kernel × cgroup mode. Exit 0 all
     /// pass/skip, 1 any failure or regression against --baseline, 2 a harness/VM error.
@@ -402,8 +407,9 @@ fn real_main() -> Result<()> {
     // and `baseline update` work without one).
     let load = || Matrix::load(&matrix_path(&cli.g));
     match &cli.cmd {
-        Cmd::Check { host: _, only, out, baseline, base_config } => {
-            std::process::exit(lab_cmds::check_host(&cli.g, only, base_config, out, baseline.as_deref())?)
+        Cmd::Check { host: _, only, out, baseline, base_config, rootless } => {
+            let bases = isolab_harness::matrix::plan::bases(base_config, *rootless);
+            std::process::exit(lab_cmds::check_host(&cli.g, only, &bases, out, baseline.as_deref())?)
         }
         Cmd::Report(ReportCmd::Merge { dirs, out, baseline }) => {
             std::process::exit(lab_cmds::merge(dirs, out, baseline.as_deref())?)
