@@ -228,6 +228,12 @@ impl Ctx {
         };
         let mut cmd = Command::new(&self.runtime);
         cmd.arg("--root").arg(&self.state_root).args(args).stdin(Stdio::null()).stdout(fo).stderr(fe);
+        // The guest agent, as PID 1, has no PATH; engines give their runtime one, and runc
+        // finds `criu` only through it ("CRIU version check failed: exec: \"criu\":
+        // executable file not found in $PATH" in every guest before).
+        if std::env::var_os("PATH").is_none() {
+            cmd.env("PATH", super::criu::GUEST_PATH);
+        }
         if let Some(Ok(r)) = &self.rootless {
             r.prepare(&mut cmd);
         }
