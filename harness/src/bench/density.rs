@@ -3,10 +3,15 @@
 //! (MemTotal − MemAvailable) over N, minus the sleep process's own PSS — beside the mean of
 //! the containers' memory cgroup usage; then the time to `delete --force` them all. Every
 //! container is registered with the guard before it is created. With `--variants` every
-//! runtime runs every variant's bundle ([`super::variant`]), each its own line.
+//! runtime runs every variant's bundle ([`super::variant`]), each its own line. With
+//! `--parallel P` (P > 1) P threads each start (then delete) the next container as soon as
+//! their last one's command returned, and the rows say `(P=…)`; P = 1 is the serial
+//! measurement.
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -26,6 +31,9 @@ pub struct Point {
     pub n: usize,
     /// Containers started before the end (or the error).
     pub started: usize,
+    /// Containers in flight (`--parallel`); 0 (older bench.json files) and 1 are serial.
+    #[serde(default)]
+    pub parallel: usize,
     /// Time to start them all, s.
     pub start_total_s: f64,
     /// … per container, ms.
@@ -52,13 +60,13 @@ pub struct Point {
 
 /// Runs every N (ascending) for every runtime in every variant (runtime-major); a runtime
 /// × variant that fails at one N keeps the error and is not tried at larger ones. `max_n`
-/// limits a runtime by its name, in every variant.
+/// limits a runtime by its name, in every variant; `parallel` containers are in flight.
 pub fn run(
     ws: &Workspace,
     runtimes: &[Runtime],
     variants: &[Variant],
-    ns: &[usize],
-    max_n: &[(String, usize)],
+    (ns, max_n): (&[usize], &[(String, usize)]),
+    parallel: usize,
 ) -> Vec<Point> {
     let mut points = Vec::new();
     let mut broken: Vec<bool> = vec![false; runtimes.len() * variants.len()];
@@ -74,6 +82,7 @@ pub fn run(
                     runtime: v.series_name(&r.name),
                     variant: Some(v.name().into()),
                     n,
+                    parallel: parallel.max(1),
                     ..Point::default()
                 };
                 match (&r.path, broken[i]) {
@@ -106,7 +115,8 @@ fn line(p: &Point) -> String {
     match &p.error {
         Some(e) => format!("ERROR after {} started: {e}", p.started),
         None => format!(
-            "start {:.2} s ({:.1} ms each), delete {:.2} s ({:.1} ms each), host {:.0} KiB, kernel {:.0} KiB per container",
+            "{}start {:.2} s ({:.1} ms each), delete {:.2} s ({:.1} ms each), host {:.0} KiB, kernel {:.0} KiB per container",
+            if p.parallel > 1 { format!("{} in flight: ", p.parallel) } else { String::new() },
             p.start_total_s, p.start_per_ms, p.delete_total_s, p.delete_per_ms, p.host_kib, p.kernel_kib
         ),
     }
@@ -125,8 +135,9 @@ fn one(
     std::thread::sleep(Duration::from_millis(500));
     let before = meminfo_kib();
     let t = Instant::now();
-    let started = start_all(ws, rt, bundle, root, &ids, p);
+    let (started, made) = start_all(ws, (rt, bundle, root), &ids, p.parallel);
     p.start_total_s = t.elapsed().as_secs_f64();
+    p.started = made.len();
     if started.is_ok() {
         p.start_per_ms = p.start_total_s * 1000.0 / p.n as f64;
         std::thread::sleep(Duration::from_millis(500));
@@ -139,21 +150,21 @@ fn one(
         p.host_kib = p.meminfo_kib - pss;
     }
     let t = Instant::now();
-    let deleted = delete_all(rt, root, &ids[..p.started]);
+    let deleted = delete_all(rt, root, &made, p.parallel);
     p.delete_total_s = t.elapsed().as_secs_f64();
     p.delete_per_ms = p.delete_total_s * 1000.0 / p.started.max(1) as f64;
     started.and(deleted)
 }
 
-fn start_all(
+/// `run -d` of every id (at most `parallel` at once), stopping at the first failure; the
+/// first error and the ids started.
+fn start_all<'a>(
     ws: &Workspace,
-    rt: &Path,
-    bundle: &Path,
-    root: &Path,
-    ids: &[String],
-    p: &mut Point,
-) -> Result<(), BenchError> {
-    for id in ids {
+    (rt, bundle, root): (&Path, &Path, &Path),
+    ids: &'a [String],
+    parallel: usize,
+) -> (Result<(), BenchError>, Vec<&'a String>) {
+    let results = each(ids, parallel, true, |id| {
         guard::register(rt, root, id);
         let mut c = Command::new(rt);
         c.arg("--root").arg(root).args(["run", "-d", "--pid-file"]).arg(ws.file(&format!("{id}.pid")));
@@ -162,23 +173,64 @@ fn start_all(
         if !out.status.success() {
             return Err(failed(&c, &out));
         }
-        p.started += 1;
-    }
-    Ok(())
+        Ok(())
+    });
+    let made =
+        ids.iter().zip(&results).filter(|(_, r)| matches!(r, Some(Ok(())))).map(|(id, _)| id).collect();
+    (first_error(results), made)
 }
 
-fn delete_all(rt: &Path, root: &Path, ids: &[String]) -> Result<(), BenchError> {
-    let mut first = Ok(());
-    for id in ids {
+/// `delete --force` of every id (at most `parallel` at once), all of them even after a
+/// failure; the first error.
+fn delete_all(rt: &Path, root: &Path, ids: &[&String], parallel: usize) -> Result<(), BenchError> {
+    let results = each(ids, parallel, false, |id| {
         let mut c = Command::new(rt);
         c.arg("--root").arg(root).args(["delete", "--force", id]);
-        match guard::run(&mut c) {
-            Ok(out) if out.status.success() => guard::unregister(id),
-            Ok(out) => first = first.and(Err(failed(&c, &out))),
-            Err(e) => first = first.and(Err(e)),
+        let out = guard::run(&mut c)?;
+        if !out.status.success() {
+            return Err(failed(&c, &out));
         }
-    }
-    first
+        guard::unregister(id);
+        Ok(())
+    });
+    first_error(results)
+}
+
+fn first_error(results: Vec<Option<Result<(), BenchError>>>) -> Result<(), BenchError> {
+    results.into_iter().flatten().find(Result::is_err).unwrap_or(Ok(()))
+}
+
+/// `job` on every item, in order of index, by `parallel` threads (the caller's alone for 1:
+/// one after the other), each taking the next item as soon as it is done with its last;
+/// with `stop_on_error` no item is begun after a failure. Each item's result, `None` where
+/// it was not begun.
+fn each<T: Sync, E: Send>(
+    items: &[T],
+    parallel: usize,
+    stop_on_error: bool,
+    job: impl Fn(&T) -> Result<(), E> + Sync,
+) -> Vec<Option<Result<(), E>>> {
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let slots: Vec<Mutex<Option<Result<(), E>>>> = items.iter().map(|_| Mutex::new(None)).collect();
+    let worker = || {
+        while !stop.load(Ordering::SeqCst) {
+            let i = next.fetch_add(1, Ordering::SeqCst);
+            let Some(item) = items.get(i) else { break };
+            let r = job(item);
+            if r.is_err() && stop_on_error {
+                stop.store(true, Ordering::SeqCst);
+            }
+            *slots[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+        }
+    };
+    std::thread::scope(|s| {
+        for _ in 1..parallel.max(1) {
+            s.spawn(worker);
+        }
+        worker();
+    });
+    slots.into_iter().map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner())).collect()
 }
 
 fn failed(c: &Command, out: &std::process::Output) -> BenchError {
@@ -245,6 +297,58 @@ pub fn memory_cgroup_file(proc_cgroup: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serial_each_runs_in_order_and_stops_at_the_first_failure() {
+        let seen = Mutex::new(Vec::new());
+        let r = each(&[1, 2, 3, 4], 1, true, |&i| {
+            seen.lock().unwrap().push(i);
+            if i == 2 {
+                Err(i)
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!(*seen.lock().unwrap(), vec![1, 2]);
+        assert_eq!(r, vec![Some(Ok(())), Some(Err(2)), None, None]);
+    }
+
+    #[test]
+    fn parallel_each_runs_every_item_once_and_keeps_going_unless_told() {
+        let items: Vec<usize> = (0..200).collect();
+        let count = AtomicUsize::new(0);
+        let r = each(&items, 8, false, |&i| {
+            count.fetch_add(1, Ordering::SeqCst);
+            if i % 50 == 7 {
+                Err(i)
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!(count.load(Ordering::SeqCst), 200);
+        assert_eq!(r.iter().filter(|x| matches!(x, Some(Err(_)))).count(), 4);
+        assert!(r.iter().all(Option::is_some));
+        assert_eq!(r[57], Some(Err(57)));
+    }
+
+    #[test]
+    fn parallel_each_begins_nothing_after_a_failure_when_told() {
+        let items: Vec<usize> = (0..1000).collect();
+        let r = each(&items, 4, true, |&i| {
+            if i == 10 {
+                return Err(i);
+            }
+            std::thread::sleep(Duration::from_micros(200));
+            Ok(())
+        });
+        assert_eq!(r[10], Some(Err(10)));
+        assert!(r[..10].iter().all(|x| x == &Some(Ok(()))), "{:?}", &r[..10]);
+        // Unstopped, the 4 threads would take ~50 ms for all 1000; stopped, only the items
+        // already claimed when item 10 failed (a few) are begun after it.
+        let begun = r.iter().filter(|x| x.is_some()).count();
+        assert!(begun < 500, "{begun} begun");
+        assert!(first_error(vec![Some(Ok(())), None]).is_ok());
+    }
 
     #[test]
     fn meminfo_and_rollup_fields() {

@@ -8,7 +8,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use super::BenchError;
@@ -17,8 +17,9 @@ use super::BenchError;
 type Entry = (PathBuf, PathBuf, String);
 
 static LIVE: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
-/// Held while a runtime command runs, so the signal handler does not race one.
-static IN_FLIGHT: Mutex<()> = Mutex::new(());
+/// Held (shared) while a runtime command runs, so the signal handler (exclusive) does not
+/// race one; `bench density --parallel` runs several at once.
+static IN_FLIGHT: RwLock<()> = RwLock::new(());
 static STOP: AtomicBool = AtomicBool::new(false);
 /// Held for a whole cleanup: the main thread's and the signal handler's never interleave.
 static CLEANUP: Mutex<()> = Mutex::new(());
@@ -53,7 +54,7 @@ pub fn live_count() -> usize {
 /// stderr into an unlinked temp file (not a pipe: a detached container inherits it and would
 /// hold a pipe open until it exits), returned in `Output::stderr`.
 pub fn run(cmd: &mut Command) -> Result<Output, BenchError> {
-    let _g = lock(&IN_FLIGHT);
+    let _g = IN_FLIGHT.read().unwrap_or_else(|p| p.into_inner());
     if STOP.load(Ordering::SeqCst) {
         return Err(BenchError::Interrupted);
     }
@@ -118,7 +119,7 @@ pub fn install_signal_handler() -> Result<(), ctrlc::Error> {
         // never wait forever for it.
         let t = Instant::now();
         let _g = loop {
-            match IN_FLIGHT.try_lock() {
+            match IN_FLIGHT.try_write() {
                 Ok(g) => break Some(g),
                 Err(std::sync::TryLockError::Poisoned(p)) => break Some(p.into_inner()),
                 Err(std::sync::TryLockError::WouldBlock) if t.elapsed() > Duration::from_secs(10) => {

@@ -146,7 +146,11 @@ pub fn series_table(series: &[Series], what: &str, base: &str, unit: &str) -> St
 
 /// The density table, one line per runtime × N.
 pub fn density_table(points: &[Point]) -> String {
-    let w = points.iter().map(|p| p.runtime.len()).max().unwrap_or(7).max(7);
+    let name = |p: &Point| match p.parallel {
+        0 | 1 => p.runtime.clone(),
+        n => format!("{} (P={n})", p.runtime),
+    };
+    let w = points.iter().map(|p| name(p).len()).max().unwrap_or(7).max(7);
     let mut t = format!(
         "{:<w$}  {:>5}  {:>9}  {:>12}  {:>9}  {:>12}  {:>10}  {:>12}  {:>9}  {:>10}\n",
         "runtime",
@@ -162,13 +166,13 @@ pub fn density_table(points: &[Point]) -> String {
     );
     for p in points {
         if let Some(e) = &p.error {
-            let _ = writeln!(t, "{:<w$}  {:>5}  ERROR after {} started: {e}", p.runtime, p.n, p.started);
+            let _ = writeln!(t, "{:<w$}  {:>5}  ERROR after {} started: {e}", name(p), p.n, p.started);
             continue;
         }
         let _ = writeln!(
             t,
             "{:<w$}  {:>5}  {:>9.2}  {:>12.2}  {:>9.2}  {:>12.2}  {:>10.0}  {:>12.0}  {:>9.0}  {:>10.0}",
-            p.runtime,
+            name(p),
             p.n,
             p.start_total_s,
             p.start_per_ms,
@@ -277,5 +281,13 @@ mod tests {
         };
         let t = density_table(&[p]);
         assert!(t.lines().nth(1).unwrap().ends_with("ERROR after 42 started: boom"), "{t}");
+    }
+
+    #[test]
+    fn density_rows_of_parallel_runs_say_so() {
+        let p = |parallel| Point { runtime: "isorun".into(), n: 10, parallel, ..Point::default() };
+        let t = density_table(&[p(0), p(1), p(4)]);
+        let rows: Vec<&str> = t.lines().skip(1).map(|l| l.split("   ").next().unwrap_or("").trim()).collect();
+        assert_eq!(rows, ["isorun", "isorun", "isorun (P=4)"], "{t}");
     }
 }

@@ -125,7 +125,8 @@ pub fn procs_recursive(dir: &Path, out: &mut Vec<i32>) -> Result<(), CgroupError
     Ok(())
 }
 
-/// A new v1 cpuset cgroup starts with empty cpus/mems; copy the parent's (as runc does).
+/// A new v1 cpuset cgroup starts with empty cpus/mems (unless its parent has
+/// `cgroup.clone_children`): copy the parent's where empty (as runc does).
 pub fn inherit_cpuset(dir: &Path) -> Result<(), CgroupError> {
     let parent = dir.parent().unwrap_or(dir);
     for f in ["cpuset.cpus", "cpuset.mems"] {

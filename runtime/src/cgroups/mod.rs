@@ -155,8 +155,15 @@ impl CgroupManager {
         for h in &self.hier.v1 {
             let created = fsio::mkdir_p(&h.mount, self.rel())?;
             if h.controllers.iter().any(|c| c == "cpuset") {
+                let leaf = h.mount.join(self.rel());
                 for dir in &created {
                     fsio::inherit_cpuset(dir)?;
+                    // A parent made here (`/isorun`) has its children's cpus and mems filled
+                    // in by the kernel as they are made: a write of `cpuset.cpus` checks every
+                    // sibling and rebuilds the scheduler domains, O(containers) each.
+                    if *dir != leaf {
+                        fsio::write(&dir.join("cgroup.clone_children"), "1")?;
+                    }
                 }
             }
         }
@@ -277,13 +284,43 @@ impl CgroupManager {
         std::fs::File::open(self.unified_dir()?).ok().map(OwnedFd::from)
     }
 
-    /// Move `pid` into the cgroup (every hierarchy; on hybrid hosts also the cgroup2
-    /// directory when it was created).
-    pub fn add_task(&self, pid: Pid) -> Result<(), CgroupError> {
+    /// On a hybrid host, an fd of the cgroup2 directory made for this cgroup (`None` where
+    /// it was not made, and on v1 and v2 hosts): a new init is cloned into it
+    /// (CLONE_INTO_CGROUP only places a process in the cgroup2 hierarchy; the v1 ones are
+    /// joined after clone, [`CgroupManager::add_task_v1`] or [`CgroupManager::self_tasks`]).
+    pub fn hybrid_clone_into_fd(&self) -> Option<OwnedFd> {
+        if self.hier.layout != Layout::Hybrid {
+            return None;
+        }
+        std::fs::File::open(self.unified_dir()?).ok().map(OwnedFd::from)
+    }
+
+    /// The `tasks` file of this cgroup in every v1 hierarchy: a single-threaded process that
+    /// writes `0` into each joins the cgroup there itself. Moving the calling thread does not
+    /// take the global threadgroup lock that a `cgroup.procs` write takes, so it does not
+    /// wait for an RCU grace period (5–15 ms here; see [`prime`]). Empty on v2.
+    pub fn self_tasks(&self) -> Vec<PathBuf> {
+        if self.hier.layout == Layout::Unified {
+            return Vec::new();
+        }
+        self.hier.v1.iter().map(|h| h.mount.join(self.rel()).join("tasks")).collect()
+    }
+
+    /// Move `pid` into the cgroup in every v1 hierarchy (its cgroup2 directory on a hybrid
+    /// host was joined at clone).
+    pub fn add_task_v1(&self, pid: Pid) -> Result<(), CgroupError> {
         let v = pid.to_string();
         for h in &self.hier.v1 {
             fsio::write(&h.mount.join(self.rel()).join("cgroup.procs"), &v)?;
         }
+        Ok(())
+    }
+
+    /// Move `pid` into the cgroup (every hierarchy; on hybrid hosts also the cgroup2
+    /// directory when it was created).
+    pub fn add_task(&self, pid: Pid) -> Result<(), CgroupError> {
+        let v = pid.to_string();
+        self.add_task_v1(pid)?;
         if let Some(d) = self.unified_dir() {
             if self.hier.layout == Layout::Unified || d.is_dir() {
                 fsio::write(&d.join("cgroup.procs"), &v)?;

@@ -6,8 +6,11 @@
 //! writes this process's own pid into the cgroup it is already in (a no-op move that takes
 //! the same lock) while `create` parses the config, makes the state directory and the
 //! cgroup, and is joined before clone3, so the process is single-threaded again when it
-//! clones. The init's placement right after clone3 then does not wait. Cgroup2-only hosts
-//! use CLONE_INTO_CGROUP and skip this.
+//! clones. The init's placement right after clone3 then does not wait. Only an init in a new
+//! user namespace is placed by `create` this way: any other joins its v1 cgroups itself
+//! (`0` into each `tasks` file moves the calling thread without the global lock, so it does
+//! not wait at all; [`super::CgroupManager::self_tasks`]). Cgroup2-only hosts use
+//! CLONE_INTO_CGROUP and skip this.
 
 use std::path::PathBuf;
 use std::thread::JoinHandle;

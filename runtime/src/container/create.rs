@@ -76,10 +76,12 @@ pub(super) fn create_with_console(
     console: Option<OwnedFd>,
 ) -> Result<Created, ContainerError> {
     state::validate_id(id)?;
-    // v1 hosts: start the cgroup attach wait now, in parallel with the work before clone3.
-    let primed = crate::cgroups::prime_attach();
     let bundle = Bundle::load(&opts.bundle)?;
     let plan = Plan::new(bundle.config());
+    // v1 hosts where the parent places the init (a new user namespace): start the cgroup
+    // attach wait now, in parallel with the work before clone3. Otherwise the init joins its
+    // v1 cgroups itself, which does not wait ([`Placement`]).
+    let primed = plan.namespaces.new_user_ns.then(crate::cgroups::prime_attach);
     let id_maps = super::rootless::check(&bundle, &plan)?;
     let inputs = check_and_prepare(store, &bundle, &plan, opts, console)?;
     let cgroup = super::rootless::cgroup_for(id, &bundle, &plan)?;
@@ -96,9 +98,11 @@ pub(super) fn create_with_console(
     let rootfs_bind =
         plan.shared_mount_ns.then(|| super::shared_mount::RootfsBind::new(bundle.rootfs())).transpose()?;
     let sockets = channel::pair().map_err(host("socketpair"))?;
-    primed.wait();
+    if let Some(p) = primed {
+        p.wait();
+    }
     let launch = Launch { id, bundle: &bundle, plan: &plan, opts, lock_fd: recording.lock_fd() };
-    let Cloned { mut spawned, parent_sock, in_cgroup } =
+    let Cloned { mut spawned, parent_sock, placement } =
         launch.clone_init(cgroup, rootfs_bind, inputs, fifo, sockets)?;
     // The init's pid, before anything else is done with it (it is not in its cgroup yet on
     // v1): a create killed now leaves it to its parent-death signal and the record to delete.
@@ -106,7 +110,7 @@ pub(super) fn create_with_console(
     // Declared after `spawned`, so dropped before it: devices go back before the init (and
     // with it the network namespace) dies.
     let mut devices = None;
-    let go = place_init(&spawned, in_cgroup, (&plan, &id_maps), &mut devices);
+    let go = place_init(&spawned, placement, (&plan, &id_maps), &mut devices);
     let hook_state = hook_state_json(id, spawned.pid, &bundle);
     let msg = if go.is_ok() { ParentMsg::Go(hook_state.clone()) } else { ParentMsg::Abort };
     channel::send_parent(&parent_sock, &msg).map_err(host("send to init"))?;
@@ -179,8 +183,35 @@ struct Cloned {
     spawned: Spawned,
     /// The parent's end of the socket to the init.
     parent_sock: OwnedFd,
-    /// It was cloned into its cgroup (CLONE_INTO_CGROUP).
-    in_cgroup: bool,
+    /// How it gets into its cgroup.
+    placement: Placement,
+}
+
+/// How the init gets into its cgroup before it runs anything of the container's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    /// Cloned into it (CLONE_INTO_CGROUP, cgroup2-only hosts): done.
+    AtClone,
+    /// It joins its v1 cgroups itself after `Go` (`0` into each `tasks`: no wait for an
+    /// RCU grace period, unlike a `cgroup.procs` write of another process); a hybrid host's
+    /// cgroup2 directory, when made, was joined at clone.
+    ByInit,
+    /// The parent writes its pid into every hierarchy's `cgroup.procs` (the init is in a new
+    /// user namespace and cannot write the host's cgroup files); `true`: except the cgroup2
+    /// directory, joined at clone.
+    ByParent(bool),
+}
+
+impl Placement {
+    /// Chosen from what the clone gets: a cgroup2-only fd, a hybrid host's cgroup2 fd, or
+    /// none; and whether the init will be in a new user namespace.
+    fn choose(unified_only_fd: bool, hybrid_fd: bool, new_user_ns: bool) -> Self {
+        match (unified_only_fd, new_user_ns) {
+            (true, _) => Placement::AtClone,
+            (false, false) => Placement::ByInit,
+            (false, true) => Placement::ByParent(hybrid_fd),
+        }
+    }
 }
 
 /// What the init is cloned from.
@@ -204,11 +235,16 @@ impl Launch<'_> {
         (parent_sock, child_sock): (OwnedFd, OwnedFd),
     ) -> Result<Cloned, ContainerError> {
         let plan = &self.plan.namespaces;
-        let cgroup_fd = cgroup.cgroup().clone_into_fd();
-        // Without CLONE_INTO_CGROUP the init is moved into its cgroup after clone; a cgroup
-        // namespace made at clone time would have the parent's cgroup as its root. The child
-        // unshares it once it has been placed.
-        let late_cgroupns = plan.new_cgroup_ns && cgroup_fd.is_none();
+        let unified_fd = cgroup.cgroup().clone_into_fd();
+        let hybrid_fd = cgroup.cgroup().hybrid_clone_into_fd();
+        let placement = Placement::choose(unified_fd.is_some(), hybrid_fd.is_some(), plan.new_user_ns);
+        let cgroup_fd = unified_fd.or(hybrid_fd);
+        // Unless it is cloned into all of its cgroup, the init is moved into it after clone; a
+        // cgroup namespace made at clone time would have the parent's cgroup as its root. The
+        // child unshares it once it has been placed.
+        let late_cgroupns = plan.new_cgroup_ns && placement != Placement::AtClone;
+        let self_cgroup =
+            if placement == Placement::ByInit { cgroup.cgroup().self_tasks() } else { Vec::new() };
         let flags =
             if late_cgroupns { plan.clone_flags & !(libc::CLONE_NEWCGROUP as u64) } else { plan.clone_flags };
         let pid = match clone_into(flags, cgroup_fd.as_ref().map(|f| f.as_fd()))? {
@@ -223,6 +259,7 @@ impl Launch<'_> {
                     console_socket: inputs.console,
                     preserve_fds: self.opts.preserve_fds,
                     session_keyring: (!self.opts.no_new_keyring).then(|| format!("_ses.{}", self.id)),
+                    self_cgroup,
                     unshare_cgroupns: late_cgroupns,
                     seccomp: inputs.seccomp.as_ref(),
                     seccomp_listener: inputs.seccomp_listener,
@@ -232,7 +269,7 @@ impl Launch<'_> {
             Forked::Parent(pid) => pid,
         };
         let spawned = Spawned::child(ChildGuard::new(pid), rootfs_bind, cgroup);
-        Ok(Cloned { spawned, parent_sock, in_cgroup: cgroup_fd.is_some() })
+        Ok(Cloned { spawned, parent_sock, placement })
     }
 
     fn rootfs_options(&self) -> RootfsOptions {
@@ -253,15 +290,16 @@ impl Launch<'_> {
 /// container's, its id maps and oomScoreAdj written, its devices moved in.
 fn place_init<'a>(
     spawned: &Spawned,
-    in_cgroup: bool,
+    placement: Placement,
     (plan, id_maps): (&'a Plan, &IdMapWriting),
     devices: &mut Option<crate::net::MovedDevices<'a>>,
 ) -> Result<(), ContainerError> {
     let (pid, cgroup) = (spawned.pid, spawned.cgroup());
-    match in_cgroup {
-        true if plan.wants_cpus => apply_cpuset_affinity(cgroup, pid)?,
-        true => {}
-        false => cgroup.add_task(pid)?,
+    match placement {
+        Placement::AtClone if plan.wants_cpus => apply_cpuset_affinity(cgroup, pid)?,
+        Placement::AtClone | Placement::ByInit => {}
+        Placement::ByParent(true) => cgroup.add_task_v1(pid)?,
+        Placement::ByParent(false) => cgroup.add_task(pid)?,
     }
     write_id_maps(pid, &plan.namespaces, id_maps)?;
     super::write_oom_score_adj(pid, plan.parent_oom_score_adj)?;

@@ -49,6 +49,11 @@ pub enum BenchCmd {
         /// delete a container here); larger N are skipped for it, and say so.
         #[arg(long, value_delimiter = ',', default_value = "runc=200,crun=200")]
         max_n: Vec<String>,
+        /// Containers in flight: P threads each run the next `run -d` (then `delete
+        /// --force`) as soon as their last one returns. 1 (default) is the serial
+        /// measurement; rows of P > 1 say `(P=…)`.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+        parallel: u16,
         #[command(flatten)]
         vm: super::bench_vm::VmArgs,
     },
@@ -104,10 +109,13 @@ pub fn bench(g: &Global, load: &dyn Fn() -> Result<Matrix>, cmd: &BenchCmd) -> R
             let o = StartupOptions { runs: *runs, warmup: *warmup, floor: !no_floor };
             startup_cmd(g, c, &o, vm.emit_json)
         }
-        BenchCmd::Density { c, n, max_n, vm } if vm.in_vms() => {
-            super::bench_vm::run(g, &load()?, c, GuestBench::Density { n, max_n }, vm)
+        BenchCmd::Density { c, n, max_n, parallel, vm } if vm.in_vms() => {
+            let parallel = usize::from(*parallel);
+            super::bench_vm::run(g, &load()?, c, GuestBench::Density { n, max_n, parallel }, vm)
         }
-        BenchCmd::Density { c, n, max_n, vm } => density_cmd(g, c, n, max_n, vm.emit_json),
+        BenchCmd::Density { c, n, max_n, parallel, vm } => {
+            density_cmd(g, c, (n, max_n, usize::from(*parallel)), vm.emit_json)
+        }
         BenchCmd::Boot { names, runs, out, matrix } => boot_cmd(g, &load()?, names, *runs, out, *matrix),
     };
     let left = guard::cleanup_all();
@@ -186,7 +194,12 @@ pub fn write_startup(out: &Path, j: &BenchJson) -> Result<()> {
 
 /// The density bench here; with `emit_json` (a guest bench) its bench.json is printed as one
 /// line instead of written.
-fn density_cmd(g: &Global, c: &Common, ns: &[usize], max_n: &[String], emit_json: bool) -> Result<()> {
+fn density_cmd(
+    g: &Global,
+    c: &Common,
+    (ns, max_n, parallel): (&[usize], &[String], usize),
+    emit_json: bool,
+) -> Result<()> {
     let mut ns = ns.to_vec();
     ns.sort_unstable();
     let limits: Vec<(String, usize)> = max_n
@@ -210,7 +223,7 @@ fn density_cmd(g: &Global, c: &Common, ns: &[usize], max_n: &[String], emit_json
     }
     let ws = workspace(g, &rts, &["sleep", "86400"], &vs)?;
     let host = HostInfo::detect();
-    let points = density::run(&ws, &rts, &vs, &ns, &limits);
+    let points = density::run(&ws, &rts, &vs, (&ns, &limits), parallel);
     print!("{}", report::density_table(&points));
     let out = out_dir(c, "density");
     let j = BenchJson { bench: "density".into(), host, density: points, builds, ..BenchJson::default() };

@@ -51,8 +51,8 @@ impl VmArgs {
 pub enum GuestBench<'a> {
     /// Start latency.
     Startup(&'a StartupOptions),
-    /// Density: `--n`, `--max-n`.
-    Density { n: &'a [usize], max_n: &'a [String] },
+    /// Density: `--n`, `--max-n`, `--parallel`.
+    Density { n: &'a [usize], max_n: &'a [String], parallel: usize },
 }
 
 impl GuestBench<'_> {
@@ -74,9 +74,10 @@ impl GuestBench<'_> {
                 }
                 v
             }
-            GuestBench::Density { n, max_n } => {
+            GuestBench::Density { n, max_n, parallel } => {
                 let n: Vec<String> = n.iter().map(usize::to_string).collect();
-                vec!["--n".into(), n.join(","), "--max-n".into(), max_n.join(",")]
+                let (n, max_n, p) = (n.join(","), max_n.join(","), parallel.to_string());
+                vec!["--n".into(), n, "--max-n".into(), max_n, "--parallel".into(), p]
             }
         }
     }

@@ -12,6 +12,7 @@ mod parent_death;
 pub use attrs::cpu_set;
 
 use std::fs;
+use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 
@@ -90,7 +91,10 @@ pub struct ChildContext<'a> {
     pub preserve_fds: i32,
     /// Join this session keyring (`_ses.<id>`; None: `--no-new-keyring`, keep the caller's).
     pub session_keyring: Option<String>,
-    /// Create the cgroup namespace now (the parent placed us in our cgroup after clone).
+    /// Join the container's v1 cgroups first thing after `Go`: `0` is written into each of
+    /// these `tasks` files (empty: the parent placed the init, or it was cloned into them).
+    pub self_cgroup: Vec<PathBuf>,
+    /// Create the cgroup namespace now (the init was placed in its cgroup after clone).
     pub unshare_cgroupns: bool,
     /// The seccomp filter, compiled by the parent.
     pub seccomp: Option<&'a crate::seccomp::Filter>,
@@ -190,6 +194,7 @@ fn before_pivot(ctx: &ChildContext<'_>, state: &[u8]) -> Result<(), String> {
 
 fn setup<'a>(ctx: &ChildContext<'a>, state: &[u8]) -> StepResult<exec::Launch<'a>> {
     let spec = ctx.spec;
+    step("cgroup", join_own_cgroups(&ctx.self_cgroup))?;
     if ctx.unshare_cgroupns {
         step(
             "cgroup namespace",
@@ -262,6 +267,17 @@ pub(crate) fn finish_process<'a>(
     let keep_admin = filter.is_some() && process.no_new_privileges() != Some(true);
     let final_caps = step("credentials", creds::apply(process, in_user_ns, keep_admin))?;
     Ok(exec::Launch { prepared, filter, final_caps, listener: None })
+}
+
+/// Move this (single-threaded) process into its cgroup in each v1 hierarchy by writing `0`
+/// (the calling thread) into the cgroup's `tasks` file there. Nothing of the container has
+/// run yet: this is the first step after the parent's `Go`.
+fn join_own_cgroups(tasks: &[PathBuf]) -> Result<(), InitError> {
+    for path in tasks {
+        let written = fs::OpenOptions::new().write(true).open(path).and_then(|mut f| f.write_all(b"0"));
+        written.map_err(|source| InitError::File { op: "write", path: path.clone(), source })?;
+    }
+    Ok(())
 }
 
 fn join_namespaces(plan: &NamespacePlan) -> Result<(), InitError> {
