@@ -93,6 +93,42 @@ fn the_container_exit_status_is_the_floor_s() {
     assert_eq!(cg.left(), Vec::<&PathBuf>::new(), "cgroup directories left");
 }
 
+/// The child places itself (v1 `tasks`, a hybrid's cgroup2 directory at clone): while the
+/// container runs, every cgroup directory the floor made holds it.
+#[test]
+fn the_container_runs_in_every_cgroup_the_floor_made() {
+    let rootfs = busybox_rootfs();
+    let cg = CgroupName::new("placed");
+    let payload = rootfs.path().join("bin/true");
+    std::fs::remove_file(&payload).unwrap();
+    std::fs::write(&payload, "#!/bin/busybox sh\n/bin/busybox sleep 3\n").unwrap();
+    std::fs::set_permissions(&payload, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_isolab-floor"))
+        .arg(rootfs.path())
+        .arg(&cg.name)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let holds =
+        |d: &PathBuf| std::fs::read_to_string(d.join("cgroup.procs")).is_ok_and(|p| !p.trim().is_empty());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let mut seen: Vec<(PathBuf, bool)> = Vec::new();
+    while std::time::Instant::now() < deadline {
+        seen = cg.left().into_iter().map(|d| (d.clone(), holds(d))).collect();
+        if !seen.is_empty() && seen.iter().all(|(_, held)| *held) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        !seen.is_empty() && seen.iter().all(|(_, held)| *held),
+        "cgroups and whether they held it: {seen:?}"
+    );
+    assert_eq!(cg.left(), Vec::<&PathBuf>::new(), "cgroup directories left");
+}
+
 /// The v2 path (CLONE_INTO_CGROUP, cgroup namespace made by clone3) on whatever cgroup2
 /// mount this host has: on a hybrid host its controller-less `unified` mount. clone3 must
 /// come from a single-threaded process, so this test runs [`v2_path_in_a_fresh_process`]

@@ -1,11 +1,10 @@
-//! The floor's cgroup syscalls: mkdir (plus the cpuset copy v1 needs), the child's pid into
-//! `cgroup.procs`, rmdir. Whatever [`make`] made is removed on its own error path.
+//! The floor's cgroup syscalls: mkdir (plus the cpuset copy v1 needs) and rmdir (the child
+//! places itself, see the module above). Whatever [`make`] made is removed on its own error path.
 
 use std::path::Path;
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::unistd::Pid;
 
 use super::plan::{CgroupDir, CgroupPlan};
 use super::FloorError;
@@ -55,16 +54,6 @@ fn inherit_cpuset(dir: &Path) -> Result<(), FloorError> {
         let value = std::fs::read(&from).map_err(FloorError::io("read", &from))?;
         let to = dir.join(file);
         std::fs::write(&to, value).map_err(FloorError::io("write", &to))?;
-    }
-    Ok(())
-}
-
-/// Writes `pid` into `cgroup.procs` of every directory in `made`.
-pub fn place(made: &[&CgroupDir], pid: Pid) -> Result<(), FloorError> {
-    let v = pid.to_string();
-    for d in made {
-        let procs = d.path.join("cgroup.procs");
-        std::fs::write(&procs, &v).map_err(FloorError::io("write pid into", &procs))?;
     }
     Ok(())
 }

@@ -5,23 +5,23 @@
 //!
 //! The cgroup layout comes from one read of /proc/self/mountinfo (isorun's own parser,
 //! [`isolab_runtime::cgroups::Hierarchies`]). On v2 clone3's CLONE_INTO_CGROUP places the
-//! child and roots its cgroup namespace there; on v1 and hybrid hosts the child waits on a
-//! pipe while the parent writes its pid into each `cgroup.procs`, then unshares its cgroup
-//! namespace (cloning it earlier would root it in the parent's cgroup).
+//! child and roots its cgroup namespace there. On v1 and hybrid hosts the child places
+//! itself, as isorun's init does: `0` into each v1 hierarchy's `tasks` (a thread moving
+//! itself skips the global lock whose first write-lock waits for an RCU grace period, which
+//! a `cgroup.procs` write of another process takes), the hybrid's cgroup2 directory by
+//! CLONE_INTO_CGROUP; then it unshares its cgroup namespace (cloning it earlier would root
+//! it in the parent's cgroup).
 
 mod cgroup;
 mod child;
 mod error;
 pub mod plan;
 
-use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use isolab_runtime::cgroups::Hierarchies;
-use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
-use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
@@ -82,32 +82,32 @@ fn start_and_reap(rootfs: &Path, plan: &CgroupPlan, made: &[&plan::CgroupDir]) -
             Side::Parent(pid) => reap(pid),
         };
     }
-    let (rd, wr) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(FloorError::sys("pipe2 for", &first.path))?;
-    match clone3(NAMESPACES.bits() as u64, None).map_err(FloorError::sys("clone3 for", rootfs))? {
-        Side::Child => {
-            drop(wr);
-            child_main(rootfs, Some(rd))
-        }
-        Side::Parent(pid) => {
-            drop(rd);
-            if let Err(e) = cgroup::place(made, pid) {
-                let _ = kill(pid, Signal::SIGKILL);
-                let _ = reap(pid);
-                return Err(e);
-            }
-            drop(wr); // the child goes on
-            reap(pid)
-        }
+    // Hybrid: the cgroup2 directory (made last, when writable) by CLONE_INTO_CGROUP.
+    let (v1, unified): (Vec<&plan::CgroupDir>, Vec<&plan::CgroupDir>) =
+        made.iter().partition(|d| !d.optional);
+    let into: Option<OwnedFd> = match unified.first() {
+        Some(u) => Some(std::fs::File::open(&u.path).map_err(FloorError::io("open", &u.path))?.into()),
+        None => None,
+    };
+    let tasks: Vec<std::path::PathBuf> = v1.iter().map(|d| d.path.join("tasks")).collect();
+    match clone3(NAMESPACES.bits() as u64, into.as_ref().map(|f| f.as_fd()))
+        .map_err(FloorError::sys("clone3 for", rootfs))?
+    {
+        Side::Child => child_main(rootfs, Some(&tasks)),
+        Side::Parent(pid) => reap(pid),
     }
 }
 
-/// The child: wait until placed (v1), unshare the cgroup namespace there, enter the rootfs
-/// and exec; on failure say why and exit [`EXIT_FLOOR_ERROR`].
-fn child_main(rootfs: &Path, placed: Option<OwnedFd>) -> ! {
-    if let Some(rd) = placed {
-        let mut byte = [0u8; 1];
-        // EOF: the parent has placed this process and closed its end.
-        let _ = std::fs::File::from(rd).read(&mut byte);
+/// The child: join its v1 cgroups (`tasks`) and unshare the cgroup namespace there, enter
+/// the rootfs and exec; on failure say why and exit [`EXIT_FLOOR_ERROR`].
+fn child_main(rootfs: &Path, tasks: Option<&[std::path::PathBuf]>) -> ! {
+    if let Some(tasks) = tasks {
+        for t in tasks {
+            if let Err(e) = std::fs::write(t, "0") {
+                eprintln!("isolab-floor: write 0 into {}: {e}", t.display());
+                exit_now(EXIT_FLOOR_ERROR);
+            }
+        }
         if let Err(errno) = nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP) {
             eprintln!("isolab-floor: unshare(CLONE_NEWCGROUP) in the child: {errno}");
             exit_now(EXIT_FLOOR_ERROR);

@@ -29,8 +29,8 @@ pub struct CgroupPlan {
     /// The directories, made in this order and removed in the reverse.
     pub dirs: Vec<CgroupDir>,
     /// v2: clone3 puts the child into `dirs[0]` (CLONE_INTO_CGROUP) and makes its cgroup
-    /// namespace there. Else the parent writes the child's pid into each `cgroup.procs`
-    /// while the child waits, and the child unshares its cgroup namespace once placed.
+    /// namespace there. Else the child writes `0` into each v1 `tasks` itself (a hybrid's
+    /// cgroup2 directory by CLONE_INTO_CGROUP) and unshares its cgroup namespace once placed.
     pub clone_into: bool,
 }
 
