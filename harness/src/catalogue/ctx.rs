@@ -142,7 +142,7 @@ impl Ctx {
     }
 
     /// Start every bundle from `base` (`--base-config`) instead of isolab's own; the rootless
-    /// base also sets up the rootless user context and probes it (see [`super::rootless`]).
+    /// base also sets up the rootless user context and probes it (see the `rootless` module).
     pub fn set_base(&mut self, base: &super::base::BaseConfig) -> Result<(), CtxError> {
         self.base_json = base.json()?;
         self.base = base.clone();

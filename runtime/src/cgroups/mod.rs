@@ -298,7 +298,7 @@ impl CgroupManager {
     /// The `tasks` file of this cgroup in every v1 hierarchy: a single-threaded process that
     /// writes `0` into each joins the cgroup there itself. Moving the calling thread does not
     /// take the global threadgroup lock that a `cgroup.procs` write takes, so it does not
-    /// wait for an RCU grace period (5–15 ms here; see [`prime`]). Empty on v2.
+    /// wait for an RCU grace period (5–15 ms here; see the `prime` module). Empty on v2.
     pub fn self_tasks(&self) -> Vec<PathBuf> {
         if self.hier.layout == Layout::Unified {
             return Vec::new();
