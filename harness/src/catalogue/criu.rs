@@ -9,10 +9,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::{Container, Ctx, Verdict};
-
-/// PATH for CRIU and the runtime when the caller has none (the guest agent): CRIU runs `ip`
-/// and `tar` by name, runc looks `criu` up.
-pub(super) const GUEST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+// PATH for CRIU when the caller has none (the guest agent): it runs `ip` and `tar` by name.
+use crate::agent::exec::GUEST_PATH;
 
 /// The container's init: a counter ticking every 0.2 s in /tmp (a tmpfs CRIU saves), its stdio
 /// on the container's /dev/null so that no process of it holds a host file CRIU must resolve.

@@ -232,7 +232,7 @@ impl Ctx {
         // finds `criu` only through it ("CRIU version check failed: exec: \"criu\":
         // executable file not found in $PATH" in every guest before).
         if std::env::var_os("PATH").is_none() {
-            cmd.env("PATH", super::criu::GUEST_PATH);
+            cmd.env("PATH", crate::agent::exec::GUEST_PATH);
         }
         if let Some(Ok(r)) = &self.rootless {
             r.prepare(&mut cmd);
