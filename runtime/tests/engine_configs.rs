@@ -126,7 +126,10 @@ fn capture_engine_configs_podman_rootless() {
     std::fs::write(&conf, "[engine]\nevents_logger = \"file\"\ncgroup_manager = \"cgroupfs\"\n").unwrap();
     // The recorder runs as the user: it writes into the user's home.
     let captured = home.join("podman-rootless.json");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ci/recording-runtime");
+    // A copy: the user may not traverse the directories above the checkout.
+    let script = dir.join("recording-runtime");
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("../ci/recording-runtime"), &script).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let wrapper = dir.join("record-podman-rootless");
     let body = format!("#!/bin/sh\nexec '{}' '{}' \"$@\"\n", script.display(), captured.display());
     std::fs::write(&wrapper, body).unwrap();

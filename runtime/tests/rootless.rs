@@ -199,7 +199,8 @@ fn a_multi_id_mapping_is_written_by_newuidmap_from_the_users_subids() {
     chown(user.bundle().join("rootfs/tmp"), Some(user.uid), Some(user.uid)).unwrap();
     let id = user.id("newuidmap");
     let bundle = user.bundle().display().to_string();
-    let argv = [rootless_support::ISORUN, "run", "--bundle", &bundle, &id];
+    let bin = user.isorun_bin().display().to_string();
+    let argv = [&*bin, "run", "--bundle", &bundle, &id];
     let out = user.command_wrapped(&wrapper, user.tmp.path(), true, &argv, &[]);
     assert!(out.status.success(), "run with newuidmap: {}", text(&out.stderr));
     let stdout = text(&out.stdout);
@@ -362,11 +363,12 @@ fn as_root_of_a_user_namespace_with_rootless_podmans_config() {
     let id = user.id("podmanlike");
     let root = user.state_root().display().to_string();
     let bundle = user.bundle().display().to_string();
+    let bin = user.isorun_bin().display().to_string();
     let argv = [
         "/usr/bin/unshare",
         "--user",
         "--map-root-user",
-        rootless_support::ISORUN,
+        &*bin,
         "--root",
         &root,
         "run",

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+/// The build's isorun. The user runs [`User::isorun_bin`], a copy of it: the build's own may sit
+/// under a directory the user cannot traverse (a clone made in a 0700 `mktemp -d`).
 pub const ISORUN: &str = env!("CARGO_BIN_EXE_isorun");
 
 /// Why rootless tests cannot run here (`None`: they can).
@@ -90,6 +92,9 @@ impl User {
         let user = User { uid, tmp, ids: Vec::new() };
         let rootfs = user.bundle().join("rootfs");
         busybox_rootfs(&rootfs);
+        std::fs::create_dir(user.tmp.path().join("bin")).unwrap();
+        std::fs::copy(ISORUN, user.isorun_bin()).unwrap();
+        std::fs::set_permissions(user.isorun_bin(), std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::create_dir(user.xdg()).unwrap();
         std::fs::set_permissions(user.xdg(), std::fs::Permissions::from_mode(0o700)).unwrap();
         for p in [user.bundle(), user.xdg()] {
@@ -100,6 +105,11 @@ impl User {
 
     pub fn bundle(&self) -> PathBuf {
         self.tmp.path().join("bundle")
+    }
+
+    /// The isorun the user runs: a 0755 copy of the build's in the user's 0755 temp dir.
+    pub fn isorun_bin(&self) -> PathBuf {
+        self.tmp.path().join("bin/isorun")
     }
 
     pub fn xdg(&self) -> PathBuf {
@@ -113,7 +123,8 @@ impl User {
 
     /// isorun as the user, with `XDG_RUNTIME_DIR` (if `xdg`) and no `--root`, in `cwd`.
     pub fn isorun_in(&self, cwd: &Path, xdg: bool, args: &[&str]) -> Output {
-        self.command(cwd, xdg, &[&[ISORUN], args].concat(), &[])
+        let bin = self.isorun_bin().display().to_string();
+        self.command(cwd, xdg, &[&[bin.as_str()], args].concat(), &[])
     }
 
     /// `argv` as the user in `cwd`, with `XDG_RUNTIME_DIR` (if `xdg`) and `env` (else only
