@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
+use crate::kernel_log::Kind;
 use crate::kernels::CheckedKernel;
 use crate::lab::{self, LabOptions};
 use crate::protocol::{Action, CgroupMode, Event, Request, Stream, PROTOCOL_VERSION};
@@ -170,6 +171,9 @@ pub fn verdict(src: &Said, dst: &Said) -> Result<Vec<String>, String> {
     ])
 }
 
+/// Boots one VM for `script`; a VM whose kernel panicked is booted once more (as the matrix
+/// retries a cell), saying so through `progress`.
+#[allow(clippy::too_many_arguments)]
 fn run_vm(
     vm: &'static str,
     k: &CheckedKernel,
@@ -178,23 +182,63 @@ fn run_vm(
     o: &LabOptions,
     script: String,
     env: Vec<(String, String)>,
+    progress: &dyn Fn(&str),
 ) -> Result<Said, MigrateError> {
-    let action = Action::Exec { argv: vec!["sh".into(), "-c".into(), script], env, timeout_secs: 300 };
-    let req = Request { protocol_version: PROTOCOL_VERSION, action };
-    let mut out = Vec::new();
-    let report = lab::boot(k, image, cgroup, &req, o, false, &mut |ev| {
-        if let Event::CommandOutput { stream: Stream::Stdout, line } = ev {
-            out.push(line.clone());
+    let first = boot_once(vm, k, image, cgroup, o, &script, &env);
+    match first {
+        Err(Broke { panic: Some(headline), .. }) => {
+            progress(&format!("NOTE: the {vm} VM's kernel panicked ({headline}); booting it once more"));
+            boot_once(vm, k, image, cgroup, o, &script, &env).map_err(|b| b.error)
         }
+        other => other.map_err(|b| b.error),
+    }
+}
+
+/// A VM run that did not give a usable answer, and the panic headline if its kernel panicked.
+struct Broke {
+    error: MigrateError,
+    panic: Option<String>,
+}
+
+fn boot_once(
+    vm: &'static str,
+    k: &CheckedKernel,
+    image: &std::path::Path,
+    cgroup: CgroupMode,
+    o: &LabOptions,
+    script: &str,
+    env: &[(String, String)],
+) -> Result<Said, Broke> {
+    let argv = vec!["sh".into(), "-c".into(), script.to_owned()];
+    let action = Action::Exec { argv, env: env.to_vec(), timeout_secs: 300 };
+    let req = Request { protocol_version: PROTOCOL_VERSION, action };
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let report = lab::boot(k, image, cgroup, &req, o, false, &mut |ev| match ev {
+        Event::CommandOutput { stream: Stream::Stdout, line } => out.push(line.clone()),
+        Event::CommandOutput { stream: Stream::Stderr, line } => err.push(line.clone()),
+        _ => {}
     });
+    let panic =
+        report.kernel_log.reports().iter().find(|r| r.kind == Kind::Panic).map(|r| r.headline.clone());
+    let console = report.console_tail.join("\n");
     if let Some(e) = report.error {
-        return Err(MigrateError::Vm { vm, error: e.to_string(), console: report.console_tail.join("\n") });
+        return Err(Broke { error: MigrateError::Vm { vm, error: e.to_string(), console }, panic });
     }
     let said = parse(&out);
     if let Some(f) = said.keys.get("fail") {
-        return Err(MigrateError::Step { vm, step: "script", output: f.clone() });
+        return Err(Broke { error: MigrateError::Step { vm, step: "script", output: f.clone() }, panic });
     }
-    Ok(said)
+    match report.exit_code() {
+        Some(0) => Ok(said),
+        code => {
+            let how = code.map_or("did not exit".to_owned(), |c| format!("exited {c}"));
+            let mut output = format!("the guest script {how}; its stdout: {:?}; its stderr: {:?}", out, err);
+            if let Some(h) = &panic {
+                output.push_str(&format!("; the guest kernel panicked: {h}\n{console}"));
+            }
+            Err(Broke { error: MigrateError::Step { vm, step: "script", output }, panic })
+        }
+    }
 }
 
 /// Migrates a container from one VM on kernel `k` to another; SKIP when CRIU cannot work.
@@ -207,7 +251,7 @@ pub fn migrate(
 ) -> Result<Outcome, MigrateError> {
     let cfg = vec![("ISOLAB_MIGRATE_CONFIG".to_string(), config())];
     progress("source VM: start the container, checkpoint it, send the images");
-    let src = run_vm("source", k, image, cgroup, o, format!("{BUNDLE}{SOURCE}"), cfg.clone())?;
+    let src = run_vm("source", k, image, cgroup, o, format!("{BUNDLE}{SOURCE}"), cfg.clone(), progress)?;
     if let Some(reason) = src.keys.get("skip") {
         return Ok(Outcome::Skipped(format!("CRIU cannot work on {}: {reason}", k.files.name)));
     }
@@ -217,7 +261,7 @@ pub fn migrate(
     progress(&format!("target VM: {} bytes of images in, restore, look", src.image.len()));
     let mut env = cfg;
     env.extend(image_env(&src.image));
-    let dst = run_vm("target", k, image, cgroup, o, format!("{BUNDLE}{TARGET}"), env)?;
+    let dst = run_vm("target", k, image, cgroup, o, format!("{BUNDLE}{TARGET}"), env, progress)?;
     verdict(&src, &dst).map(Outcome::Migrated).map_err(|output| MigrateError::Step {
         vm: "target",
         step: "state survived",
