@@ -155,7 +155,7 @@ fn conditions(rule: &LinuxSyscall, path: &str) -> Result<Vec<Vec<ScmpArgCompare>
 }
 
 /// Translates `profile` into a libseccomp context; returns it with the seccomp(2) flags.
-fn context(profile: &LinuxSeccomp) -> Result<(ScmpFilterContext, libc::c_ulong), SeccompError> {
+pub(super) fn context(profile: &LinuxSeccomp) -> Result<(ScmpFilterContext, libc::c_ulong), SeccompError> {
     if profile.default_action() == Act::ScmpActNotify {
         return Err(SeccompError::Invalid {
             path: "linux.seccomp.defaultAction".into(),
@@ -215,7 +215,7 @@ fn context(profile: &LinuxSeccomp) -> Result<(ScmpFilterContext, libc::c_ulong),
 }
 
 /// The program libseccomp generates for `ctx` (`seccomp_export_bpf` into a memfd).
-fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, SeccompError> {
+pub(super) fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, SeccompError> {
     use nix::sys::memfd::{memfd_create, MFdFlags};
     let fd = memfd_create(c"isorun-seccomp", MFdFlags::MFD_CLOEXEC)
         .map_err(|e| SeccompError::Export(std::io::Error::from(e)))?;
@@ -242,10 +242,28 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, SeccompErro
 /// Translates and compiles `profile`.
 pub(super) fn compile(profile: &LinuxSeccomp) -> Result<Filter, SeccompError> {
     let (ctx, flags) = context(profile)?;
-    let program = export(&ctx)?;
-    if program.len() > BPF_MAXINSNS {
-        return Err(SeccompError::TooLarge { len: program.len() });
+    let long = export(&ctx)?;
+    if long.len() > BPF_MAXINSNS {
+        return Err(SeccompError::TooLarge { len: long.len() });
     }
-    super::verify_program(&program)?;
+    super::verify_program(&long)?;
+    let short = super::shrink::shrink(&long);
+    if short.len() == long.len() {
+        return Ok(Filter { program: long, flags });
+    }
+    let program = match super::shrink::decide_alike(&long, &short) {
+        Ok(()) => {
+            super::verify_program(&short)?;
+            tracing::debug!("seccomp: {} instructions shrunk to {}", long.len(), short.len());
+            short
+        }
+        Err(input) => {
+            debug_assert!(false, "the shrunk program decides otherwise for {input:?}");
+            tracing::warn!(
+                "seccomp: the shrunk program decides otherwise for {input:?}; libseccomp's is kept"
+            );
+            long
+        }
+    };
     Ok(Filter { program, flags })
 }

@@ -25,6 +25,14 @@
 //! profile, architecture, libseccomp version, kernel and isorun binary, checksummed and
 //! verified on every use, and only a miss compiles.
 //!
+//! The kernel converts and JITs every instruction of a filter on every container start
+//! (~2.3 µs per instruction here: 2.2 ms for docker's 960). libseccomp tests syscall numbers
+//! one `jeq` at a time; [`shrink`] turns each run of `jeq`s to one place into range tests
+//! (docker's profile: 960 → 279 instructions) and `compile` keeps the result only when
+//! [`shrink::decide_alike`] finds it decides as libseccomp's program on every architecture the
+//! filter knows and one it does not, and on every syscall number where a decision can change
+//! ([`interp`] runs both).
+//!
 //! # Semantics (runtime-spec 1.3 config-linux.md "Seccomp", runc where the spec is silent)
 //!
 //! * Architectures: the native one always, plus every listed one (`seccomp_arch_add`, as runc),
@@ -66,6 +74,8 @@
 
 pub mod cache;
 mod context;
+pub mod interp;
+pub mod shrink;
 mod sys;
 #[cfg(test)]
 mod tests;
