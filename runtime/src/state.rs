@@ -26,6 +26,8 @@ use serde::{Deserialize, Serialize};
 pub const STATE_FILE: &str = "state.json";
 /// The exec fifo's name inside a container's directory.
 pub const EXEC_FIFO: &str = "exec.fifo";
+/// A container's seccomp profile, beside its state.json.
+pub const SECCOMP_FILE: &str = "seccomp.json";
 /// Where `restore` binds the rootfs inside a container's directory for CRIU, while it runs.
 pub const RESTORE_ROOT: &str = "criu-root";
 
@@ -128,8 +130,12 @@ pub struct ContainerRecord {
     /// The config's process: the defaults of `exec`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process: Option<oci_spec::runtime::Process>,
-    /// The config's seccomp profile: `exec`'d processes get it too.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The config's seccomp profile: `exec`'d processes get it too. Kept in its own file
+    /// ([`SECCOMP_FILE`], written once at create, read only by `exec`: see
+    /// [`StateStore::seccomp_of`]), not in state.json, which every command reads and several
+    /// write: an engine's profile is most of a config's bytes. Read from state.json when an
+    /// older isorun put it there.
+    #[serde(default, skip_serializing)]
     pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
     /// linux.netDevices moved into the container: given back on delete.
     #[serde(default, skip_serializing_if = "std::collections::HashMap::is_empty")]
@@ -208,6 +214,12 @@ impl StateStore {
             let lock =
                 Flock::lock(fd, FlockArg::LockExclusive).map_err(|(_, e)| io("flock", &tmp, e.into()))?;
             write_state(&tmp, rec)?;
+            if let Some(profile) = &rec.seccomp {
+                let path = tmp.join(SECCOMP_FILE);
+                let bytes = serde_json::to_vec(profile)
+                    .map_err(|source| StateError::Corrupt { path: path.clone(), source })?;
+                fs::write(&path, bytes).map_err(|source| io("write", &path, source))?;
+            }
             Ok(lock)
         });
         let dir = self.dir(&rec.id);
@@ -273,6 +285,25 @@ impl StateStore {
             _ => io("read", &path, source),
         })?;
         serde_json::from_slice(&bytes).map_err(|source| StateError::Corrupt { path, source })
+    }
+
+    /// The seccomp profile of the container of `rec`: its [`SECCOMP_FILE`], or (a record of an
+    /// older isorun) the one in its state.json; `None` when it has none.
+    pub fn seccomp_of(
+        &self,
+        rec: &ContainerRecord,
+    ) -> Result<Option<oci_spec::runtime::LinuxSeccomp>, StateError> {
+        if let Some(profile) = &rec.seccomp {
+            return Ok(Some(profile.clone()));
+        }
+        let path = self.dir(&rec.id).join(SECCOMP_FILE);
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|source| StateError::Corrupt { path, source }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(io("read", &path, source)),
+        }
     }
 
     /// Ids of every container under the root, sorted.
@@ -554,6 +585,39 @@ mod tests {
         assert!(Flock::lock(fd, FlockArg::LockExclusiveNonblock).is_err());
         drop(lock);
         drop(store.lock("c1").unwrap());
+    }
+
+    /// The profile goes to seccomp.json, not state.json; `seccomp_of` finds it there, and in
+    /// the state.json of an older isorun.
+    #[test]
+    fn the_seccomp_profile_lives_beside_the_state() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::new(tmp.path().join("root"));
+        let profile: oci_spec::runtime::LinuxSeccomp = serde_json::from_value(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [{"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"}]
+        }))
+        .unwrap();
+        let rec = ContainerRecord { seccomp: Some(profile.clone()), ..record("s1") };
+        let (dir, lock) = store.create_locked(&rec).unwrap();
+        drop(lock);
+        let state: serde_json::Value =
+            serde_json::from_slice(&fs::read(dir.join(STATE_FILE)).unwrap()).unwrap();
+        assert!(state.get("seccomp").is_none(), "{state}");
+        let loaded = store.load("s1").unwrap();
+        assert_eq!(loaded.seccomp, None);
+        assert_eq!(store.seccomp_of(&loaded).unwrap(), Some(profile.clone()));
+        assert_eq!(store.seccomp_of(&record("s1")).unwrap(), Some(profile.clone()));
+        // An older isorun's record: the profile inside state.json, no seccomp.json.
+        fs::remove_file(dir.join(SECCOMP_FILE)).unwrap();
+        let mut old = serde_json::to_value(&loaded).unwrap();
+        old["seccomp"] = serde_json::to_value(&profile).unwrap();
+        fs::write(dir.join(STATE_FILE), serde_json::to_vec(&old).unwrap()).unwrap();
+        assert_eq!(store.seccomp_of(&store.load("s1").unwrap()).unwrap(), Some(profile));
+        // None anywhere: none.
+        let (_, lock) = store.create_locked(&record("s2")).unwrap();
+        drop(lock);
+        assert_eq!(store.seccomp_of(&store.load("s2").unwrap()).unwrap(), None);
     }
 
     /// A restore's mount point is removed with the directory when it is empty (detached);

@@ -129,7 +129,8 @@ pub fn exec(store: &StateStore, id: &str, opts: &ExecOptions) -> Result<i32, Con
     let id_lock = store.lock(id)?;
     let rec = store.load(id)?;
     check_status(store, &rec, opts)?;
-    let (filter, seccomp_listener) = spawn::seccomp_for(store, rec.seccomp.as_ref())?;
+    let seccomp = store.seccomp_of(&rec)?;
+    let (filter, seccomp_listener) = spawn::seccomp_for(store, seccomp.as_ref())?;
     let listener_state = seccomp_listener.as_ref().map(|_| {
         let state = super::ops::state(store, id).ok().and_then(|s| serde_json::to_vec(&s).ok());
         state.unwrap_or_default()
@@ -162,7 +163,7 @@ pub fn exec(store: &StateStore, id: &str, opts: &ExecOptions) -> Result<i32, Con
     drop(seccomp_listener);
     let placed = place(&child, &rec, opts, joined.in_user_ns);
     let message = listener_state.as_deref().map(|state| {
-        let metadata = rec.seccomp.as_ref().and_then(|p| p.listener_metadata().clone());
+        let metadata = seccomp.as_ref().and_then(|p| p.listener_metadata().clone());
         crate::seccomp::listener_message(state, Some(child.pid().as_raw()), metadata.as_deref())
     });
     let msg = if placed.is_ok() { ParentMsg::Go(message.unwrap_or_default()) } else { ParentMsg::Abort };
