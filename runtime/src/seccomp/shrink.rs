@@ -1,7 +1,7 @@
 //! Shorter programs for the kernel to load: libseccomp tests syscall numbers one `jeq` at a
 //! time (docker's default profile: 960 instructions), and seccomp(2) converts and JITs every
-//! instruction on every container start, ~2.3 µs each here (`seccomp()` of a 960-instruction
-//! filter: 2.2 ms). A run of `jeq`s that all jump to the same place is a set-membership test;
+//! instruction on every container start (`seccomp()` of docker's 960: 0.72–0.84 ms here on a
+//! quiet machine; of the 279 this module makes of them: 0.17 ms). A run of `jeq`s that all jump to the same place is a set-membership test;
 //! [`shrink`] rewrites it as one test per range of consecutive numbers (docker's 290 x86_64
 //! syscalls are 30 ranges), and keeps every other instruction as it is.
 //!
