@@ -4,6 +4,8 @@
 
 use libc::sock_filter;
 
+use super::verify::{JA, JEQ, JGE, JGT, JSET, LD_ABS, RET};
+
 /// `struct seccomp_data` as the filter sees it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SeccompData {
@@ -48,7 +50,7 @@ pub fn run(prog: &[sock_filter], data: &SeccompData) -> Option<u32> {
         let ins = prog.get(pc)?;
         let (k, next) = (ins.k, pc + 1);
         pc = match ins.code {
-            0x20 => {
+            LD_ABS => {
                 a = data.word(k)?;
                 next
             }
@@ -56,13 +58,13 @@ pub fn run(prog: &[sock_filter], data: &SeccompData) -> Option<u32> {
                 a = k;
                 next
             }
-            0x06 => return Some(k),
-            0x05 => next.checked_add(k as usize)?,
-            0x15 | 0x25 | 0x35 | 0x45 => {
+            RET => return Some(k),
+            JA => next.checked_add(k as usize)?,
+            JEQ | JGT | JGE | JSET => {
                 let taken = match ins.code {
-                    0x15 => a == k,
-                    0x25 => a > k,
-                    0x35 => a >= k,
+                    JEQ => a == k,
+                    JGT => a > k,
+                    JGE => a >= k,
                     _ => a & k != 0,
                 };
                 next + usize::from(if taken { ins.jt } else { ins.jf })

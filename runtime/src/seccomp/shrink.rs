@@ -16,13 +16,7 @@ use std::collections::BTreeSet;
 use libc::sock_filter;
 
 use super::interp::{self, SeccompData};
-
-const LD_ABS: u16 = 0x20;
-const JA: u16 = 0x05;
-const JEQ: u16 = 0x15;
-const JGT: u16 = 0x25;
-const JGE: u16 = 0x35;
-const JSET: u16 = 0x45;
+use super::verify::{JA, JEQ, JGE, JGT, JSET, LD_ABS};
 
 /// Where a jump of the new program goes.
 #[derive(Debug, Clone, Copy)]

@@ -5,7 +5,7 @@ fn ins(code: u16, jt: u8, jf: u8, k: u32) -> sock_filter {
     sock_filter { code, jt, jf, k }
 }
 
-const RET: u16 = 0x06;
+use crate::seccomp::verify::RET;
 const ALLOW: u32 = 0x7fff_0000;
 const EPERM: u32 = 0x0005_0001;
 

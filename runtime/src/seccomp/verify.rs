@@ -8,13 +8,13 @@ use super::SeccompError;
 /// The kernel's limit on the length of a filter (`BPF_MAXINSNS`).
 pub const BPF_MAXINSNS: usize = 4096;
 
-const LD_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
-const JA: u16 = 0x05; // BPF_JMP | BPF_JA
-const JEQ: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
-const JGT: u16 = 0x25; // BPF_JMP | BPF_JGT | BPF_K
-const JGE: u16 = 0x35; // BPF_JMP | BPF_JGE | BPF_K
-const JSET: u16 = 0x45; // BPF_JMP | BPF_JSET | BPF_K
-const RET: u16 = 0x06; // BPF_RET | BPF_K
+pub(super) const LD_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+pub(super) const JA: u16 = 0x05; // BPF_JMP | BPF_JA
+pub(super) const JEQ: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+pub(super) const JGT: u16 = 0x25; // BPF_JMP | BPF_JGT | BPF_K
+pub(super) const JGE: u16 = 0x35; // BPF_JMP | BPF_JGE | BPF_K
+pub(super) const JSET: u16 = 0x45; // BPF_JMP | BPF_JSET | BPF_K
+pub(super) const RET: u16 = 0x06; // BPF_RET | BPF_K
 
 /// `sizeof(struct seccomp_data)`.
 const DATA_LEN: u32 = 64;
