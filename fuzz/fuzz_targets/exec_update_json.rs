@@ -59,8 +59,9 @@ fuzz_target!(|data: &[u8]| {
                 // written back (it lives in seccomp.json now).
                 let written = ContainerRecord { seccomp: None, ..rec.clone() };
                 round_trip(&written);
-                let again: ContainerRecord = serde_json::from_slice(&serde_json::to_vec(&rec).expect("serialises"))
-                    .expect("re-parses");
+                let again: ContainerRecord =
+                    serde_json::from_slice(&serde_json::to_vec(&rec).expect("serialises"))
+                        .expect("re-parses");
                 assert_eq!(again, written, "state.json must not carry the seccomp profile");
                 let _ = validate_id(&rec.id);
             }
