@@ -26,9 +26,9 @@
 //! verified on every use, and only a miss compiles.
 //!
 //! The kernel converts and JITs every instruction of a filter on every container start
-//! (docker's 960: 0.72–0.84 ms here, quiet; 279 after shrinking: 0.17 ms). libseccomp tests syscall numbers
-//! one `jeq` at a time; [`shrink`] turns each run of `jeq`s to one place into range tests
-//! (docker's profile: 960 → 279 instructions) and `compile` keeps the result only when
+//! (docker's 960: 0.72–0.84 ms here, quiet; 279 after shrinking: 0.17 ms). libseccomp tests
+//! syscall numbers one `jeq` at a time; [`shrink`] turns each run of `jeq`s to one place into
+//! range tests (docker's profile: 960 → 279 instructions) and `compile` keeps the result only when
 //! [`shrink::decide_alike`] finds it decides as libseccomp's program on every architecture the
 //! filter knows and one it does not, and on every syscall number where a decision can change
 //! ([`interp`] runs both).

@@ -1,9 +1,10 @@
 //! Shorter programs for the kernel to load: libseccomp tests syscall numbers one `jeq` at a
 //! time (docker's default profile: 960 instructions), and seccomp(2) converts and JITs every
 //! instruction on every container start (`seccomp()` of docker's 960: 0.72–0.84 ms here on a
-//! quiet machine; of the 279 this module makes of them: 0.17 ms). A run of `jeq`s that all jump to the same place is a set-membership test;
-//! [`shrink`] rewrites it as one test per range of consecutive numbers (docker's 290 x86_64
-//! syscalls are 30 ranges), and keeps every other instruction as it is.
+//! quiet machine; of the 279 this module makes of them: 0.17 ms). A run of `jeq`s that all
+//! jump to the same place is a set-membership test; [`shrink`] rewrites it as one test per
+//! range of consecutive numbers (docker's 290 x86_64 syscalls are 30 ranges), and keeps every
+//! other instruction as it is.
 //!
 //! No crate does this for libseccomp's output (seccompiler generates its own programs, with
 //! other semantics), so it is written here, small and pure: [`shrink`] returns the original
