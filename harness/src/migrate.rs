@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use crate::kernel_log::Kind;
 use crate::kernels::CheckedKernel;
 use crate::lab::{self, LabOptions};
 use crate::protocol::{Action, CgroupMode, Event, Request, Stream, PROTOCOL_VERSION};
@@ -171,72 +170,64 @@ pub fn verdict(src: &Said, dst: &Said) -> Result<Vec<String>, String> {
     ])
 }
 
-/// Boots one VM for `script`; a VM whose kernel panicked is booted once more (as the matrix
-/// retries a cell), saying so through `progress`.
-#[allow(clippy::too_many_arguments)]
+/// The guests of a migration: both boot the same kernel, image and cgroup mode.
+struct Guest<'a> {
+    k: &'a CheckedKernel,
+    image: &'a std::path::Path,
+    cgroup: CgroupMode,
+    o: &'a LabOptions,
+}
+
+/// Boots one VM for `script`; a VM that broke the way the matrix retries a cell for (a panic,
+/// a boot or step timeout: [`crate::vm::VmError::worth_a_retry`]) is booted once more, saying so through
+/// `progress`.
 fn run_vm(
     vm: &'static str,
-    k: &CheckedKernel,
-    image: &std::path::Path,
-    cgroup: CgroupMode,
-    o: &LabOptions,
-    script: String,
-    env: Vec<(String, String)>,
+    g: &Guest<'_>,
+    script: &str,
+    env: &[(String, String)],
     progress: &dyn Fn(&str),
 ) -> Result<Said, MigrateError> {
-    let first = boot_once(vm, k, image, cgroup, o, &script, &env);
-    match first {
-        Err(Broke { panic: Some(headline), .. }) => {
-            progress(&format!("NOTE: the {vm} VM's kernel panicked ({headline}); booting it once more"));
-            boot_once(vm, k, image, cgroup, o, &script, &env).map_err(|b| b.error)
+    match boot_once(vm, g, script, env) {
+        Err((error, true)) => {
+            progress(&format!("NOTE: the {vm} VM broke ({error}); booting it once more"));
+            boot_once(vm, g, script, env).map_err(|(e, _)| e)
         }
-        other => other.map_err(|b| b.error),
+        other => other.map_err(|(e, _)| e),
     }
 }
 
-/// A VM run that did not give a usable answer, and the panic headline if its kernel panicked.
-struct Broke {
-    error: MigrateError,
-    panic: Option<String>,
-}
-
+/// One VM run: what its script said, or why it gave no usable answer and whether that is
+/// worth another try.
 fn boot_once(
     vm: &'static str,
-    k: &CheckedKernel,
-    image: &std::path::Path,
-    cgroup: CgroupMode,
-    o: &LabOptions,
+    g: &Guest<'_>,
     script: &str,
     env: &[(String, String)],
-) -> Result<Said, Broke> {
+) -> Result<Said, (MigrateError, bool)> {
     let argv = vec!["sh".into(), "-c".into(), script.to_owned()];
     let action = Action::Exec { argv, env: env.to_vec(), timeout_secs: 300 };
     let req = Request { protocol_version: PROTOCOL_VERSION, action };
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let report = lab::boot(k, image, cgroup, &req, o, false, &mut |ev| match ev {
+    let report = lab::boot(g.k, g.image, g.cgroup, &req, g.o, false, &mut |ev| match ev {
         Event::CommandOutput { stream: Stream::Stdout, line } => out.push(line.clone()),
         Event::CommandOutput { stream: Stream::Stderr, line } => err.push(line.clone()),
         _ => {}
     });
-    let panic =
-        report.kernel_log.reports().iter().find(|r| r.kind == Kind::Panic).map(|r| r.headline.clone());
-    let console = report.console_tail.join("\n");
     if let Some(e) = report.error {
-        return Err(Broke { error: MigrateError::Vm { vm, error: e.to_string(), console }, panic });
+        let console = report.console_tail.join("\n");
+        return Err((MigrateError::Vm { vm, error: e.to_string(), console }, e.worth_a_retry()));
     }
     let said = parse(&out);
     if let Some(f) = said.keys.get("fail") {
-        return Err(Broke { error: MigrateError::Step { vm, step: "script", output: f.clone() }, panic });
+        return Err((MigrateError::Step { vm, step: "script", output: f.clone() }, false));
     }
     match report.exit_code() {
         Some(0) => Ok(said),
         code => {
             let how = code.map_or("did not exit".to_owned(), |c| format!("exited {c}"));
-            let mut output = format!("the guest script {how}; its stdout: {:?}; its stderr: {:?}", out, err);
-            if let Some(h) = &panic {
-                output.push_str(&format!("; the guest kernel panicked: {h}\n{console}"));
-            }
-            Err(Broke { error: MigrateError::Step { vm, step: "script", output }, panic })
+            let output = format!("the guest script {how}; its stdout: {out:?}; its stderr: {err:?}");
+            Err((MigrateError::Step { vm, step: "script", output }, false))
         }
     }
 }
@@ -249,9 +240,10 @@ pub fn migrate(
     o: &LabOptions,
     progress: &dyn Fn(&str),
 ) -> Result<Outcome, MigrateError> {
+    let g = Guest { k, image, cgroup, o };
     let cfg = vec![("ISOLAB_MIGRATE_CONFIG".to_string(), config())];
     progress("source VM: start the container, checkpoint it, send the images");
-    let src = run_vm("source", k, image, cgroup, o, format!("{BUNDLE}{SOURCE}"), cfg.clone(), progress)?;
+    let src = run_vm("source", &g, &format!("{BUNDLE}{SOURCE}"), &cfg, progress)?;
     if let Some(reason) = src.keys.get("skip") {
         return Ok(Outcome::Skipped(format!("CRIU cannot work on {}: {reason}", k.files.name)));
     }
@@ -261,7 +253,7 @@ pub fn migrate(
     progress(&format!("target VM: {} bytes of images in, restore, look", src.image.len()));
     let mut env = cfg;
     env.extend(image_env(&src.image));
-    let dst = run_vm("target", k, image, cgroup, o, format!("{BUNDLE}{TARGET}"), env, progress)?;
+    let dst = run_vm("target", &g, &format!("{BUNDLE}{TARGET}"), &env, progress)?;
     verdict(&src, &dst).map(Outcome::Migrated).map_err(|output| MigrateError::Step {
         vm: "target",
         step: "state survived",

@@ -76,10 +76,7 @@ type StartVm<'a> = dyn FnMut(&mut dyn FnMut(&Event)) -> Result<VmReport, String>
 /// Whether a VM broke in a way worth one more try (silent, or a panic), or could not start.
 fn broke(r: &Result<VmReport, String>) -> bool {
     match r {
-        Ok(r) => matches!(
-            r.error,
-            Some(VmError::StepTimeout { .. } | VmError::BootTimeout { .. } | VmError::KernelPanic { .. })
-        ),
+        Ok(r) => r.error.as_ref().is_some_and(VmError::worth_a_retry),
         Err(_) => true,
     }
 }

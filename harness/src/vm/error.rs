@@ -64,3 +64,31 @@ pub enum VmError {
         guest: u32,
     },
 }
+
+impl VmError {
+    /// Whether a VM that ended with this is worth one more boot: it went silent (boot or step
+    /// timeout) or its kernel panicked, not something a second boot would only repeat. The
+    /// matrix retries a cell on it, `isolab migrate` a guest.
+    pub fn worth_a_retry(&self) -> bool {
+        matches!(
+            self,
+            VmError::StepTimeout { .. } | VmError::BootTimeout { .. } | VmError::KernelPanic { .. }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::VmError;
+    use test_case::test_case;
+
+    #[test_case(VmError::BootTimeout { secs: 1 } => true ; "boot timeout")]
+    #[test_case(VmError::StepTimeout { secs: 1 } => true ; "step timeout")]
+    #[test_case(VmError::KernelPanic { line: "Kernel panic - not syncing".into() } => true ; "panic")]
+    #[test_case(VmError::QemuDied { status: "exit status: 1".into(), stderr: String::new() } => false ; "qemu died")]
+    #[test_case(VmError::GuestStopped { line: "reboot: Power down".into() } => false ; "guest stopped")]
+    #[test_case(VmError::Version { guest: 0 } => false ; "protocol version")]
+    fn worth_a_retry(e: VmError) -> bool {
+        e.worth_a_retry()
+    }
+}
