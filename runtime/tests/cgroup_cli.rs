@@ -145,3 +145,69 @@ fn update_with_the_engines_zeros_changes_only_what_is_set() {
     }
     assert_eq!(read("pids", "pids.max"), "25");
 }
+
+/// `delete --force` of a paused container with its own pid namespace kills the init (the
+/// kernel then kills the rest of the namespace, as runc's destroy relies on), thaws it so it
+/// can die, and kills a process that is in its cgroups but not in its namespace.
+#[test]
+fn delete_force_of_a_paused_container_kills_its_namespace_and_strangers_in_its_cgroup() {
+    let mut f = Fixture::new();
+    f.config(&["sh", "-c", "sleep 100 & exec sleep 101"], |_| {});
+    let id = f.id("fz");
+    let bundle = f.bundle();
+    let out = f.isorun(&["run", "-d", "--bundle", bundle.to_str().unwrap(), &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let init = f.state(&id)["pid"].as_i64().unwrap();
+    let mut stranger = std::process::Command::new("sleep").arg("100").spawn().unwrap();
+    let reap = KillOnDrop(&mut stranger);
+    let spid = reap.pid();
+    // Into every hierarchy the init is in.
+    let cg = std::fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap();
+    let mut dirs = Vec::new();
+    for line in cg.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, ctrl, path) = (parts.next(), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        let mount = match ctrl {
+            "" => "unified".to_owned(),
+            c => c.split(',').next().unwrap().trim_start_matches("name=").to_owned(),
+        };
+        let dir = PathBuf::from(format!("/sys/fs/cgroup/{mount}")).join(path.trim_start_matches('/'));
+        if dir.join("cgroup.procs").exists() {
+            std::fs::write(dir.join("cgroup.procs"), spid.to_string()).unwrap();
+            dirs.push(dir);
+        }
+    }
+    assert!(!dirs.is_empty(), "no cgroup of {init} found in {cg}");
+    let out = f.isorun(&["ps", "--format", "json", &id]);
+    let mut pids: Vec<i64> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(pids.len(), 3, "the init, its child and the stranger: {pids:?}");
+    assert!(f.isorun(&["pause", &id]).status.success());
+    let out = f.isorun(&["delete", "--force", &id]);
+    assert!(out.status.success(), "delete --force: {}", text(&out.stderr));
+    pids.retain(|p| *p != i64::from(spid));
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        assert!(stat.is_empty() || stat.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')));
+    }
+    let status = reap.0.wait().unwrap();
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9), "{status:?}");
+    let left: Vec<_> = dirs.iter().filter(|d| d.exists()).collect();
+    assert!(left.is_empty(), "cgroup left: {left:?}");
+    assert!(!f.root().join(&id).exists());
+}
+
+/// Kills the child if the test fails before isorun does.
+struct KillOnDrop<'a>(&'a mut std::process::Child);
+
+impl KillOnDrop<'_> {
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for KillOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -80,6 +80,11 @@ pub fn mkdir_p(base: &Path, rel: &str) -> Result<Vec<PathBuf>, CgroupError> {
 /// rmdir `dir` and its child cgroups, retrying briefly on EBUSY (the kernel may still be
 /// tearing down exited tasks). A missing directory is fine.
 pub fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
+    // Most cgroups have no children: one rmdir, no directory read.
+    match std::fs::remove_dir(dir).map_err(|e| errno(&e)) {
+        Ok(()) | Err(Errno::ENOENT) => return Ok(()),
+        Err(_) => {}
+    }
     match std::fs::read_dir(dir) {
         Ok(entries) => {
             for e in entries.flatten() {

@@ -341,7 +341,10 @@ fn kill_and_wait(rec: &ContainerRecord) -> Result<(), ContainerError> {
     if !process_alive(rec.pid, rec.pid_start_time) {
         return Ok(());
     }
-    signal_pinned(rec, pidfd.as_fd(), libc::SIGKILL, true)?;
+    // With its own pid namespace, the init's death kills every process in it: runc's destroy
+    // signals the cgroup only for a shared pid namespace (freezing it costs two freezer
+    // writes, each a kernel text patch). What else is in the cgroup, `kill_leftovers` kills.
+    signal_pinned(rec, pidfd.as_fd(), libc::SIGKILL, !rec.own_pid_ns)?;
     // A frozen process only dies once thawed.
     if let Some(cg) = rec.cgroup().filter(|cg| cg.is_frozen()) {
         let _ = cg.thaw();
