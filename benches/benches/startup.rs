@@ -45,6 +45,7 @@ fn phases(c: &mut Criterion) {
         bundle: b.path(),
         in_user_ns: false,
         in_cgroup_ns: true,
+        host_cgroup_view: None,
         no_pivot: false,
         shared_mount_ns: false,
     };

@@ -211,3 +211,32 @@ impl Drop for KillOnDrop<'_> {
         let _ = self.0.wait();
     }
 }
+
+/// In a cgroup namespace on a v1 or hybrid host, `/sys/fs/cgroup/<hierarchy>` shows the
+/// container's own cgroup: the host's superblock (the same device; a fresh mount in the
+/// namespace reuses it too), `/` as its root in mountinfo, the container's processes only.
+/// isorun binds the own directory, which gives the view of a fresh mount in the namespace
+/// without its O(containers) kernel cost.
+#[test]
+fn cgroup_namespace_hierarchies_are_binds_of_the_own_cgroup() {
+    let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    if !host.lines().any(|l| l.contains(" - cgroup ")) {
+        eprintln!("SKIP: no cgroup v1 hierarchy on this host (pure cgroup v2: one fresh cgroup2 mount)");
+        return;
+    }
+    let host_dev = std::os::unix::fs::MetadataExt::dev(&std::fs::metadata("/sys/fs/cgroup/memory").unwrap());
+    let mut f = Fixture::new();
+    let script = "stat -c dev=%d /sys/fs/cgroup/memory; \
+        grep ' /sys/fs/cgroup/memory ' /proc/self/mountinfo | cut -d' ' -f4 | sed 's/^/root=/'; \
+        while read p; do [ -d /proc/$p ] || echo stranger=$p; done < /sys/fs/cgroup/memory/cgroup.procs; \
+        grep ':memory:' /proc/self/cgroup | sed 's/.*:/own=/'";
+    let (code, out, err) = f.run(&["sh", "-c", script], |s| {
+        let ns = s["linux"]["namespaces"].as_array_mut().unwrap();
+        if !ns.iter().any(|n| n["type"] == "cgroup") {
+            ns.push(json!({"type": "cgroup"}));
+        }
+    });
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines, [format!("dev={host_dev}").as_str(), "root=/", "own=/"], "{out}");
+}

@@ -63,6 +63,7 @@ impl Bundle {
             bundle: self.dir.clone(),
             in_user_ns: false,
             in_cgroup_ns: false,
+            host_cgroup_view: None,
             no_pivot: false,
             shared_mount_ns: false,
         }

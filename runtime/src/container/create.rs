@@ -280,6 +280,7 @@ impl Launch<'_> {
             // what needs the initial one either.
             in_user_ns: self.plan.in_user_ns || crate::rootless::running_in_user_namespace(),
             in_cgroup_ns: self.plan.namespaces.new_cgroup_ns,
+            host_cgroup_view: None,
             no_pivot: self.opts.no_pivot,
             shared_mount_ns: self.plan.shared_mount_ns,
         }

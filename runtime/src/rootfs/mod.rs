@@ -8,6 +8,7 @@
 //! Every destination is resolved inside the rootfs ([`paths`]): no symlink leads out.
 
 pub(crate) mod cgroupfs;
+pub use cgroupfs::HostCgroupView;
 mod copyup;
 mod devices;
 mod masked;
@@ -33,6 +34,11 @@ pub struct RootfsOptions {
     pub in_user_ns: bool,
     /// The container has its own cgroup namespace.
     pub in_cgroup_ns: bool,
+    /// The host's cgroup layout as the init saw it in its own cgroups, just before it made its
+    /// cgroup namespace: v1 hierarchies are then bound from its own directories (see
+    /// [`cgroupfs::HostCgroupView`]). None: read when mounting, and mounted fresh in a cgroup
+    /// namespace.
+    pub host_cgroup_view: Option<HostCgroupView>,
     /// Never pivot_root: MS_MOVE the rootfs onto `/` and chroot (runc's `--no-pivot`).
     pub no_pivot: bool,
     /// No mount namespace: the caller's is shared. The parent has already bound the rootfs

@@ -26,6 +26,8 @@ pub struct Ctx {
     pub in_user_ns: bool,
     /// In a cgroup namespace.
     pub in_cgroup_ns: bool,
+    /// See [`RootfsOptions::host_cgroup_view`].
+    pub host_cgroup_view: Option<cgroupfs::HostCgroupView>,
     /// `/dev` was asked `ro`: mounted rw for the device nodes, remounted ro at the end.
     pub dev_readonly: Option<PathBuf>,
 }
@@ -38,6 +40,7 @@ impl Ctx {
             bundle: opts.bundle.clone(),
             in_user_ns: opts.in_user_ns,
             in_cgroup_ns: opts.in_cgroup_ns,
+            host_cgroup_view: opts.host_cgroup_view.clone(),
             dev_readonly: None,
         }
     }

@@ -175,6 +175,11 @@ fn step<T>(name: &'static str, r: Result<T, InitError>) -> StepResult<T> {
     r.map_err(|e| (name, e))
 }
 
+/// The spec mounts a `type: cgroup` filesystem.
+fn has_cgroup_mount(spec: &oci_spec::runtime::Spec) -> bool {
+    spec.mounts().iter().flatten().any(|m| m.typ().as_deref() == Some("cgroup"))
+}
+
 /// Before pivot_root: have the parent run prestart + createRuntime (in the runtime's
 /// namespaces), then run createContainer here (in the container's namespaces).
 fn before_pivot(ctx: &ChildContext<'_>, state: &[u8]) -> Result<(), String> {
@@ -195,7 +200,12 @@ fn before_pivot(ctx: &ChildContext<'_>, state: &[u8]) -> Result<(), String> {
 fn setup<'a>(ctx: &ChildContext<'a>, state: &[u8]) -> StepResult<exec::Launch<'a>> {
     let spec = ctx.spec;
     step("cgroup", join_own_cgroups(&ctx.self_cgroup))?;
+    let mut rootfs = ctx.rootfs.clone();
     if ctx.unshare_cgroupns {
+        if has_cgroup_mount(spec) {
+            rootfs.host_cgroup_view =
+                Some(step("cgroup", rootfs::cgroupfs::HostCgroupView::read().map_err(InitError::from))?);
+        }
         step(
             "cgroup namespace",
             unshare(CloneFlags::CLONE_NEWCGROUP).map_err(sys("unshare(CLONE_NEWCGROUP)")),
@@ -222,7 +232,7 @@ fn setup<'a>(ctx: &ChildContext<'a>, state: &[u8]) -> StepResult<exec::Launch<'a
     }
     step("process attributes", attrs::apply_linux(spec.linux().as_ref()))?;
     let mut hooks_now = || before_pivot(ctx, state);
-    step("rootfs", rootfs::setup_rootfs_with(spec, &ctx.rootfs, &mut hooks_now).map_err(InitError::from))?;
+    step("rootfs", rootfs::setup_rootfs_with(spec, &rootfs, &mut hooks_now).map_err(InitError::from))?;
     let process =
         spec.process().as_ref().ok_or(("process", InitError::Process("no process in config".into())))?;
     let console = ctx.console_socket.as_ref().map(|s| s.as_fd());
