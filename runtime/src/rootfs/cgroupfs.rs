@@ -53,6 +53,9 @@ pub struct Hierarchy {
     pub data: String,
     /// The host directory of this process's own cgroup in that hierarchy (bind source).
     pub own_dir: PathBuf,
+    /// `own_dir` is that cgroup's; false: the cgroup is not under the mount's root (or not
+    /// listed), and `own_dir` is the mount point.
+    pub own_found: bool,
 }
 
 /// What to mount for a `type: cgroup` entry.
@@ -82,11 +85,12 @@ fn own_cgroups(proc_self_cgroup: &str) -> HashMap<BTreeSet<String>, PathBuf> {
         .collect()
 }
 
-/// The directory of `own` inside a hierarchy mounted at `mount_point` showing `root`.
-fn own_dir(m: &mountinfo::MountInfo, own: Option<&PathBuf>) -> PathBuf {
+/// The directory of `own` inside a hierarchy mounted at `mount_point` showing `root`, and
+/// whether it was found there (else the mount point).
+fn own_dir(m: &mountinfo::MountInfo, own: Option<&PathBuf>) -> (PathBuf, bool) {
     match own.and_then(|o| o.strip_prefix(&m.root).ok()) {
-        Some(rel) => m.mount_point.join(rel),
-        None => m.mount_point.clone(),
+        Some(rel) => (m.mount_point.join(rel), true),
+        None => (m.mount_point.clone(), false),
     }
 }
 
@@ -104,8 +108,8 @@ pub fn plan(mountinfo_text: &str, proc_self_cgroup: &str, exclude: &Path) -> Res
         let name = m.mount_point.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         match m.fstype.as_str() {
             "cgroup2" if v2.is_none() => {
-                let own_dir = own_dir(&m, own.get(&BTreeSet::new()));
-                v2 = Some(Hierarchy { name, fstype: "cgroup2", data: String::new(), own_dir });
+                let (own_dir, own_found) = own_dir(&m, own.get(&BTreeSet::new()));
+                v2 = Some(Hierarchy { name, fstype: "cgroup2", data: String::new(), own_dir, own_found });
             }
             "cgroup" => {
                 let ctrls: Vec<String> = m
@@ -118,8 +122,8 @@ pub fn plan(mountinfo_text: &str, proc_self_cgroup: &str, exclude: &Path) -> Res
                     continue;
                 }
                 let set: BTreeSet<String> = ctrls.iter().cloned().collect();
-                let own_dir = own_dir(&m, own.get(&set));
-                v1.push(Hierarchy { name, fstype: "cgroup", data: ctrls.join(","), own_dir });
+                let (own_dir, own_found) = own_dir(&m, own.get(&set));
+                v1.push(Hierarchy { name, fstype: "cgroup", data: ctrls.join(","), own_dir, own_found });
             }
             _ => {}
         }
@@ -171,6 +175,8 @@ pub fn mount_cgroup(ctx: &Ctx, dest: &Path, opts: &MountOptions) -> Result<(), R
             )?;
             let sub = MountOptions { flags: opts.flags | hard, ..opts.clone() };
             for h in &hierarchies {
+                // In a cgroup namespace, never a bind of more than the own cgroup.
+                let fresh = fresh || (ctx.in_cgroup_ns && !h.own_found);
                 mount_hierarchy(ctx, h, &dest.join(&h.name), &sub, fresh)?;
             }
             for (link, to) in &symlinks {
@@ -283,6 +289,7 @@ mod tests {
                 fstype: "cgroup2",
                 data: String::new(),
                 own_dir: "/sys/fs/cgroup/system.slice/x.service".into(),
+                own_found: true,
             })
         );
     }
@@ -295,6 +302,19 @@ mod tests {
             panic!()
         };
         assert_eq!(hierarchies[0].own_dir, PathBuf::from("/sys/fs/cgroup/memory/inner"));
+        assert!(hierarchies[0].own_found);
+    }
+
+    #[test]
+    fn own_cgroup_outside_the_mount_root_is_not_found() {
+        let mi = "35 31 0:32 /c1 /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n";
+        for cgroup in ["4:memory:/other\n", "4:cpu:/c1/inner\n", ""] {
+            let Plan::Legacy { hierarchies, .. } = plan(mi, cgroup, Path::new("/r")).unwrap() else {
+                panic!()
+            };
+            assert_eq!(hierarchies[0].own_dir, PathBuf::from("/sys/fs/cgroup/memory"), "{cgroup:?}");
+            assert!(!hierarchies[0].own_found, "{cgroup:?}");
+        }
     }
 
     #[test]
