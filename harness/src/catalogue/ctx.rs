@@ -298,10 +298,12 @@ impl Ctx {
     pub fn start(&mut self, cfg: Value) -> Result<Container, Verdict> {
         let (id, dir) = self.bundle(cfg)?;
         self.live.push(id.clone());
-        // The pid from `state`, not `--pid-file`: the round trip also gives the init time to
-        // exec its process, which assertions that look at the init right after `start` rely
-        // on (with --pid-file, debian-6.1/v2: security.seccomp_errno read `Seccomp: 0` and
-        // escape.cve_2024_21626_fds saw the init's own fd of its cgroup, before its execve).
+        // Assertions that look at the init from the host right after `start` need it to have
+        // exec'd its process (debian-6.1/v2, then debian-5.10/v1 once isorun got faster:
+        // security.seccomp_errno read `Seccomp: 0`, escape.cve_2024_21626_fds saw the init's
+        // own fd of its cgroup, before its execve): `run -d` returns once the init is
+        // released, as runc's does, and the init loads its seccomp filter and execs after
+        // that. So this waits for the exec (`wait_until_execed`), not on timing.
         let out = self.runtime_cmd(&["run", "-d", "--bundle", &dir.to_string_lossy(), &id]);
         if out.code != 0 {
             return Err(Verdict::fail(format!(
@@ -314,6 +316,7 @@ impl Ctx {
         if pid <= 0 {
             return Err(Verdict::fail("runtime state shows no pid for a running container"));
         }
+        wait_until_execed(pid, &self.runtime);
         Ok(Container { id, pid })
     }
 
@@ -467,5 +470,44 @@ fn poll_exit(child: &mut std::process::Child, timeout: Duration) -> Option<Strin
             Ok(None) if Instant::now() < end => std::thread::sleep(Duration::from_millis(2)),
             _ => return Some(super::ptree::describe(child.id() as i32)),
         }
+    }
+}
+
+/// Waits (at most 2 s) until `pid` no longer runs the runtime's own code. `run -d` returns
+/// once `start` has released the init; then the init loads its seccomp filter and execs
+/// (runc, crun and isorun alike). A process that is gone counts as exec'd.
+fn wait_until_execed(pid: i32, runtime: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let runtime_id = std::fs::metadata(runtime).ok().map(|m| (m.dev(), m.ino()));
+    let exe = format!("/proc/{pid}/exe");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let exe_id = std::fs::metadata(&exe).ok().map(|m| (m.dev(), m.ino()));
+        let link = std::fs::read_link(&exe).ok().map(|l| l.to_string_lossy().into_owned());
+        if !still_the_runtime(exe_id, link.as_deref(), runtime_id) || Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Whether a process whose `/proc/<pid>/exe` is the file `exe_id` (linked as `link`) still
+/// runs the runtime (the file `runtime_id`), or a copy of it in a memfd (runc re-executes
+/// itself from one). Pure.
+fn still_the_runtime(exe_id: Option<(u64, u64)>, link: Option<&str>, runtime_id: Option<(u64, u64)>) -> bool {
+    (exe_id.is_some() && exe_id == runtime_id) || link.is_some_and(|l| l.contains("memfd:"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test_case::test_case(Some((1, 2)), Some("/usr/bin/isorun"), Some((1, 2)) => true; "the runtime's file")]
+    #[test_case::test_case(Some((1, 9)), Some("/bin/busybox"), Some((1, 2)) => false; "exec'd")]
+    #[test_case::test_case(Some((7, 3)), Some("/memfd:runc_cloned:/proc/self/exe (deleted)"), Some((1, 2)) => true; "runc's memfd copy")]
+    #[test_case::test_case(None, None, Some((1, 2)) => false; "gone")]
+    #[test_case::test_case(None, None, None => false; "gone, runtime unknown")]
+    fn still_the_runtime_cases(exe: Option<(u64, u64)>, link: Option<&str>, rt: Option<(u64, u64)>) -> bool {
+        still_the_runtime(exe, link, rt)
     }
 }
