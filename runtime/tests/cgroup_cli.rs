@@ -218,7 +218,7 @@ impl Drop for KillOnDrop<'_> {
 /// isorun binds the own directory, which gives the view of a fresh mount in the namespace
 /// without its O(containers) kernel cost.
 #[test]
-fn cgroup_namespace_hierarchies_are_binds_of_the_own_cgroup() {
+fn cgroup_namespace_shows_the_own_cgroup_as_the_root() {
     let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     if !host.lines().any(|l| l.contains(" - cgroup ")) {
         eprintln!("SKIP: no cgroup v1 hierarchy on this host (pure cgroup v2: one fresh cgroup2 mount)");
