@@ -7,12 +7,28 @@ use common::{text, Fixture};
 use serde_json::json;
 use std::path::PathBuf;
 
+/// The `(controllers, path)` of each line of `/proc/<pid>/cgroup` (no controllers: the
+/// unified hierarchy); empty when the process is gone.
+fn cgroup_lines(pid: i64) -> Vec<(Vec<String>, String)> {
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    cg.lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+            let ctrls = ctrls.split(',').filter(|c| !c.is_empty()).map(str::to_owned).collect();
+            Some((ctrls, path.to_owned()))
+        })
+        .collect()
+}
+
+/// `path` in the hierarchy mounted at `/sys/fs/cgroup/<mount>`.
+fn dir_in(mount: &str, path: &str) -> PathBuf {
+    PathBuf::from(format!("/sys/fs/cgroup/{mount}")).join(path.trim_start_matches('/'))
+}
+
 fn cgroup_dir(pid: i64, controller: &str) -> Option<PathBuf> {
-    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    let line =
-        cg.lines().find(|l| l.split(':').nth(1).is_some_and(|c| c.split(',').any(|x| x == controller)))?;
-    let path = line.splitn(3, ':').nth(2)?;
-    Some(PathBuf::from(format!("/sys/fs/cgroup/{controller}")).join(path.trim_start_matches('/')))
+    let (_, path) = cgroup_lines(pid).into_iter().find(|(c, _)| c.iter().any(|x| x == controller))?;
+    Some(dir_in(controller, &path))
 }
 
 #[test]
@@ -162,22 +178,17 @@ fn delete_force_of_a_paused_container_kills_its_namespace_and_strangers_in_its_c
     let reap = KillOnDrop(&mut stranger);
     let spid = reap.pid();
     // Into every hierarchy the init is in.
-    let cg = std::fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap();
+    let lines = cgroup_lines(init);
     let mut dirs = Vec::new();
-    for line in cg.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (_, ctrl, path) = (parts.next(), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-        let mount = match ctrl {
-            "" => "unified".to_owned(),
-            c => c.split(',').next().unwrap().trim_start_matches("name=").to_owned(),
-        };
-        let dir = PathBuf::from(format!("/sys/fs/cgroup/{mount}")).join(path.trim_start_matches('/'));
+    for (ctrls, path) in &lines {
+        let mount = ctrls.first().map_or("unified", |c| c.trim_start_matches("name="));
+        let dir = dir_in(mount, path);
         if dir.join("cgroup.procs").exists() {
             std::fs::write(dir.join("cgroup.procs"), spid.to_string()).unwrap();
             dirs.push(dir);
         }
     }
-    assert!(!dirs.is_empty(), "no cgroup of {init} found in {cg}");
+    assert!(!dirs.is_empty(), "no cgroup of {init} found in {lines:?}");
     let out = f.isorun(&["ps", "--format", "json", &id]);
     let mut pids: Vec<i64> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(pids.len(), 3, "the init, its child and the stranger: {pids:?}");
