@@ -2,12 +2,14 @@
 //! (written atomically: temp file + rename) and, while the container is `created`, the exec
 //! fifo. The status is derived, never trusted from disk: a dead init means `stopped`.
 //!
-//! A container's directory appears whole: `create` makes it under a name no id can have
-//! (`<id>~<pid>-<start>.new`), writes the first record (what it is about to make: the cgroup
-//! path, no pid yet) and locks it there, then renames it into place with `RENAME_NOREPLACE`.
-//! `remove` renames it away (`.del`) before emptying it. A command killed half-way leaves a
-//! record `delete --force` can undo, or a `~` directory no container owns, which
-//! `delete --force <id>` sweeps. Every state-changing command holds the directory's `flock`
+//! A container's directory appears whole: `create` makes it in [`STAGING_DIR`] under a name
+//! no id can have (`<id>~<pid>-<start>.new`), writes the first record (what it is about to
+//! make: the cgroup path, no pid yet) and locks it there, then renames it into place with
+//! `RENAME_NOREPLACE`. `remove` renames it back into the staging directory (`.del`) before
+//! emptying it. A command killed half-way leaves a record `delete --force` can undo, or a `~`
+//! directory no container owns, which `delete --force <id>` sweeps: it reads the staging
+//! directory only, which holds what commands in flight (or killed) made, not the root,
+//! which holds an entry per container. Every state-changing command holds the directory's `flock`
 //! ([`StateStore::lock`]); a waiter whose directory was replaced meanwhile gets `NotFound`.
 
 use std::fs;
@@ -28,6 +30,9 @@ pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
 /// A container's seccomp profile, beside its state.json.
 pub const SECCOMP_FILE: &str = "seccomp.json";
+/// The directory under `--root` where containers' directories are made and emptied (`@` is
+/// not allowed in an id, so it is never a container's).
+pub const STAGING_DIR: &str = "@staging";
 /// Where `restore` binds the rootfs inside a container's directory for CRIU, while it runs.
 pub const RESTORE_ROOT: &str = "criu-root";
 
@@ -198,14 +203,20 @@ impl StateStore {
         self.root.join(id)
     }
 
+    /// [`STAGING_DIR`] under the root, made if missing.
+    fn staging(&self) -> Result<PathBuf, StateError> {
+        let dir = self.root.join(STAGING_DIR);
+        fs::create_dir_all(&dir).map_err(|source| io("mkdir", &dir, source))?;
+        Ok(dir)
+    }
+
     /// Make the directory of a new container holding `rec` as its first state, already
     /// locked: it appears under `rec.id` whole (renamed into place), or not at all. `Exists`
     /// when the id is taken.
     pub fn create_locked(&self, rec: &ContainerRecord) -> Result<(PathBuf, IdLock), StateError> {
         validate_id(&rec.id)?;
-        fs::create_dir_all(&self.root).map_err(|source| io("mkdir", &self.root, source))?;
         let (pid, start) = self_identity();
-        let tmp = self.root.join(format!("{}~{pid}-{start}.new", rec.id));
+        let tmp = self.staging()?.join(format!("{}~{pid}-{start}.new", rec.id));
         // A leftover of an earlier process with our pid and start time cannot exist; of
         // another one with our pid, it is stale.
         let _ = fs::remove_dir_all(&tmp);
@@ -330,7 +341,7 @@ impl StateStore {
         let dir = self.dir(id);
         detach_restore_root(&dir)?;
         let (pid, start) = self_identity();
-        let gone = self.root.join(format!("{id}~{pid}-{start}.del"));
+        let gone = self.staging()?.join(format!("{id}~{pid}-{start}.del"));
         match fs::rename(&dir, &gone) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -339,28 +350,21 @@ impl StateStore {
         fs::remove_dir_all(&gone).map_err(|source| io("remove", &gone, source))
     }
 
-    /// Remove what commands on `id` that were killed left under the root: `<id>~…` directories
-    /// (a create killed before its rename, a delete killed while emptying) whose process is
-    /// gone. They hold no resources: a create records before it makes anything.
+    /// Remove what commands on `id` that were killed left in [`STAGING_DIR`]: `<id>~…`
+    /// directories (a create killed before its rename, a delete killed while emptying) whose
+    /// process is gone. They hold no resources: a create records before it makes anything.
     pub fn sweep_stale(&self, id: &str) -> Result<(), StateError> {
         validate_id(id)?;
-        let rd = match fs::read_dir(&self.root) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(source) => return Err(io("read dir", &self.root, source)),
-        };
-        for name in rd.filter_map(Result::ok).filter_map(|e| e.file_name().into_string().ok()) {
-            let Some((owner, start)) = stale_owner(&name, id) else { continue };
-            if !process_alive(owner, start) {
-                let path = self.root.join(&name);
-                match fs::remove_dir_all(&path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(source) => return Err(io("remove", &path, source)),
-                }
-            }
-        }
-        Ok(())
+        sweep_dir(&self.root.join(STAGING_DIR), id)
+    }
+
+    /// [`StateStore::sweep_stale`], and the same directly under the root, where an isorun
+    /// before the staging directory made them: for `delete --force` of an id that has no
+    /// container, which is how such leftovers are cleaned up (it reads every entry of the
+    /// root, so a delete of a container does not).
+    pub fn sweep_stale_everywhere(&self, id: &str) -> Result<(), StateError> {
+        self.sweep_stale(id)?;
+        sweep_dir(&self.root, id)
     }
 
     /// The status of a container, derived from its init process and the exec fifo. A record
@@ -381,6 +385,27 @@ impl StateStore {
             Status::Running
         }
     }
+}
+
+/// Remove the `<id>~<pid>-<start>.new|.del` directories in `dir` whose process is gone.
+fn sweep_dir(dir: &Path, id: &str) -> Result<(), StateError> {
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(io("read dir", dir, source)),
+    };
+    for name in rd.filter_map(Result::ok).filter_map(|e| e.file_name().into_string().ok()) {
+        let Some((owner, start)) = stale_owner(&name, id) else { continue };
+        if !process_alive(owner, start) {
+            let path = dir.join(&name);
+            match fs::remove_dir_all(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(io("remove", &path, source)),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A restore killed while its root was bound on [`RESTORE_ROOT`] left the container's rootfs
@@ -578,8 +603,8 @@ mod tests {
         assert_eq!(store.load("c1").unwrap(), record("c1"));
         assert!(matches!(store.create_locked(&record("c1")), Err(StateError::Exists(_))));
         // Only the container's directory is left under the root: no temp directory.
-        let names: Vec<_> = fs::read_dir(store.root()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("c1")]);
+        assert_eq!(names(store.root()), vec![STAGING_DIR.to_owned(), "c1".into()]);
+        assert!(names(&store.root().join(STAGING_DIR)).is_empty());
         // Held: a second lock would block; a non-blocking try on the same directory fails.
         let fd = open_dir(&dir).unwrap();
         assert!(Flock::lock(fd, FlockArg::LockExclusiveNonblock).is_err());
@@ -668,37 +693,56 @@ mod tests {
         drop(lock);
         assert!(matches!(waiter.join().unwrap(), Err(StateError::NotFound(_))));
         assert!(store.ids().unwrap().is_empty());
-        assert_eq!(fs::read_dir(store.root()).unwrap().count(), 0, "remove left its .del directory");
+        assert_eq!(names(store.root()), vec![STAGING_DIR.to_owned()], "remove left its .del directory");
+    }
+
+    /// The names in `dir`, sorted.
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> =
+            fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        v.sort();
+        v
     }
 
     #[test]
-    fn sweep_removes_only_dead_leftovers_of_that_id() {
+    fn sweep_removes_only_dead_leftovers_of_that_id_in_the_staging_dir() {
         let tmp = tempfile::tempdir().unwrap();
         let store = StateStore::new(tmp.path().join("root"));
         let (me, start) = self_identity();
-        for name in [
+        let staged = [
             format!("c4~{me}-{start}.new"),        // ours: alive, kept
             format!("c4~{me}-{}.del", start + 1),  // a dead process with our pid
             format!("c4x~{me}-{}.new", start + 1), // another id
-            "seccomp-cache".to_owned(),
-        ] {
+        ];
+        for name in &staged {
+            fs::create_dir_all(store.root().join(STAGING_DIR).join(name)).unwrap();
+        }
+        // Directly under the root: where an older isorun left them.
+        let older = format!("c4~{me}-{}.new", start + 2);
+        for name in [older.as_str(), "@seccomp-cache"] {
             fs::create_dir_all(store.root().join(name)).unwrap();
         }
         store.sweep_stale("c4").unwrap();
-        let mut left: Vec<String> = fs::read_dir(store.root())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        left.sort();
-        assert_eq!(
-            left,
-            vec![
-                format!("c4x~{me}-{}.new", start + 1),
-                format!("c4~{me}-{start}.new"),
-                "seccomp-cache".into()
-            ]
-        );
+        let kept = vec![staged[2].clone(), staged[0].clone()];
+        assert_eq!(names(&store.root().join(STAGING_DIR)), kept);
+        assert_eq!(names(store.root()), vec!["@seccomp-cache".into(), STAGING_DIR.into(), older.clone()]);
+        store.sweep_stale_everywhere("c4").unwrap();
+        assert_eq!(names(&store.root().join(STAGING_DIR)), kept);
+        assert_eq!(names(store.root()), vec!["@seccomp-cache".to_owned(), STAGING_DIR.into()]);
         assert!(store.ids().unwrap().is_empty(), "directories without a state file are no containers");
+    }
+
+    #[test]
+    fn create_and_remove_leave_nothing_but_the_empty_staging_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::new(tmp.path().join("root"));
+        let (dir, lock) = store.create_locked(&record("c5")).unwrap();
+        assert_eq!(dir, store.root().join("c5"));
+        assert!(names(&store.root().join(STAGING_DIR)).is_empty(), "create left its .new directory");
+        store.remove("c5").unwrap();
+        drop(lock);
+        assert_eq!(names(store.root()), vec![STAGING_DIR.to_owned()]);
+        assert!(names(&store.root().join(STAGING_DIR)).is_empty(), "remove left its .del directory");
     }
 
     #[test_case("c~12-34.new", "c", Some((12, 34)); "new")]

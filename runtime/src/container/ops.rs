@@ -262,13 +262,14 @@ fn pids_in_ns_of(pid: i32) -> Vec<i32> {
 
 /// `delete`: remove a stopped container; with `force`, kill it first. Deleting a container
 /// that does not exist is an error, except with `force` (as runc), which also sweeps what
-/// killed commands on the id left under the root. A container whose `create` was killed
+/// killed commands on the id left under the root (in its staging directory; when there is
+/// no such container, also directly under the root, where an older isorun left them). A container whose `create` was killed
 /// (its record still names its creator) is undone from its record: its init and whatever is
 /// in its cgroup killed, the cgroup and the rootfs bind removed; it gets no poststop hooks.
 pub fn delete(store: &StateStore, id: &str, force: bool) -> Result<(), ContainerError> {
     let lock = match store.lock(id) {
         Ok(l) => l,
-        Err(StateError::NotFound(_)) if force => return Ok(store.sweep_stale(id)?),
+        Err(StateError::NotFound(_)) if force => return Ok(store.sweep_stale_everywhere(id)?),
         Err(e) => return Err(e.into()),
     };
     let rec = match store.load(id) {
@@ -277,7 +278,7 @@ pub fn delete(store: &StateStore, id: &str, force: bool) -> Result<(), Container
         Err(StateError::NotFound(_)) if force => {
             store.remove(id)?;
             drop(lock);
-            return Ok(store.sweep_stale(id)?);
+            return Ok(store.sweep_stale_everywhere(id)?);
         }
         Err(e) => return Err(e.into()),
     };

@@ -53,9 +53,11 @@ impl fmt::Display for Leftovers {
     }
 }
 
-/// Directory names under `--root` that are not containers and may stay (another feature's
-/// cache, shared by every container).
-pub const NON_CONTAINER_DIRS: [&str; 1] = ["seccomp-cache"];
+/// Directory names under `--root` that are not containers and may stay: the seccomp compile
+/// cache, shared by every container, and the staging directory, whose entries are looked at
+/// one by one (what is in it belongs to a command on one id).
+pub const NON_CONTAINER_DIRS: [&str; 2] =
+    [isolab_runtime::seccomp::cache::CACHE_DIR, isolab_runtime::state::STAGING_DIR];
 
 /// Which container ids a scan is about.
 #[derive(Debug, Clone)]
@@ -152,8 +154,10 @@ impl Scope {
     }
 
     fn state(&self) -> Vec<PathBuf> {
+        let staged = read_dir_paths(&self.root.join(isolab_runtime::state::STAGING_DIR));
         read_dir_paths(&self.root)
             .into_iter()
+            .chain(staged)
             .filter(|p| {
                 let name = p.file_name().unwrap_or_default().to_string_lossy();
                 if self.whole {

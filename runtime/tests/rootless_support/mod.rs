@@ -211,11 +211,16 @@ impl User {
     }
 
     /// The state root holds nothing of a container (no directory, lock or temp file; the
-    /// compiled seccomp filters' cache, `@seccomp-cache`, is the runtime's own and stays).
+    /// compiled seccomp filters' cache, `@seccomp-cache`, is the runtime's own and stays, and
+    /// so does the staging directory, `@staging`, when it is empty).
     pub fn assert_state_root_empty(&self) {
-        let left: Vec<_> = std::fs::read_dir(self.state_root())
-            .map(|d| d.flatten().map(|e| e.file_name()).filter(|n| n != "@seccomp-cache").collect())
-            .unwrap_or_default();
+        let names = |dir: &Path| -> Vec<std::ffi::OsString> {
+            std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default()
+        };
+        let own = [isolab_runtime::seccomp::cache::CACHE_DIR, isolab_runtime::state::STAGING_DIR];
+        let mut left: Vec<_> =
+            names(&self.state_root()).into_iter().filter(|n| !own.iter().any(|o| n == o)).collect();
+        left.extend(names(&self.state_root().join(isolab_runtime::state::STAGING_DIR)));
         assert!(left.is_empty(), "left in {}: {left:?}", self.state_root().display());
     }
 
