@@ -52,6 +52,45 @@ fn startup_writes_table_json_and_plot_and_reports_a_missing_runtime() {
     assert!(stdout.lines().any(|l| l == format!("isorun: {build} build")), "{stdout}");
 }
 
+/// `--state-dir DIR`: the state roots are in a temp dir in DIR, bench.json names it and its
+/// filesystem, and it is gone afterwards; a DIR that cannot hold one is an error naming it.
+#[test]
+fn startup_keeps_the_state_roots_where_told_and_removes_them() {
+    let parent = tempfile::tempdir_in("/tmp").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |state_dir: &std::path::Path| {
+        let out = dir.path().to_string_lossy().into_owned();
+        let args =
+            ["--runtimes", "isorun", "--runs", "2", "--warmup", "0", "--no-floor", "--allow-debug-build"];
+        isolab()
+            .args(["bench", "startup"])
+            .args(args)
+            .args(["--out", &out])
+            .arg("--state-dir")
+            .arg(state_dir)
+            .output()
+            .unwrap()
+    };
+    let out = run(parent.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let j: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("bench.json")).unwrap()).unwrap();
+    let state = j["state_roots"].as_str().unwrap();
+    let want = format!("{}/isolab-bench-state-", parent.path().display());
+    assert!(
+        state.starts_with(&want) && state.ends_with(')') && !state.ends_with("(unknown filesystem)"),
+        "{state}"
+    );
+    assert!(stderr.contains(&format!("state roots in {state}")), "{stderr}");
+    assert_eq!(std::fs::read_dir(parent.path()).unwrap().count(), 0, "the state roots' temp dir was left");
+    let missing = parent.path().join("no-such-dir");
+    let out = run(&missing);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("create temp dir in {}", missing.display())), "{stderr}");
+}
+
 /// The `build:` line of `isorun --version`.
 fn isorun_build(bin: &std::path::Path) -> String {
     let out = Command::new(bin).arg("--version").output().unwrap();
@@ -158,7 +197,7 @@ fn density_interrupted_by_sigterm_leaves_nothing_behind() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let ws = workspaces(pid);
-    assert_eq!(ws.len(), 1, "{ws:?}");
+    assert_eq!(ws.len(), expected_workspaces(), "{ws:?}");
     assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -168,15 +207,32 @@ fn density_interrupted_by_sigterm_leaves_nothing_behind() {
     assert_eq!(workspaces(pid), Vec::<String>::new(), "{stderr}");
 }
 
-/// The bench's temp dirs (bundle and state roots) of an isolab process.
+/// The bench's temp dirs of an isolab process: its bundles' (in /tmp) and its state roots'
+/// (on a tmpfs where there is one, see `state_dir`).
 fn workspaces(pid: u32) -> Vec<String> {
-    let prefix = format!("isolab-bench-{pid}-");
-    std::fs::read_dir("/tmp")
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(&prefix))
-        .collect()
+    let prefixes = [format!("isolab-bench-{pid}-"), format!("isolab-bench-state-{pid}-")];
+    let mut found = Vec::new();
+    for parent in ["/tmp", "/run", "/dev/shm"] {
+        for e in std::fs::read_dir(parent).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if prefixes.iter().any(|p| name.starts_with(p.as_str())) {
+                found.push(format!("{parent}/{name}"));
+            }
+        }
+    }
+    found
+}
+
+/// How many temp dirs a bench makes here: the bundles', and the state roots' where a tmpfs
+/// is found for them (else they are in the bundles').
+fn expected_workspaces() -> usize {
+    1 + usize::from(state_tmpfs().is_some())
+}
+
+/// Where the bench puts its state roots' temp dir by default here.
+fn state_tmpfs() -> Option<std::path::PathBuf> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    isolab_harness::bench::state_dir::choose(None, &mountinfo)
 }
 
 /// The floor program of this workspace, built beside isolab with the documented command when
@@ -329,9 +385,9 @@ impl Drop for ContainerGuard<'_> {
 /// stdout.
 fn run_variant(v: isolab_harness::bench::Variant, args: &[&str]) -> String {
     use isolab_harness::bench::{Variant, Workspace};
-    let ws =
-        Workspace::new(&common::isorun(), std::path::Path::new("/bin/busybox"), args, &[Variant::Default, v])
-            .unwrap();
+    let variants = [Variant::Default, v];
+    let ws = Workspace::new(&common::isorun(), std::path::Path::new("/bin/busybox"), (args, &variants), None)
+        .unwrap();
     let root = tempfile::tempdir().unwrap();
     let guard = ContainerGuard {
         root: root.path(),
@@ -400,6 +456,15 @@ fn density_measures_every_variant_and_leaves_nothing_behind() {
     );
     assert!(points.iter().all(|p| p["error"].is_null()), "{j}");
     assert!(stdout.lines().any(|l| l.starts_with("isorun+userns")), "{stdout}");
+    let state = j["state_roots"].as_str().unwrap();
+    match state_tmpfs() {
+        Some(parent) => assert!(
+            state.starts_with(&format!("{}/isolab-bench-state-{pid}-", parent.display()))
+                && state.ends_with(" (tmpfs)"),
+            "{state}"
+        ),
+        None => assert!(state.starts_with(&format!("/tmp/isolab-bench-{pid}-")), "{state}"),
+    }
     assert_eq!(leftovers(pid), Vec::<String>::new());
     assert_eq!(workspaces(pid), Vec::<String>::new());
 }

@@ -17,6 +17,7 @@ pub mod guest;
 pub mod plot;
 pub mod report;
 pub mod startup;
+pub mod state_dir;
 pub mod stats;
 pub mod variant;
 mod workspace;

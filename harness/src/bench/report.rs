@@ -32,6 +32,9 @@ pub struct BenchJson {
     /// Wall time of the full default matrix (boot --matrix), s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matrix_wall_s: Option<f64>,
+    /// Where the runtimes' state roots were: `PATH (FSTYPE)` ([`super::state_dir`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub state_roots: String,
     /// The VM cell a guest bench ran in (`bench startup --vm`); `host` is then the guest's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vm: Option<super::guest::VmInfo>,

@@ -1,12 +1,14 @@
 //! The bench's private world: runtimes resolved by name or path, one busybox bundle per
-//! variant shared by all of them, and a private `--root` per runtime under a temp dir that is removed at
-//! the end.
+//! variant shared by all of them in a temp dir, and a private `--root` per runtime (and the
+//! pid files) in a temp dir on a tmpfs where there is one ([`super::state_dir`]), both
+//! removed at the end.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{json, Value};
 
+use super::state_dir;
 use super::variant::{self, Variant};
 use super::{io_err, BenchError};
 
@@ -57,10 +59,12 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
     found
 }
 
-/// The temp dir with the bundles (one per variant) and the state roots.
+/// The temp dir with the bundles (one per variant), and the one with the state roots.
 #[derive(Debug)]
 pub struct Workspace {
     dir: tempfile::TempDir,
+    /// The state roots' and pid files' temp dir; `None`: they are in `dir`.
+    state: Option<tempfile::TempDir>,
 }
 
 impl Workspace {
@@ -70,19 +74,22 @@ impl Workspace {
     /// per other variant in `variants`: its own copy of the rootfs and that config with the
     /// variant applied ([`variant::apply`]). With `userns` the workspace dir gets o+x, so the
     /// mapped root (an "other" on the host) can reach its rootfs (as the catalogue's user
-    /// assertions do); the rootfs itself is world-readable and needs no chown.
+    /// assertions do); the rootfs itself is world-readable and needs no chown. The state
+    /// roots go in a temp dir under `state_parent` (`--state-dir`), else where
+    /// [`state_dir::choose`] finds a tmpfs.
     pub fn new(
         spec_runtime: &Path,
         busybox: &Path,
-        args: &[&str],
-        variants: &[Variant],
+        (args, variants): (&[&str], &[Variant]),
+        state_parent: Option<&Path>,
     ) -> Result<Self, BenchError> {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("isolab-bench-{}-", std::process::id()))
-            .tempdir_in("/tmp")
-            .map_err(io_err("create temp dir in", "/tmp"))?;
-        super::guard::register_dir(dir.path());
-        let ws = Workspace { dir };
+        let dir = temp_dir_in(Path::new("/tmp"), "isolab-bench")?;
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let state = match state_dir::choose(state_parent, &mountinfo) {
+            Some(parent) => Some(temp_dir_in(&parent, "isolab-bench-state")?),
+            None => None,
+        };
+        let ws = Workspace { dir, state };
         let base = ws.bundle(Variant::Default);
         make_rootfs(&base.join("rootfs"), busybox)?;
         let mut spec = Command::new(spec_runtime);
@@ -133,13 +140,32 @@ impl Workspace {
 
     /// The private state root of series number `i`.
     pub fn root(&self, i: usize) -> PathBuf {
-        self.dir.path().join(format!("root-{i}"))
+        self.state_base().join(format!("root-{i}"))
     }
 
-    /// A file in the workspace (pid files, ...).
+    /// A file a runtime writes (a pid file), beside the state roots.
     pub fn file(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.state_base().join(name)
     }
+
+    /// Where the state roots are, and on which filesystem: `PATH (FSTYPE)`.
+    pub fn describe_state(&self) -> String {
+        state_dir::describe(self.state_base())
+    }
+
+    fn state_base(&self) -> &Path {
+        self.state.as_ref().unwrap_or(&self.dir).path()
+    }
+}
+
+/// A fresh temp dir `PREFIX-<pid>-…` in `parent`, registered for removal on an interrupt.
+fn temp_dir_in(parent: &Path, prefix: &str) -> Result<tempfile::TempDir, BenchError> {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("{prefix}-{}-", std::process::id()))
+        .tempdir_in(parent)
+        .map_err(io_err("create temp dir in", parent))?;
+    super::guard::register_dir(dir.path());
+    Ok(dir)
 }
 
 /// A busybox rootfs at `rootfs`: bin/busybox and its applets, empty mount points.

@@ -94,6 +94,11 @@ pub struct Common {
     /// say its build); refused otherwise.
     #[arg(long)]
     pub allow_debug_build: bool,
+    /// Where the runtimes' private state roots and pid files go (a temp dir is made in it).
+    /// Default: /run if it is a tmpfs (as on an engine's host), else /dev/shm if it is one,
+    /// else the bench's temp dir in /tmp. Not with --vm (the guest chooses its own).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Runs a bench; `load` reads kernels.toml, for the benches that boot VMs only (a guest
@@ -149,12 +154,21 @@ fn variants(c: &Common) -> Result<Vec<Variant>> {
     parse_variants(&c.variants).map_err(|e| anyhow::anyhow!("--variants: {e}"))
 }
 
-/// The bundles' config comes from the first usable OCI runtime's `spec`.
-fn workspace(g: &Global, rts: &[Runtime], args: &[&str], variants: &[Variant]) -> Result<Workspace> {
+/// The bundles' config comes from the first usable OCI runtime's `spec`; where the state
+/// roots went is printed.
+fn workspace(
+    g: &Global,
+    c: &Common,
+    rts: &[Runtime],
+    args: &[&str],
+    variants: &[Variant],
+) -> Result<Workspace> {
     let Some(first) = rts.iter().filter(|r| !r.floor).find_map(|r| r.path.as_ref().ok()) else {
         bail!("none of the runtimes can be found: {:?}", rts.iter().map(|r| &r.path).collect::<Vec<_>>());
     };
-    Ok(Workspace::new(first, &g.busybox, args, variants)?)
+    let ws = Workspace::new(first, &g.busybox, (args, variants), c.state_dir.as_deref())?;
+    eprintln!("isolab bench: state roots in {}", ws.describe_state());
+    Ok(ws)
 }
 
 pub fn out_dir(c: &Common, bench: &str) -> PathBuf {
@@ -167,7 +181,7 @@ fn startup_cmd(g: &Global, c: &Common, o: &StartupOptions, emit_json: bool) -> R
     let vs = variants(c)?;
     let rts = runtimes(g, c);
     let builds = builds("startup", &rts, c)?;
-    let ws = workspace(g, &rts, &["/bin/true"], &vs)?;
+    let ws = workspace(g, c, &rts, &["/bin/true"], &vs)?;
     let host = HostInfo::detect();
     eprintln!("isolab bench startup: {} runs + {} warm-up per series, interleaved", o.runs, o.warmup);
     let series = startup::run(&ws, &rts, &vs, o)?;
@@ -175,7 +189,8 @@ fn startup_cmd(g: &Global, c: &Common, o: &StartupOptions, emit_json: bool) -> R
     for (name, b) in &builds {
         println!("{name}: {b} build");
     }
-    let j = BenchJson { bench: "startup".into(), host, series, builds, ..BenchJson::default() };
+    let state_roots = ws.describe_state();
+    let j = BenchJson { bench: "startup".into(), host, series, builds, state_roots, ..BenchJson::default() };
     if emit_json {
         println!("{}", guest::emit_line(&j));
         return Ok(());
@@ -221,12 +236,20 @@ fn density_cmd(
             eprintln!("isolab bench density: {name}: N={} skipped (--max-n {name}={lim})", skipped.join(","));
         }
     }
-    let ws = workspace(g, &rts, &["sleep", "86400"], &vs)?;
+    let ws = workspace(g, c, &rts, &["sleep", "86400"], &vs)?;
     let host = HostInfo::detect();
     let points = density::run(&ws, &rts, &vs, (&ns, &limits), parallel);
     print!("{}", report::density_table(&points));
     let out = out_dir(c, "density");
-    let j = BenchJson { bench: "density".into(), host, density: points, builds, ..BenchJson::default() };
+    let state_roots = ws.describe_state();
+    let j = BenchJson {
+        bench: "density".into(),
+        host,
+        density: points,
+        builds,
+        state_roots,
+        ..BenchJson::default()
+    };
     if emit_json {
         println!("{}", guest::emit_line(&j));
     } else {

@@ -146,6 +146,9 @@ pub fn run(g: &Global, m: &Matrix, c: &Common, b: GuestBench<'_>, v: &VmArgs) ->
     if v.baseline.is_some() && !startup {
         bail!("--baseline compares start latency: `bench startup --vm` only");
     }
+    if let Some(d) = &c.state_dir {
+        bail!("--state-dir {}: not with --vm (the guest bench chooses its own)", d.display());
+    }
     let mut o = options(g)?;
     let (isolab, tools) = guest_tools(c, &o)?;
     o.tools.extend(tools);
