@@ -263,9 +263,10 @@ fn pids_in_ns_of(pid: i32) -> Vec<i32> {
 /// `delete`: remove a stopped container; with `force`, kill it first. Deleting a container
 /// that does not exist is an error, except with `force` (as runc), which also sweeps what
 /// killed commands on the id left under the root (in its staging directory; when there is
-/// no such container, also directly under the root, where an older isorun left them). A container whose `create` was killed
-/// (its record still names its creator) is undone from its record: its init and whatever is
-/// in its cgroup killed, the cgroup and the rootfs bind removed; it gets no poststop hooks.
+/// no such container, also directly under the root, where an older isorun left them). A
+/// container whose `create` was killed (its record still names its creator) is undone from
+/// its record: its init and whatever is in its cgroup killed, the cgroup and the rootfs bind
+/// removed; it gets no poststop hooks.
 pub fn delete(store: &StateStore, id: &str, force: bool) -> Result<(), ContainerError> {
     let lock = match store.lock(id) {
         Ok(l) => l,
@@ -282,25 +283,32 @@ pub fn delete(store: &StateStore, id: &str, force: bool) -> Result<(), Container
         }
         Err(e) => return Err(e.into()),
     };
-    let status = store.status(&rec);
-    if status != Status::Stopped {
-        if !force {
-            return Err(ContainerError::WrongStatus {
-                id: id.to_owned(),
-                status,
-                op: "delete (not stopped; use --force)",
-            });
-        }
-        // Devices moved in go back first: a virtual one dies with the namespace.
-        if !rec.net_devices.is_empty() && rec.pid > 0 {
-            let moved_out =
-                crate::net::netns_of(rec.pid).and_then(|ns| crate::net::move_out(&ns, &rec.net_devices));
-            if let Err(e) = moved_out {
-                tracing::warn!("{e}");
-                eprintln!("isorun: warning: linux.netDevices of {id}: {e}");
-            }
-        }
+    if force && rec.net_devices.is_empty() {
+        // Killed at once, whatever its status: reading the status first (its /proc entry,
+        // the exec fifo, the freezer) would only delay the SIGKILL, and `kill_and_wait`
+        // checks what it needs (a dead or reused pid, a frozen cgroup) while the init dies.
         kill_and_wait(&rec)?;
+    } else {
+        let status = store.status(&rec);
+        if status != Status::Stopped {
+            if !force {
+                return Err(ContainerError::WrongStatus {
+                    id: id.to_owned(),
+                    status,
+                    op: "delete (not stopped; use --force)",
+                });
+            }
+            // Devices moved in go back first: a virtual one dies with the namespace.
+            if !rec.net_devices.is_empty() && rec.pid > 0 {
+                let moved_out =
+                    crate::net::netns_of(rec.pid).and_then(|ns| crate::net::move_out(&ns, &rec.net_devices));
+                if let Err(e) = moved_out {
+                    tracing::warn!("{e}");
+                    eprintln!("isorun: warning: linux.netDevices of {id}: {e}");
+                }
+            }
+            kill_and_wait(&rec)?;
+        }
     }
     if let Some(cgroup) = rec.cgroup() {
         kill_leftovers(&cgroup)?;
