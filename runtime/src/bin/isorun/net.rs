@@ -9,7 +9,9 @@ use anyhow::{bail, Context, Result};
 use isolab_runtime::net::{self, NetOptions};
 use isolab_runtime::state::StateStore;
 
-/// `isorun net`.
+// `isorun net`.
+// (Not a doc comment: clap would make it the help text of the subcommands that flatten it,
+// which are built lazily, after their own.)
 #[derive(Debug, clap::Args)]
 pub struct NetArgs {
     /// up or down.
@@ -17,7 +19,8 @@ pub struct NetArgs {
     pub cmd: NetCmd,
 }
 
-/// The net subcommands.
+// The net subcommands.
+// (Not a doc comment, as for `NetArgs`.)
 #[derive(Debug, clap::Subcommand)]
 pub enum NetCmd {
     /// Give a container a veth on the bridge (created if missing), addresses and a default route.
