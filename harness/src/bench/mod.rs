@@ -14,6 +14,7 @@ pub mod density;
 pub mod floor;
 pub mod guard;
 pub mod guest;
+pub mod interleave;
 pub mod plot;
 pub mod report;
 pub mod startup;

@@ -1,6 +1,6 @@
 //! Start latency: `RUNTIME --root R run -b BUNDLE ID` of `/bin/true` (create + start + wait +
 //! delete, all namespaces but user, cgroup, pivot_root, readonly root), timed from spawn to
-//! exit, the runtimes interleaved round by round (the order rotates each round), after
+//! exit, the runtimes interleaved round by round (in a carryover-balanced order, [`super::interleave`]), after
 //! warm-up rounds that are not recorded. `unshare` of the same namespaces plus `true` runs
 //! alongside as a floor of tools; the runtime name `floor` adds the floor program
 //! (`isolab-floor ROOTFS CGROUP`, [`super::floor`]), the physical limit of a container start,
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::stats::{summarize, Summary};
 use super::variant::Variant;
-use super::{floor, guard, BenchError, Runtime, Workspace};
+use super::{floor, guard, interleave, BenchError, Runtime, Workspace};
 
 /// The `unshare` floor's display name (the floor program's is [`floor::NAME`]).
 pub const FLOOR: &str = "unshare (floor)";
@@ -188,13 +188,14 @@ fn unshare_jobs(variants: &[Variant]) -> Vec<(Series, Option<Job>)> {
         .collect()
 }
 
-/// The timed rounds, interleaved (each round starts one series further on); a series that
-/// fails keeps its error and drops out.
+/// The timed rounds, interleaved in a carryover-balanced order ([`interleave`]: every series
+/// follows every other equally often); a series that fails keeps its error and drops out.
 fn measure(all: &mut [(Series, Option<Job>)], o: &StartupOptions) -> Result<(), BenchError> {
-    let k = all.len();
+    // Balanced over the series that run (not those with a note or an error from the
+    // start); one that fails later drops out of the rounds after.
+    let runnable: Vec<usize> = (0..all.len()).filter(|&i| all[i].1.is_some()).collect();
     for round in 0..o.warmup + o.runs {
-        for j in 0..k {
-            let idx = (round + j) % k;
+        for idx in interleave::round_order(runnable.len(), round).into_iter().map(|j| runnable[j]) {
             let (series, job) = &mut all[idx];
             let Some(job) = job.as_ref() else { continue };
             let id = format!("isolab-bench-{}-{idx}-{round}", std::process::id());
