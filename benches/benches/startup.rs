@@ -2,6 +2,12 @@
 //! namespace but user (pid, net, ipc, uts, mount, cgroup), a cgroup, pivot_root and a
 //! readonly root:
 //! - `phase/parse_validate`: config.json → validated spec (pure, in process);
+//! - `phase/parse_validate_docker`: the same with Docker 20.10's seccomp profile and
+//!   capabilities in it (vm-images/engine-configs/docker.json), what engines send;
+//! - `phase/seccomp_cache_hit_docker`: that profile's compiled filter from a warm cache
+//!   (the key, the read, the checks);
+//! - `phase/seccomp_install_docker`: loading it into a fresh child (seccomp(2)), the
+//!   kernel's conversion and JIT;
 //! - `phase/clone_namespaces`: clone3 into those namespaces, child exits, parent reaps;
 //! - `phase/rootfs_setup`: mounts, devices, pivot_root, masked/readonly paths, timed inside
 //!   a child already in its namespaces;
@@ -22,6 +28,7 @@ use isolab_runtime::config::parse_config;
 use isolab_runtime::container::plan::plan_namespaces;
 use isolab_runtime::container::{self, CreateOptions};
 use isolab_runtime::rootfs::{setup_rootfs, RootfsOptions};
+use isolab_runtime::seccomp;
 use isolab_runtime::state::StateStore;
 
 fn phases(c: &mut Criterion) {
@@ -35,6 +42,30 @@ fn phases(c: &mut Criterion) {
     let plan = plan_namespaces(&config);
     let mut g = c.benchmark_group("phase");
     g.bench_function("parse_validate", |x| x.iter(|| parse_config(black_box(&bytes)).expect("valid")));
+    let docker_bytes = with_docker_profile(&bytes);
+    g.bench_function("parse_validate_docker", |x| {
+        x.iter(|| parse_config(black_box(&docker_bytes)).expect("valid"))
+    });
+    let docker = parse_config(&docker_bytes).expect("valid docker config");
+    let profile = docker.spec().linux().as_ref().and_then(|l| l.seccomp().clone()).expect("a profile");
+    let root = tempfile::tempdir().expect("temp root");
+    let limit = Duration::from_secs(10);
+    let filter = seccomp::cache::compile_cached(root.path(), &profile, limit).expect("compiles");
+    g.bench_function("seccomp_cache_hit_docker", |x| {
+        x.iter(|| seccomp::cache::compile_cached(root.path(), black_box(&profile), limit).expect("hit"))
+    });
+    g.bench_function("seccomp_install_docker", |x| {
+        x.iter_custom(|n| {
+            (0..n)
+                .map(|_| {
+                    time_in_child(0, || {
+                        nix::sys::prctl::set_no_new_privs().map_err(|e| e.to_string())?;
+                        seccomp::install(&filter).map(drop).map_err(|e| e.to_string())
+                    })
+                })
+                .sum()
+        })
+    });
     g.sample_size(30).measurement_time(Duration::from_secs(5));
     g.bench_function("clone_namespaces", |x| {
         x.iter_custom(|n| (0..n).map(|_| clone_and_reap(plan.clone_flags)).sum())
@@ -63,6 +94,18 @@ fn phases(c: &mut Criterion) {
         x.iter(|| assert!(std::process::Command::new(&true_bin).status().expect("spawn true").success()))
     });
     g.finish();
+}
+
+/// `config` with Docker 20.10's seccomp profile and capabilities, as the bench's `docker`
+/// variant.
+fn with_docker_profile(config: &[u8]) -> Vec<u8> {
+    let docker: serde_json::Value =
+        serde_json::from_str(include_str!("../../vm-images/engine-configs/docker.json"))
+            .expect("docker.json");
+    let mut v: serde_json::Value = serde_json::from_slice(config).expect("config.json");
+    v["process"]["capabilities"] = docker["process"]["capabilities"].clone();
+    v["linux"]["seccomp"] = docker["linux"]["seccomp"].clone();
+    serde_json::to_vec(&v).expect("serialise")
 }
 
 fn lifecycle(c: &mut Criterion) {
