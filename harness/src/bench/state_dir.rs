@@ -65,11 +65,11 @@ fn unescape(s: &str) -> String {
     out
 }
 
-/// `PATH (FSTYPE)` of the directory `dir`, for the bench's output.
-pub fn describe(dir: &Path) -> String {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+/// `PATH (FSTYPE)` of the directory `dir`, its filesystem looked up in `mountinfo`, for the
+/// bench's output.
+pub fn describe(mountinfo: &str, dir: &Path) -> String {
     let real = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    let fs = fs_type(&mountinfo, &real).unwrap_or_else(|| "unknown filesystem".into());
+    let fs = fs_type(mountinfo, &real).unwrap_or_else(|| "unknown filesystem".into());
     format!("{} ({fs})", dir.display())
 }
 

@@ -65,6 +65,8 @@ pub struct Workspace {
     dir: tempfile::TempDir,
     /// The state roots' and pid files' temp dir; `None`: they are in `dir`.
     state: Option<tempfile::TempDir>,
+    /// Where the state roots are and on which filesystem: `PATH (FSTYPE)`.
+    state_roots: String,
 }
 
 impl Workspace {
@@ -89,7 +91,8 @@ impl Workspace {
             Some(parent) => Some(temp_dir_in(&parent, "isolab-bench-state")?),
             None => None,
         };
-        let ws = Workspace { dir, state };
+        let state_roots = state_dir::describe(&mountinfo, state.as_ref().unwrap_or(&dir).path());
+        let ws = Workspace { dir, state, state_roots };
         let base = ws.bundle(Variant::Default);
         make_rootfs(&base.join("rootfs"), busybox)?;
         let mut spec = Command::new(spec_runtime);
@@ -149,8 +152,8 @@ impl Workspace {
     }
 
     /// Where the state roots are, and on which filesystem: `PATH (FSTYPE)`.
-    pub fn describe_state(&self) -> String {
-        state_dir::describe(self.state_base())
+    pub fn describe_state(&self) -> &str {
+        &self.state_roots
     }
 
     fn state_base(&self) -> &Path {

@@ -189,7 +189,7 @@ fn startup_cmd(g: &Global, c: &Common, o: &StartupOptions, emit_json: bool) -> R
     for (name, b) in &builds {
         println!("{name}: {b} build");
     }
-    let state_roots = ws.describe_state();
+    let state_roots = ws.describe_state().to_owned();
     let j = BenchJson { bench: "startup".into(), host, series, builds, state_roots, ..BenchJson::default() };
     if emit_json {
         println!("{}", guest::emit_line(&j));
@@ -241,7 +241,7 @@ fn density_cmd(
     let points = density::run(&ws, &rts, &vs, (&ns, &limits), parallel);
     print!("{}", report::density_table(&points));
     let out = out_dir(c, "density");
-    let state_roots = ws.describe_state();
+    let state_roots = ws.describe_state().to_owned();
     let j = BenchJson {
         bench: "density".into(),
         host,

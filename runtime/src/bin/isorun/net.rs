@@ -10,8 +10,7 @@ use isolab_runtime::net::{self, NetOptions};
 use isolab_runtime::state::StateStore;
 
 // `isorun net`.
-// (Not a doc comment: clap would make it the help text of the subcommands that flatten it,
-// which are built lazily, after their own.)
+// (Not a doc comment: see `Command`.)
 #[derive(Debug, clap::Args)]
 pub struct NetArgs {
     /// up or down.
@@ -20,7 +19,7 @@ pub struct NetArgs {
 }
 
 // The net subcommands.
-// (Not a doc comment, as for `NetArgs`.)
+// (Not a doc comment: see `Command`.)
 #[derive(Debug, clap::Subcommand)]
 pub enum NetCmd {
     /// Give a container a veth on the bridge (created if missing), addresses and a default route.
